@@ -1,0 +1,1 @@
+//! Criterion benches on raft-core: not written yet, see issue 7.

@@ -1,0 +1,62 @@
+//! # raft-core
+//!
+//! A sans-IO, deterministic, `no_std` implementation of the Raft consensus
+//! algorithm, with the journal records a host persists, and (behind the `sim`
+//! feature) a deterministic cluster simulator that checks Raft's safety
+//! properties after every event.
+//!
+//! ## The shape of it
+//!
+//! A [`Raft`] is one node. It has no clock, no sockets, no files, no threads:
+//! a host feeds it inputs and carries out its outputs.
+//!
+//! * [`Raft::tick`] — one unit of logical time. Election timeouts (randomised in
+//!   `[E, 2E)` by a PRNG the host seeds) and heartbeats are counted in ticks.
+//! * [`Raft::step`] — a message from a peer.
+//! * [`Raft::propose`] — a client command (only a leader accepts it).
+//! * [`Raft::persisted`] — journal records up to a sequence number are durable.
+//!
+//! After each input the host drains a [`Ready`]: journal records to persist,
+//! messages to send, committed entries applied to the [`StateMachine`] (with
+//! their outputs, to answer clients), and events. [`Ready`]'s documentation
+//! spells out the persistence contract and shows a driving loop.
+//!
+//! ## Reading order
+//!
+//! [`types`] → [`log`] → [`message`] → [`journal`] → [`raft`] (the struct and the
+//! host contract) → [`election`] → [`replication`] → [`progress`] → `sim`.
+//!
+//! ## Safety, and how it is checked
+//!
+//! The simulator (feature `sim`) runs whole clusters on a virtual clock with a
+//! seeded PRNG: message loss, duplication, reordering, partitions, slow disks,
+//! and crashes that lose unsynced journal records (tearing the last one). After
+//! every event it checks election safety, log matching, leader completeness,
+//! state machine safety and that nothing committed is ever lost. The `bugs`
+//! feature switches on deliberate protocol bugs so tests can show those checks
+//! catch them.
+
+#![no_std]
+#![deny(missing_docs)]
+
+extern crate alloc;
+
+pub mod codec;
+pub mod election;
+pub mod journal;
+pub mod log;
+pub mod message;
+pub mod progress;
+pub mod raft;
+pub mod replication;
+pub mod rng;
+pub mod state_machine;
+pub mod types;
+
+#[cfg(feature = "sim")]
+pub mod sim;
+
+pub use message::{Body, Message};
+pub use raft::{Applied, Bugs, Config, ConfigError, Event, ProposeError, Raft, Ready, StepError};
+pub use state_machine::{DigestMachine, RestoreError, StateMachine};
+pub use types::{Entry, HardState, Index, NodeId, Payload, Role, Seq, Term};

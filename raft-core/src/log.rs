@@ -1,0 +1,280 @@
+//! The in-memory log: entries addressed by index, with an offset for the prefix
+//! that a snapshot has compacted away.
+//!
+//! Lookups are O(1): the entry for index `i` lives at position
+//! `i - first_index()` of a ring buffer. Compaction drops entries from the left
+//! without moving the rest; truncation drops a conflicting suffix from the right.
+//! The term of the last compacted entry is remembered, so the consistency check
+//! of an AppendEntries that starts right after the snapshot still works.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use crate::types::{Entry, Index, Term};
+
+/// An indexed, compactable, in-memory Raft log.
+///
+/// ```
+/// use raft_core::log::Log;
+/// use raft_core::types::{Entry, Payload};
+/// let mut log = Log::new();
+/// log.append(Entry { term: 1, index: 1, time: 0, payload: Payload::Noop });
+/// assert_eq!(log.last_index(), 1);
+/// assert_eq!(log.term(1), Some(1));
+/// assert_eq!(log.term(0), Some(0)); // the empty prefix has term 0
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Log {
+    /// Index of the last entry covered by the snapshot (0 if none).
+    snapshot_index: Index,
+    /// Term of that entry (0 if none).
+    snapshot_term: Term,
+    entries: VecDeque<Entry>,
+    /// Sum of `Entry::size` over `entries`, kept for the memory limits.
+    bytes: usize,
+}
+
+impl Log {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A log whose first `index` entries are covered by a snapshot taken at `(index, term)`.
+    pub fn with_snapshot(index: Index, term: Term) -> Self {
+        Log {
+            snapshot_index: index,
+            snapshot_term: term,
+            entries: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Index of the last entry covered by the snapshot (0 if none).
+    pub fn snapshot_index(&self) -> Index {
+        self.snapshot_index
+    }
+
+    /// Term of the last entry covered by the snapshot.
+    pub fn snapshot_term(&self) -> Term {
+        self.snapshot_term
+    }
+
+    /// First index held in memory (`snapshot_index + 1`, even when empty).
+    pub fn first_index(&self) -> Index {
+        self.snapshot_index + 1
+    }
+
+    /// Index of the last entry (the snapshot index if no entries are held).
+    pub fn last_index(&self) -> Index {
+        self.snapshot_index + self.entries.len() as u64
+    }
+
+    /// Term of the last entry.
+    pub fn last_term(&self) -> Term {
+        self.entries.back().map_or(self.snapshot_term, |e| e.term)
+    }
+
+    /// Number of entries held in memory.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no entries are held in memory.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes held in memory (by `Entry::size`).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Term at `index`: `Some` for the snapshot boundary and every held entry,
+    /// `None` for compacted indexes and indexes past the end.
+    pub fn term(&self, index: Index) -> Option<Term> {
+        if index == self.snapshot_index {
+            return Some(self.snapshot_term);
+        }
+        self.entry(index).map(|e| e.term)
+    }
+
+    /// The entry at `index`, if it is held in memory.
+    pub fn entry(&self, index: Index) -> Option<&Entry> {
+        if index <= self.snapshot_index {
+            return None;
+        }
+        let pos = index - self.first_index();
+        self.entries.get(usize::try_from(pos).ok()?)
+    }
+
+    /// Entries `[lo, hi]` (inclusive), clipped to what is held, stopping before
+    /// `max_bytes` would be exceeded (at least one entry is returned when any is
+    /// available, so a single large entry still makes progress).
+    pub fn slice(&self, lo: Index, hi: Index, max_entries: usize, max_bytes: usize) -> Vec<Entry> {
+        let mut out = Vec::new();
+        if lo < self.first_index() || lo > hi {
+            return out;
+        }
+        let hi = hi.min(self.last_index());
+        let mut bytes = 0usize;
+        let mut i = lo;
+        while i <= hi && out.len() < max_entries {
+            let Some(e) = self.entry(i) else { break };
+            if !out.is_empty() && bytes + e.size() > max_bytes {
+                break;
+            }
+            bytes += e.size();
+            out.push(e.clone());
+            i += 1;
+        }
+        out
+    }
+
+    /// Appends one entry, which must be the next index.
+    pub fn append(&mut self, entry: Entry) {
+        assert_eq!(
+            entry.index,
+            self.last_index() + 1,
+            "log append must be contiguous"
+        );
+        self.bytes += entry.size();
+        self.entries.push_back(entry);
+    }
+
+    /// Drops every entry at `index` and after. Entries covered by the snapshot
+    /// cannot be dropped this way (they are committed).
+    pub fn truncate_from(&mut self, index: Index) {
+        assert!(
+            index > self.snapshot_index,
+            "cannot truncate into the snapshot"
+        );
+        while self.last_index() >= index {
+            if let Some(e) = self.entries.pop_back() {
+                self.bytes -= e.size();
+            }
+        }
+    }
+
+    /// Drops entries up to and including `index` from the left, after a snapshot
+    /// at `(index, term)` became durable. If the log does not reach `index`, or
+    /// holds a different term there, every entry is dropped (the snapshot
+    /// supersedes the whole log).
+    pub fn compact_to(&mut self, index: Index, term: Term) {
+        if index <= self.snapshot_index {
+            return;
+        }
+        if self.term(index) == Some(term) {
+            while self.snapshot_index < index {
+                if let Some(e) = self.entries.pop_front() {
+                    self.bytes -= e.size();
+                }
+                self.snapshot_index += 1;
+            }
+        } else {
+            self.entries.clear();
+            self.bytes = 0;
+            self.snapshot_index = index;
+        }
+        self.snapshot_term = term;
+    }
+
+    /// Iterates over the held entries in index order.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter()
+    }
+
+    /// Whether a candidate's log ending at `(last_index, last_term)` is at least
+    /// as up to date as this one (Raft §5.4.1).
+    pub fn is_up_to_date(&self, last_index: Index, last_term: Term) -> bool {
+        last_term > self.last_term()
+            || (last_term == self.last_term() && last_index >= self.last_index())
+    }
+
+    /// The largest index `i <= index` whose term is `<= term`, or the snapshot
+    /// index if none is held. Used for the fast back-off after a rejected append:
+    /// everything after the returned index is known not to match a log whose
+    /// entry at `index` has `term`, so whole runs of a wrong term are skipped.
+    pub fn find_conflict_by_term(&self, index: Index, term: Term) -> Index {
+        let mut i = index.min(self.last_index());
+        while i > self.snapshot_index {
+            match self.term(i) {
+                Some(t) if t <= term => return i,
+                _ => i -= 1,
+            }
+        }
+        self.snapshot_index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Payload;
+
+    fn e(index: Index, term: Term) -> Entry {
+        Entry {
+            term,
+            index,
+            time: 0,
+            payload: Payload::Command(alloc::vec![index as u8]),
+        }
+    }
+
+    #[test]
+    fn index_addressing_and_compaction() {
+        let mut log = Log::new();
+        for i in 1..=10 {
+            log.append(e(i, 1 + i / 4));
+        }
+        assert_eq!(log.last_index(), 10);
+        assert_eq!(log.term(7), Some(2));
+        log.compact_to(5, 2);
+        assert_eq!(log.first_index(), 6);
+        assert_eq!(
+            log.term(5),
+            Some(2),
+            "term at the snapshot boundary survives compaction"
+        );
+        assert_eq!(log.term(4), None);
+        assert_eq!(log.entry(6).map(|x| x.index), Some(6));
+        log.truncate_from(9);
+        assert_eq!(log.last_index(), 8);
+        assert_eq!(log.len(), 3);
+        assert_eq!(log.bytes(), 3 * e(1, 1).size());
+    }
+
+    #[test]
+    fn compaction_past_a_mismatch_resets() {
+        let mut log = Log::new();
+        log.append(e(1, 1));
+        log.compact_to(5, 3);
+        assert!(log.is_empty());
+        assert_eq!(log.last_index(), 5);
+        assert_eq!(log.last_term(), 3);
+    }
+
+    #[test]
+    fn slice_respects_limits_but_always_makes_progress() {
+        let mut log = Log::new();
+        for i in 1..=5 {
+            log.append(e(i, 1));
+        }
+        assert_eq!(log.slice(2, 5, 2, usize::MAX).len(), 2);
+        assert_eq!(log.slice(2, 5, 100, 1).len(), 1);
+        assert_eq!(log.slice(4, 100, 100, usize::MAX).len(), 2);
+    }
+
+    #[test]
+    fn conflict_search_skips_whole_terms() {
+        let mut log = Log::new();
+        // terms: 1 1 1 4 4 4 4 5
+        for (i, t) in [1, 1, 1, 4, 4, 4, 4, 5].iter().enumerate() {
+            log.append(e(i as u64 + 1, *t));
+        }
+        assert_eq!(log.find_conflict_by_term(8, 3), 3);
+        assert_eq!(log.find_conflict_by_term(8, 4), 7);
+        assert_eq!(log.find_conflict_by_term(20, 9), 8);
+        assert_eq!(log.find_conflict_by_term(8, 0), 0);
+    }
+}

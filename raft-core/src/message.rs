@@ -1,0 +1,158 @@
+//! Peer-to-peer messages and their wire encoding.
+//!
+//! Every message carries the sender's term. The bodies follow the Raft paper's
+//! RPCs with the extensions described in DESIGN.md §2 (PreVote, a confirmation
+//! round id on heartbeats for ReadIndex, a conflict hint for fast back-off).
+//! All fields are integers or bytes; the encoding is postcard behind a magic
+//! number and a format version, and decoding is size-limited and never panics.
+
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, DecodeError};
+use crate::types::{Entry, Index, NodeId, Term};
+
+/// A message between two nodes of one cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Sender.
+    pub from: NodeId,
+    /// Receiver.
+    pub to: NodeId,
+    /// The sender's term (for a PreVote request: the term it would campaign in).
+    pub term: Term,
+    /// What the message says.
+    pub body: Body,
+}
+
+/// The kinds of peer message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// "Could I win an election in `term`?" Changes nobody's term or vote.
+    PreVote {
+        /// Index of the sender's last log entry.
+        last_index: Index,
+        /// Term of that entry.
+        last_term: Term,
+    },
+    /// Answer to `PreVote`; `term` is the asked term when granted, else the responder's.
+    PreVoteResp {
+        /// Whether the responder would vote.
+        granted: bool,
+    },
+    /// RequestVote (Raft Figure 2).
+    Vote {
+        /// Index of the candidate's last log entry.
+        last_index: Index,
+        /// Term of that entry.
+        last_term: Term,
+        /// Set only by a leadership transfer: bypasses leader stickiness.
+        transfer: bool,
+    },
+    /// Answer to `Vote`. Sent only after the HardState recording the vote is durable.
+    VoteResp {
+        /// Whether the vote was granted.
+        granted: bool,
+    },
+    /// AppendEntries; with no entries it is a heartbeat.
+    Append {
+        /// Index of the entry just before `entries`.
+        prev_index: Index,
+        /// Term of that entry.
+        prev_term: Term,
+        /// Entries to store, in index order, starting at `prev_index + 1`.
+        entries: Vec<Entry>,
+        /// The leader's commit index.
+        commit: Index,
+        /// The leader's confirmation round (ReadIndex); acknowledged in the response.
+        round: u64,
+    },
+    /// Answer to `Append`. A success is sent only after the entries it covers are durable.
+    AppendResp {
+        /// On success: the last index this message proved to match. On reject:
+        /// the `prev_index` that was rejected.
+        index: Index,
+        /// Whether the consistency check passed.
+        success: bool,
+        /// On reject: the largest index the follower holds whose term is at most
+        /// the leader's `prev_term`, so the leader can skip whole terms.
+        hint_index: Index,
+        /// The term at `hint_index`.
+        hint_term: Term,
+        /// Echo of the request's round.
+        round: u64,
+    },
+    /// One chunk of a snapshot transfer (DESIGN.md §2a). Reserved for the snapshot
+    /// issue: the engine currently ignores it.
+    InstallSnapshot {
+        /// Snapshot's last included index.
+        index: Index,
+        /// Snapshot's last included term.
+        snap_term: Term,
+        /// Byte offset of this chunk.
+        offset: u64,
+        /// Chunk bytes.
+        data: Vec<u8>,
+        /// Whether this is the final chunk.
+        done: bool,
+    },
+    /// Answer to `InstallSnapshot`: the offset the follower expects next.
+    InstallSnapshotResp {
+        /// Snapshot's last included index.
+        index: Index,
+        /// Next offset expected.
+        offset: u64,
+    },
+}
+
+impl Body {
+    /// A short name for logs, metrics and the web demo.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Body::PreVote { .. } => "PreVote",
+            Body::PreVoteResp { .. } => "PreVoteResp",
+            Body::Vote { .. } => "Vote",
+            Body::VoteResp { .. } => "VoteResp",
+            Body::Append { entries, .. } if entries.is_empty() => "Heartbeat",
+            Body::Append { .. } => "Append",
+            Body::AppendResp { .. } => "AppendResp",
+            Body::InstallSnapshot { .. } => "InstallSnapshot",
+            Body::InstallSnapshotResp { .. } => "InstallSnapshotResp",
+        }
+    }
+}
+
+/// Magic number at the start of every encoded peer message ("RKVM").
+pub const MESSAGE_MAGIC: [u8; 4] = *b"RKVM";
+/// Version of the peer message format.
+pub const MESSAGE_VERSION: u8 = 1;
+
+impl Message {
+    /// Encodes the message as magic, version, postcard.
+    ///
+    /// ```
+    /// use raft_core::message::{Body, Message};
+    /// let m = Message { from: 1, to: 2, term: 3, body: Body::VoteResp { granted: true } };
+    /// let bytes = m.encode();
+    /// assert_eq!(Message::decode(&bytes, 1024).unwrap(), m);
+    /// assert!(Message::decode(&bytes[..bytes.len() - 1], 1024).is_err());
+    /// ```
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode_with_header(&MESSAGE_MAGIC, MESSAGE_VERSION, self)
+    }
+
+    /// Decodes a message, refusing inputs longer than `max_len` bytes, a wrong
+    /// magic or version, malformed postcard and trailing bytes.
+    pub fn decode(bytes: &[u8], max_len: usize) -> Result<Message, DecodeError> {
+        codec::decode_with_header(&MESSAGE_MAGIC, MESSAGE_VERSION, bytes, max_len)
+    }
+
+    /// Approximate size for byte accounting without encoding.
+    pub fn size(&self) -> usize {
+        32 + match &self.body {
+            Body::Append { entries, .. } => entries.iter().map(Entry::size).sum(),
+            Body::InstallSnapshot { data, .. } => data.len(),
+            _ => 0,
+        }
+    }
+}

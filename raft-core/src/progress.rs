@@ -1,0 +1,133 @@
+//! What a leader knows about each follower's log, and the flow control of its
+//! replication pipeline.
+//!
+//! A follower is in one of three states (as in etcd's `tracker`):
+//! * **Probe**: the leader does not know where the logs diverge. It sends one
+//!   AppendEntries at a time and waits for the answer (or the next heartbeat).
+//! * **Replicate**: the logs are known to match up to `match_index`. The leader
+//!   streams entries optimistically, advancing `next_index` before acks arrive,
+//!   bounded by a window of in-flight messages and bytes.
+//! * **Snapshot**: the follower needs a snapshot (the entries it lacks were
+//!   compacted); replication pauses until the transfer ends.
+
+use alloc::collections::VecDeque;
+
+use crate::types::{Index, NodeId};
+
+/// Replication state of one follower.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressState {
+    /// Finding the point where the logs match; one message at a time.
+    Probe,
+    /// Streaming entries with a bounded window.
+    Replicate,
+    /// Waiting for a snapshot transfer.
+    Snapshot,
+}
+
+/// The leader's view of one follower.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// The follower's id.
+    pub id: NodeId,
+    /// Highest index known to be replicated (durably) on the follower.
+    pub match_index: Index,
+    /// Next index to send.
+    pub next_index: Index,
+    /// Flow-control state.
+    pub state: ProgressState,
+    /// In Probe: a probe is outstanding, wait for its answer or the next heartbeat.
+    pub probe_sent: bool,
+    /// Heard from since the last CheckQuorum interval.
+    pub recent_active: bool,
+    /// In-flight appends: (last index carried, bytes). Bounded by the config.
+    pub(crate) inflight: VecDeque<(Index, usize)>,
+    pub(crate) inflight_bytes: usize,
+    /// `match_index` at the previous heartbeat, to notice a stalled pipeline
+    /// (lost messages) and fall back to probing.
+    pub(crate) match_at_heartbeat: Index,
+}
+
+impl Progress {
+    /// A fresh progress for a newly elected leader whose last index is `last`.
+    pub fn new(id: NodeId, last: Index) -> Self {
+        Progress {
+            id,
+            match_index: 0,
+            next_index: last + 1,
+            state: ProgressState::Probe,
+            probe_sent: false,
+            recent_active: false,
+            inflight: VecDeque::new(),
+            inflight_bytes: 0,
+            match_at_heartbeat: 0,
+        }
+    }
+
+    /// Number of append messages in flight.
+    pub fn inflight_count(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Bytes of entries in flight.
+    pub fn inflight_bytes(&self) -> usize {
+        self.inflight_bytes
+    }
+
+    pub(crate) fn become_probe(&mut self) {
+        self.state = ProgressState::Probe;
+        self.probe_sent = false;
+        self.next_index = self.match_index + 1;
+        self.inflight.clear();
+        self.inflight_bytes = 0;
+    }
+
+    pub(crate) fn become_replicate(&mut self) {
+        self.state = ProgressState::Replicate;
+        self.probe_sent = false;
+        self.next_index = self.match_index + 1;
+        self.inflight.clear();
+        self.inflight_bytes = 0;
+    }
+
+    /// Records an acknowledgement up to `index`. Returns whether it taught us
+    /// anything new.
+    pub(crate) fn ack(&mut self, index: Index) -> bool {
+        self.probe_sent = false;
+        while let Some(&(last, bytes)) = self.inflight.front() {
+            if last > index {
+                break;
+            }
+            self.inflight.pop_front();
+            self.inflight_bytes -= bytes;
+        }
+        if index > self.match_index {
+            self.match_index = index;
+            if self.next_index <= index {
+                self.next_index = index + 1;
+            }
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether the window has room for another message.
+    pub(crate) fn window_open(&self, max_msgs: usize, max_bytes: usize) -> bool {
+        self.inflight.len() < max_msgs && self.inflight_bytes < max_bytes
+    }
+
+    pub(crate) fn sent(&mut self, last: Index, bytes: usize) {
+        match self.state {
+            ProgressState::Replicate => {
+                if last >= self.next_index {
+                    self.inflight.push_back((last, bytes));
+                    self.inflight_bytes += bytes;
+                    self.next_index = last + 1;
+                }
+            }
+            ProgressState::Probe => self.probe_sent = true,
+            ProgressState::Snapshot => {}
+        }
+    }
+}

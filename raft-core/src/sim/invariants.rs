@@ -1,0 +1,296 @@
+//! Raft's safety properties, checked incrementally after every simulator event.
+//!
+//! Each node's log is mirrored as a chain of hashes: `chain[i]` hashes entry `i`
+//! together with `chain[i-1]`, so two equal chain values at one index mean the
+//! two logs are identical up to there. That turns every property into O(1)
+//! comparisons per entry touched, with no full-log scans per event:
+//!
+//! * **Election safety**: at most one leader per term.
+//! * **Log matching**: two logs holding an entry with the same index and term
+//!   hold the same prefix (same `(index, term)` ⇒ same chain value).
+//! * **Leader completeness**: a new leader's log holds every committed entry.
+//! * **State machine safety**: every node applies the same entry at an index,
+//!   in index order, each once.
+//! * **Durability**: a committed entry is never truncated and a majority always
+//!   holds the committed prefix durably, across crashes and restarts.
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::journal::Record;
+use crate::log::Log;
+use crate::types::{Entry, Index, NodeId, Payload, Term};
+
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+/// Hash of an entry's contents chained onto its predecessor's.
+pub fn chain_hash(prev: u64, e: &Entry) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let kind = match &e.payload {
+        Payload::Noop => 0u8,
+        Payload::Command(_) => 1,
+        Payload::ConfChange(_) => 2,
+    };
+    let data: &[u8] = match &e.payload {
+        Payload::Noop => &[],
+        Payload::Command(d) | Payload::ConfChange(d) => d,
+    };
+    for b in core::iter::once(kind).chain(data.iter().copied()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    mix(prev ^ mix(h ^ e.term.rotate_left(17) ^ e.index.rotate_left(41) ^ e.time.rotate_left(7)))
+}
+
+/// A chain of hashes mirroring one log (index `i` at position `i - 1`).
+#[derive(Clone, Debug, Default)]
+pub struct Chain {
+    hashes: Vec<u64>,
+    terms: Vec<Term>,
+}
+
+impl Chain {
+    /// Rebuilds a chain from a whole log (used after a restart).
+    pub fn from_log(log: &Log) -> Self {
+        let mut c = Chain::default();
+        for e in log.iter() {
+            c.push(e);
+        }
+        c
+    }
+    /// Last index mirrored.
+    pub fn len(&self) -> Index {
+        self.hashes.len() as Index
+    }
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+    /// Chain value at `index` (1-based).
+    pub fn at(&self, index: Index) -> Option<u64> {
+        if index == 0 {
+            return Some(0);
+        }
+        self.hashes.get(index as usize - 1).copied()
+    }
+    fn push(&mut self, e: &Entry) -> u64 {
+        let prev = self.at(e.index - 1).unwrap_or(0);
+        let h = chain_hash(prev, e);
+        self.hashes.push(h);
+        self.terms.push(e.term);
+        h
+    }
+    fn truncate(&mut self, from: Index) {
+        let keep = from.saturating_sub(1) as usize;
+        self.hashes.truncate(keep);
+        self.terms.truncate(keep);
+    }
+    /// Applies a journal record; returns the entries appended (index, term, hash).
+    fn apply(&mut self, rec: &Record, mut on_entry: impl FnMut(Index, Term, u64)) {
+        match rec {
+            Record::Append { entries, .. } => {
+                for e in entries {
+                    if e.index != self.len() + 1 {
+                        // Replay would have refused this; report it through the hash map check.
+                        self.truncate(e.index);
+                    }
+                    let h = self.push(e);
+                    on_entry(e.index, e.term, h);
+                }
+            }
+            Record::Truncate { from_index } => self.truncate(*from_index),
+            Record::HardState(_) | Record::Snapshot(_) => {}
+        }
+    }
+}
+
+/// The incremental checker.
+#[derive(Debug, Default)]
+pub struct Invariants {
+    quorum: usize,
+    ids: Vec<NodeId>,
+    leaders: BTreeMap<Term, NodeId>,
+    by_index_term: BTreeMap<(Index, Term), u64>,
+    /// Chain values of the committed prefix, index `i` at `i - 1`.
+    committed: Vec<u64>,
+    mem: Vec<Chain>,
+    durable: Vec<Chain>,
+    applied: Vec<Index>,
+    /// Violations found, in plain words.
+    pub violations: Vec<String>,
+}
+
+impl Invariants {
+    /// A checker for a cluster of the given node ids.
+    pub fn new(ids: &[NodeId]) -> Self {
+        Invariants {
+            quorum: ids.len() / 2 + 1,
+            ids: ids.to_vec(),
+            mem: ids.iter().map(|_| Chain::default()).collect(),
+            durable: ids.iter().map(|_| Chain::default()).collect(),
+            applied: ids.iter().map(|_| 0).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn slot(&self, id: NodeId) -> usize {
+        self.ids.iter().position(|&x| x == id).unwrap_or(0)
+    }
+
+    fn violate(&mut self, now: u64, msg: String) {
+        if self.violations.len() < 64 {
+            self.violations.push(format!("t={now}us: {msg}"));
+        }
+    }
+
+    /// Index of the highest committed entry seen anywhere.
+    pub fn committed_index(&self) -> Index {
+        self.committed.len() as Index
+    }
+
+    /// The mirror of a node's in-memory log.
+    pub fn chain(&self, id: NodeId) -> &Chain {
+        &self.mem[self.slot(id)]
+    }
+
+    /// Records a node issued (in order).
+    pub fn on_records(&mut self, now: u64, id: NodeId, records: &[(u64, Record)]) {
+        let s = self.slot(id);
+        for (_, rec) in records {
+            if let Record::Truncate { from_index } = rec {
+                let from = *from_index;
+                if from <= self.committed_index()
+                    && self.mem[s].at(from) == self.committed.get(from as usize - 1).copied()
+                {
+                    self.violate(now, format!("node {id} truncated committed entry {from}"));
+                }
+            }
+            let mut fresh: Vec<(Index, Term, u64)> = Vec::new();
+            self.mem[s].apply(rec, |i, t, h| fresh.push((i, t, h)));
+            for (i, t, h) in fresh {
+                match self.by_index_term.get(&(i, t)) {
+                    Some(&h0) if h0 != h => {
+                        self.violate(now, format!("log matching: node {id} holds ({i}, term {t}) with a different prefix"));
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.by_index_term.insert((i, t), h);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records up to and including these became durable on `id`.
+    pub fn on_durable(&mut self, id: NodeId, records: &[(u64, Record)]) {
+        let s = self.slot(id);
+        for (_, rec) in records {
+            self.durable[s].apply(rec, |_, _, _| {});
+        }
+    }
+
+    /// A node became leader of `term`.
+    pub fn on_leader(&mut self, now: u64, id: NodeId, term: Term) {
+        if let Some(&other) = self.leaders.get(&term) {
+            if other != id {
+                self.violate(
+                    now,
+                    format!("election safety: nodes {other} and {id} both lead term {term}"),
+                );
+            }
+        } else {
+            self.leaders.insert(term, id);
+        }
+        let c = self.committed_index();
+        if c > 0 && self.mem[self.slot(id)].at(c) != self.committed.last().copied() {
+            self.violate(
+                now,
+                format!(
+                    "leader completeness: node {id} leads term {term} without committed entry {c}"
+                ),
+            );
+        }
+    }
+
+    /// A node applied the entry at `index`.
+    pub fn on_applied(&mut self, now: u64, id: NodeId, index: Index) {
+        let s = self.slot(id);
+        if index != self.applied[s] + 1 {
+            self.violate(
+                now,
+                format!("node {id} applied {index} after {}", self.applied[s]),
+            );
+        }
+        self.applied[s] = index;
+        let Some(h) = self.mem[s].at(index) else {
+            self.violate(
+                now,
+                format!("node {id} applied {index} which is not in its log"),
+            );
+            return;
+        };
+        let c = self.committed_index();
+        if index <= c {
+            if self.committed[index as usize - 1] != h {
+                self.violate(
+                    now,
+                    format!("state machine safety: node {id} applied a different entry at {index}"),
+                );
+            }
+        } else if index == c + 1 {
+            self.committed.push(h);
+        } else {
+            self.violate(
+                now,
+                format!("node {id} applied {index} beyond the committed prefix {c}"),
+            );
+        }
+    }
+
+    /// A node crashed: its memory is gone, its durable log stays.
+    pub fn on_crash(&mut self, now: u64, _id: NodeId) {
+        self.check_durable_majority(now);
+    }
+
+    /// A node restarted with `log` recovered from its journal.
+    pub fn on_restart(&mut self, now: u64, id: NodeId, log: &Log) {
+        let s = self.slot(id);
+        let chain = Chain::from_log(log);
+        // What was durable must have survived the crash.
+        let d = self.durable[s].len();
+        if d > 0 && chain.at(d) != self.durable[s].at(d) {
+            self.violate(
+                now,
+                format!("node {id} lost durable entries up to {d} in a crash"),
+            );
+        }
+        self.mem[s] = chain.clone();
+        self.durable[s] = chain;
+        self.applied[s] = log.snapshot_index();
+        self.check_durable_majority(now);
+    }
+
+    /// A majority must hold the committed prefix durably.
+    pub fn check_durable_majority(&mut self, now: u64) {
+        let c = self.committed_index();
+        if c == 0 {
+            return;
+        }
+        let want = self.committed.last().copied();
+        let holders = self.durable.iter().filter(|d| d.at(c) == want).count();
+        if holders < self.quorum {
+            self.violate(
+                now,
+                format!("committed entry {c} is durable on only {holders} nodes"),
+            );
+        }
+    }
+}

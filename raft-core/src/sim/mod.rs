@@ -1,0 +1,722 @@
+//! A deterministic simulator: a whole cluster of [`Raft`] nodes on a virtual
+//! clock, a network that loses, duplicates, delays, reorders and partitions
+//! messages, disks that take time to sync, and crashes that lose what was not
+//! yet durable. One seeded PRNG drives every choice, so a seed replays a run
+//! exactly; [`invariants`] checks Raft's safety properties after every event.
+//!
+//! ```
+//! use raft_core::sim::{Sim, SimConfig};
+//! let mut sim = Sim::new(SimConfig { nodes: 3, seed: 7, ..SimConfig::default() });
+//! sim.run_for(2_000_000); // two simulated seconds
+//! assert!(sim.leader().is_some());
+//! assert!(sim.violations().is_empty());
+//! ```
+
+pub mod invariants;
+
+use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cmp::Reverse;
+
+use crate::journal::{self, Record};
+use crate::message::Message;
+use crate::raft::{Bugs, Config, Event, ProposeError, Raft};
+use crate::rng::Rng;
+use crate::state_machine::DigestMachine;
+use crate::types::{Index, NodeId, Role, Seq, Term};
+use invariants::Invariants;
+
+/// Knobs of a simulated cluster. Times are in simulated microseconds.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Number of nodes; their ids are `1..=nodes`.
+    pub nodes: usize,
+    /// Seed of the one PRNG behind every random choice.
+    pub seed: u64,
+    /// Length of a tick.
+    pub tick_us: u64,
+    /// One-way network latency range.
+    pub latency_us: (u64, u64),
+    /// Probability that a message is lost.
+    pub loss: f64,
+    /// Probability that a message is delivered twice.
+    pub duplicate: f64,
+    /// Probability that a message takes a long detour (reordering).
+    pub long_delay: f64,
+    /// Upper bound of a long detour.
+    pub long_delay_us: u64,
+    /// Time to make one batch of records durable.
+    pub disk_us: (u64, u64),
+    /// Template for every node's engine config (id, voters and seed are filled in).
+    pub raft: Config,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            nodes: 3,
+            seed: 1,
+            tick_us: 10_000,
+            latency_us: (500, 5_000),
+            loss: 0.0,
+            duplicate: 0.0,
+            long_delay: 0.0,
+            long_delay_us: 2_000_000,
+            disk_us: (100, 2_000),
+            raft: Config::new(1, alloc::vec![1]),
+        }
+    }
+}
+
+impl SimConfig {
+    /// Sets the deliberate bugs every node runs with (needs the `bugs` feature).
+    pub fn with_bugs(mut self, bugs: Bugs) -> Self {
+        self.raft.bugs = bugs;
+        self
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Action {
+    Tick { node: usize, inc: u64 },
+    Deliver { id: u64 },
+    DiskDone { node: usize, inc: u64, seq: Seq },
+    Restart { node: usize },
+}
+
+/// A message on the wire.
+#[derive(Clone, Debug)]
+pub struct InFlight {
+    /// Encoded message (the simulator sends real wire bytes).
+    pub bytes: Vec<u8>,
+    /// Decoded copy, for display.
+    pub msg: Message,
+    /// Send time.
+    pub sent_at: u64,
+    /// Delivery time.
+    pub deliver_at: u64,
+}
+
+struct PendingWrite {
+    last_seq: Seq,
+    /// Frame boundaries (start, end) in the disk image, and the records.
+    frames: Vec<(usize, usize)>,
+    records: Vec<(Seq, Record)>,
+}
+
+/// A simulated disk: one journal segment of bytes. The prefix up to
+/// `durable_len` survives crashes; what follows is at the mercy of the crash.
+#[derive(Default)]
+pub struct Disk {
+    /// The journal image (durable prefix plus written-but-unsynced frames).
+    pub bytes: Vec<u8>,
+    /// Bytes guaranteed to survive a crash.
+    pub durable_len: usize,
+    busy_until: u64,
+    pending: VecDeque<PendingWrite>,
+}
+
+/// One simulated node.
+pub struct Node {
+    /// The node id.
+    pub id: NodeId,
+    /// The engine, or `None` while crashed.
+    pub raft: Option<Raft<DigestMachine>>,
+    /// Its disk.
+    pub disk: Disk,
+    /// Incremented at every crash so events of a past life are ignored.
+    inc: u64,
+    /// Commands applied in this life, index `i` at `i - 1 - base`.
+    applied: Vec<Vec<u8>>,
+}
+
+/// Counters the scenario tests assert on.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Messages handed to the network.
+    pub messages: u64,
+    /// Encoded bytes handed to the network.
+    pub bytes: u64,
+    /// Append messages carrying entries.
+    pub appends: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Crashes.
+    pub crashes: u64,
+}
+
+/// A simulated cluster.
+pub struct Sim {
+    cfg: SimConfig,
+    now: u64,
+    rng: Rng,
+    queue: BinaryHeap<Reverse<(u64, u64, Action)>>,
+    next_event: u64,
+    inflight: BTreeMap<u64, InFlight>,
+    /// Directed links that drop everything: (from, to).
+    cut: BTreeSet<(NodeId, NodeId)>,
+    /// Nodes cut off from everyone.
+    isolated: BTreeSet<NodeId>,
+    nodes: Vec<Node>,
+    checker: Invariants,
+    /// Counters.
+    pub stats: Stats,
+    /// Recent events for display: (time, node, event). Bounded.
+    pub log: VecDeque<(u64, NodeId, Event)>,
+}
+
+const LOG_LIMIT: usize = 2_000;
+
+impl Sim {
+    /// A new cluster of fresh nodes.
+    pub fn new(cfg: SimConfig) -> Self {
+        let ids: Vec<NodeId> = (1..=cfg.nodes as NodeId).collect();
+        let mut sim = Sim {
+            now: 0,
+            rng: Rng::new(cfg.seed),
+            queue: BinaryHeap::new(),
+            next_event: 0,
+            inflight: BTreeMap::new(),
+            cut: BTreeSet::new(),
+            isolated: BTreeSet::new(),
+            nodes: Vec::new(),
+            checker: Invariants::new(&ids),
+            stats: Stats::default(),
+            log: VecDeque::new(),
+            cfg,
+        };
+        for (k, &id) in ids.iter().enumerate() {
+            let mut disk = Disk::default();
+            journal::write_segment_header(&mut disk.bytes);
+            disk.durable_len = disk.bytes.len();
+            let raft = Raft::new(sim.node_config(id), DigestMachine::default()).ok();
+            sim.nodes.push(Node {
+                id,
+                raft,
+                disk,
+                inc: 0,
+                applied: Vec::new(),
+            });
+            sim.schedule_first_tick(k);
+        }
+        sim
+    }
+
+    fn node_config(&self, id: NodeId) -> Config {
+        let mut c = self.cfg.raft.clone();
+        c.id = id;
+        c.voters = (1..=self.cfg.nodes as NodeId).collect();
+        c.seed = self.cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ id;
+        c
+    }
+
+    fn schedule(&mut self, at: u64, a: Action) {
+        self.next_event += 1;
+        self.queue.push(Reverse((at, self.next_event, a)));
+    }
+
+    fn schedule_first_tick(&mut self, k: usize) {
+        let phase = self.rng.below(self.cfg.tick_us.max(1));
+        let inc = self.nodes[k].inc;
+        self.schedule(self.now + phase + 1, Action::Tick { node: k, inc });
+    }
+
+    fn slot(&self, id: NodeId) -> usize {
+        (id as usize)
+            .saturating_sub(1)
+            .min(self.nodes.len().saturating_sub(1))
+    }
+
+    // ------------------------------------------------------------------
+    // Running
+    // ------------------------------------------------------------------
+
+    /// Current simulated time in microseconds.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Processes the next event. Returns false if nothing is scheduled.
+    pub fn step(&mut self) -> bool {
+        let Some(Reverse((at, _, action))) = self.queue.pop() else {
+            return false;
+        };
+        self.now = self.now.max(at);
+        self.stats.events += 1;
+        match action {
+            Action::Tick { node, inc } => {
+                if self.nodes[node].inc == inc {
+                    if let Some(r) = self.nodes[node].raft.as_mut() {
+                        r.tick();
+                    }
+                    self.drain(node);
+                    let next = self.now + self.cfg.tick_us;
+                    self.schedule(next, Action::Tick { node, inc });
+                }
+            }
+            Action::Deliver { id } => self.deliver(id),
+            Action::DiskDone { node, inc, seq } => {
+                if self.nodes[node].inc == inc {
+                    self.disk_done(node, seq);
+                }
+            }
+            Action::Restart { node } => self.restart_slot(node),
+        }
+        true
+    }
+
+    /// Runs events until simulated time passes `now + us`.
+    pub fn run_for(&mut self, us: u64) {
+        let end = self.now + us;
+        self.run_until_time(end);
+    }
+
+    /// Runs events scheduled at or before `end`.
+    pub fn run_until_time(&mut self, end: u64) {
+        while let Some(Reverse((at, _, _))) = self.queue.peek() {
+            if *at > end {
+                break;
+            }
+            self.step();
+        }
+        self.now = self.now.max(end);
+    }
+
+    /// Runs until `pred` holds (checked after each event) or `max_us` passes.
+    pub fn run_until(&mut self, max_us: u64, mut pred: impl FnMut(&Sim) -> bool) -> bool {
+        let end = self.now + max_us;
+        while !pred(self) {
+            match self.queue.peek() {
+                Some(Reverse((at, _, _))) if *at <= end => {
+                    self.step();
+                }
+                _ => {
+                    self.now = self.now.max(end);
+                    return pred(self);
+                }
+            }
+        }
+        true
+    }
+
+    // ------------------------------------------------------------------
+    // Node I/O
+    // ------------------------------------------------------------------
+
+    fn drain(&mut self, k: usize) {
+        let Some(raft) = self.nodes[k].raft.as_mut() else {
+            return;
+        };
+        let ready = raft.take_ready();
+        if ready.is_empty() {
+            return;
+        }
+        let id = self.nodes[k].id;
+        let now = self.now;
+        // 1. Journal: write the frames now (page cache), durable after a delay.
+        if !ready.records.is_empty() {
+            self.checker.on_records(now, id, &ready.records);
+            let disk = &mut self.nodes[k].disk;
+            let mut frames = Vec::with_capacity(ready.records.len());
+            for (seq, rec) in &ready.records {
+                let start = disk.bytes.len();
+                journal::encode_record(*seq, rec, &mut disk.bytes);
+                frames.push((start, disk.bytes.len()));
+            }
+            let last_seq = ready.records.last().map_or(0, |r| r.0);
+            let lat = self.rng.range(self.cfg.disk_us.0, self.cfg.disk_us.1);
+            let disk = &mut self.nodes[k].disk;
+            let done = disk.busy_until.max(now) + lat;
+            disk.busy_until = done;
+            disk.pending.push_back(PendingWrite {
+                last_seq,
+                frames,
+                records: ready.records,
+            });
+            let inc = self.nodes[k].inc;
+            self.schedule(
+                done,
+                Action::DiskDone {
+                    node: k,
+                    inc,
+                    seq: last_seq,
+                },
+            );
+        }
+        // 2. Applied entries, in order.
+        for a in &ready.applied {
+            self.checker.on_applied(now, id, a.index);
+            let cmd = self.nodes[k]
+                .raft
+                .as_ref()
+                .and_then(|r| r.log().entry(a.index))
+                .map(|e| match &e.payload {
+                    crate::types::Payload::Command(d) => d.clone(),
+                    _ => Vec::new(),
+                })
+                .unwrap_or_default();
+            self.nodes[k].applied.push(cmd);
+        }
+        // 3. Events.
+        for e in ready.events {
+            if let Event::BecameLeader { term } = e {
+                self.checker.on_leader(now, id, term);
+            }
+            if self.log.len() >= LOG_LIMIT {
+                self.log.pop_front();
+            }
+            self.log.push_back((now, id, e));
+        }
+        // 4. Messages.
+        for m in ready.messages {
+            self.send(m);
+        }
+    }
+
+    fn send(&mut self, m: Message) {
+        let bytes = m.encode();
+        self.stats.messages += 1;
+        self.stats.bytes += bytes.len() as u64;
+        if matches!(&m.body, crate::message::Body::Append { entries, .. } if !entries.is_empty()) {
+            self.stats.appends += 1;
+        }
+        if !self.link_up(m.from, m.to) || self.rng.chance(self.cfg.loss) {
+            return;
+        }
+        let copies = if self.rng.chance(self.cfg.duplicate) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let mut lat = self.rng.range(self.cfg.latency_us.0, self.cfg.latency_us.1);
+            if self.rng.chance(self.cfg.long_delay) {
+                lat += self.rng.below(self.cfg.long_delay_us);
+            }
+            let at = self.now + lat;
+            self.next_event += 1;
+            let id = self.next_event;
+            self.inflight.insert(
+                id,
+                InFlight {
+                    bytes: bytes.clone(),
+                    msg: m.clone(),
+                    sent_at: self.now,
+                    deliver_at: at,
+                },
+            );
+            self.queue.push(Reverse((at, id, Action::Deliver { id })));
+        }
+    }
+
+    fn deliver(&mut self, id: u64) {
+        let Some(f) = self.inflight.remove(&id) else {
+            return;
+        }; // dropped by hand
+        let m = match Message::decode(&f.bytes, 64 << 20) {
+            Ok(m) => m,
+            Err(e) => {
+                let now = self.now;
+                self.checker
+                    .violations
+                    .push(format!("t={now}us: message failed to decode: {e}"));
+                return;
+            }
+        };
+        if !self.link_up(m.from, m.to) {
+            return; // the partition happened while it was in flight
+        }
+        let k = self.slot(m.to);
+        if let Some(r) = self.nodes[k].raft.as_mut() {
+            let _ = r.step(m);
+            self.drain(k);
+        }
+    }
+
+    fn disk_done(&mut self, k: usize, seq: Seq) {
+        let id = self.nodes[k].id;
+        while let Some(w) = self.nodes[k].disk.pending.front() {
+            if w.last_seq > seq {
+                break;
+            }
+            let Some(w) = self.nodes[k].disk.pending.pop_front() else {
+                break;
+            };
+            if let Some(&(_, end)) = w.frames.last() {
+                self.nodes[k].disk.durable_len = end;
+            }
+            self.checker.on_durable(id, &w.records);
+        }
+        if let Some(r) = self.nodes[k].raft.as_mut() {
+            r.persisted(seq);
+        }
+        self.drain(k);
+    }
+
+    // ------------------------------------------------------------------
+    // Faults
+    // ------------------------------------------------------------------
+
+    /// Crashes a node: volatile state and held messages are lost, and so is a
+    /// random suffix of the journal records not yet durable; the last record
+    /// that survives may be torn.
+    pub fn crash(&mut self, id: NodeId) {
+        let k = self.slot(id);
+        if self.nodes[k].raft.is_none() {
+            return;
+        }
+        self.stats.crashes += 1;
+        let node = &mut self.nodes[k];
+        node.raft = None;
+        node.inc += 1;
+        node.applied.clear();
+        let mut keep = node.disk.durable_len;
+        let frames: Vec<(usize, usize)> = node
+            .disk
+            .pending
+            .iter()
+            .flat_map(|w| w.frames.iter().copied())
+            .collect();
+        node.disk.pending.clear();
+        let mut torn = None;
+        for (start, end) in frames {
+            if !self.rng.chance(0.5) {
+                if self.rng.chance(0.5) && end > start + journal::FRAME_HEADER_LEN + 1 {
+                    torn = Some((start, end));
+                }
+                break;
+            }
+            keep = end;
+        }
+        let tail: Option<Vec<u8>> = torn.map(|(start, end)| {
+            let frame = &self.nodes[k].disk.bytes[start..end];
+            if self.rng.chance(0.5) {
+                // A short write: the frame stops somewhere in the middle.
+                let cut = self.rng.range(1, frame.len() as u64 - 1) as usize;
+                frame[..cut].to_vec()
+            } else {
+                // A whole frame whose last sector holds garbage.
+                let mut f = frame.to_vec();
+                let at = self
+                    .rng
+                    .range(journal::FRAME_HEADER_LEN as u64, f.len() as u64 - 1)
+                    as usize;
+                if let Some(b) = f.get_mut(at) {
+                    *b ^= 0x5A;
+                }
+                f
+            }
+        });
+        let disk = &mut self.nodes[k].disk;
+        disk.bytes.truncate(keep);
+        if let Some(t) = tail {
+            disk.bytes.extend_from_slice(&t);
+        }
+        disk.busy_until = 0;
+        let now = self.now;
+        self.checker.on_crash(now, id);
+    }
+
+    fn restart_slot(&mut self, k: usize) {
+        if self.nodes[k].raft.is_some() {
+            return;
+        }
+        let id = self.nodes[k].id;
+        let now = self.now;
+        let recovered = journal::recover(&self.nodes[k].disk.bytes);
+        match recovered {
+            Ok((state, scan)) => {
+                let disk = &mut self.nodes[k].disk;
+                disk.bytes.truncate(scan.valid_len);
+                disk.durable_len = scan.valid_len;
+                self.checker.on_restart(now, id, &state.log);
+                let cfg = self.node_config(id);
+                self.nodes[k].raft = Raft::restart(cfg, state, DigestMachine::default()).ok();
+                self.nodes[k].applied.clear();
+                self.schedule_first_tick(k);
+            }
+            Err(e) => {
+                self.checker.violations.push(format!(
+                    "t={now}us: node {id} cannot recover its journal: {e}"
+                ));
+            }
+        }
+    }
+
+    /// Restarts a crashed node from its journal.
+    pub fn restart(&mut self, id: NodeId) {
+        let k = self.slot(id);
+        self.restart_slot(k);
+    }
+
+    /// Restarts a crashed node after `us` microseconds.
+    pub fn restart_after(&mut self, id: NodeId, us: u64) {
+        let k = self.slot(id);
+        self.schedule(self.now + us, Action::Restart { node: k });
+    }
+
+    /// Cuts every link to and from `id` (the lab's `disconnect`).
+    pub fn disconnect(&mut self, id: NodeId) {
+        self.isolated.insert(id);
+    }
+
+    /// Undoes [`Sim::disconnect`]; links cut one by one stay cut.
+    pub fn connect(&mut self, id: NodeId) {
+        self.isolated.remove(&id);
+    }
+
+    /// Whether `id` is disconnected.
+    pub fn is_disconnected(&self, id: NodeId) -> bool {
+        self.isolated.contains(&id)
+    }
+
+    /// Cuts the one-way link `from → to`.
+    pub fn cut_link(&mut self, from: NodeId, to: NodeId) {
+        self.cut.insert((from, to));
+    }
+
+    /// Restores the one-way link `from → to`.
+    pub fn restore_link(&mut self, from: NodeId, to: NodeId) {
+        self.cut.remove(&(from, to));
+    }
+
+    /// Splits the cluster: nodes in `side` can talk only among themselves.
+    pub fn partition(&mut self, side: &[NodeId]) {
+        self.heal();
+        for a in 1..=self.cfg.nodes as NodeId {
+            for b in 1..=self.cfg.nodes as NodeId {
+                if a != b && side.contains(&a) != side.contains(&b) {
+                    self.cut.insert((a, b));
+                }
+            }
+        }
+    }
+
+    /// Restores every link and reconnects every node.
+    pub fn heal(&mut self) {
+        self.cut.clear();
+        self.isolated.clear();
+    }
+
+    /// Whether the directed link is up.
+    pub fn link_up(&self, from: NodeId, to: NodeId) -> bool {
+        !self.cut.contains(&(from, to))
+            && !self.isolated.contains(&from)
+            && !self.isolated.contains(&to)
+    }
+
+    /// Sets message loss, duplication and long-delay probabilities.
+    pub fn set_network(&mut self, loss: f64, duplicate: f64, long_delay: f64) {
+        self.cfg.loss = loss;
+        self.cfg.duplicate = duplicate;
+        self.cfg.long_delay = long_delay;
+    }
+
+    /// Sets the latency range.
+    pub fn set_latency(&mut self, lo: u64, hi: u64) {
+        self.cfg.latency_us = (lo, hi.max(lo));
+    }
+
+    /// Drops a message in flight.
+    pub fn drop_message(&mut self, id: u64) -> bool {
+        self.inflight.remove(&id).is_some()
+    }
+
+    /// Makes a node time out now.
+    pub fn force_timeout(&mut self, id: NodeId) {
+        let k = self.slot(id);
+        if let Some(r) = self.nodes[k].raft.as_mut() {
+            r.force_timeout();
+        }
+        self.drain(k);
+    }
+
+    // ------------------------------------------------------------------
+    // Clients
+    // ------------------------------------------------------------------
+
+    /// Proposes a command at `id`.
+    pub fn propose(&mut self, id: NodeId, cmd: Vec<u8>) -> Result<(Index, Term), ProposeError> {
+        let k = self.slot(id);
+        let r = match self.nodes[k].raft.as_mut() {
+            Some(r) => r.propose(cmd),
+            None => Err(ProposeError::NotLeader { leader_hint: None }),
+        };
+        self.drain(k);
+        r
+    }
+
+    // ------------------------------------------------------------------
+    // Observation
+    // ------------------------------------------------------------------
+
+    /// The simulator's configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.cfg
+    }
+
+    /// Node ids.
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// A node.
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[self.slot(id)]
+    }
+
+    /// The engine of a live node.
+    pub fn raft(&self, id: NodeId) -> Option<&Raft<DigestMachine>> {
+        self.nodes[self.slot(id)].raft.as_ref()
+    }
+
+    /// Whether a node is up.
+    pub fn is_up(&self, id: NodeId) -> bool {
+        self.raft(id).is_some()
+    }
+
+    /// The live node that leads the highest term, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.raft.as_ref())
+            .filter(|r| r.role() == Role::Leader)
+            .max_by_key(|r| r.term())
+            .map(|r| r.id())
+    }
+
+    /// Messages in flight, by id.
+    pub fn in_flight(&self) -> &BTreeMap<u64, InFlight> {
+        &self.inflight
+    }
+
+    /// Command applied at `index` by `id` in its current life, if any.
+    pub fn applied_at(&self, id: NodeId, index: Index) -> Option<&[u8]> {
+        let n = &self.nodes[self.slot(id)];
+        let base = n.raft.as_ref().map_or(0, |r| r.log().snapshot_index());
+        if index <= base {
+            return None;
+        }
+        n.applied
+            .get((index - base - 1) as usize)
+            .map(|v| v.as_slice())
+    }
+
+    /// Safety violations found so far.
+    pub fn violations(&self) -> &[String] {
+        &self.checker.violations
+    }
+
+    /// Highest index known committed anywhere.
+    pub fn committed_index(&self) -> Index {
+        self.checker.committed_index()
+    }
+
+    /// Final check at the end of a run (a majority holds the committed prefix).
+    pub fn final_check(&mut self) {
+        let now = self.now;
+        self.checker.check_durable_majority(now);
+    }
+}

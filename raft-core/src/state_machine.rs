@@ -1,0 +1,77 @@
+//! The state machine the engine drives.
+//!
+//! The engine owns it and applies committed entries to it synchronously, inside
+//! the step that commits them, so a reply can go out right after each apply.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::types::Index;
+
+/// A deterministic state machine: the same commands in the same order must
+/// produce the same state and outputs on every replica.
+pub trait StateMachine {
+    /// Applies the command committed at `index`, created at cluster time `time`
+    /// (ticks; never decreasing), and returns its output for the client.
+    fn apply(&mut self, index: Index, time: u64, command: &[u8]) -> Vec<u8>;
+    /// Serialises the whole state (for snapshots).
+    fn snapshot(&self) -> Vec<u8>;
+    /// Replaces the state with a snapshot's.
+    fn restore(&mut self, data: &[u8]) -> Result<(), RestoreError>;
+}
+
+/// A snapshot could not be restored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestoreError(pub &'static str);
+
+impl fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot restore snapshot: {}", self.0)
+    }
+}
+
+/// A minimal state machine: a running digest of every command applied, and
+/// how many. Two replicas agree exactly when their digests do, which makes it
+/// the simulator's default. Its output for each command is the new digest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DigestMachine {
+    /// FNV-1a over (index, command) of everything applied.
+    pub digest: u64,
+    /// Number of commands applied.
+    pub count: u64,
+}
+
+impl StateMachine for DigestMachine {
+    fn apply(&mut self, index: Index, _time: u64, command: &[u8]) -> Vec<u8> {
+        let mut h = if self.count == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.digest
+        };
+        for b in index.to_le_bytes().iter().chain(command) {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.digest = h;
+        self.count += 1;
+        h.to_le_bytes().to_vec()
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        let mut v = self.digest.to_le_bytes().to_vec();
+        v.extend_from_slice(&self.count.to_le_bytes());
+        v
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), RestoreError> {
+        if data.len() != 16 {
+            return Err(RestoreError("digest snapshot must be 16 bytes"));
+        }
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&data[..8]);
+        self.digest = u64::from_le_bytes(a);
+        a.copy_from_slice(&data[8..]);
+        self.count = u64::from_le_bytes(a);
+        Ok(())
+    }
+}
