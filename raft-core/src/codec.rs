@@ -63,10 +63,7 @@ pub fn decode_with_header<T: DeserializeOwned>(
     max_len: usize,
 ) -> Result<T, DecodeError> {
     if bytes.len() > max_len {
-        return Err(DecodeError::TooLarge {
-            len: bytes.len(),
-            max: max_len,
-        });
+        return Err(DecodeError::TooLarge { len: bytes.len(), max: max_len });
     }
     if bytes.len() < 5 {
         return Err(DecodeError::Truncated);

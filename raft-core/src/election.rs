@@ -69,9 +69,7 @@ impl<S: StateMachine> Raft<S> {
     /// Whether this node heard from a live leader recently enough to ignore
     /// requests to elect someone else (leader stickiness).
     fn in_lease(&self) -> bool {
-        self.cfg.check_quorum
-            && self.leader.is_some()
-            && self.election_elapsed < self.cfg.election_ticks
+        self.cfg.check_quorum && self.leader.is_some() && self.election_elapsed < self.cfg.election_ticks
     }
 
     pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
@@ -116,10 +114,7 @@ impl<S: StateMachine> Raft<S> {
                     from: self.cfg.id,
                     to: p,
                     term: self.term + 1,
-                    body: Body::PreVote {
-                        last_index,
-                        last_term,
-                    },
+                    body: Body::PreVote { last_index, last_term },
                 };
                 self.ready.messages.push(m);
             }
@@ -145,14 +140,7 @@ impl<S: StateMachine> Raft<S> {
             let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
             let peers: Vec<NodeId> = self.peers().collect();
             for p in peers {
-                self.send(
-                    p,
-                    Body::Vote {
-                        last_index,
-                        last_term,
-                        transfer: false,
-                    },
-                );
+                self.send(p, Body::Vote { last_index, last_term, transfer: false });
             }
         }
     }
@@ -201,12 +189,7 @@ impl<S: StateMachine> Raft<S> {
         self.event(Event::BecameLeader { term });
         // A no-op of our own term lets us commit (and learn the commit point)
         // without waiting for a client (Raft §8). It bypasses the Busy limit.
-        let entry = crate::types::Entry {
-            term,
-            index: last + 1,
-            time: self.cluster_time(),
-            payload: Payload::Noop,
-        };
+        let entry = crate::types::Entry { term, index: last + 1, time: self.cluster_time(), payload: Payload::Noop };
         self.uncommitted_bytes += entry.size();
         self.append_entries(alloc::vec![entry]);
         self.broadcast_append(false);
@@ -223,25 +206,15 @@ impl<S: StateMachine> Raft<S> {
                 Body::PreVote { .. } => {} // asking does not change terms
                 Body::PreVoteResp { granted: true } => {}
                 Body::Vote { transfer, .. } if !transfer && self.in_lease() => return,
-                Body::Append { .. } | Body::InstallSnapshot { .. } => {
-                    self.become_follower(m.term, Some(m.from))
-                }
+                Body::Append { .. } | Body::InstallSnapshot { .. } => self.become_follower(m.term, Some(m.from)),
                 _ => self.become_follower(m.term, None),
             }
         } else if m.term < self.term {
             // A stale sender learns our term so it steps down instead of
             // stalling the cluster (a partitioned old leader, a late candidate).
             match m.body {
-                Body::Append { .. } => self.send(
-                    m.from,
-                    Body::AppendResp {
-                        index: 0,
-                        success: false,
-                        hint_index: 0,
-                        hint_term: 0,
-                        round: 0,
-                    },
-                ),
+                Body::Append { .. } => self
+                    .send(m.from, Body::AppendResp { index: 0, success: false, hint_index: 0, hint_term: 0, round: 0 }),
                 Body::PreVote { .. } => self.send(m.from, Body::PreVoteResp { granted: false }),
                 Body::Vote { .. } => self.send(m.from, Body::VoteResp { granted: false }),
                 _ => {}
@@ -249,15 +222,8 @@ impl<S: StateMachine> Raft<S> {
             return;
         }
         match m.body {
-            Body::PreVote {
-                last_index,
-                last_term,
-            } => self.handle_pre_vote(m.from, m.term, last_index, last_term),
-            Body::Vote {
-                last_index,
-                last_term,
-                ..
-            } => self.handle_vote(m.from, last_index, last_term),
+            Body::PreVote { last_index, last_term } => self.handle_pre_vote(m.from, m.term, last_index, last_term),
+            Body::Vote { last_index, last_term, .. } => self.handle_vote(m.from, last_index, last_term),
             Body::PreVoteResp { granted } => {
                 if self.role == Role::PreCandidate && m.term == self.term + 1 {
                     self.record_vote(m.from, granted);
@@ -270,13 +236,7 @@ impl<S: StateMachine> Raft<S> {
                     self.record_vote(m.from, granted);
                 }
             }
-            Body::Append {
-                prev_index,
-                prev_term,
-                entries,
-                commit,
-                round,
-            } => {
+            Body::Append { prev_index, prev_term, entries, commit, round } => {
                 if self.role != Role::Follower {
                     // A leader of our term exists: step down (a leader never sees this:
                     // there is one leader per term).
@@ -288,13 +248,7 @@ impl<S: StateMachine> Raft<S> {
                 self.election_elapsed = 0;
                 self.handle_append(m.from, prev_index, prev_term, entries, commit, round);
             }
-            Body::AppendResp {
-                index,
-                success,
-                hint_index,
-                hint_term,
-                round,
-            } => {
+            Body::AppendResp { index, success, hint_index, hint_term, round } => {
                 if self.role == Role::Leader {
                     self.handle_append_resp(m.from, index, success, hint_index, hint_term, round);
                 }
@@ -306,24 +260,16 @@ impl<S: StateMachine> Raft<S> {
     fn handle_pre_vote(&mut self, from: NodeId, term: Term, last_index: u64, last_term: Term) {
         // Grant if the asker's next term is ahead of ours, its log is up to date,
         // and we have not heard from a live leader recently.
-        let up_to_date =
-            self.bug(|b| b.vote_without_log_check) || self.log.is_up_to_date(last_index, last_term);
+        let up_to_date = self.bug(|b| b.vote_without_log_check) || self.log.is_up_to_date(last_index, last_term);
         let granted = term > self.term && up_to_date && !self.in_lease();
         let reply_term = if granted { term } else { self.term };
-        let m = Message {
-            from: self.cfg.id,
-            to: from,
-            term: reply_term,
-            body: Body::PreVoteResp { granted },
-        };
+        let m = Message { from: self.cfg.id, to: from, term: reply_term, body: Body::PreVoteResp { granted } };
         self.ready.messages.push(m);
     }
 
     fn handle_vote(&mut self, from: NodeId, last_index: u64, last_term: Term) {
-        let can_vote =
-            self.voted_for == Some(from) || (self.voted_for.is_none() && self.leader.is_none());
-        let up_to_date =
-            self.bug(|b| b.vote_without_log_check) || self.log.is_up_to_date(last_index, last_term);
+        let can_vote = self.voted_for == Some(from) || (self.voted_for.is_none() && self.leader.is_none());
+        let up_to_date = self.bug(|b| b.vote_without_log_check) || self.log.is_up_to_date(last_index, last_term);
         if can_vote && up_to_date && self.role == Role::Follower {
             self.voted_for = Some(from);
             self.reset_election_timer();

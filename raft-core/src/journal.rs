@@ -130,8 +130,7 @@ impl fmt::Display for JournalError {
 }
 
 fn crc32c(bytes: &[u8]) -> u32 {
-    const CASTAGNOLI: crc::Crc<u32, crc::Table<16>> =
-        crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
+    const CASTAGNOLI: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
     CASTAGNOLI.checksum(bytes)
 }
 
@@ -185,11 +184,7 @@ pub struct Scan {
 /// Reads every frame of a segment. Never panics, whatever the bytes.
 pub fn scan(bytes: &[u8]) -> Result<Scan, JournalError> {
     codec_header(bytes)?;
-    let mut out = Scan {
-        records: Vec::new(),
-        valid_len: SEGMENT_HEADER_LEN,
-        torn_at: None,
-    };
+    let mut out = Scan { records: Vec::new(), valid_len: SEGMENT_HEADER_LEN, torn_at: None };
     let mut pos = SEGMENT_HEADER_LEN;
     while pos < bytes.len() {
         let rest = &bytes[pos..];
@@ -205,17 +200,11 @@ pub fn scan(bytes: &[u8]) -> Result<Scan, JournalError> {
                 out.torn_at = Some(pos);
                 break;
             }
-            return Err(JournalError::Corrupt {
-                offset: pos,
-                reason: "frame header checksum mismatch",
-            });
+            return Err(JournalError::Corrupt { offset: pos, reason: "frame header checksum mismatch" });
         }
         let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         if len > MAX_RECORD_LEN {
-            return Err(JournalError::Corrupt {
-                offset: pos,
-                reason: "record length over the limit",
-            });
+            return Err(JournalError::Corrupt { offset: pos, reason: "record length over the limit" });
         }
         if rest.len() < FRAME_HEADER_LEN + len {
             out.torn_at = Some(pos);
@@ -229,19 +218,11 @@ pub fn scan(bytes: &[u8]) -> Result<Scan, JournalError> {
                 out.torn_at = Some(pos);
                 break;
             }
-            return Err(JournalError::Corrupt {
-                offset: pos,
-                reason: "record checksum mismatch",
-            });
+            return Err(JournalError::Corrupt { offset: pos, reason: "record checksum mismatch" });
         }
         match codec::decode_body::<(Seq, Record)>(body) {
             Ok(r) => out.records.push(r),
-            Err(_) => {
-                return Err(JournalError::Corrupt {
-                    offset: pos,
-                    reason: "record body does not decode",
-                })
-            }
+            Err(_) => return Err(JournalError::Corrupt { offset: pos, reason: "record body does not decode" }),
         }
         pos += FRAME_HEADER_LEN + len;
         out.valid_len = pos;
@@ -257,9 +238,7 @@ fn codec_header(bytes: &[u8]) -> Result<(), JournalError> {
         return Err(JournalError::BadHeader(DecodeError::BadMagic));
     }
     if bytes[4] != JOURNAL_VERSION {
-        return Err(JournalError::BadHeader(DecodeError::UnsupportedVersion(
-            bytes[4],
-        )));
+        return Err(JournalError::BadHeader(DecodeError::UnsupportedVersion(bytes[4])));
     }
     Ok(())
 }
@@ -317,10 +296,7 @@ impl Replay {
                 }
                 st.hard = *hs;
             }
-            Record::Append {
-                first_index,
-                entries,
-            } => {
+            Record::Append { first_index, entries } => {
                 if *first_index != st.log.last_index() + 1 {
                     return err("append does not start right after the last entry");
                 }
@@ -385,37 +361,18 @@ mod tests {
         write_segment_header(&mut seg);
         let mut offsets = Vec::new();
         let recs = [
-            Record::HardState(HardState {
-                term: 2,
-                voted_for: Some(1),
-                role: Role::Candidate,
-            }),
+            Record::HardState(HardState { term: 2, voted_for: Some(1), role: Role::Candidate }),
             Record::Append {
                 first_index: 1,
                 entries: vec![
-                    Entry {
-                        term: 2,
-                        index: 1,
-                        time: 5,
-                        payload: Payload::Noop,
-                    },
-                    Entry {
-                        term: 2,
-                        index: 2,
-                        time: 6,
-                        payload: Payload::Command(vec![7; 40]),
-                    },
+                    Entry { term: 2, index: 1, time: 5, payload: Payload::Noop },
+                    Entry { term: 2, index: 2, time: 6, payload: Payload::Command(vec![7; 40]) },
                 ],
             },
             Record::Truncate { from_index: 2 },
             Record::Append {
                 first_index: 2,
-                entries: vec![Entry {
-                    term: 2,
-                    index: 2,
-                    time: 7,
-                    payload: Payload::Command(vec![9; 10]),
-                }],
+                entries: vec![Entry { term: 2, index: 2, time: 7, payload: Payload::Command(vec![9; 10]) }],
             },
         ];
         for (i, r) in recs.iter().enumerate() {
@@ -433,10 +390,7 @@ mod tests {
         assert_eq!(scan.valid_len, seg.len());
         assert_eq!(st.hard.term, 2);
         assert_eq!(st.log.last_index(), 2);
-        assert_eq!(
-            st.log.entry(2).unwrap().payload,
-            Payload::Command(vec![9; 10])
-        );
+        assert_eq!(st.log.entry(2).unwrap().payload, Payload::Command(vec![9; 10]));
         assert_eq!(st.last_seq, 4);
     }
 
@@ -447,11 +401,7 @@ mod tests {
             let scan = scan(&seg[..cut]).unwrap();
             let whole = offsets.iter().filter(|&&o| o < cut).count();
             // The frame containing `cut` is torn unless the cut falls on a boundary.
-            let expect = if offsets.contains(&cut) {
-                whole
-            } else {
-                whole - 1
-            };
+            let expect = if offsets.contains(&cut) { whole } else { whole - 1 };
             assert_eq!(scan.records.len(), expect, "cut at {cut}");
             assert_eq!(scan.torn_at.is_some(), !offsets.contains(&cut));
         }
@@ -484,10 +434,7 @@ mod tests {
     #[test]
     fn bad_header_and_random_bytes_never_panic() {
         assert!(matches!(scan(b"nope"), Err(JournalError::BadHeader(_))));
-        assert!(matches!(
-            scan(b"RKVJ\x09\0\0\0"),
-            Err(JournalError::BadHeader(DecodeError::UnsupportedVersion(9)))
-        ));
+        assert!(matches!(scan(b"RKVJ\x09\0\0\0"), Err(JournalError::BadHeader(DecodeError::UnsupportedVersion(9)))));
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         for n in 0..2000 {
             let mut bytes = Vec::new();
@@ -505,46 +452,11 @@ mod tests {
     #[test]
     fn replay_rejects_gaps() {
         let mut r = Replay::new();
-        let e = |i| Entry {
-            term: 1,
-            index: i,
-            time: 0,
-            payload: Payload::Noop,
-        };
-        r.apply(
-            7,
-            &Record::Append {
-                first_index: 1,
-                entries: vec![e(1)],
-            },
-        )
-        .unwrap();
-        assert!(r
-            .apply(
-                8,
-                &Record::Append {
-                    first_index: 3,
-                    entries: vec![e(3)]
-                }
-            )
-            .is_err());
+        let e = |i| Entry { term: 1, index: i, time: 0, payload: Payload::Noop };
+        r.apply(7, &Record::Append { first_index: 1, entries: vec![e(1)] }).unwrap();
+        assert!(r.apply(8, &Record::Append { first_index: 3, entries: vec![e(3)] }).is_err());
         assert!(r.apply(8, &Record::Truncate { from_index: 5 }).is_err());
-        assert!(r
-            .apply(
-                8,
-                &Record::Append {
-                    first_index: 2,
-                    entries: vec![e(3)]
-                }
-            )
-            .is_err());
-        r.apply(
-            8,
-            &Record::Append {
-                first_index: 2,
-                entries: vec![e(2)],
-            },
-        )
-        .unwrap();
+        assert!(r.apply(8, &Record::Append { first_index: 2, entries: vec![e(3)] }).is_err());
+        r.apply(8, &Record::Append { first_index: 2, entries: vec![e(2)] }).unwrap();
     }
 }

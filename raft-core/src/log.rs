@@ -42,12 +42,7 @@ impl Log {
 
     /// A log whose first `index` entries are covered by a snapshot taken at `(index, term)`.
     pub fn with_snapshot(index: Index, term: Term) -> Self {
-        Log {
-            snapshot_index: index,
-            snapshot_term: term,
-            entries: VecDeque::new(),
-            bytes: 0,
-        }
+        Log { snapshot_index: index, snapshot_term: term, entries: VecDeque::new(), bytes: 0 }
     }
 
     /// Index of the last entry covered by the snapshot (0 if none).
@@ -133,11 +128,7 @@ impl Log {
 
     /// Appends one entry, which must be the next index.
     pub fn append(&mut self, entry: Entry) {
-        assert_eq!(
-            entry.index,
-            self.last_index() + 1,
-            "log append must be contiguous"
-        );
+        assert_eq!(entry.index, self.last_index() + 1, "log append must be contiguous");
         self.bytes += entry.size();
         self.entries.push_back(entry);
     }
@@ -145,10 +136,7 @@ impl Log {
     /// Drops every entry at `index` and after. Entries covered by the snapshot
     /// cannot be dropped this way (they are committed).
     pub fn truncate_from(&mut self, index: Index) {
-        assert!(
-            index > self.snapshot_index,
-            "cannot truncate into the snapshot"
-        );
+        assert!(index > self.snapshot_index, "cannot truncate into the snapshot");
         while self.last_index() >= index {
             if let Some(e) = self.entries.pop_back() {
                 self.bytes -= e.size();
@@ -187,8 +175,7 @@ impl Log {
     /// Whether a candidate's log ending at `(last_index, last_term)` is at least
     /// as up to date as this one (Raft §5.4.1).
     pub fn is_up_to_date(&self, last_index: Index, last_term: Term) -> bool {
-        last_term > self.last_term()
-            || (last_term == self.last_term() && last_index >= self.last_index())
+        last_term > self.last_term() || (last_term == self.last_term() && last_index >= self.last_index())
     }
 
     /// The largest index `i <= index` whose term is `<= term`, or the snapshot
@@ -213,12 +200,7 @@ mod tests {
     use crate::types::Payload;
 
     fn e(index: Index, term: Term) -> Entry {
-        Entry {
-            term,
-            index,
-            time: 0,
-            payload: Payload::Command(alloc::vec![index as u8]),
-        }
+        Entry { term, index, time: 0, payload: Payload::Command(alloc::vec![index as u8]) }
     }
 
     #[test]
@@ -231,11 +213,7 @@ mod tests {
         assert_eq!(log.term(7), Some(2));
         log.compact_to(5, 2);
         assert_eq!(log.first_index(), 6);
-        assert_eq!(
-            log.term(5),
-            Some(2),
-            "term at the snapshot boundary survives compaction"
-        );
+        assert_eq!(log.term(5), Some(2), "term at the snapshot boundary survives compaction");
         assert_eq!(log.term(4), None);
         assert_eq!(log.entry(6).map(|x| x.index), Some(6));
         log.truncate_from(9);

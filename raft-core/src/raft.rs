@@ -277,10 +277,7 @@ pub struct Ready {
 impl Ready {
     /// Whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-            && self.messages.is_empty()
-            && self.applied.is_empty()
-            && self.events.is_empty()
+        self.records.is_empty() && self.messages.is_empty() && self.applied.is_empty() && self.events.is_empty()
     }
 }
 
@@ -435,11 +432,7 @@ impl<S: StateMachine> Raft<S> {
         if seq <= self.durable_seq {
             return;
         }
-        debug_assert!(
-            seq < self.next_seq,
-            "persisted({seq}) but only {} records were issued",
-            self.next_seq - 1
-        );
+        debug_assert!(seq < self.next_seq, "persisted({seq}) but only {} records were issued", self.next_seq - 1);
         let seq = seq.min(self.next_seq - 1);
         self.durable_seq = seq;
         while let Some(&(s, idx)) = self.unsynced.front() {
@@ -558,11 +551,7 @@ impl<S: StateMachine> Raft<S> {
     }
     /// The current HardState.
     pub fn hard_state(&self) -> HardState {
-        HardState {
-            term: self.term,
-            voted_for: self.voted_for,
-            role: self.role,
-        }
+        HardState { term: self.term, voted_for: self.voted_for, role: self.role }
     }
 
     // ------------------------------------------------------------------
@@ -617,23 +606,13 @@ impl<S: StateMachine> Raft<S> {
 
     /// Sends a message now.
     pub(crate) fn send(&mut self, to: NodeId, body: Body) {
-        let m = Message {
-            from: self.cfg.id,
-            to,
-            term: self.term,
-            body,
-        };
+        let m = Message { from: self.cfg.id, to, term: self.term, body };
         self.ready.messages.push(m);
     }
 
     /// Sends a message once records up to `seq` are durable.
     pub(crate) fn send_after(&mut self, seq: Seq, to: NodeId, body: Body) {
-        let msg = Message {
-            from: self.cfg.id,
-            to,
-            term: self.term,
-            body,
-        };
+        let msg = Message { from: self.cfg.id, to, term: self.term, body };
         if seq <= self.durable_seq {
             self.ready.messages.push(msg);
             return;
@@ -641,12 +620,7 @@ impl<S: StateMachine> Raft<S> {
         if self.held.len() >= self.cfg.max_held_messages {
             self.held.pop_front();
         }
-        self.held.push_back(Held {
-            seq,
-            term: self.term,
-            truncations: self.truncations,
-            msg,
-        });
+        self.held.push_back(Held { seq, term: self.term, truncations: self.truncations, msg });
     }
 
     fn release_held(&mut self) {
@@ -657,8 +631,7 @@ impl<S: StateMachine> Raft<S> {
             let Some(h) = self.held.pop_front() else {
                 break;
             };
-            let stale_ack =
-                matches!(h.msg.body, Body::AppendResp { .. }) && h.truncations != self.truncations;
+            let stale_ack = matches!(h.msg.body, Body::AppendResp { .. }) && h.truncations != self.truncations;
             if h.term == self.term && !stale_ack {
                 self.ready.messages.push(h.msg);
             }
@@ -677,10 +650,7 @@ impl<S: StateMachine> Raft<S> {
         for e in &entries {
             self.log.append(e.clone());
         }
-        self.write(Record::Append {
-            first_index: first,
-            entries,
-        })
+        self.write(Record::Append { first_index: first, entries })
     }
 
     /// Drops the log suffix from `from` and records it.
@@ -688,11 +658,7 @@ impl<S: StateMachine> Raft<S> {
         // Truncating a committed entry is a safety violation. With the `bugs`
         // feature the simulator must be the one to notice, so it may happen.
         if !cfg!(feature = "bugs") {
-            assert!(
-                from > self.commit,
-                "a committed entry ({from} <= commit {}) must never be truncated",
-                self.commit
-            );
+            assert!(from > self.commit, "a committed entry ({from} <= commit {}) must never be truncated", self.commit);
         }
         self.log.truncate_from(from);
         self.truncations += 1;
@@ -710,28 +676,16 @@ impl<S: StateMachine> Raft<S> {
         last.max(self.time_base + self.time_elapsed)
     }
 
-    pub(crate) fn propose_payload(
-        &mut self,
-        payload: Payload,
-    ) -> Result<(Index, Term), ProposeError> {
+    pub(crate) fn propose_payload(&mut self, payload: Payload) -> Result<(Index, Term), ProposeError> {
         if self.role != Role::Leader {
-            return Err(ProposeError::NotLeader {
-                leader_hint: self.leader,
-            });
+            return Err(ProposeError::NotLeader { leader_hint: self.leader });
         }
         let uncommitted = (self.log.last_index() - self.commit) as usize;
-        if uncommitted >= self.cfg.max_uncommitted_entries
-            || self.uncommitted_bytes >= self.cfg.max_uncommitted_bytes
-        {
+        if uncommitted >= self.cfg.max_uncommitted_entries || self.uncommitted_bytes >= self.cfg.max_uncommitted_bytes {
             return Err(ProposeError::Busy);
         }
         let index = self.log.last_index() + 1;
-        let entry = Entry {
-            term: self.term,
-            index,
-            time: self.cluster_time(),
-            payload,
-        };
+        let entry = Entry { term: self.term, index, time: self.cluster_time(), payload };
         self.uncommitted_bytes += entry.size();
         self.append_entries(alloc::vec![entry]);
         self.pending_broadcast = true;
@@ -757,11 +711,7 @@ impl<S: StateMachine> Raft<S> {
                 Payload::Noop | Payload::ConfChange(_) => Vec::new(),
             };
             self.applied = index;
-            self.ready.applied.push(crate::raft::Applied {
-                index,
-                term,
-                output,
-            });
+            self.ready.applied.push(crate::raft::Applied { index, term, output });
         }
     }
 }

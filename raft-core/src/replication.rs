@@ -58,8 +58,7 @@ impl<S: StateMachine> Raft<S> {
             let may_send = match pr.state {
                 ProgressState::Probe => !pr.probe_sent,
                 ProgressState::Replicate => {
-                    next <= last
-                        && pr.window_open(self.cfg.max_inflight_msgs, self.cfg.max_inflight_bytes)
+                    next <= last && pr.window_open(self.cfg.max_inflight_msgs, self.cfg.max_inflight_bytes)
                 }
                 ProgressState::Snapshot => false,
             };
@@ -73,26 +72,12 @@ impl<S: StateMachine> Raft<S> {
                 self.progress[i].state = ProgressState::Snapshot;
                 break;
             };
-            let entries = self.log.slice(
-                next,
-                last,
-                self.cfg.max_entries_per_msg,
-                self.cfg.max_bytes_per_msg,
-            );
+            let entries = self.log.slice(next, last, self.cfg.max_entries_per_msg, self.cfg.max_bytes_per_msg);
             let bytes: usize = entries.iter().map(Entry::size).sum();
             let sent_last = prev_index + entries.len() as u64;
             let commit = self.commit;
             let round = self.round;
-            self.send(
-                to,
-                Body::Append {
-                    prev_index,
-                    prev_term,
-                    entries,
-                    commit,
-                    round,
-                },
-            );
+            self.send(to, Body::Append { prev_index, prev_term, entries, commit, round });
             self.progress[i].sent(sent_last, bytes);
             sent_any = true;
             if self.progress[i].state != ProgressState::Replicate {
@@ -106,16 +91,7 @@ impl<S: StateMachine> Raft<S> {
             let (to, prev_index) = (pr.id, pr.match_index);
             if let Some(prev_term) = self.log.term(prev_index) {
                 let (commit, round) = (self.commit, self.round);
-                self.send(
-                    to,
-                    Body::Append {
-                        prev_index,
-                        prev_term,
-                        entries: Vec::new(),
-                        commit,
-                        round,
-                    },
-                );
+                self.send(to, Body::Append { prev_index, prev_term, entries: Vec::new(), commit, round });
             }
         }
     }
@@ -145,16 +121,7 @@ impl<S: StateMachine> Raft<S> {
             let probe = prev_index.min(self.log.last_index());
             let hint_index = self.log.find_conflict_by_term(probe, prev_term);
             let hint_term = self.log.term(hint_index).unwrap_or(0);
-            self.send(
-                from,
-                Body::AppendResp {
-                    index: prev_index,
-                    success: false,
-                    hint_index,
-                    hint_term,
-                    round,
-                },
-            );
+            self.send(from, Body::AppendResp { index: prev_index, success: false, hint_index, hint_term, round });
             return;
         }
         let last_new = prev_index + entries.len() as u64;
@@ -186,13 +153,7 @@ impl<S: StateMachine> Raft<S> {
             self.event(Event::Committed { index: new_commit });
             self.apply_committed();
         }
-        let ack = Body::AppendResp {
-            index: last_new,
-            success: true,
-            hint_index: 0,
-            hint_term: 0,
-            round,
-        };
+        let ack = Body::AppendResp { index: last_new, success: true, hint_index: 0, hint_term: 0, round };
         if last_new <= self.durable_index {
             self.send(from, ack);
         } else {
@@ -238,11 +199,8 @@ impl<S: StateMachine> Raft<S> {
             if stale {
                 return;
             }
-            let next_probe = if hint_term > 0 {
-                self.log.find_conflict_by_term(hint_index, hint_term)
-            } else {
-                hint_index
-            };
+            let next_probe =
+                if hint_term > 0 { self.log.find_conflict_by_term(hint_index, hint_term) } else { hint_index };
             let pr = &mut self.progress[i];
             pr.become_probe();
             pr.next_index = (next_probe + 1).min(index).max(pr.match_index + 1);

@@ -19,9 +19,7 @@ pub struct Rng {
 impl Rng {
     /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> Self {
-        Rng {
-            state: seed ^ 0x6A09_E667_F3BC_C908,
-        }
+        Rng { state: seed ^ 0x6A09_E667_F3BC_C908 }
     }
 
     /// The next 64 random bits.

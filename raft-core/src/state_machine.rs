@@ -43,11 +43,7 @@ pub struct DigestMachine {
 
 impl StateMachine for DigestMachine {
     fn apply(&mut self, index: Index, _time: u64, command: &[u8]) -> Vec<u8> {
-        let mut h = if self.count == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.digest
-        };
+        let mut h = if self.count == 0 { 0xcbf2_9ce4_8422_2325 } else { self.digest };
         for b in index.to_le_bytes().iter().chain(command) {
             h ^= *b as u64;
             h = h.wrapping_mul(0x0100_0000_01b3);

@@ -107,10 +107,6 @@ pub struct HardState {
 
 impl Default for HardState {
     fn default() -> Self {
-        HardState {
-            term: 0,
-            voted_for: None,
-            role: Role::Follower,
-        }
+        HardState { term: 0, voted_for: None, role: Role::Follower }
     }
 }

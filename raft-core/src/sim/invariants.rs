@@ -178,7 +178,10 @@ impl Invariants {
             for (i, t, h) in fresh {
                 match self.by_index_term.get(&(i, t)) {
                     Some(&h0) if h0 != h => {
-                        self.violate(now, format!("log matching: node {id} holds ({i}, term {t}) with a different prefix"));
+                        self.violate(
+                            now,
+                            format!("log matching: node {id} holds ({i}, term {t}) with a different prefix"),
+                        );
                     }
                     Some(_) => {}
                     None => {
@@ -201,22 +204,14 @@ impl Invariants {
     pub fn on_leader(&mut self, now: u64, id: NodeId, term: Term) {
         if let Some(&other) = self.leaders.get(&term) {
             if other != id {
-                self.violate(
-                    now,
-                    format!("election safety: nodes {other} and {id} both lead term {term}"),
-                );
+                self.violate(now, format!("election safety: nodes {other} and {id} both lead term {term}"));
             }
         } else {
             self.leaders.insert(term, id);
         }
         let c = self.committed_index();
         if c > 0 && self.mem[self.slot(id)].at(c) != self.committed.last().copied() {
-            self.violate(
-                now,
-                format!(
-                    "leader completeness: node {id} leads term {term} without committed entry {c}"
-                ),
-            );
+            self.violate(now, format!("leader completeness: node {id} leads term {term} without committed entry {c}"));
         }
     }
 
@@ -224,34 +219,22 @@ impl Invariants {
     pub fn on_applied(&mut self, now: u64, id: NodeId, index: Index) {
         let s = self.slot(id);
         if index != self.applied[s] + 1 {
-            self.violate(
-                now,
-                format!("node {id} applied {index} after {}", self.applied[s]),
-            );
+            self.violate(now, format!("node {id} applied {index} after {}", self.applied[s]));
         }
         self.applied[s] = index;
         let Some(h) = self.mem[s].at(index) else {
-            self.violate(
-                now,
-                format!("node {id} applied {index} which is not in its log"),
-            );
+            self.violate(now, format!("node {id} applied {index} which is not in its log"));
             return;
         };
         let c = self.committed_index();
         if index <= c {
             if self.committed[index as usize - 1] != h {
-                self.violate(
-                    now,
-                    format!("state machine safety: node {id} applied a different entry at {index}"),
-                );
+                self.violate(now, format!("state machine safety: node {id} applied a different entry at {index}"));
             }
         } else if index == c + 1 {
             self.committed.push(h);
         } else {
-            self.violate(
-                now,
-                format!("node {id} applied {index} beyond the committed prefix {c}"),
-            );
+            self.violate(now, format!("node {id} applied {index} beyond the committed prefix {c}"));
         }
     }
 
@@ -267,10 +250,7 @@ impl Invariants {
         // What was durable must have survived the crash.
         let d = self.durable[s].len();
         if d > 0 && chain.at(d) != self.durable[s].at(d) {
-            self.violate(
-                now,
-                format!("node {id} lost durable entries up to {d} in a crash"),
-            );
+            self.violate(now, format!("node {id} lost durable entries up to {d} in a crash"));
         }
         self.mem[s] = chain.clone();
         self.durable[s] = chain;
@@ -287,10 +267,7 @@ impl Invariants {
         let want = self.committed.last().copied();
         let holders = self.durable.iter().filter(|d| d.at(c) == want).count();
         if holders < self.quorum {
-            self.violate(
-                now,
-                format!("committed entry {c} is durable on only {holders} nodes"),
-            );
+            self.violate(now, format!("committed entry {c} is durable on only {holders} nodes"));
         }
     }
 }

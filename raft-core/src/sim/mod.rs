@@ -192,13 +192,7 @@ impl Sim {
             journal::write_segment_header(&mut disk.bytes);
             disk.durable_len = disk.bytes.len();
             let raft = Raft::new(sim.node_config(id), DigestMachine::default()).ok();
-            sim.nodes.push(Node {
-                id,
-                raft,
-                disk,
-                inc: 0,
-                applied: Vec::new(),
-            });
+            sim.nodes.push(Node { id, raft, disk, inc: 0, applied: Vec::new() });
             sim.schedule_first_tick(k);
         }
         sim
@@ -224,9 +218,7 @@ impl Sim {
     }
 
     fn slot(&self, id: NodeId) -> usize {
-        (id as usize)
-            .saturating_sub(1)
-            .min(self.nodes.len().saturating_sub(1))
+        (id as usize).saturating_sub(1).min(self.nodes.len().saturating_sub(1))
     }
 
     // ------------------------------------------------------------------
@@ -330,20 +322,9 @@ impl Sim {
             let disk = &mut self.nodes[k].disk;
             let done = disk.busy_until.max(now) + lat;
             disk.busy_until = done;
-            disk.pending.push_back(PendingWrite {
-                last_seq,
-                frames,
-                records: ready.records,
-            });
+            disk.pending.push_back(PendingWrite { last_seq, frames, records: ready.records });
             let inc = self.nodes[k].inc;
-            self.schedule(
-                done,
-                Action::DiskDone {
-                    node: k,
-                    inc,
-                    seq: last_seq,
-                },
-            );
+            self.schedule(done, Action::DiskDone { node: k, inc, seq: last_seq });
         }
         // 2. Applied entries, in order.
         for a in &ready.applied {
@@ -385,11 +366,7 @@ impl Sim {
         if !self.link_up(m.from, m.to) || self.rng.chance(self.cfg.loss) {
             return;
         }
-        let copies = if self.rng.chance(self.cfg.duplicate) {
-            2
-        } else {
-            1
-        };
+        let copies = if self.rng.chance(self.cfg.duplicate) { 2 } else { 1 };
         for _ in 0..copies {
             let mut lat = self.rng.range(self.cfg.latency_us.0, self.cfg.latency_us.1);
             if self.rng.chance(self.cfg.long_delay) {
@@ -398,15 +375,8 @@ impl Sim {
             let at = self.now + lat;
             self.next_event += 1;
             let id = self.next_event;
-            self.inflight.insert(
-                id,
-                InFlight {
-                    bytes: bytes.clone(),
-                    msg: m.clone(),
-                    sent_at: self.now,
-                    deliver_at: at,
-                },
-            );
+            self.inflight
+                .insert(id, InFlight { bytes: bytes.clone(), msg: m.clone(), sent_at: self.now, deliver_at: at });
             self.queue.push(Reverse((at, id, Action::Deliver { id })));
         }
     }
@@ -419,9 +389,7 @@ impl Sim {
             Ok(m) => m,
             Err(e) => {
                 let now = self.now;
-                self.checker
-                    .violations
-                    .push(format!("t={now}us: message failed to decode: {e}"));
+                self.checker.violations.push(format!("t={now}us: message failed to decode: {e}"));
                 return;
             }
         };
@@ -473,12 +441,7 @@ impl Sim {
         node.inc += 1;
         node.applied.clear();
         let mut keep = node.disk.durable_len;
-        let frames: Vec<(usize, usize)> = node
-            .disk
-            .pending
-            .iter()
-            .flat_map(|w| w.frames.iter().copied())
-            .collect();
+        let frames: Vec<(usize, usize)> = node.disk.pending.iter().flat_map(|w| w.frames.iter().copied()).collect();
         node.disk.pending.clear();
         let mut torn = None;
         for (start, end) in frames {
@@ -499,10 +462,7 @@ impl Sim {
             } else {
                 // A whole frame whose last sector holds garbage.
                 let mut f = frame.to_vec();
-                let at = self
-                    .rng
-                    .range(journal::FRAME_HEADER_LEN as u64, f.len() as u64 - 1)
-                    as usize;
+                let at = self.rng.range(journal::FRAME_HEADER_LEN as u64, f.len() as u64 - 1) as usize;
                 if let Some(b) = f.get_mut(at) {
                     *b ^= 0x5A;
                 }
@@ -538,9 +498,7 @@ impl Sim {
                 self.schedule_first_tick(k);
             }
             Err(e) => {
-                self.checker.violations.push(format!(
-                    "t={now}us: node {id} cannot recover its journal: {e}"
-                ));
+                self.checker.violations.push(format!("t={now}us: node {id} cannot recover its journal: {e}"));
             }
         }
     }
@@ -602,9 +560,7 @@ impl Sim {
 
     /// Whether the directed link is up.
     pub fn link_up(&self, from: NodeId, to: NodeId) -> bool {
-        !self.cut.contains(&(from, to))
-            && !self.isolated.contains(&from)
-            && !self.isolated.contains(&to)
+        !self.cut.contains(&(from, to)) && !self.isolated.contains(&from) && !self.isolated.contains(&to)
     }
 
     /// Sets message loss, duplication and long-delay probabilities.
@@ -699,9 +655,7 @@ impl Sim {
         if index <= base {
             return None;
         }
-        n.applied
-            .get((index - base - 1) as usize)
-            .map(|v| v.as_slice())
+        n.applied.get((index - base - 1) as usize).map(|v| v.as_slice())
     }
 
     /// Safety violations found so far.

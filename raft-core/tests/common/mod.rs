@@ -11,29 +11,17 @@ pub const SEC: u64 = 1_000_000;
 
 /// The seed for a test: `SEED=n` overrides the default.
 pub fn seed(default: u64) -> u64 {
-    std::env::var("SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
+    std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
 pub fn sim(nodes: usize, seed: u64) -> Sim {
-    Sim::new(SimConfig {
-        nodes,
-        seed,
-        ..SimConfig::default()
-    })
+    Sim::new(SimConfig { nodes, seed, ..SimConfig::default() })
 }
 
 /// Panics (with the seed) if the simulator found a safety violation.
 pub fn assert_safe(sim: &Sim) {
     let v = sim.violations();
-    assert!(
-        v.is_empty(),
-        "seed {}: safety violations:\n{}",
-        sim.config().seed,
-        v.join("\n")
-    );
+    assert!(v.is_empty(), "seed {}: safety violations:\n{}", sim.config().seed, v.join("\n"));
 }
 
 /// Whether `id` is up and reachable from at least one other node (the lab's "connected").
@@ -58,12 +46,7 @@ pub fn check_one_leader(sim: &mut Sim) -> NodeId {
             }
         }
         for (t, ls) in &by_term {
-            assert!(
-                ls.len() <= 1,
-                "seed {}: term {t} has {} leaders",
-                sim.config().seed,
-                ls.len()
-            );
+            assert!(ls.len() <= 1, "seed {}: term {t} has {} leaders", sim.config().seed, ls.len());
         }
         if let Some((_, ls)) = by_term.iter().next_back() {
             assert_safe(sim);
@@ -78,12 +61,7 @@ pub fn check_no_leader(sim: &Sim) {
     for id in sim.ids() {
         if connected(sim, id) {
             if let Some(r) = sim.raft(id) {
-                assert_ne!(
-                    r.role(),
-                    Role::Leader,
-                    "seed {}: node {id} is leader but should not be",
-                    sim.config().seed
-                );
+                assert_ne!(r.role(), Role::Leader, "seed {}: node {id} is leader but should not be", sim.config().seed);
             }
         }
     }
@@ -111,12 +89,7 @@ pub fn n_committed(sim: &Sim, index: Index) -> (usize, Option<Vec<u8>>) {
     for id in sim.ids() {
         if let Some(c) = sim.applied_at(id, index) {
             if let Some(prev) = &cmd {
-                assert_eq!(
-                    prev.as_slice(),
-                    c,
-                    "seed {}: committed values differ at {index}",
-                    sim.config().seed
-                );
+                assert_eq!(prev.as_slice(), c, "seed {}: committed values differ at {index}", sim.config().seed);
             }
             cmd = Some(c.to_vec());
             count += 1;
@@ -154,21 +127,13 @@ pub fn one(sim: &mut Sim, c: Vec<u8>, expected: usize, retry: bool) -> Index {
                 sim.run_for(20 * MS);
             }
             if !retry {
-                panic!(
-                    "seed {}: one({:?}) failed to reach agreement",
-                    sim.config().seed,
-                    c
-                );
+                panic!("seed {}: one({:?}) failed to reach agreement", sim.config().seed, c);
             }
         } else {
             sim.run_for(50 * MS);
         }
     }
-    panic!(
-        "seed {}: one({:?}) failed to reach agreement in 10s",
-        sim.config().seed,
-        c
-    );
+    panic!("seed {}: one({:?}) failed to reach agreement in 10s", sim.config().seed, c);
 }
 
 /// Waits for `index` to be applied by at least `n` nodes (the lab's wait()).
@@ -184,20 +149,12 @@ pub fn wait(sim: &mut Sim, index: Index, n: usize, start_term: Option<u64>) -> O
             to *= 2;
         }
         if let Some(t) = start_term {
-            if sim
-                .ids()
-                .iter()
-                .any(|&id| sim.raft(id).is_some_and(|r| r.term() > t))
-            {
+            if sim.ids().iter().any(|&id| sim.raft(id).is_some_and(|r| r.term() > t)) {
                 return None;
             }
         }
     }
     let (nd, c) = n_committed(sim, index);
-    assert!(
-        nd >= n,
-        "seed {}: only {nd} decided for index {index}; wanted {n}",
-        sim.config().seed
-    );
+    assert!(nd >= n, "seed {}: only {nd} decided for index {index}; wanted {n}", sim.config().seed);
     c
 }
