@@ -43,9 +43,10 @@ pub struct Progress {
     /// In-flight appends: (last index carried, bytes). Bounded by the config.
     pub(crate) inflight: VecDeque<(Index, usize)>,
     pub(crate) inflight_bytes: usize,
-    /// `match_index` at the previous heartbeat, to notice a stalled pipeline
-    /// (lost messages) and fall back to probing.
-    pub(crate) match_at_heartbeat: Index,
+    /// The oldest in-flight message (by last index) at the previous heartbeat:
+    /// if it is still unacknowledged at the next one, the pipeline stalled (a
+    /// message was lost) and the leader falls back to probing.
+    pub(crate) oldest_at_heartbeat: Option<Index>,
 }
 
 impl Progress {
@@ -60,7 +61,7 @@ impl Progress {
             recent_active: false,
             inflight: VecDeque::new(),
             inflight_bytes: 0,
-            match_at_heartbeat: 0,
+            oldest_at_heartbeat: None,
         }
     }
 

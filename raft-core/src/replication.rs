@@ -33,16 +33,17 @@ impl<S: StateMachine> Raft<S> {
     /// (messages lost in the network) fall back to probing.
     pub(crate) fn heartbeat(&mut self) {
         for pr in self.progress.iter_mut() {
+            let oldest = pr.inflight.front().map(|f| f.0);
             match pr.state {
                 ProgressState::Replicate => {
-                    if pr.inflight_count() > 0 && pr.match_index == pr.match_at_heartbeat {
+                    if oldest.is_some() && oldest == pr.oldest_at_heartbeat {
                         pr.become_probe();
                     }
                 }
                 ProgressState::Probe => pr.probe_sent = false,
                 ProgressState::Snapshot => {}
             }
-            pr.match_at_heartbeat = pr.match_index;
+            pr.oldest_at_heartbeat = pr.inflight.front().map(|f| f.0);
         }
         self.broadcast_append(true);
     }

@@ -43,7 +43,8 @@ pub struct SimConfig {
     pub loss: f64,
     /// Probability that a message is delivered twice.
     pub duplicate: f64,
-    /// Probability that a message takes a long detour (reordering).
+    /// Probability that a message takes a long detour, overtaking or being
+    /// overtaken by others (reordering). Other messages on a link arrive in order.
     pub long_delay: f64,
     /// Upper bound of a long detour.
     pub long_delay_us: u64,
@@ -141,6 +142,8 @@ pub struct Stats {
     pub bytes: u64,
     /// Append messages carrying entries.
     pub appends: u64,
+    /// Rejected appends (each costs the leader a round trip of back-off).
+    pub rejects: u64,
     /// Events processed.
     pub events: u64,
     /// Crashes.
@@ -157,12 +160,18 @@ pub struct Sim {
     inflight: BTreeMap<u64, InFlight>,
     /// Directed links that drop everything: (from, to).
     cut: BTreeSet<(NodeId, NodeId)>,
+    /// Latest delivery time scheduled on each directed link (FIFO order).
+    link_clock: BTreeMap<(NodeId, NodeId), u64>,
     /// Nodes cut off from everyone.
     isolated: BTreeSet<NodeId>,
     nodes: Vec<Node>,
     checker: Invariants,
     /// Counters.
     pub stats: Stats,
+    /// Record a line per append sent (debugging aid).
+    pub trace: bool,
+    /// Lines recorded while `trace` is on.
+    pub trace_lines: Vec<String>,
     /// Recent events for display: (time, node, event). Bounded.
     pub log: VecDeque<(u64, NodeId, Event)>,
 }
@@ -181,10 +190,13 @@ impl Sim {
             inflight: BTreeMap::new(),
             cut: BTreeSet::new(),
             isolated: BTreeSet::new(),
+            link_clock: BTreeMap::new(),
             nodes: Vec::new(),
             checker: Invariants::new(&ids),
             stats: Stats::default(),
             log: VecDeque::new(),
+            trace: false,
+            trace_lines: Vec::new(),
             cfg,
         };
         for (k, &id) in ids.iter().enumerate() {
@@ -362,17 +374,38 @@ impl Sim {
         self.stats.bytes += bytes.len() as u64;
         if matches!(&m.body, crate::message::Body::Append { entries, .. } if !entries.is_empty()) {
             self.stats.appends += 1;
+            if self.trace {
+                if let crate::message::Body::Append { prev_index, entries, .. } = &m.body {
+                    self.trace_lines.push(format!(
+                        "t={} {}->{} prev={} n={}",
+                        self.now,
+                        m.from,
+                        m.to,
+                        prev_index,
+                        entries.len()
+                    ));
+                }
+            }
+        }
+        if matches!(&m.body, crate::message::Body::AppendResp { success: false, .. }) {
+            self.stats.rejects += 1;
         }
         if !self.link_up(m.from, m.to) || self.rng.chance(self.cfg.loss) {
             return;
         }
         let copies = if self.rng.chance(self.cfg.duplicate) { 2 } else { 1 };
         for _ in 0..copies {
-            let mut lat = self.rng.range(self.cfg.latency_us.0, self.cfg.latency_us.1);
+            let lat = self.rng.range(self.cfg.latency_us.0, self.cfg.latency_us.1);
+            let mut at = self.now + lat;
             if self.rng.chance(self.cfg.long_delay) {
-                lat += self.rng.below(self.cfg.long_delay_us);
+                // A detour: this copy may overtake or be overtaken by anything.
+                at += self.rng.below(self.cfg.long_delay_us);
+            } else {
+                // Links are FIFO like the TCP connections the hosts use.
+                let fifo = self.link_clock.entry((m.from, m.to)).or_insert(0);
+                at = at.max(*fifo);
+                *fifo = at;
             }
-            let at = self.now + lat;
             self.next_event += 1;
             let id = self.next_event;
             self.inflight
