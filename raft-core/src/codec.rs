@@ -80,7 +80,7 @@ pub fn decode_with_header<T: DeserializeOwned>(
 /// Decodes a postcard body that must use every byte.
 pub fn decode_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     match postcard::take_from_bytes::<T>(bytes) {
-        Ok((v, rest)) if rest.is_empty() => Ok(v),
+        Ok((v, [])) => Ok(v),
         Ok(_) => Err(DecodeError::TrailingBytes),
         Err(postcard::Error::DeserializeUnexpectedEnd) => Err(DecodeError::Truncated),
         Err(_) => Err(DecodeError::Malformed),

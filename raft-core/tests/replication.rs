@@ -154,7 +154,7 @@ fn concurrent_starts_3b() {
                 _ => continue 'again,
             }
         }
-        for &(ref_i) in &is {
+        for &ref_i in &is {
             if wait(&mut sim, ref_i, 3, Some(term)).is_none() {
                 continue 'again; // the term moved on: try again
             }
@@ -258,7 +258,7 @@ fn count_3b() {
     let mut sim = sim(3, seed(20));
     check_one_leader(&mut sim);
     let total1 = sim.stats.messages;
-    assert!(total1 <= 30 && total1 >= 1, "too many or few messages ({total1}) to elect initial leader");
+    assert!((1..=30).contains(&total1), "too many or few messages ({total1}) to elect initial leader");
 
     'again: for _try in 0..5 {
         if _try > 0 {

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Every test raftkv has. Installs what it needs if missing. Safe to run on a
+# fresh machine; CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n==> %s\n' "$*"; }
+started=$(date +%s)
+
+step "toolchain: no_std target for raft-core"
+if ! rustup target list --installed | grep -qx thumbv7em-none-eabihf; then
+  rustup target add thumbv7em-none-eabihf
+fi
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "raft-core builds for a bare-metal target (no std can creep in)"
+cargo build -p raft-core --target thumbv7em-none-eabihf
+cargo build -p raft-core --target thumbv7em-none-eabihf --features sim
+
+step "unit, doc, scenario and randomized simulator tests"
+cargo test --workspace --all-features
+
+step "the main job's simulation runs clean"
+cargo run --quiet --release -p raft-core --features sim --example simulate -- 1 5 > /dev/null
+
+printf '\nall tests passed in %ss\n' "$(( $(date +%s) - started ))"
