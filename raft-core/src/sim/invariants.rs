@@ -247,10 +247,21 @@ impl Invariants {
     pub fn on_restart(&mut self, now: u64, id: NodeId, log: &Log) {
         let s = self.slot(id);
         let chain = Chain::from_log(log);
-        // What was durable must have survived the crash.
-        let d = self.durable[s].len();
-        if d > 0 && chain.at(d) != self.durable[s].at(d) {
-            self.violate(now, format!("node {id} lost durable entries up to {d} in a crash"));
+        // Whatever committed prefix this node held durably must survive the
+        // crash. (Its other durable entries may legitimately be gone: a Truncate
+        // written before the crash can survive while the Append after it does not.)
+        let c = self.committed_index().min(self.durable[s].len());
+        if c > 0
+            && self.durable[s].at(c) == self.committed.get(c as usize - 1).copied()
+            && chain.at(c) != self.durable[s].at(c)
+        {
+            self.violate(
+                now,
+                format!(
+                    "node {id} lost committed entries up to {c} in a crash (recovered log ends at {})",
+                    chain.len()
+                ),
+            );
         }
         self.mem[s] = chain.clone();
         self.durable[s] = chain;
