@@ -54,13 +54,12 @@ fn main() {
     for id in sim.ids() {
         match sim.raft(id) {
             Some(r) => println!(
-                "node {id}: {:<9} term {:>2}  commit {:>3}  applied {:>3}  last index {:>3}  state digest {:016x}",
+                "node {id}: {:<9} term {:>2}  commit {:>3}  applied {:>3}  last index {:>3}",
                 r.role().name(),
                 r.term(),
                 r.commit_index(),
                 r.applied_index(),
                 r.log().last_index(),
-                r.state_machine().digest
             ),
             None => println!("node {id}: down"),
         }

@@ -74,6 +74,7 @@ impl<S: StateMachine> Raft<S> {
 
     pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
         let changed = term != self.term || self.role != Role::Follower;
+        let was_leader = self.role == Role::Leader;
         if term != self.term {
             self.term = term;
             self.voted_for = None;
@@ -85,6 +86,9 @@ impl<S: StateMachine> Raft<S> {
         self.progress.clear();
         self.pending_broadcast = false;
         self.reset_election_timer();
+        if was_leader {
+            self.abandon_client_work();
+        }
         if changed {
             self.write_hard_state();
             self.event(Event::BecameFollower { term, leader });
@@ -174,6 +178,8 @@ impl<S: StateMachine> Raft<S> {
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
         self.round = 0;
+        self.round_in_flight = false;
+        self.next_round_wanted = false;
         let last = self.log.last_index();
         let peers: Vec<NodeId> = self.peers().collect();
         self.progress = peers.into_iter().map(|p| Progress::new(p, last)).collect();

@@ -41,21 +41,28 @@
 
 extern crate alloc;
 
+pub mod checker;
+pub mod client;
 pub mod codec;
 pub mod election;
 pub mod journal;
+pub mod kv;
 pub mod log;
 pub mod message;
 pub mod progress;
 pub mod raft;
+pub mod read;
 pub mod replication;
 pub mod rng;
+pub mod session;
 pub mod state_machine;
 pub mod types;
 
 #[cfg(feature = "sim")]
 pub mod sim;
 
+pub use client::{ClientError, ClientReply, ClientRequest, ClientToken};
+pub use kv::{KvOp, KvOutput, KvStore};
 pub use message::{Body, Message};
 pub use raft::{Applied, Bugs, Config, ConfigError, Event, ProposeError, Raft, Ready, StepError};
 pub use state_machine::{DigestMachine, RestoreError, StateMachine};

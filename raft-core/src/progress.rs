@@ -40,6 +40,8 @@ pub struct Progress {
     pub probe_sent: bool,
     /// Heard from since the last CheckQuorum interval.
     pub recent_active: bool,
+    /// Highest confirmation round (ReadIndex) the follower acknowledged this term.
+    pub acked_round: u64,
     /// In-flight appends: (last index carried, bytes). Bounded by the config.
     pub(crate) inflight: VecDeque<(Index, usize)>,
     pub(crate) inflight_bytes: usize,
@@ -59,6 +61,7 @@ impl Progress {
             state: ProgressState::Probe,
             probe_sent: false,
             recent_active: false,
+            acked_round: 0,
             inflight: VecDeque::new(),
             inflight_bytes: 0,
             oldest_at_heartbeat: None,

@@ -6,15 +6,18 @@
 //! [`election`](crate::election) (timeouts, PreVote, RequestVote, CheckQuorum)
 //! and [`replication`](crate::replication) (AppendEntries, commit, apply).
 
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::client::{ClientError, ClientReply, ClientRequest, ClientToken};
 use crate::journal::{DurableState, Record};
 use crate::log::Log;
 use crate::message::{Body, Message};
 use crate::progress::Progress;
+use crate::read::PendingRead;
 use crate::rng::Rng;
+use crate::session::{SessionLimits, Sessions};
 use crate::state_machine::StateMachine;
 use crate::types::{Entry, HardState, Index, NodeId, Payload, Role, Seq, Term};
 
@@ -30,6 +33,14 @@ pub struct Bugs {
     pub vote_without_log_check: bool,
     /// Send a vote before the HardState recording it is durable.
     pub vote_before_durable: bool,
+    /// Answer reads from the leader's local state at once, without a
+    /// confirmation round (the stale reads Jepsen found in etcd and Consul).
+    pub stale_read_local: bool,
+    /// Record a read's index before an entry of the leader's term has
+    /// committed (so the index may miss writes the old leader committed).
+    pub read_index_before_commit: bool,
+    /// Turn off duplicate detection in sessions (retries apply twice).
+    pub no_dedup: bool,
 }
 
 /// Static configuration of one node.
@@ -63,6 +74,12 @@ pub struct Config {
     /// Most messages held back waiting for durability; past this the oldest are
     /// dropped (safe: every such message is an answer the sender will re-ask).
     pub max_held_messages: usize,
+    /// Session timeout and limits. Must be equal on every node.
+    pub sessions: SessionLimits,
+    /// Most linearizable reads waiting at a leader; more get `Busy`.
+    pub max_pending_reads: usize,
+    /// Most client writes a leader tracks until applied; more get `Busy`.
+    pub max_pending_writes: usize,
     /// Seed of the election-timeout PRNG. Give each node a different one.
     pub seed: u64,
     /// Deliberate bugs (honoured only with the `bugs` feature).
@@ -92,6 +109,9 @@ impl Config {
             max_uncommitted_entries: 65_536,
             max_uncommitted_bytes: 64 << 20,
             max_held_messages: 4096,
+            sessions: SessionLimits::default(),
+            max_pending_reads: 65_536,
+            max_pending_writes: 65_536,
             seed: id,
             bugs: Bugs::default(),
         }
@@ -124,6 +144,11 @@ impl Config {
             || self.max_uncommitted_entries == 0
             || self.max_uncommitted_bytes == 0
             || self.max_held_messages == 0
+            || self.max_pending_reads == 0
+            || self.max_pending_writes == 0
+            || self.sessions.max_sessions == 0
+            || self.sessions.max_outstanding == 0
+            || self.sessions.timeout_ticks == 0
         {
             return Err(ConfigError("limits must be positive"));
         }
@@ -162,7 +187,9 @@ pub enum StepError {
     UnknownSender,
 }
 
-/// A committed entry the engine applied, with the state machine's output.
+/// A committed entry the engine applied. `output` is the state machine's
+/// output for a raw [`Raft::propose`]d command (client requests get theirs in
+/// [`Ready::replies`]), and empty otherwise.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
     /// Log index of the entry.
@@ -232,8 +259,10 @@ pub enum Event {
 ///    (dissertation §10.2.1); it counts itself toward a commit majority only for
 ///    entries it has persisted, and a candidate counts its own vote only once
 ///    the HardState naming it is durable.
-/// 3. **Deliver `applied`** outputs to the clients that proposed them, in order.
-///    Each entry was applied right after the commit index moved past it.
+/// 3. **Deliver `replies`** to the clients named by their tokens. Write results
+///    appear as each entry is applied (right after the commit index moved past
+///    it), in order; reads once their confirmation round and apply allow.
+///    `applied` lists every entry applied, for hosts that track progress.
 ///
 /// Losing records that were never reported durable is fine (that is a crash);
 /// reporting a record durable that is not breaks Raft's safety.
@@ -270,6 +299,8 @@ pub struct Ready {
     pub messages: Vec<Message>,
     /// Committed entries applied to the state machine, in index order.
     pub applied: Vec<Applied>,
+    /// Replies to client requests, by the token given with the request.
+    pub replies: Vec<(ClientToken, ClientReply)>,
     /// Things that happened, for logs and visualisation.
     pub events: Vec<Event>,
 }
@@ -277,7 +308,11 @@ pub struct Ready {
 impl Ready {
     /// Whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.messages.is_empty() && self.applied.is_empty() && self.events.is_empty()
+        self.records.is_empty()
+            && self.messages.is_empty()
+            && self.applied.is_empty()
+            && self.replies.is_empty()
+            && self.events.is_empty()
     }
 }
 
@@ -310,6 +345,16 @@ pub struct Raft<S: StateMachine> {
     pub(crate) commit: Index,
     pub(crate) applied: Index,
     pub(crate) sm: S,
+    /// The replicated session table (part of the applied state, like `sm`).
+    pub(crate) sessions: Sessions,
+    /// Leader: client writes waiting for their entry to apply, by index.
+    pub(crate) pending_writes: BTreeMap<Index, (ClientToken, Term)>,
+    /// Leader: linearizable reads in arrival order.
+    pub(crate) reads: VecDeque<PendingRead>,
+    /// Leader: a confirmation round is in flight.
+    pub(crate) round_in_flight: bool,
+    /// Leader: reads are waiting for the round after the one in flight.
+    pub(crate) next_round_wanted: bool,
     pub(crate) rng: Rng,
     /// Ticks since the last reset of the election timer (for a leader: since
     /// the last CheckQuorum).
@@ -371,6 +416,15 @@ impl<S: StateMachine> Raft<S> {
             commit: snap_index,
             applied: snap_index,
             sm,
+            sessions: {
+                let mut t = Sessions::new(cfg.sessions);
+                t.no_dedup = cfg!(feature = "bugs") && cfg.bugs.no_dedup;
+                t
+            },
+            pending_writes: BTreeMap::new(),
+            reads: VecDeque::new(),
+            round_in_flight: false,
+            next_round_wanted: false,
             rng,
             election_elapsed: 0,
             randomized_timeout,
@@ -425,6 +479,55 @@ impl<S: StateMachine> Raft<S> {
     /// guarantees the command never entered the log.
     pub fn propose(&mut self, data: Vec<u8>) -> Result<(Index, Term), ProposeError> {
         self.propose_payload(Payload::Command(data))
+    }
+
+    /// A client request. The reply arrives in [`Ready::replies`] under `token`:
+    /// at once if it is refused before queueing, otherwise once its entry is
+    /// applied (writes) or its confirmation round completes (reads).
+    pub fn submit(&mut self, token: ClientToken, request: ClientRequest) {
+        if self.role != Role::Leader {
+            let hint = self.leader;
+            return self.reply(token, Err(ClientError::NotLeader { leader_hint: hint }));
+        }
+        let payload = match request {
+            ClientRequest::Read { query } => return self.read(token, query),
+            ClientRequest::Register => Payload::Register,
+            ClientRequest::Write { session, seq, ack, command } => {
+                if let Err(e) = self.sessions.precheck(session, seq, ack) {
+                    return self.reply(token, Err(e));
+                }
+                if let Err(why) = self.sm.validate_command(&command) {
+                    return self.reply(token, Err(ClientError::BadRequest(why.into())));
+                }
+                Payload::Write { session, seq, ack, command }
+            }
+            ClientRequest::KeepAlive { session, ack } => {
+                if ack == 0 {
+                    return self.reply(token, Err(ClientError::BadRequest("ack starts at 1".into())));
+                }
+                Payload::KeepAlive { session, ack }
+            }
+        };
+        if self.pending_writes.len() >= self.cfg.max_pending_writes {
+            return self.reply(token, Err(ClientError::Busy));
+        }
+        match self.propose_payload(payload) {
+            Ok((index, term)) => {
+                // A one-node cluster may already have applied it.
+                if index > self.applied {
+                    self.pending_writes.insert(index, (token, term));
+                }
+            }
+            Err(ProposeError::NotLeader { leader_hint }) => {
+                self.reply(token, Err(ClientError::NotLeader { leader_hint }))
+            }
+            Err(ProposeError::Busy) => self.reply(token, Err(ClientError::Busy)),
+        }
+    }
+
+    pub(crate) fn reply(&mut self, token: ClientToken, r: Result<ClientReply, ClientError>) {
+        let reply = r.unwrap_or_else(ClientReply::Rejected);
+        self.ready.replies.push((token, reply));
     }
 
     /// The host reports that journal records up to `seq` are durable.
@@ -528,6 +631,22 @@ impl<S: StateMachine> Raft<S> {
     /// The state machine.
     pub fn state_machine(&self) -> &S {
         &self.sm
+    }
+    /// The session table.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+    /// Leader: reads waiting for confirmation or apply.
+    pub fn pending_reads(&self) -> usize {
+        self.reads.len()
+    }
+    /// Leader: client writes waiting to apply.
+    pub fn pending_writes(&self) -> usize {
+        self.pending_writes.len()
+    }
+    /// Leader: the current confirmation round.
+    pub fn round(&self) -> u64 {
+        self.round
     }
     /// Voters, sorted.
     pub fn voters(&self) -> &[NodeId] {
@@ -695,7 +814,8 @@ impl<S: StateMachine> Raft<S> {
         Ok((index, self.term))
     }
 
-    /// Applies every committed entry not yet applied, in order, right away.
+    /// Applies every committed entry not yet applied, in order, right away,
+    /// replying to each client as its entry is applied.
     pub(crate) fn apply_committed(&mut self) {
         while self.applied < self.commit {
             let index = self.applied + 1;
@@ -705,14 +825,55 @@ impl<S: StateMachine> Raft<S> {
                 return;
             };
             let (term, time) = (entry.term, entry.time);
-            // `self.log` and `self.sm` are disjoint fields: no copy of the command.
-            let output = match &entry.payload {
-                Payload::Command(data) => self.sm.apply(index, time, data),
-                Payload::Noop | Payload::ConfChange(_) => Vec::new(),
+            // Cluster time first, then expiry, then the command (DESIGN.md §4).
+            self.sessions.advance(time);
+            // `self.log`, `self.sm` and `self.sessions` are disjoint fields: no copies.
+            let sm = &mut self.sm;
+            let mut output = Vec::new();
+            let reply = match &entry.payload {
+                Payload::Noop | Payload::ConfChange(_) => None,
+                Payload::Command(data) => {
+                    output = sm.apply(index, time, data);
+                    None
+                }
+                Payload::Register => {
+                    Some(self.sessions.register(index).map(|session| ClientReply::Registered { session }))
+                }
+                Payload::Write { session, seq, ack, command } => Some(
+                    self.sessions
+                        .write(*session, *seq, *ack, || sm.apply(index, time, command))
+                        .map(|output| ClientReply::Written { output }),
+                ),
+                Payload::KeepAlive { session, ack } => {
+                    Some(self.sessions.keep_alive(*session, *ack).map(|_| ClientReply::KeptAlive))
+                }
             };
             self.applied = index;
-            self.ready.applied.push(crate::raft::Applied { index, term, output });
+            if let Some((token, t)) = self.pending_writes.remove(&index) {
+                match reply {
+                    Some(r) if t == term => self.reply(token, r),
+                    // Another leader's entry took this index: ours was lost.
+                    _ => self.reply(token, Err(ClientError::UnknownOutcome { leader_hint: self.leader })),
+                }
+            }
+            self.ready.applied.push(Applied { index, term, output });
         }
+        if self.role == Role::Leader {
+            self.release_reads();
+        }
+    }
+
+    /// A leader stepping down: its pending writes may or may not commit, its
+    /// pending reads cannot be served.
+    pub(crate) fn abandon_client_work(&mut self) {
+        let hint = self.leader;
+        let writes = core::mem::take(&mut self.pending_writes);
+        for (_, (token, _)) in writes {
+            self.reply(token, Err(ClientError::UnknownOutcome { leader_hint: hint }));
+        }
+        self.fail_reads(hint);
+        self.round_in_flight = false;
+        self.next_round_wanted = false;
     }
 }
 

@@ -171,12 +171,17 @@ impl<S: StateMachine> Raft<S> {
         success: bool,
         hint_index: Index,
         hint_term: Term,
-        _round: u64,
+        round: u64,
     ) {
         let Some(i) = self.progress.iter().position(|p| p.id == from) else {
             return;
         };
         self.progress[i].recent_active = true;
+        if round > self.progress[i].acked_round && round <= self.round {
+            // Any answer in our term acknowledges our leadership as of `round`.
+            self.progress[i].acked_round = round;
+            self.on_round_ack();
+        }
         if success {
             if index > self.log.last_index() {
                 return; // cannot ack what we never sent: ignore a confused peer
@@ -230,6 +235,9 @@ impl<S: StateMachine> Raft<S> {
         }
         self.commit = q;
         self.event(Event::Committed { index: q });
+        if current_term {
+            self.on_term_commit();
+        }
         self.apply_committed();
     }
 }

@@ -14,6 +14,23 @@ pub trait StateMachine {
     /// Applies the command committed at `index`, created at cluster time `time`
     /// (ticks; never decreasing), and returns its output for the client.
     fn apply(&mut self, index: Index, time: u64, command: &[u8]) -> Vec<u8>;
+    /// Answers a read-only query against the current state. Reads never enter
+    /// the log: the engine calls this once the read is known linearizable.
+    fn query(&self, query: &[u8]) -> Vec<u8> {
+        let _ = query;
+        Vec::new()
+    }
+    /// Checks a command before it is proposed, so malformed or oversize input
+    /// is refused with `BadRequest` instead of entering the log.
+    fn validate_command(&self, command: &[u8]) -> Result<(), &'static str> {
+        let _ = command;
+        Ok(())
+    }
+    /// Checks a query before it is queued.
+    fn validate_query(&self, query: &[u8]) -> Result<(), &'static str> {
+        let _ = query;
+        Ok(())
+    }
     /// Serialises the whole state (for snapshots).
     fn snapshot(&self) -> Vec<u8>;
     /// Replaces the state with a snapshot's.
@@ -51,6 +68,10 @@ impl StateMachine for DigestMachine {
         self.digest = h;
         self.count += 1;
         h.to_le_bytes().to_vec()
+    }
+
+    fn query(&self, _query: &[u8]) -> Vec<u8> {
+        self.digest.to_le_bytes().to_vec()
     }
 
     fn snapshot(&self) -> Vec<u8> {

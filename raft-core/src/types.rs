@@ -58,14 +58,34 @@ pub enum Payload {
     /// written today stay readable when membership changes arrive; the engine
     /// currently applies it as a no-op.
     ConfChange(Vec<u8>),
+    /// Opens a client session whose id is this entry's index.
+    Register,
+    /// A client write on a session (applied at most once per `(session, seq)`).
+    Write {
+        /// The session.
+        session: u64,
+        /// The write's number within the session.
+        seq: u64,
+        /// Lowest seq the client still awaits.
+        ack: u64,
+        /// The state machine command.
+        command: Vec<u8>,
+    },
+    /// Keeps a session alive.
+    KeepAlive {
+        /// The session.
+        session: u64,
+        /// Lowest seq the client still awaits.
+        ack: u64,
+    },
 }
 
 impl Payload {
     /// Bytes of user data carried, used for the memory and batch limits.
     pub fn data_len(&self) -> usize {
         match self {
-            Payload::Noop => 0,
-            Payload::Command(b) | Payload::ConfChange(b) => b.len(),
+            Payload::Noop | Payload::Register | Payload::KeepAlive { .. } => 0,
+            Payload::Command(b) | Payload::ConfChange(b) | Payload::Write { command: b, .. } => b.len(),
         }
     }
 }

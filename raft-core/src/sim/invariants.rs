@@ -34,16 +34,20 @@ fn mix(mut x: u64) -> u64 {
 /// Hash of an entry's contents chained onto its predecessor's.
 pub fn chain_hash(prev: u64, e: &Entry) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let kind = match &e.payload {
-        Payload::Noop => 0u8,
-        Payload::Command(_) => 1,
-        Payload::ConfChange(_) => 2,
+    let (kind, a, b, c): (u8, u64, u64, u64) = match &e.payload {
+        Payload::Noop => (0, 0, 0, 0),
+        Payload::Command(_) => (1, 0, 0, 0),
+        Payload::ConfChange(_) => (2, 0, 0, 0),
+        Payload::Register => (3, 0, 0, 0),
+        Payload::Write { session, seq, ack, .. } => (4, *session, *seq, *ack),
+        Payload::KeepAlive { session, ack } => (5, *session, 0, *ack),
     };
     let data: &[u8] = match &e.payload {
-        Payload::Noop => &[],
-        Payload::Command(d) | Payload::ConfChange(d) => d,
+        Payload::Command(d) | Payload::ConfChange(d) | Payload::Write { command: d, .. } => d,
+        _ => &[],
     };
-    for b in core::iter::once(kind).chain(data.iter().copied()) {
+    let header = [a.to_le_bytes(), b.to_le_bytes(), c.to_le_bytes()];
+    for b in core::iter::once(kind).chain(header.iter().flatten().copied()).chain(data.iter().copied()) {
         h ^= b as u64;
         h = h.wrapping_mul(0x0100_0000_01b3);
     }

@@ -12,6 +12,7 @@
 //! assert!(sim.violations().is_empty());
 //! ```
 
+pub mod clients;
 pub mod invariants;
 
 use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
@@ -20,12 +21,15 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::cmp::Reverse;
 
+use crate::checker::Operation;
+use crate::client::{ClientReply, ClientRequest, ClientToken};
 use crate::journal::{self, Record};
+use crate::kv::KvStore;
 use crate::message::Message;
 use crate::raft::{Bugs, Config, Event, ProposeError, Raft};
 use crate::rng::Rng;
-use crate::state_machine::DigestMachine;
 use crate::types::{Index, NodeId, Role, Seq, Term};
+use clients::{ClientConfig, SimClient};
 use invariants::Invariants;
 
 /// Knobs of a simulated cluster. Times are in simulated microseconds.
@@ -79,12 +83,41 @@ impl SimConfig {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug)]
 enum Action {
     Tick { node: usize, inc: u64 },
     Deliver { id: u64 },
     DiskDone { node: usize, inc: u64, seq: Seq },
     Restart { node: usize },
+    ClientSend { node: NodeId, token: ClientToken, req: ClientRequest },
+    ClientReply { token: ClientToken, reply: ClientReply },
+    ClientWake { client: usize, attempt: u64 },
+    ClientRetry { client: usize, attempt: u64 },
+}
+
+/// An action due at a time; ordered by (time, id) so equal times keep the
+/// order they were scheduled in, whatever the action.
+struct Scheduled {
+    at: u64,
+    id: u64,
+    action: Action,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.id) == (o.at, o.id)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, o: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, o: &Self) -> core::cmp::Ordering {
+        (self.at, self.id).cmp(&(o.at, o.id))
+    }
 }
 
 /// A message on the wire.
@@ -124,7 +157,7 @@ pub struct Node {
     /// The node id.
     pub id: NodeId,
     /// The engine, or `None` while crashed.
-    pub raft: Option<Raft<DigestMachine>>,
+    pub raft: Option<Raft<KvStore>>,
     /// Its disk.
     pub disk: Disk,
     /// Incremented at every crash so events of a past life are ignored.
@@ -155,7 +188,7 @@ pub struct Sim {
     cfg: SimConfig,
     now: u64,
     rng: Rng,
-    queue: BinaryHeap<Reverse<(u64, u64, Action)>>,
+    queue: BinaryHeap<Reverse<Scheduled>>,
     next_event: u64,
     inflight: BTreeMap<u64, InFlight>,
     /// Directed links that drop everything: (from, to).
@@ -172,6 +205,13 @@ pub struct Sim {
     pub trace: bool,
     /// Lines recorded while `trace` is on.
     pub trace_lines: Vec<String>,
+    clients: Vec<SimClient>,
+    /// Replies to requests made with [`Sim::submit`] by tokens that belong to
+    /// no simulated client (tests use tokens with the high bits set).
+    pub inbox: Vec<(ClientToken, ClientReply)>,
+    client_cfg: ClientConfig,
+    clients_stopped: bool,
+    history: Vec<Operation>,
     /// Recent events for display: (time, node, event). Bounded.
     pub log: VecDeque<(u64, NodeId, Event)>,
 }
@@ -195,6 +235,11 @@ impl Sim {
             checker: Invariants::new(&ids),
             stats: Stats::default(),
             log: VecDeque::new(),
+            clients: Vec::new(),
+            inbox: Vec::new(),
+            client_cfg: ClientConfig::default(),
+            clients_stopped: false,
+            history: Vec::new(),
             trace: false,
             trace_lines: Vec::new(),
             cfg,
@@ -203,7 +248,7 @@ impl Sim {
             let mut disk = Disk::default();
             journal::write_segment_header(&mut disk.bytes);
             disk.durable_len = disk.bytes.len();
-            let raft = Raft::new(sim.node_config(id), DigestMachine::default()).ok();
+            let raft = Raft::new(sim.node_config(id), KvStore::default()).ok();
             sim.nodes.push(Node { id, raft, disk, inc: 0, applied: Vec::new() });
             sim.schedule_first_tick(k);
         }
@@ -220,7 +265,7 @@ impl Sim {
 
     fn schedule(&mut self, at: u64, a: Action) {
         self.next_event += 1;
-        self.queue.push(Reverse((at, self.next_event, a)));
+        self.queue.push(Reverse(Scheduled { at, id: self.next_event, action: a }));
     }
 
     fn schedule_first_tick(&mut self, k: usize) {
@@ -244,9 +289,7 @@ impl Sim {
 
     /// Processes the next event. Returns false if nothing is scheduled.
     pub fn step(&mut self) -> bool {
-        let Some(Reverse((at, _, action))) = self.queue.pop() else {
-            return false;
-        };
+        let Some(Reverse(Scheduled { at, action, .. })) = self.queue.pop() else { return false };
         self.now = self.now.max(at);
         self.stats.events += 1;
         match action {
@@ -267,6 +310,22 @@ impl Sim {
                 }
             }
             Action::Restart { node } => self.restart_slot(node),
+            Action::ClientSend { node, token, req } => {
+                let k = self.slot(node);
+                if let Some(r) = self.nodes[k].raft.as_mut() {
+                    r.submit(token, req);
+                    self.drain(k);
+                }
+            }
+            Action::ClientReply { token, reply } => {
+                if ((token >> 40) as usize) < self.clients.len() {
+                    self.client_reply(token, reply);
+                } else if self.inbox.len() < 100_000 {
+                    self.inbox.push((token, reply));
+                }
+            }
+            Action::ClientWake { client, attempt } => self.client_wake(client, attempt),
+            Action::ClientRetry { client, attempt } => self.client_retry(client, attempt),
         }
         true
     }
@@ -279,7 +338,7 @@ impl Sim {
 
     /// Runs events scheduled at or before `end`.
     pub fn run_until_time(&mut self, end: u64) {
-        while let Some(Reverse((at, _, _))) = self.queue.peek() {
+        while let Some(Reverse(Scheduled { at, .. })) = self.queue.peek() {
             if *at > end {
                 break;
             }
@@ -293,7 +352,7 @@ impl Sim {
         let end = self.now + max_us;
         while !pred(self) {
             match self.queue.peek() {
-                Some(Reverse((at, _, _))) if *at <= end => {
+                Some(Reverse(Scheduled { at, .. })) if *at <= end => {
                     self.step();
                 }
                 _ => {
@@ -352,7 +411,15 @@ impl Sim {
                 .unwrap_or_default();
             self.nodes[k].applied.push(cmd);
         }
-        // 3. Events.
+        // 3. Replies travel back to the clients.
+        for (token, reply) in ready.replies {
+            if self.rng.chance(self.cfg.loss) {
+                continue;
+            }
+            let lat = self.rng.range(self.cfg.latency_us.0, self.cfg.latency_us.1);
+            self.schedule(now + lat, Action::ClientReply { token, reply });
+        }
+        // 4. Events.
         for e in ready.events {
             if let Event::BecameLeader { term } = e {
                 self.checker.on_leader(now, id, term);
@@ -362,7 +429,7 @@ impl Sim {
             }
             self.log.push_back((now, id, e));
         }
-        // 4. Messages.
+        // 5. Messages.
         for m in ready.messages {
             self.send(m);
         }
@@ -410,7 +477,7 @@ impl Sim {
             let id = self.next_event;
             self.inflight
                 .insert(id, InFlight { bytes: bytes.clone(), msg: m.clone(), sent_at: self.now, deliver_at: at });
-            self.queue.push(Reverse((at, id, Action::Deliver { id })));
+            self.queue.push(Reverse(Scheduled { at, id, action: Action::Deliver { id } }));
         }
     }
 
@@ -526,7 +593,7 @@ impl Sim {
                 disk.durable_len = scan.valid_len;
                 self.checker.on_restart(now, id, &state.log);
                 let cfg = self.node_config(id);
-                self.nodes[k].raft = Raft::restart(cfg, state, DigestMachine::default()).ok();
+                self.nodes[k].raft = Raft::restart(cfg, state, KvStore::default()).ok();
                 self.nodes[k].applied.clear();
                 self.schedule_first_tick(k);
             }
@@ -626,6 +693,15 @@ impl Sim {
     // Clients
     // ------------------------------------------------------------------
 
+    /// Submits a client request at `id`; its reply is routed to `token`'s client.
+    pub fn submit(&mut self, id: NodeId, token: ClientToken, req: ClientRequest) {
+        let k = self.slot(id);
+        if let Some(r) = self.nodes[k].raft.as_mut() {
+            r.submit(token, req);
+        }
+        self.drain(k);
+    }
+
     /// Proposes a command at `id`.
     pub fn propose(&mut self, id: NodeId, cmd: Vec<u8>) -> Result<(Index, Term), ProposeError> {
         let k = self.slot(id);
@@ -657,7 +733,7 @@ impl Sim {
     }
 
     /// The engine of a live node.
-    pub fn raft(&self, id: NodeId) -> Option<&Raft<DigestMachine>> {
+    pub fn raft(&self, id: NodeId) -> Option<&Raft<KvStore>> {
         self.nodes[self.slot(id)].raft.as_ref()
     }
 

@@ -1,0 +1,120 @@
+//! What clients ask of the cluster and what they get back.
+//!
+//! Writes go through the log and are applied exactly once per (session, seq)
+//! (see [`crate::session`]); reads never enter the log and are answered by the
+//! leader once a confirmation round proves it still leads (ReadIndex, see
+//! [`crate::read`]). Every request carries a host-chosen [`ClientToken`] that
+//! comes back with its reply in [`crate::Ready::replies`], so a host can route
+//! replies to connections however it likes.
+//!
+//! There are two moments a reply can come:
+//! * **Before queueing** — `NotLeader` or `Busy` (or `BadRequest`): the request
+//!   never entered the log; trying elsewhere or later is always safe.
+//! * **After apply** — the result, emitted as the entry is applied and before
+//!   the next one; or, if the leader steps down first, `UnknownOutcome` (the
+//!   write may still commit: retry with the same session and seq to learn its
+//!   real result).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+use crate::types::NodeId;
+
+/// A host's handle for routing a reply back to whoever asked.
+pub type ClientToken = u64;
+
+/// A client request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientRequest {
+    /// Open a session. The session id is the index of the log entry.
+    Register,
+    /// A write on a session. `seq` numbers the session's writes from 1; `ack`
+    /// is the lowest seq the client still awaits a reply for (`ack <= seq`).
+    Write {
+        /// The session.
+        session: u64,
+        /// This write's number within the session.
+        seq: u64,
+        /// Lowest seq whose reply the client still awaits.
+        ack: u64,
+        /// The state machine command.
+        command: Vec<u8>,
+    },
+    /// Keeps an idle session alive (a replicated command; it costs a log write).
+    KeepAlive {
+        /// The session.
+        session: u64,
+        /// Lowest seq whose reply the client still awaits.
+        ack: u64,
+    },
+    /// A linearizable read.
+    Read {
+        /// The state machine query.
+        query: Vec<u8>,
+    },
+}
+
+/// A reply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientReply {
+    /// A session was opened.
+    Registered {
+        /// Its id.
+        session: u64,
+    },
+    /// A write was applied (now or earlier: a retry gets the cached result).
+    Written {
+        /// The state machine's output.
+        output: Vec<u8>,
+    },
+    /// The keep-alive was applied.
+    KeptAlive,
+    /// A read's result.
+    Read {
+        /// The state machine's output.
+        output: Vec<u8>,
+    },
+    /// The request failed.
+    Rejected(ClientError),
+}
+
+/// Why a request failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientError {
+    /// This node is not the leader; the request was not accepted.
+    NotLeader {
+        /// The leader of this node's term, if known.
+        leader_hint: Option<NodeId>,
+    },
+    /// A limit is full (queue, uncommitted log, sessions, outstanding writes);
+    /// the request had no effect. Try again later.
+    Busy,
+    /// The session does not exist (expired or never registered). Whether an
+    /// earlier attempt of this write applied is unknown.
+    SessionExpired,
+    /// `seq` is below the session's ack: the client already gave up on it.
+    StaleSeq,
+    /// The request is malformed.
+    BadRequest(String),
+    /// The leader stepped down before the write's outcome was known. It may
+    /// have applied or may still apply: retry with the same session and seq.
+    UnknownOutcome {
+        /// The new leader, if known.
+        leader_hint: Option<NodeId>,
+    },
+}
+
+impl ClientError {
+    /// The protocol's name for the error (DESIGN.md §6).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ClientError::NotLeader { .. } => "not_leader",
+            ClientError::Busy => "busy",
+            ClientError::SessionExpired => "session_expired",
+            ClientError::StaleSeq => "stale_seq",
+            ClientError::BadRequest(_) => "bad_request",
+            ClientError::UnknownOutcome { .. } => "unknown_outcome",
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Client sessions: exactly-once writes (Raft dissertation §6.3, LogCabin).
+//!
+//! A session is opened by a `Register` log entry and named by that entry's
+//! index. Each write carries `(session, seq, ack)`. Everything here runs at
+//! apply time, driven only by log entries and their cluster timestamps, so
+//! every replica makes the same decisions at the same log position:
+//!
+//! * The session's `ack` becomes `max(old, new)`; cached replies below it are
+//!   dropped (the client will never ask again).
+//! * `seq < ack` → `StaleSeq`, never applied.
+//! * A `seq` already applied gets its cached reply and is not applied again —
+//!   this is what makes a retry after a leader crash safe.
+//! * `ack > seq` → `BadRequest`; `seq >= ack + max_outstanding` → `Busy`.
+//! * Before each entry, the clock advances to the entry's timestamp and
+//!   sessions idle longer than the timeout expire, freeing their memory.
+//!   A write on a missing session → `SessionExpired`.
+//! * At most `max_sessions` sessions; a `Register` beyond that gets `Busy`.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+use crate::client::ClientError;
+use crate::types::Index;
+
+/// Session limits. They must be the same on every replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionLimits {
+    /// A session idle for longer than this (cluster time, ticks) expires.
+    pub timeout_ticks: u64,
+    /// Most open sessions.
+    pub max_sessions: usize,
+    /// Most writes a session may have between its ack and its newest seq.
+    pub max_outstanding: u64,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits { timeout_ticks: 6_000, max_sessions: 65_536, max_outstanding: 128 }
+    }
+}
+
+/// One session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Its id (the index of its Register entry).
+    pub id: u64,
+    /// Cluster time of its last activity.
+    pub last_active: u64,
+    /// Lowest seq the client still awaits.
+    pub ack: u64,
+    /// Replies of applied writes with seq >= ack, by seq.
+    pub replies: BTreeMap<u64, Vec<u8>>,
+}
+
+/// The replicated session table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sessions {
+    limits: SessionLimits,
+    /// Cluster time of the newest entry applied.
+    clock: u64,
+    table: BTreeMap<u64, Session>,
+    /// (last_active, id), to find idle sessions without a scan.
+    idle: BTreeSet<(u64, u64)>,
+    /// Test-only: skip duplicate detection (the `bugs` feature's `no_dedup`).
+    #[serde(skip)]
+    pub(crate) no_dedup: bool,
+}
+
+/// What applying a session entry produced.
+pub type Outcome = Result<Vec<u8>, ClientError>;
+
+impl Sessions {
+    /// An empty table with these limits.
+    pub fn new(limits: SessionLimits) -> Self {
+        Sessions { limits, ..Default::default() }
+    }
+
+    /// The cluster clock (ticks).
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    /// Number of open sessions.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether no session is open.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// A session, if open.
+    pub fn get(&self, id: u64) -> Option<&Session> {
+        self.table.get(&id)
+    }
+
+    /// Every open session, by id.
+    pub fn iter(&self) -> impl Iterator<Item = &Session> {
+        self.table.values()
+    }
+
+    /// Advances the clock to an entry's timestamp and expires idle sessions.
+    /// Called before every entry is applied.
+    pub fn advance(&mut self, time: u64) {
+        self.clock = self.clock.max(time);
+        let limit = self.clock.saturating_sub(self.limits.timeout_ticks);
+        while let Some(&(last, id)) = self.idle.first() {
+            if last >= limit {
+                break;
+            }
+            self.idle.pop_first();
+            self.table.remove(&id);
+        }
+    }
+
+    fn touch(&mut self, id: u64) {
+        if let Some(s) = self.table.get_mut(&id) {
+            self.idle.remove(&(s.last_active, id));
+            s.last_active = self.clock;
+            self.idle.insert((s.last_active, id));
+        }
+    }
+
+    /// Applies a `Register` entry at `index`.
+    pub fn register(&mut self, index: Index) -> Result<u64, ClientError> {
+        if self.table.len() >= self.limits.max_sessions {
+            return Err(ClientError::Busy);
+        }
+        let s = Session { id: index, last_active: self.clock, ack: 1, replies: BTreeMap::new() };
+        self.idle.insert((s.last_active, index));
+        self.table.insert(index, s);
+        Ok(index)
+    }
+
+    /// Applies a write entry; `apply` runs the command if (and only if) it is new.
+    pub fn write(&mut self, session: u64, seq: u64, ack: u64, apply: impl FnOnce() -> Vec<u8>) -> Outcome {
+        if seq == 0 || ack == 0 || ack > seq {
+            return Err(ClientError::BadRequest(String::from("need 1 <= ack <= seq")));
+        }
+        if !self.table.contains_key(&session) {
+            return Err(ClientError::SessionExpired);
+        }
+        self.touch(session);
+        let limits = self.limits;
+        let no_dedup = self.no_dedup;
+        let Some(s) = self.table.get_mut(&session) else { return Err(ClientError::SessionExpired) };
+        if ack > s.ack {
+            s.ack = ack;
+            // Drop replies the client promised never to ask for again.
+            s.replies = s.replies.split_off(&ack);
+        }
+        if seq < s.ack {
+            return Err(ClientError::StaleSeq);
+        }
+        if !no_dedup {
+            if let Some(cached) = s.replies.get(&seq) {
+                return Ok(cached.clone());
+            }
+        }
+        if seq >= s.ack.saturating_add(limits.max_outstanding) {
+            return Err(ClientError::Busy);
+        }
+        let out = apply();
+        s.replies.insert(seq, out.clone());
+        Ok(out)
+    }
+
+    /// Applies a keep-alive entry.
+    pub fn keep_alive(&mut self, session: u64, ack: u64) -> Result<(), ClientError> {
+        if !self.table.contains_key(&session) {
+            return Err(ClientError::SessionExpired);
+        }
+        self.touch(session);
+        if let Some(s) = self.table.get_mut(&session) {
+            if ack > s.ack {
+                s.ack = ack;
+                s.replies = s.replies.split_off(&ack);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a write could be accepted now, judged before queueing on the
+    /// leader's applied state (the decision that counts is made at apply).
+    pub fn precheck(&self, session: u64, seq: u64, ack: u64) -> Result<(), ClientError> {
+        if seq == 0 || ack == 0 || ack > seq {
+            return Err(ClientError::BadRequest(String::from("need 1 <= ack <= seq")));
+        }
+        if let Some(s) = self.table.get(&session) {
+            if seq < s.ack {
+                return Err(ClientError::StaleSeq);
+            }
+            if seq >= ack.max(s.ack).saturating_add(self.limits.max_outstanding) {
+                return Err(ClientError::Busy);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn limits() -> SessionLimits {
+        SessionLimits { timeout_ticks: 100, max_sessions: 2, max_outstanding: 3 }
+    }
+
+    #[test]
+    fn duplicates_are_answered_from_the_cache() {
+        let mut t = Sessions::new(limits());
+        let id = t.register(5).unwrap();
+        let applied = core::cell::Cell::new(0);
+        let w = |t: &mut Sessions, seq, ack| {
+            t.write(id, seq, ack, || {
+                applied.set(applied.get() + 1);
+                vec![seq as u8]
+            })
+        };
+        assert_eq!(w(&mut t, 1, 1), Ok(vec![1]));
+        assert_eq!(w(&mut t, 1, 1), Ok(vec![1]), "a retry gets the cached reply");
+        assert_eq!(w(&mut t, 2, 1), Ok(vec![2]));
+        assert_eq!(w(&mut t, 3, 3), Ok(vec![3]), "ack 3 drops the replies of 1 and 2");
+        assert_eq!(w(&mut t, 1, 1), Err(ClientError::StaleSeq));
+        assert_eq!(w(&mut t, 2, 3), Err(ClientError::BadRequest("need 1 <= ack <= seq".into())));
+        assert_eq!(w(&mut t, 6, 3), Err(ClientError::Busy), "at most 3 outstanding");
+        assert_eq!(applied.get(), 3);
+        assert_eq!(t.get(id).unwrap().replies.len(), 1);
+    }
+
+    #[test]
+    fn idle_sessions_expire_and_free_memory() {
+        let mut t = Sessions::new(limits());
+        t.advance(10);
+        let a = t.register(1).unwrap();
+        t.advance(50);
+        let b = t.register(2).unwrap();
+        assert_eq!(t.register(3), Err(ClientError::Busy), "session limit");
+        t.advance(105);
+        t.keep_alive(b, 1).unwrap();
+        t.advance(111);
+        assert!(t.get(a).is_none(), "idle since 10, expired at 111");
+        assert_eq!(t.write(a, 1, 1, Vec::new), Err(ClientError::SessionExpired));
+        assert!(t.get(b).is_some(), "kept alive at 105");
+        t.advance(1000);
+        assert!(t.is_empty());
+        assert!(t.idle.is_empty());
+    }
+}
