@@ -27,6 +27,16 @@
 //!   off (see [`Scan::torn_at`]) and recovery goes on.
 //! * Any other bad frame is corruption: [`scan`] refuses with the byte offset.
 //! * [`Replay`] checks that sequence numbers and entry indexes are contiguous.
+//!
+//! # Checkpoints
+//!
+//! A host that splits its journal into segments starts each new segment with
+//! *checkpoint* frames: copies of the current `HardState` and the latest
+//! `Snapshot` record, written with sequence number 0 ([`CHECKPOINT_SEQ`]).
+//! They repeat what earlier records said, so they consume no sequence number;
+//! they let a segment be read without the segments before it once a snapshot
+//! covers everything those held ([`Replay::apply`] accepts them anywhere and
+//! applies them only if they are newer than what it has).
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -47,6 +57,9 @@ pub const FRAME_HEADER_LEN: usize = 12;
 /// The largest record body accepted. The core never writes one this large
 /// (its batches are bounded far below), so a larger length means damage.
 pub const MAX_RECORD_LEN: usize = 64 << 20;
+
+/// Sequence number of checkpoint frames (see the module docs).
+pub const CHECKPOINT_SEQ: Seq = 0;
 
 /// Description of a durable snapshot, as recorded in the journal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,11 +296,11 @@ impl Replay {
     pub fn apply(&mut self, seq: Seq, record: &Record) -> Result<(), JournalError> {
         let st = &mut self.state;
         let err = |reason| Err(JournalError::Discontiguous { seq, reason });
+        if seq == CHECKPOINT_SEQ {
+            return self.checkpoint(record);
+        }
         if st.last_seq != 0 && seq != st.last_seq + 1 {
             return err("sequence number gap");
-        }
-        if seq == 0 {
-            return err("sequence number 0");
         }
         match record {
             Record::HardState(hs) => {
@@ -325,6 +338,30 @@ impl Replay {
             }
         }
         st.last_seq = seq;
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, record: &Record) -> Result<(), JournalError> {
+        let st = &mut self.state;
+        match record {
+            Record::HardState(hs) => {
+                if hs.term >= st.hard.term {
+                    st.hard = *hs;
+                }
+            }
+            Record::Snapshot(meta) => {
+                if st.snapshot.as_ref().is_none_or(|s| s.index < meta.index) {
+                    st.log.compact_to(meta.index, meta.term);
+                    st.snapshot = Some(meta.clone());
+                }
+            }
+            Record::Append { .. } | Record::Truncate { .. } => {
+                return Err(JournalError::Discontiguous {
+                    seq: 0,
+                    reason: "only HardState and Snapshot may be checkpoints",
+                })
+            }
+        }
         Ok(())
     }
 
@@ -447,6 +484,30 @@ mod tests {
             }
             let _ = recover(&bytes);
         }
+    }
+
+    #[test]
+    fn checkpoints_consume_no_sequence_number() {
+        let mut r = Replay::new();
+        let e = |i| Entry { term: 2, index: i, time: 0, payload: Payload::Noop };
+        let hs = HardState { term: 2, voted_for: Some(3), role: Role::Follower };
+        r.apply(1, &Record::Append { first_index: 1, entries: vec![e(1), e(2), e(3)] }).unwrap();
+        // A new segment: checkpoints, then the next record continues the sequence.
+        r.apply(CHECKPOINT_SEQ, &Record::HardState(hs)).unwrap();
+        let snap = SnapshotMeta { index: 2, term: 2, voters: vec![1, 2, 3], id: 9 };
+        r.apply(CHECKPOINT_SEQ, &Record::Snapshot(snap.clone())).unwrap();
+        r.apply(2, &Record::Append { first_index: 4, entries: vec![e(4)] }).unwrap();
+        assert!(r.apply(CHECKPOINT_SEQ, &Record::Truncate { from_index: 4 }).is_err());
+        let st = r.finish();
+        assert_eq!(st.hard, hs);
+        assert_eq!(st.snapshot, Some(snap));
+        assert_eq!((st.log.first_index(), st.log.last_index()), (3, 4));
+        // A segment read on its own, after older ones were deleted.
+        let mut r = Replay::new();
+        r.apply(CHECKPOINT_SEQ, &Record::HardState(hs)).unwrap();
+        r.apply(CHECKPOINT_SEQ, &Record::Snapshot(SnapshotMeta { index: 3, term: 2, voters: vec![1], id: 1 })).unwrap();
+        r.apply(57, &Record::Append { first_index: 4, entries: vec![e(4)] }).unwrap();
+        assert_eq!(r.state().last_seq, 57);
     }
 
     #[test]
