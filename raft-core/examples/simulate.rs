@@ -103,6 +103,10 @@ fn narrate(sim: &Sim, shown: &mut usize) {
             Event::LostQuorum { term } => {
                 format!("node {id} lost contact with a majority and steps down (term {term})")
             }
+            Event::SnapshotTaken { index } => format!("node {id} snapshots its state at index {index}"),
+            Event::SnapshotInstalled { index } => {
+                format!("node {id} installs the leader's snapshot at index {index}")
+            }
             Event::Truncated { from_index } => format!("node {id} drops its conflicting entries from {from_index}"),
             Event::Committed { index } => {
                 let _ = id;

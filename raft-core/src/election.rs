@@ -223,6 +223,9 @@ impl<S: StateMachine> Raft<S> {
                     .send(m.from, Body::AppendResp { index: 0, success: false, hint_index: 0, hint_term: 0, round: 0 }),
                 Body::PreVote { .. } => self.send(m.from, Body::PreVoteResp { granted: false }),
                 Body::Vote { .. } => self.send(m.from, Body::VoteResp { granted: false }),
+                Body::InstallSnapshot { index, snap_term, .. } => {
+                    self.send(m.from, Body::InstallSnapshotResp { index, snap_term, offset: 0, done: false })
+                }
                 _ => {}
             }
             return;
@@ -259,7 +262,20 @@ impl<S: StateMachine> Raft<S> {
                     self.handle_append_resp(m.from, index, success, hint_index, hint_term, round);
                 }
             }
-            Body::InstallSnapshot { .. } | Body::InstallSnapshotResp { .. } => {}
+            Body::InstallSnapshot { index, snap_term, offset, data, done } => {
+                if self.role != Role::Follower {
+                    let term = self.term;
+                    self.become_follower(term, Some(m.from));
+                }
+                self.leader = Some(m.from);
+                self.election_elapsed = 0;
+                self.handle_install_snapshot(m.from, index, snap_term, offset, data, done);
+            }
+            Body::InstallSnapshotResp { index, snap_term, offset, done } => {
+                if self.role == Role::Leader {
+                    self.handle_snapshot_resp(m.from, index, snap_term, offset, done);
+                }
+            }
         }
     }
 

@@ -269,6 +269,13 @@ pub struct DurableState {
     pub last_seq: Seq,
 }
 
+impl DurableState {
+    /// The same state with an empty log (used to build a node before the log is moved in).
+    pub fn clone_without_log(&self) -> DurableState {
+        DurableState { hard: self.hard, snapshot: self.snapshot.clone(), log: Log::new(), last_seq: self.last_seq }
+    }
+}
+
 /// Replays records, in order, into a [`DurableState`], checking that they fit.
 ///
 /// ```
@@ -355,11 +362,31 @@ impl Replay {
                     st.snapshot = Some(meta.clone());
                 }
             }
-            Record::Append { .. } | Record::Truncate { .. } => {
-                return Err(JournalError::Discontiguous {
-                    seq: 0,
-                    reason: "only HardState and Snapshot may be checkpoints",
-                })
+            Record::Append { first_index, entries } => {
+                // The log after the snapshot, as of the checkpoint: replaces what
+                // replay holds there (entries the snapshot covers are skipped).
+                let snap = st.log.snapshot_index();
+                let from = (*first_index).max(snap + 1);
+                if from > st.log.last_index() + 1 {
+                    return Err(JournalError::Discontiguous { seq: 0, reason: "checkpoint entries leave a gap" });
+                }
+                if from <= st.log.last_index() {
+                    st.log.truncate_from(from);
+                }
+                for (k, e) in entries.iter().enumerate() {
+                    if e.index != first_index + k as u64 {
+                        return Err(JournalError::Discontiguous {
+                            seq: 0,
+                            reason: "checkpoint entries are not contiguous",
+                        });
+                    }
+                    if e.index >= from {
+                        st.log.append(e.clone());
+                    }
+                }
+            }
+            Record::Truncate { .. } => {
+                return Err(JournalError::Discontiguous { seq: 0, reason: "a Truncate cannot be a checkpoint" })
             }
         }
         Ok(())
@@ -376,8 +403,30 @@ impl Replay {
     }
 }
 
+/// Recovers a journal split into segments, oldest first: every segment but the
+/// last must be whole; the last may end in a torn frame, which is cut off
+/// (its [`Scan`] is returned so the host can truncate the file). An error names
+/// the segment (by position) and the byte offset within it.
+pub fn recover_segments(segments: &[&[u8]]) -> Result<(DurableState, Scan), (usize, JournalError)> {
+    let mut replay = Replay::new();
+    let mut last = Scan::default();
+    for (k, seg) in segments.iter().enumerate() {
+        let s = scan(seg).map_err(|e| (k, e))?;
+        if let Some(at) = s.torn_at {
+            if k + 1 < segments.len() {
+                return Err((k, JournalError::Corrupt { offset: at, reason: "torn record before the last segment" }));
+            }
+        }
+        for (seq, rec) in &s.records {
+            replay.apply(*seq, rec).map_err(|e| (k, e))?;
+        }
+        last = s;
+    }
+    Ok((replay.finish(), last))
+}
+
 /// Scans one segment and replays it from scratch: the whole recovery of a
-/// single-segment journal (the simulator's and the wasm host's).
+/// single-segment journal.
 pub fn recover(bytes: &[u8]) -> Result<(DurableState, Scan), JournalError> {
     let scan = scan(bytes)?;
     let mut replay = Replay::new();

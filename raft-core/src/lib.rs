@@ -55,6 +55,7 @@ pub mod read;
 pub mod replication;
 pub mod rng;
 pub mod session;
+pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 

@@ -82,8 +82,8 @@ pub enum Body {
         /// Echo of the request's round.
         round: u64,
     },
-    /// One chunk of a snapshot transfer (DESIGN.md §2a). Reserved for the snapshot
-    /// issue: the engine currently ignores it.
+    /// One chunk of a snapshot transfer (DESIGN.md §2a), keyed by the message's
+    /// term, `index` and `snap_term`.
     InstallSnapshot {
         /// Snapshot's last included index.
         index: Index,
@@ -96,12 +96,17 @@ pub enum Body {
         /// Whether this is the final chunk.
         done: bool,
     },
-    /// Answer to `InstallSnapshot`: the offset the follower expects next.
+    /// Answer to `InstallSnapshot`.
     InstallSnapshotResp {
         /// Snapshot's last included index.
         index: Index,
-        /// Next offset expected.
+        /// Snapshot's last included term.
+        snap_term: Term,
+        /// The offset the follower expects next; `u64::MAX` if it already holds
+        /// everything the snapshot covers.
         offset: u64,
+        /// The snapshot is installed and durable.
+        done: bool,
     },
 }
 

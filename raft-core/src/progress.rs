@@ -49,6 +49,8 @@ pub struct Progress {
     /// if it is still unacknowledged at the next one, the pipeline stalled (a
     /// message was lost) and the leader falls back to probing.
     pub(crate) oldest_at_heartbeat: Option<Index>,
+    /// In Snapshot state: the transfer in progress.
+    pub(crate) transfer: Option<crate::snapshot::Outgoing>,
 }
 
 impl Progress {
@@ -65,6 +67,7 @@ impl Progress {
             inflight: VecDeque::new(),
             inflight_bytes: 0,
             oldest_at_heartbeat: None,
+            transfer: None,
         }
     }
 
@@ -80,6 +83,7 @@ impl Progress {
 
     pub(crate) fn become_probe(&mut self) {
         self.state = ProgressState::Probe;
+        self.transfer = None;
         self.probe_sent = false;
         self.next_index = self.match_index + 1;
         self.inflight.clear();
@@ -88,6 +92,7 @@ impl Progress {
 
     pub(crate) fn become_replicate(&mut self) {
         self.state = ProgressState::Replicate;
+        self.transfer = None;
         self.probe_sent = false;
         self.next_index = self.match_index + 1;
         self.inflight.clear();

@@ -7,6 +7,7 @@
 //! and [`replication`](crate::replication) (AppendEntries, commit, apply).
 
 use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -18,6 +19,7 @@ use crate::progress::Progress;
 use crate::read::PendingRead;
 use crate::rng::Rng;
 use crate::session::{SessionLimits, Sessions};
+use crate::snapshot::{Incoming, RecoverError, Snapshot, SnapshotBody, SnapshotError, SnapshotOut};
 use crate::state_machine::StateMachine;
 use crate::types::{Entry, HardState, Index, NodeId, Payload, Role, Seq, Term};
 
@@ -80,6 +82,14 @@ pub struct Config {
     pub max_pending_reads: usize,
     /// Most client writes a leader tracks until applied; more get `Busy`.
     pub max_pending_writes: usize,
+    /// Take a snapshot every this many applied entries (0: never by count).
+    pub snapshot_entries: u64,
+    /// Take a snapshot when the in-memory log holds this many bytes.
+    pub snapshot_log_bytes: usize,
+    /// Bytes per InstallSnapshot chunk.
+    pub snapshot_chunk_bytes: usize,
+    /// Largest snapshot accepted from a leader or a disk.
+    pub max_snapshot_bytes: usize,
     /// Seed of the election-timeout PRNG. Give each node a different one.
     pub seed: u64,
     /// Deliberate bugs (honoured only with the `bugs` feature).
@@ -112,6 +122,10 @@ impl Config {
             sessions: SessionLimits::default(),
             max_pending_reads: 65_536,
             max_pending_writes: 65_536,
+            snapshot_entries: 10_000,
+            snapshot_log_bytes: 64 << 20,
+            snapshot_chunk_bytes: 256 << 10,
+            max_snapshot_bytes: 1 << 30,
             seed: id,
             bugs: Bugs::default(),
         }
@@ -149,6 +163,9 @@ impl Config {
             || self.sessions.max_sessions == 0
             || self.sessions.max_outstanding == 0
             || self.sessions.timeout_ticks == 0
+            || self.snapshot_log_bytes == 0
+            || self.snapshot_chunk_bytes == 0
+            || self.max_snapshot_bytes == 0
         {
             return Err(ConfigError("limits must be positive"));
         }
@@ -230,6 +247,16 @@ pub enum Event {
         /// The term.
         term: Term,
     },
+    /// A snapshot was taken locally.
+    SnapshotTaken {
+        /// Index it covers.
+        index: Index,
+    },
+    /// A snapshot from the leader was installed.
+    SnapshotInstalled {
+        /// Index it covers.
+        index: Index,
+    },
     /// The commit index moved.
     Committed {
         /// New commit index.
@@ -301,6 +328,9 @@ pub struct Ready {
     pub applied: Vec<Applied>,
     /// Replies to client requests, by the token given with the request.
     pub replies: Vec<(ClientToken, ClientReply)>,
+    /// A snapshot to store durably *before* persisting `records` (they include
+    /// the `Snapshot` record naming it): taken locally or installed from the leader.
+    pub snapshot: Option<SnapshotOut>,
     /// Things that happened, for logs and visualisation.
     pub events: Vec<Event>,
 }
@@ -313,6 +343,7 @@ impl Ready {
             && self.applied.is_empty()
             && self.replies.is_empty()
             && self.events.is_empty()
+            && self.snapshot.is_none()
     }
 }
 
@@ -384,6 +415,12 @@ pub struct Raft<S: StateMachine> {
     pub(crate) held: VecDeque<Held>,
     /// Leader: followers that need an AppendEntries at the next flush.
     pub(crate) pending_broadcast: bool,
+    /// The latest snapshot, taken or installed (kept to send to followers).
+    pub(crate) snapshot: Option<Arc<Snapshot>>,
+    /// A Snapshot record not yet durable: (seq, index, term); compact after.
+    pub(crate) compact_pending: Option<(Seq, Index, Term)>,
+    /// Follower: a snapshot transfer in progress.
+    pub(crate) incoming: Option<Incoming>,
     /// Leader: bytes of entries above the commit index (for the Busy limit).
     pub(crate) uncommitted_bytes: usize,
     pub(crate) ready: Ready,
@@ -395,9 +432,40 @@ impl<S: StateMachine> Raft<S> {
         Self::restart(cfg, DurableState::default(), sm)
     }
 
-    /// A node restarting from the state replayed out of its journal. It always
-    /// starts as a follower; its commit index is unknown until a leader says it.
+    /// A node restarting from the state replayed out of its journal, when the
+    /// journal names no snapshot (otherwise use [`Raft::recover`]).
     pub fn restart(cfg: Config, durable: DurableState, sm: S) -> Result<Self, ConfigError> {
+        if durable.snapshot.is_some() {
+            return Err(ConfigError("the journal names a snapshot: use Raft::recover with its data"));
+        }
+        Self::recover(cfg, durable, None, sm).map_err(|e| match e {
+            RecoverError::Config(c) => c,
+            RecoverError::Snapshot(_) => ConfigError("snapshot"),
+        })
+    }
+
+    /// A node restarting from its journal and the snapshot it names. It always
+    /// starts as a follower; its commit index is the snapshot's until a leader
+    /// says more.
+    pub fn recover(cfg: Config, durable: DurableState, snapshot: Option<&[u8]>, sm: S) -> Result<Self, RecoverError> {
+        let mut node = Self::fresh(cfg, durable.clone_without_log(), sm).map_err(RecoverError::Config)?;
+        node.log = durable.log;
+        node.durable_index = node.log.last_index();
+        node.commit = node.log.snapshot_index();
+        node.applied = node.log.snapshot_index();
+        if let Some(meta) = durable.snapshot {
+            let data = snapshot.ok_or(RecoverError::Snapshot(SnapshotError::Missing))?;
+            let body = SnapshotBody::decode(data, node.cfg.max_snapshot_bytes).map_err(RecoverError::Snapshot)?;
+            if body.index != meta.index || body.term != meta.term {
+                return Err(RecoverError::Snapshot(SnapshotError::Mismatch));
+            }
+            node.restore_snapshot(body).map_err(RecoverError::Snapshot)?;
+            node.snapshot = Some(Arc::new(Snapshot { meta, data: data.to_vec() }));
+        }
+        Ok(node)
+    }
+
+    fn fresh(cfg: Config, durable: DurableState, sm: S) -> Result<Self, ConfigError> {
         cfg.validate()?;
         let mut voters = cfg.voters.clone();
         voters.sort_unstable();
@@ -443,6 +511,9 @@ impl<S: StateMachine> Raft<S> {
             held: VecDeque::new(),
             pending_broadcast: false,
             uncommitted_bytes: 0,
+            snapshot: None,
+            compact_pending: None,
+            incoming: None,
             ready: Ready::default(),
             log: durable.log,
             cfg,
@@ -546,6 +617,7 @@ impl<S: StateMachine> Raft<S> {
             self.durable_index = self.durable_index.max(idx);
         }
         self.release_held();
+        self.maybe_compact();
         if self.role == Role::Candidate && self.self_vote_seq.is_some_and(|s| s <= seq) {
             self.self_vote_seq = None;
             self.record_vote(self.cfg.id, true);
@@ -861,6 +933,7 @@ impl<S: StateMachine> Raft<S> {
         if self.role == Role::Leader {
             self.release_reads();
         }
+        self.maybe_snapshot();
     }
 
     /// A leader stepping down: its pending writes may or may not commit, its

@@ -41,7 +41,12 @@ impl<S: StateMachine> Raft<S> {
                     }
                 }
                 ProgressState::Probe => pr.probe_sent = false,
-                ProgressState::Snapshot => {}
+                ProgressState::Snapshot => {
+                    // Resend the chunk the follower is waiting for (it may be lost).
+                    if let Some(t) = pr.transfer.as_mut() {
+                        t.in_flight = false;
+                    }
+                }
             }
             pr.oldest_at_heartbeat = pr.inflight.front().map(|f| f.0);
         }
@@ -53,6 +58,9 @@ impl<S: StateMachine> Raft<S> {
     pub(crate) fn send_append(&mut self, i: usize, heartbeat: bool) {
         let last = self.log.last_index();
         let mut sent_any = false;
+        if self.progress[i].state == ProgressState::Snapshot {
+            return self.send_snapshot_chunk(i);
+        }
         loop {
             let pr = &self.progress[i];
             let (to, next) = (pr.id, pr.next_index);
@@ -68,10 +76,9 @@ impl<S: StateMachine> Raft<S> {
             }
             let prev_index = next - 1;
             let Some(prev_term) = self.log.term(prev_index) else {
-                // The entries this follower needs were compacted: it needs a
-                // snapshot (InstallSnapshot arrives with the snapshot issue).
-                self.progress[i].state = ProgressState::Snapshot;
-                break;
+                // The entries this follower needs were compacted: send a snapshot.
+                self.start_snapshot_transfer(i);
+                return;
             };
             let entries = self.log.slice(next, last, self.cfg.max_entries_per_msg, self.cfg.max_bytes_per_msg);
             let bytes: usize = entries.iter().map(Entry::size).sum();

@@ -77,6 +77,11 @@ impl Sessions {
         Sessions { limits, ..Default::default() }
     }
 
+    /// Replaces the limits (they come from the local config, not from a snapshot).
+    pub fn set_limits(&mut self, limits: SessionLimits) {
+        self.limits = limits;
+    }
+
     /// The cluster clock (ticks).
     pub fn clock(&self) -> u64 {
         self.clock

@@ -33,6 +33,13 @@ fn random_run(seed: u64, bugs: Bugs, liveness: bool) -> Sim {
     cfg.raft.max_inflight_msgs = rng.range(1, 16) as usize;
     cfg.raft.max_entries_per_msg = rng.range(1, 64) as usize;
     cfg.raft.pre_vote = rng.chance(0.8);
+    if rng.chance(0.6) {
+        // Snapshot often and in small chunks, with small journal segments, so
+        // every fault also lands across snapshot boundaries and transfers.
+        cfg.raft.snapshot_entries = rng.range(5, 200);
+        cfg.raft.snapshot_chunk_bytes = rng.range(16, 4096) as usize;
+        cfg.segment_bytes = rng.range(1 << 10, 64 << 10) as usize;
+    }
     cfg.raft.check_quorum = rng.chance(0.8);
     let mut sim = Sim::new(cfg);
     let ids = sim.ids();
@@ -67,56 +74,22 @@ fn random_run(seed: u64, bugs: Bugs, liveness: bool) -> Sim {
             }
         }
         sim.run_for(3 * SEC);
+        if std::env::var("DEBUG").is_ok() {
+            sim.run_for(10 * SEC);
+            for &id in &ids {
+                let r = sim.raft(id).unwrap();
+                println!(
+                    "{r:?} first {} snap {:?} progress {:?}",
+                    r.log().first_index(),
+                    r.snapshot().map(|s| (s.meta.index, s.data.len())),
+                    r.progress()
+                );
+            }
+        }
         one(&mut sim, u64::MAX.to_le_bytes().to_vec(), ids.len(), true);
     }
     sim.final_check();
     sim
-}
-
-fn fault(sim: &mut Sim, rng: &mut Rng, ids: &[u64]) {
-    let pick = |rng: &mut Rng| ids[rng.below(ids.len() as u64) as usize];
-    match rng.below(12) {
-        0 | 1 => {
-            let id = pick(rng);
-            sim.crash(id);
-            sim.restart_after(id, rng.range(0, 1500) * MS);
-        }
-        2 => {
-            // Crash the leader right after it appended something.
-            if let Some(l) = sim.leader() {
-                let _ = sim.propose(l, vec![0xEE]);
-                sim.run_for(rng.range(0, 3) * MS);
-                sim.crash(l);
-                sim.restart_after(l, rng.range(0, 1000) * MS);
-            }
-        }
-        3 => {
-            if let Some(l) = sim.leader() {
-                sim.disconnect(l);
-            }
-        }
-        4 => {
-            let mut side: Vec<u64> = ids.iter().copied().filter(|_| rng.chance(0.5)).collect();
-            if side.is_empty() {
-                side.push(pick(rng));
-            }
-            sim.partition(&side);
-        }
-        5 => {
-            let (a, b) = (pick(rng), pick(rng));
-            if a != b {
-                sim.cut_link(a, b);
-            }
-        }
-        6 | 7 => sim.heal(),
-        8 => sim.set_network(rng.below(30) as f64 / 100.0, rng.below(10) as f64 / 100.0, rng.below(10) as f64 / 100.0),
-        9 => sim.set_network(0.0, 0.0, 0.0),
-        10 => sim.force_timeout(pick(rng)),
-        _ => {
-            let id = pick(rng);
-            sim.connect(id);
-        }
-    }
 }
 
 fn seeds() -> Vec<u64> {

@@ -14,7 +14,7 @@
 //! * **Durability**: a committed entry is never truncated and a majority always
 //!   holds the committed prefix durably, across crashes and restarts.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -54,17 +54,19 @@ pub fn chain_hash(prev: u64, e: &Entry) -> u64 {
     mix(prev ^ mix(h ^ e.term.rotate_left(17) ^ e.index.rotate_left(41) ^ e.time.rotate_left(7)))
 }
 
-/// A chain of hashes mirroring one log (index `i` at position `i - 1`).
+/// A chain of hashes mirroring one log: entry `i` at position `i - base - 1`,
+/// where `base` is the index its snapshot covers (whose chain value is kept).
 #[derive(Clone, Debug, Default)]
 pub struct Chain {
-    hashes: Vec<u64>,
-    terms: Vec<Term>,
+    base: Index,
+    base_hash: u64,
+    hashes: VecDeque<u64>,
 }
 
 impl Chain {
-    /// Rebuilds a chain from a whole log (used after a restart).
-    pub fn from_log(log: &Log) -> Self {
-        let mut c = Chain::default();
+    /// A chain for `log`, whose snapshot boundary has chain value `base_hash`.
+    pub fn from_log(log: &Log, base_hash: u64) -> Self {
+        let mut c = Chain { base: log.snapshot_index(), base_hash, hashes: VecDeque::new() };
         for e in log.iter() {
             c.push(e);
         }
@@ -72,38 +74,62 @@ impl Chain {
     }
     /// Last index mirrored.
     pub fn len(&self) -> Index {
-        self.hashes.len() as Index
+        self.base + self.hashes.len() as Index
     }
-    /// Whether empty.
+    /// Whether nothing after the base is mirrored.
     pub fn is_empty(&self) -> bool {
         self.hashes.is_empty()
     }
-    /// Chain value at `index` (1-based).
+    /// Chain value at `index`, if mirrored.
     pub fn at(&self, index: Index) -> Option<u64> {
-        if index == 0 {
-            return Some(0);
+        if index == self.base {
+            return Some(self.base_hash);
         }
-        self.hashes.get(index as usize - 1).copied()
+        if index < self.base {
+            return None;
+        }
+        self.hashes.get((index - self.base - 1) as usize).copied()
     }
     fn push(&mut self, e: &Entry) -> u64 {
         let prev = self.at(e.index - 1).unwrap_or(0);
         let h = chain_hash(prev, e);
-        self.hashes.push(h);
-        self.terms.push(e.term);
+        self.hashes.push_back(h);
         h
     }
     fn truncate(&mut self, from: Index) {
-        let keep = from.saturating_sub(1) as usize;
+        let keep = from.saturating_sub(1).saturating_sub(self.base) as usize;
         self.hashes.truncate(keep);
-        self.terms.truncate(keep);
     }
-    /// Applies a journal record; returns the entries appended (index, term, hash).
-    fn apply(&mut self, rec: &Record, mut on_entry: impl FnMut(Index, Term, u64)) {
+    /// Drops everything up to `index`, whose chain value becomes the base.
+    fn compact(&mut self, index: Index, hash: u64) {
+        if index <= self.base {
+            return;
+        }
+        if self.at(index) == Some(hash) {
+            while self.base < index {
+                self.hashes.pop_front();
+                self.base += 1;
+            }
+        } else {
+            self.hashes.clear();
+            self.base = index;
+        }
+        self.base_hash = hash;
+    }
+    /// Applies a journal record; reports the entries appended (index, term, hash).
+    fn apply(
+        &mut self,
+        rec: &Record,
+        committed: impl Fn(Index) -> Option<u64>,
+        mut on_entry: impl FnMut(Index, Term, u64),
+    ) {
         match rec {
             Record::Append { entries, .. } => {
                 for e in entries {
+                    if e.index <= self.base {
+                        continue;
+                    }
                     if e.index != self.len() + 1 {
-                        // Replay would have refused this; report it through the hash map check.
                         self.truncate(e.index);
                     }
                     let h = self.push(e);
@@ -111,7 +137,12 @@ impl Chain {
                 }
             }
             Record::Truncate { from_index } => self.truncate(*from_index),
-            Record::HardState(_) | Record::Snapshot(_) => {}
+            Record::Snapshot(meta) => {
+                if let Some(h) = committed(meta.index) {
+                    self.compact(meta.index, h);
+                }
+            }
+            Record::HardState(_) => {}
         }
     }
 }
@@ -125,6 +156,9 @@ pub struct Invariants {
     by_index_term: BTreeMap<(Index, Term), u64>,
     /// Chain values of the committed prefix, index `i` at `i - 1`.
     committed: Vec<u64>,
+    /// `by_index_term` holds nothing at or below this index (pruned: the
+    /// committed prefix is checked against `committed` instead).
+    pruned_to: Index,
     mem: Vec<Chain>,
     durable: Vec<Chain>,
     applied: Vec<Index>,
@@ -143,6 +177,13 @@ impl Invariants {
             applied: ids.iter().map(|_| 0).collect(),
             ..Default::default()
         }
+    }
+
+    fn committed_at(&self, index: Index) -> Option<u64> {
+        if index == 0 {
+            return Some(0);
+        }
+        self.committed.get(index as usize - 1).copied()
     }
 
     fn slot(&self, id: NodeId) -> usize {
@@ -169,17 +210,25 @@ impl Invariants {
     pub fn on_records(&mut self, now: u64, id: NodeId, records: &[(u64, Record)]) {
         let s = self.slot(id);
         for (_, rec) in records {
-            if let Record::Truncate { from_index } = rec {
-                let from = *from_index;
-                if from <= self.committed_index()
-                    && self.mem[s].at(from) == self.committed.get(from as usize - 1).copied()
-                {
-                    self.violate(now, format!("node {id} truncated committed entry {from}"));
+            match rec {
+                Record::Truncate { from_index } => {
+                    let from = *from_index;
+                    if from <= self.committed_index() && self.mem[s].at(from) == self.committed_at(from) {
+                        self.violate(now, format!("node {id} truncated committed entry {from}"));
+                    }
                 }
+                // Judged after the same Ready's applies: see `on_snapshot_records`.
+                Record::Snapshot(_) => continue,
+                _ => {}
             }
             let mut fresh: Vec<(Index, Term, u64)> = Vec::new();
-            self.mem[s].apply(rec, |i, t, h| fresh.push((i, t, h)));
+            let committed = &self.committed;
+            let lookup = |i: Index| if i == 0 { Some(0) } else { committed.get(i as usize - 1).copied() };
+            self.mem[s].apply(rec, lookup, |i, t, h| fresh.push((i, t, h)));
             for (i, t, h) in fresh {
+                if i <= self.pruned_to {
+                    continue; // checked against the committed prefix when applied
+                }
                 match self.by_index_term.get(&(i, t)) {
                     Some(&h0) if h0 != h => {
                         self.violate(
@@ -196,11 +245,49 @@ impl Invariants {
         }
     }
 
+    /// The Snapshot records of a Ready, after its applied entries were seen.
+    pub fn on_snapshot_records(&mut self, now: u64, id: NodeId, records: &[(u64, Record)]) {
+        let s = self.slot(id);
+        for (_, rec) in records {
+            if let Record::Snapshot(meta) = rec {
+                if meta.index > self.committed_index() {
+                    self.violate(now, format!("node {id} snapshotted index {} beyond the commit point", meta.index));
+                }
+                let committed = &self.committed;
+                let lookup = |i: Index| if i == 0 { Some(0) } else { committed.get(i as usize - 1).copied() };
+                self.mem[s].apply(rec, lookup, |_, _, _| {});
+            }
+        }
+    }
+
+    /// A node installed a snapshot from the leader covering up to `index`.
+    pub fn on_install(&mut self, now: u64, id: NodeId, index: Index) {
+        let s = self.slot(id);
+        if index > self.committed_index() {
+            self.violate(now, format!("node {id} installed a snapshot at {index}, beyond the commit point"));
+        }
+        if index > self.applied[s] {
+            self.applied[s] = index;
+        }
+    }
+
+    /// Forgets log-matching records for the committed prefix (bounded memory on
+    /// long runs); committed entries are checked against `committed` instead.
+    fn prune(&mut self) {
+        let c = self.committed_index();
+        if c > self.pruned_to + 4096 {
+            self.by_index_term = self.by_index_term.split_off(&(c + 1, 0));
+            self.pruned_to = c;
+        }
+    }
+
     /// Records up to and including these became durable on `id`.
     pub fn on_durable(&mut self, id: NodeId, records: &[(u64, Record)]) {
         let s = self.slot(id);
+        let committed = &self.committed;
+        let lookup = |i: Index| if i == 0 { Some(0) } else { committed.get(i as usize - 1).copied() };
         for (_, rec) in records {
-            self.durable[s].apply(rec, |_, _, _| {});
+            self.durable[s].apply(rec, lookup, |_, _, _| {});
         }
     }
 
@@ -237,6 +324,7 @@ impl Invariants {
             }
         } else if index == c + 1 {
             self.committed.push(h);
+            self.prune();
         } else {
             self.violate(now, format!("node {id} applied {index} beyond the committed prefix {c}"));
         }
@@ -250,7 +338,12 @@ impl Invariants {
     /// A node restarted with `log` recovered from its journal.
     pub fn on_restart(&mut self, now: u64, id: NodeId, log: &Log) {
         let s = self.slot(id);
-        let chain = Chain::from_log(log);
+        let snap = log.snapshot_index();
+        let Some(base_hash) = self.committed_at(snap) else {
+            self.violate(now, format!("node {id} restarted from a snapshot at {snap}, beyond the commit point"));
+            return;
+        };
+        let chain = Chain::from_log(log, base_hash);
         // Whatever committed prefix this node held durably must survive the
         // crash. (Its other durable entries may legitimately be gone: a Truncate
         // written before the crash can survive while the Append after it does not.)

@@ -54,6 +54,8 @@ pub struct SimConfig {
     pub long_delay_us: u64,
     /// Time to make one batch of records durable.
     pub disk_us: (u64, u64),
+    /// Bytes after which a journal segment is closed and a new one begun.
+    pub segment_bytes: usize,
     /// Template for every node's engine config (id, voters and seed are filled in).
     pub raft: Config,
 }
@@ -70,6 +72,7 @@ impl Default for SimConfig {
             long_delay: 0.0,
             long_delay_us: 2_000_000,
             disk_us: (100, 2_000),
+            segment_bytes: 256 << 10,
             raft: Config::new(1, alloc::vec![1]),
         }
     }
@@ -138,18 +141,33 @@ struct PendingWrite {
     /// Frame boundaries (start, end) in the disk image, and the records.
     frames: Vec<(usize, usize)>,
     records: Vec<(Seq, Record)>,
+    /// Checkpoint frames opening a new segment (no sequence number).
+    checkpoint: bool,
 }
 
-/// A simulated disk: one journal segment of bytes. The prefix up to
-/// `durable_len` survives crashes; what follows is at the mercy of the crash.
+/// A simulated disk: journal segments and snapshot files. Closed segments and
+/// the current segment's prefix up to `durable_len` survive crashes; what
+/// follows is at the mercy of the crash. Snapshot files are durable when
+/// written (a host fsyncs them before the record that names them).
 #[derive(Default)]
 pub struct Disk {
-    /// The journal image (durable prefix plus written-but-unsynced frames).
+    /// Closed segments, oldest first (wholly durable).
+    pub closed: Vec<Vec<u8>>,
+    /// The current segment (durable prefix plus written-but-unsynced frames).
     pub bytes: Vec<u8>,
-    /// Bytes guaranteed to survive a crash.
+    /// Bytes of the current segment guaranteed to survive a crash.
     pub durable_len: usize,
+    /// Snapshot files by id.
+    pub snapshots: BTreeMap<u64, Vec<u8>>,
     busy_until: u64,
     pending: VecDeque<PendingWrite>,
+}
+
+impl Disk {
+    /// Bytes the journal occupies (all segments).
+    pub fn journal_bytes(&self) -> usize {
+        self.closed.iter().map(Vec::len).sum::<usize>() + self.bytes.len()
+    }
 }
 
 /// One simulated node.
@@ -162,8 +180,9 @@ pub struct Node {
     pub disk: Disk,
     /// Incremented at every crash so events of a past life are ignored.
     inc: u64,
-    /// Commands applied in this life, index `i` at `i - 1 - base`.
+    /// Commands applied in this life since `applied_base`, index `i` at `i - 1 - applied_base`.
     applied: Vec<Vec<u8>>,
+    applied_base: Index,
 }
 
 /// Counters the scenario tests assert on.
@@ -249,7 +268,7 @@ impl Sim {
             journal::write_segment_header(&mut disk.bytes);
             disk.durable_len = disk.bytes.len();
             let raft = Raft::new(sim.node_config(id), KvStore::default()).ok();
-            sim.nodes.push(Node { id, raft, disk, inc: 0, applied: Vec::new() });
+            sim.nodes.push(Node { id, raft, disk, inc: 0, applied: Vec::new(), applied_base: 0 });
             sim.schedule_first_tick(k);
         }
         sim
@@ -378,6 +397,18 @@ impl Sim {
         }
         let id = self.nodes[k].id;
         let now = self.now;
+        // 0. A snapshot file is written (and synced) before the records naming it.
+        if let Some(out) = &ready.snapshot {
+            let s = &out.snapshot;
+            self.nodes[k].disk.snapshots.insert(s.meta.id, s.data.clone());
+            if out.installed {
+                self.checker.on_install(now, id, s.meta.index);
+                self.nodes[k].applied.clear();
+                self.nodes[k].applied_base = s.meta.index;
+            }
+        }
+        let snapshot_records: Vec<(Seq, Record)> =
+            ready.records.iter().filter(|r| matches!(r.1, Record::Snapshot(_))).cloned().collect();
         // 1. Journal: write the frames now (page cache), durable after a delay.
         if !ready.records.is_empty() {
             self.checker.on_records(now, id, &ready.records);
@@ -393,7 +424,7 @@ impl Sim {
             let disk = &mut self.nodes[k].disk;
             let done = disk.busy_until.max(now) + lat;
             disk.busy_until = done;
-            disk.pending.push_back(PendingWrite { last_seq, frames, records: ready.records });
+            disk.pending.push_back(PendingWrite { last_seq, frames, records: ready.records, checkpoint: false });
             let inc = self.nodes[k].inc;
             self.schedule(done, Action::DiskDone { node: k, inc, seq: last_seq });
         }
@@ -411,6 +442,7 @@ impl Sim {
                 .unwrap_or_default();
             self.nodes[k].applied.push(cmd);
         }
+        self.checker.on_snapshot_records(now, id, &snapshot_records);
         // 3. Replies travel back to the clients.
         for (token, reply) in ready.replies {
             if self.rng.chance(self.cfg.loss) {
@@ -515,12 +547,55 @@ impl Sim {
             if let Some(&(_, end)) = w.frames.last() {
                 self.nodes[k].disk.durable_len = end;
             }
-            self.checker.on_durable(id, &w.records);
+            if w.checkpoint {
+                // The new segment holds everything: older segments may go.
+                self.nodes[k].disk.closed.clear();
+            } else {
+                self.checker.on_durable(id, &w.records);
+            }
+            for (_, r) in &w.records {
+                if let Record::Snapshot(meta) = r {
+                    // Older snapshot files are no longer named by anything durable.
+                    let disk = &mut self.nodes[k].disk;
+                    disk.snapshots = disk.snapshots.split_off(&meta.id);
+                }
+            }
         }
         if let Some(r) = self.nodes[k].raft.as_mut() {
             r.persisted(seq);
         }
         self.drain(k);
+        self.maybe_rotate(k);
+    }
+
+    /// Closes a large current segment once everything written is durable, and
+    /// opens a new one with checkpoint frames holding the node's whole durable
+    /// state; the old segments are deleted once those frames are durable.
+    fn maybe_rotate(&mut self, k: usize) {
+        let node = &mut self.nodes[k];
+        let Some(raft) = node.raft.as_ref() else { return };
+        if !node.disk.pending.is_empty() || node.disk.bytes.len() < self.cfg.segment_bytes {
+            return;
+        }
+        let records: Vec<(Seq, Record)> = raft.checkpoint().into_iter().map(|r| (journal::CHECKPOINT_SEQ, r)).collect();
+        let old = core::mem::take(&mut node.disk.bytes);
+        node.disk.closed.push(old);
+        journal::write_segment_header(&mut node.disk.bytes);
+        node.disk.durable_len = node.disk.bytes.len();
+        let mut frames = Vec::new();
+        for (seq, rec) in &records {
+            let start = node.disk.bytes.len();
+            journal::encode_record(*seq, rec, &mut node.disk.bytes);
+            frames.push((start, node.disk.bytes.len()));
+        }
+        let lat = self.rng.range(self.cfg.disk_us.0, self.cfg.disk_us.1);
+        let node = &mut self.nodes[k];
+        let done = node.disk.busy_until.max(self.now) + lat;
+        node.disk.busy_until = done;
+        let last_seq = raft_durable_seq(node);
+        node.disk.pending.push_back(PendingWrite { last_seq, frames, records, checkpoint: true });
+        let inc = node.inc;
+        self.schedule(done, Action::DiskDone { node: k, inc, seq: last_seq });
     }
 
     // ------------------------------------------------------------------
@@ -585,7 +660,10 @@ impl Sim {
         }
         let id = self.nodes[k].id;
         let now = self.now;
-        let recovered = journal::recover(&self.nodes[k].disk.bytes);
+        let disk = &self.nodes[k].disk;
+        let mut segs: Vec<&[u8]> = disk.closed.iter().map(Vec::as_slice).collect();
+        segs.push(&disk.bytes);
+        let recovered = journal::recover_segments(&segs);
         match recovered {
             Ok((state, scan)) => {
                 let disk = &mut self.nodes[k].disk;
@@ -593,12 +671,23 @@ impl Sim {
                 disk.durable_len = scan.valid_len;
                 self.checker.on_restart(now, id, &state.log);
                 let cfg = self.node_config(id);
-                self.nodes[k].raft = Raft::restart(cfg, state, KvStore::default()).ok();
+                let snap = state.snapshot.as_ref().and_then(|m| self.nodes[k].disk.snapshots.get(&m.id)).cloned();
+                let base = state.log.snapshot_index();
+                match Raft::recover(cfg, state, snap.as_deref(), KvStore::default()) {
+                    Ok(r) => self.nodes[k].raft = Some(r),
+                    Err(e) => {
+                        self.checker.violations.push(format!("t={now}us: node {id} cannot restart: {e}"));
+                        return;
+                    }
+                }
                 self.nodes[k].applied.clear();
+                self.nodes[k].applied_base = base;
                 self.schedule_first_tick(k);
             }
-            Err(e) => {
-                self.checker.violations.push(format!("t={now}us: node {id} cannot recover its journal: {e}"));
+            Err((seg, e)) => {
+                self.checker
+                    .violations
+                    .push(format!("t={now}us: node {id} cannot recover its journal (segment {seg}): {e}"));
             }
         }
     }
@@ -760,7 +849,7 @@ impl Sim {
     /// Command applied at `index` by `id` in its current life, if any.
     pub fn applied_at(&self, id: NodeId, index: Index) -> Option<&[u8]> {
         let n = &self.nodes[self.slot(id)];
-        let base = n.raft.as_ref().map_or(0, |r| r.log().snapshot_index());
+        let base = n.applied_base;
         if index <= base {
             return None;
         }
@@ -782,4 +871,8 @@ impl Sim {
         let now = self.now;
         self.checker.check_durable_majority(now);
     }
+}
+
+fn raft_durable_seq(node: &Node) -> Seq {
+    node.raft.as_ref().map_or(0, |r| r.durable_seq())
 }
