@@ -871,7 +871,9 @@ impl<S: StateMachine> Raft<S> {
         if self.role != Role::Leader {
             return Err(ProposeError::NotLeader { leader_hint: self.leader });
         }
-        let uncommitted = (self.log.last_index() - self.commit) as usize;
+        // Entries not yet both committed and durable here: bounds memory even
+        // when followers commit faster than this leader's own disk syncs.
+        let uncommitted = (self.log.last_index() - self.commit.min(self.durable_index)) as usize;
         if uncommitted >= self.cfg.max_uncommitted_entries || self.uncommitted_bytes >= self.cfg.max_uncommitted_bytes {
             return Err(ProposeError::Busy);
         }

@@ -74,18 +74,6 @@ fn random_run(seed: u64, bugs: Bugs, liveness: bool) -> Sim {
             }
         }
         sim.run_for(3 * SEC);
-        if std::env::var("DEBUG").is_ok() {
-            sim.run_for(10 * SEC);
-            for &id in &ids {
-                let r = sim.raft(id).unwrap();
-                println!(
-                    "{r:?} first {} snap {:?} progress {:?}",
-                    r.log().first_index(),
-                    r.snapshot().map(|s| (s.meta.index, s.data.len())),
-                    r.progress()
-                );
-            }
-        }
         one(&mut sim, u64::MAX.to_le_bytes().to_vec(), ids.len(), true);
     }
     sim.final_check();

@@ -159,7 +159,9 @@ pub struct Disk {
     pub durable_len: usize,
     /// Snapshot files by id.
     pub snapshots: BTreeMap<u64, Vec<u8>>,
-    busy_until: u64,
+    /// A sync is in progress (writes arriving meanwhile join the next one:
+    /// group commit, as the native host's disk task does).
+    syncing: bool,
     pending: VecDeque<PendingWrite>,
 }
 
@@ -220,6 +222,9 @@ pub struct Sim {
     checker: Invariants,
     /// Counters.
     pub stats: Stats,
+    /// Keep every applied command per node (for [`Sim::applied_at`]); turn off
+    /// for very long runs.
+    pub record_applied: bool,
     /// Record a line per append sent (debugging aid).
     pub trace: bool,
     /// Lines recorded while `trace` is on.
@@ -259,6 +264,7 @@ impl Sim {
             client_cfg: ClientConfig::default(),
             clients_stopped: false,
             history: Vec::new(),
+            record_applied: true,
             trace: false,
             trace_lines: Vec::new(),
             cfg,
@@ -420,17 +426,16 @@ impl Sim {
                 frames.push((start, disk.bytes.len()));
             }
             let last_seq = ready.records.last().map_or(0, |r| r.0);
-            let lat = self.rng.range(self.cfg.disk_us.0, self.cfg.disk_us.1);
             let disk = &mut self.nodes[k].disk;
-            let done = disk.busy_until.max(now) + lat;
-            disk.busy_until = done;
             disk.pending.push_back(PendingWrite { last_seq, frames, records: ready.records, checkpoint: false });
-            let inc = self.nodes[k].inc;
-            self.schedule(done, Action::DiskDone { node: k, inc, seq: last_seq });
+            self.start_sync(k);
         }
         // 2. Applied entries, in order.
         for a in &ready.applied {
             self.checker.on_applied(now, id, a.index);
+            if !self.record_applied {
+                continue;
+            }
             let cmd = self.nodes[k]
                 .raft
                 .as_ref()
@@ -537,6 +542,7 @@ impl Sim {
 
     fn disk_done(&mut self, k: usize, seq: Seq) {
         let id = self.nodes[k].id;
+        self.nodes[k].disk.syncing = false;
         while let Some(w) = self.nodes[k].disk.pending.front() {
             if w.last_seq > seq {
                 break;
@@ -566,6 +572,7 @@ impl Sim {
         }
         self.drain(k);
         self.maybe_rotate(k);
+        self.start_sync(k);
     }
 
     /// Closes a large current segment once everything written is durable, and
@@ -588,14 +595,23 @@ impl Sim {
             journal::encode_record(*seq, rec, &mut node.disk.bytes);
             frames.push((start, node.disk.bytes.len()));
         }
-        let lat = self.rng.range(self.cfg.disk_us.0, self.cfg.disk_us.1);
         let node = &mut self.nodes[k];
-        let done = node.disk.busy_until.max(self.now) + lat;
-        node.disk.busy_until = done;
         let last_seq = raft_durable_seq(node);
         node.disk.pending.push_back(PendingWrite { last_seq, frames, records, checkpoint: true });
-        let inc = node.inc;
-        self.schedule(done, Action::DiskDone { node: k, inc, seq: last_seq });
+        self.start_sync(k);
+    }
+
+    /// Starts a sync of everything written so far, unless one is running.
+    fn start_sync(&mut self, k: usize) {
+        let disk = &self.nodes[k].disk;
+        let Some(last) = disk.pending.back().map(|w| w.last_seq) else { return };
+        if disk.syncing {
+            return;
+        }
+        let lat = self.rng.range(self.cfg.disk_us.0, self.cfg.disk_us.1);
+        self.nodes[k].disk.syncing = true;
+        let inc = self.nodes[k].inc;
+        self.schedule(self.now + lat, Action::DiskDone { node: k, inc, seq: last });
     }
 
     // ------------------------------------------------------------------
@@ -649,7 +665,7 @@ impl Sim {
         if let Some(t) = tail {
             disk.bytes.extend_from_slice(&t);
         }
-        disk.busy_until = 0;
+        disk.syncing = false;
         let now = self.now;
         self.checker.on_crash(now, id);
     }
