@@ -347,8 +347,12 @@ impl Invariants {
         // Whatever committed prefix this node held durably must survive the
         // crash. (Its other durable entries may legitimately be gone: a Truncate
         // written before the crash can survive while the Append after it does not.)
+        // (A snapshot recovered past `c` covers it: the snapshot itself was
+        // checked to be of committed state.)
         let c = self.committed_index().min(self.durable[s].len());
+        let covered = c <= snap;
         if c > 0
+            && !covered
             && self.durable[s].at(c) == self.committed.get(c as usize - 1).copied()
             && chain.at(c) != self.durable[s].at(c)
         {
