@@ -12,6 +12,7 @@
 mod common;
 use common::*;
 use raft_core::rng::Rng;
+use raft_core::sim::nemesis::random_fault as fault;
 use raft_core::sim::{Sim, SimConfig};
 use raft_core::Bugs;
 

@@ -14,6 +14,7 @@
 
 pub mod clients;
 pub mod invariants;
+pub mod nemesis;
 
 use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use alloc::format;
@@ -134,6 +135,8 @@ pub struct InFlight {
     pub sent_at: u64,
     /// Delivery time.
     pub deliver_at: u64,
+    /// Held: it stays on the wire until released (or dropped) by hand.
+    pub held: bool,
 }
 
 struct PendingWrite {
@@ -512,16 +515,21 @@ impl Sim {
             }
             self.next_event += 1;
             let id = self.next_event;
-            self.inflight
-                .insert(id, InFlight { bytes: bytes.clone(), msg: m.clone(), sent_at: self.now, deliver_at: at });
+            self.inflight.insert(
+                id,
+                InFlight { bytes: bytes.clone(), msg: m.clone(), sent_at: self.now, deliver_at: at, held: false },
+            );
             self.queue.push(Reverse(Scheduled { at, id, action: Action::Deliver { id } }));
         }
     }
 
     fn deliver(&mut self, id: u64) {
+        if self.inflight.get(&id).is_some_and(|f| f.held) {
+            return; // waits for release_message
+        }
         let Some(f) = self.inflight.remove(&id) else {
-            return;
-        }; // dropped by hand
+            return; // dropped by hand
+        };
         let m = match Message::decode(&f.bytes, 64 << 20) {
             Ok(m) => m,
             Err(e) => {
@@ -783,6 +791,40 @@ impl Sim {
     /// Drops a message in flight.
     pub fn drop_message(&mut self, id: u64) -> bool {
         self.inflight.remove(&id).is_some()
+    }
+
+    /// Holds a message in flight: it is not delivered until released.
+    pub fn hold_message(&mut self, id: u64) -> bool {
+        match self.inflight.get_mut(&id) {
+            Some(f) => {
+                f.held = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Releases a held message: it is delivered now (or at its original time
+    /// if that is still ahead).
+    pub fn release_message(&mut self, id: u64) -> bool {
+        let now = self.now;
+        let Some(f) = self.inflight.get_mut(&id) else { return false };
+        if !f.held {
+            return false;
+        }
+        f.held = false;
+        let at = f.deliver_at.max(now);
+        self.queue.push(Reverse(Scheduled { at, id, action: Action::Deliver { id } }));
+        true
+    }
+
+    /// Makes a node take a snapshot of its applied state now.
+    pub fn take_snapshot(&mut self, id: NodeId) {
+        let k = self.slot(id);
+        if let Some(r) = self.nodes[k].raft.as_mut() {
+            r.take_snapshot();
+        }
+        self.drain(k);
     }
 
     /// Makes a node time out now.
