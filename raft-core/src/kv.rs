@@ -135,7 +135,7 @@ pub enum KvOutput {
         current: Option<String>,
     },
     /// The command bytes were not a valid operation (never produced for
-    /// commands that passed [`StateMachine::validate`]).
+    /// commands that passed [`StateMachine::validate_command`]).
     Invalid,
 }
 
