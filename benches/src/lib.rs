@@ -1,1 +1,116 @@
-//! Criterion benches on raft-core: not written yet, see issue 7.
+//! Support for the criterion benches on raft-core: an in-memory cluster whose
+//! messages are passed as values (no encoding, no network) and whose "disk" is
+//! instantaneous, so the benches measure the engine itself.
+//!
+//! ```
+//! use benches::MemCluster;
+//! use raft_core::DigestMachine;
+//! let mut c = MemCluster::new(3, |_| DigestMachine::default());
+//! let before = c.leader().commit_index();
+//! c.propose_batch(10, 16);
+//! c.pump();
+//! assert_eq!(c.leader().commit_index(), before + 10);
+//! ```
+
+use std::collections::VecDeque;
+
+use raft_core::{ClientReply, ClientRequest, ClientToken, Config, Message, NodeId, Raft, StateMachine};
+
+/// A cluster of engines in one thread, ids `1..=n`.
+pub struct MemCluster<S: StateMachine> {
+    nodes: Vec<Raft<S>>,
+    queue: VecDeque<Message>,
+    /// Client replies collected by [`MemCluster::pump`].
+    pub replies: Vec<(ClientToken, ClientReply)>,
+    leader: usize,
+}
+
+impl<S: StateMachine> MemCluster<S> {
+    /// A cluster of `n` nodes with node 1 elected leader and its no-op committed.
+    pub fn new(n: usize, make: impl Fn(NodeId) -> S) -> Self {
+        Self::with_config(n, make, |_| {})
+    }
+
+    /// Like [`MemCluster::new`], adjusting every node's config first.
+    pub fn with_config(n: usize, make: impl Fn(NodeId) -> S, tweak: impl Fn(&mut Config)) -> Self {
+        let voters: Vec<NodeId> = (1..=n as NodeId).collect();
+        let nodes = voters
+            .iter()
+            .map(|&id| {
+                let mut cfg = Config::new(id, voters.clone());
+                cfg.max_uncommitted_entries = 1 << 20;
+                cfg.max_pending_writes = 1 << 20;
+                cfg.max_pending_reads = 1 << 20;
+                cfg.snapshot_entries = 0;
+                cfg.snapshot_log_bytes = usize::MAX;
+                tweak(&mut cfg);
+                Raft::new(cfg, make(id)).expect("valid config")
+            })
+            .collect();
+        let mut c = MemCluster { nodes, queue: VecDeque::new(), replies: Vec::new(), leader: 0 };
+        c.nodes[0].force_timeout();
+        c.pump();
+        assert!(c.nodes[0].is_leader(), "node 1 should win the first election");
+        c
+    }
+
+    /// The leader's engine.
+    pub fn leader(&self) -> &Raft<S> {
+        &self.nodes[self.leader]
+    }
+
+    /// Node `id`'s engine.
+    pub fn node(&self, id: NodeId) -> &Raft<S> {
+        &self.nodes[id as usize - 1]
+    }
+
+    /// Proposes `n` raw commands of `size` bytes at the leader.
+    pub fn propose_batch(&mut self, n: usize, size: usize) {
+        let l = self.leader;
+        for i in 0..n {
+            let mut data = vec![0u8; size];
+            if size >= 8 {
+                data[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            }
+            if self.nodes[l].propose(data).is_err() {
+                panic!("the leader refused a proposal");
+            }
+        }
+    }
+
+    /// Submits a client request at the leader.
+    pub fn submit(&mut self, token: ClientToken, req: ClientRequest) {
+        let l = self.leader;
+        self.nodes[l].submit(token, req);
+    }
+
+    /// Runs every node until no output is left: records are durable at once,
+    /// messages are delivered in FIFO order.
+    pub fn pump(&mut self) {
+        loop {
+            let mut busy = false;
+            for i in 0..self.nodes.len() {
+                loop {
+                    let ready = self.nodes[i].take_ready();
+                    if ready.is_empty() {
+                        break;
+                    }
+                    busy = true;
+                    self.queue.extend(ready.messages);
+                    self.replies.extend(ready.replies);
+                    if let Some(&(seq, _)) = ready.records.last() {
+                        self.nodes[i].persisted(seq);
+                    }
+                }
+            }
+            while let Some(m) = self.queue.pop_front() {
+                busy = true;
+                let to = m.to as usize - 1;
+                let _ = self.nodes[to].step(m);
+            }
+            if !busy {
+                break;
+            }
+        }
+    }
+}

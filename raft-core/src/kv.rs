@@ -115,6 +115,68 @@ impl KvOp {
     }
 }
 
+/// A borrowed view of an encoded [`KvOp`] (same variants, same order, so the
+/// same bytes): decoding it allocates nothing, which keeps validation and
+/// apply on the hot path cheap.
+#[derive(Debug, Deserialize)]
+enum KvOpRef<'a> {
+    Put {
+        key: &'a str,
+        value: &'a str,
+    },
+    Append {
+        key: &'a str,
+        value: &'a str,
+    },
+    Get {
+        key: &'a str,
+    },
+    Delete {
+        key: &'a str,
+    },
+    Cas {
+        key: &'a str,
+        #[serde(borrow)]
+        expect: Option<&'a str>,
+        value: &'a str,
+    },
+}
+
+impl<'a> KvOpRef<'a> {
+    fn decode(bytes: &'a [u8]) -> Option<KvOpRef<'a>> {
+        match postcard::take_from_bytes::<KvOpRef<'a>>(bytes) {
+            Ok((op, [])) => Some(op),
+            _ => None,
+        }
+    }
+
+    fn key(&self) -> &'a str {
+        match self {
+            KvOpRef::Put { key, .. }
+            | KvOpRef::Append { key, .. }
+            | KvOpRef::Get { key }
+            | KvOpRef::Delete { key }
+            | KvOpRef::Cas { key, .. } => key,
+        }
+    }
+
+    fn validate(&self) -> Result<(), &'static str> {
+        if self.key().len() > MAX_KEY_LEN {
+            return Err("key longer than 1 KiB");
+        }
+        let too_long = |v: &str| v.len() > MAX_VALUE_LEN;
+        match self {
+            KvOpRef::Put { value, .. } | KvOpRef::Append { value, .. } if too_long(value) => {
+                Err("value longer than 1 MiB")
+            }
+            KvOpRef::Cas { expect, value, .. } if too_long(value) || expect.is_some_and(too_long) => {
+                Err("value longer than 1 MiB")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The result of one operation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KvOutput {
@@ -208,6 +270,46 @@ impl KvStore {
         self.map.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// Applies a borrowed operation, reusing existing allocations where it can.
+    fn execute_ref(&mut self, op: &KvOpRef<'_>) -> KvOutput {
+        match *op {
+            KvOpRef::Put { key, value } | KvOpRef::Append { key, value } => {
+                let append = matches!(op, KvOpRef::Append { .. });
+                match self.map.get_mut(key) {
+                    Some(v) => {
+                        if !append {
+                            self.bytes -= v.len();
+                            v.clear();
+                        }
+                        v.push_str(value);
+                        self.bytes += value.len();
+                    }
+                    None => {
+                        self.bytes += key.len() + value.len();
+                        self.map.insert(String::from(key), String::from(value));
+                    }
+                }
+                KvOutput::Written
+            }
+            KvOpRef::Get { key } => KvOutput::Value(self.get(key).map(String::from)),
+            KvOpRef::Delete { key } => match self.map.remove(key) {
+                Some(v) => {
+                    self.bytes -= key.len() + v.len();
+                    KvOutput::Deleted { existed: true }
+                }
+                None => KvOutput::Deleted { existed: false },
+            },
+            KvOpRef::Cas { key, expect, value } => {
+                let current = self.get(key);
+                if current != expect {
+                    return KvOutput::Cas { swapped: false, current: current.map(String::from) };
+                }
+                self.execute_ref(&KvOpRef::Put { key, value });
+                KvOutput::Cas { swapped: true, current: None }
+            }
+        }
+    }
+
     /// Applies a decoded operation.
     pub fn execute(&mut self, op: &KvOp) -> KvOutput {
         let key = op.key();
@@ -227,32 +329,32 @@ impl KvStore {
 
 impl StateMachine for KvStore {
     fn apply(&mut self, _index: Index, _time: u64, command: &[u8]) -> Vec<u8> {
-        match KvOp::decode(command) {
-            Ok(op) if !op.is_read() => self.execute(&op).encode(),
+        match KvOpRef::decode(command) {
+            Some(op) if !matches!(op, KvOpRef::Get { .. }) => self.execute_ref(&op).encode(),
             _ => KvOutput::Invalid.encode(),
         }
     }
 
     fn query(&self, query: &[u8]) -> Vec<u8> {
-        match KvOp::decode(query) {
-            Ok(KvOp::Get { key }) => KvOutput::Value(self.get(&key).map(String::from)).encode(),
+        match KvOpRef::decode(query) {
+            Some(KvOpRef::Get { key }) => KvOutput::Value(self.get(key).map(String::from)).encode(),
             _ => KvOutput::Invalid.encode(),
         }
     }
 
     fn validate_command(&self, command: &[u8]) -> Result<(), &'static str> {
-        match KvOp::decode(command) {
-            Ok(op) if op.is_read() => Err("get is a read, not a write"),
-            Ok(op) => op.validate(),
-            Err(_) => Err("command does not decode"),
+        match KvOpRef::decode(command) {
+            Some(KvOpRef::Get { .. }) => Err("get is a read, not a write"),
+            Some(op) => op.validate(),
+            None => Err("command does not decode"),
         }
     }
 
     fn validate_query(&self, query: &[u8]) -> Result<(), &'static str> {
-        match KvOp::decode(query) {
-            Ok(op @ KvOp::Get { .. }) => op.validate(),
-            Ok(_) => Err("only get is a read"),
-            Err(_) => Err("query does not decode"),
+        match KvOpRef::decode(query) {
+            Some(op @ KvOpRef::Get { .. }) => op.validate(),
+            Some(_) => Err("only get is a read"),
+            None => Err("query does not decode"),
         }
     }
 
@@ -298,6 +400,28 @@ mod tests {
         assert_eq!(kv.execute(&cas(None, "")), KvOutput::Cas { swapped: true, current: None });
         assert_eq!(kv.execute(&KvOp::Get { key: s("k") }), KvOutput::Value(Some(s(""))), "empty is not absent");
         assert_eq!(kv.bytes(), 1);
+    }
+
+    #[test]
+    fn the_borrowed_decoder_agrees_with_the_owned_one() {
+        let ops = [
+            KvOp::Put { key: s("a"), value: s("1") },
+            KvOp::Append { key: s("a"), value: s("2") },
+            KvOp::Cas { key: s("a"), expect: Some(s("12")), value: s("3") },
+            KvOp::Cas { key: s("b"), expect: None, value: s("") },
+            KvOp::Delete { key: s("a") },
+            KvOp::Get { key: s("b") },
+        ];
+        let (mut owned, mut borrowed) = (KvStore::default(), KvStore::default());
+        for op in &ops {
+            let bytes = op.encode();
+            assert_eq!(KvOpRef::decode(&bytes).map(|r| r.key().to_string()), Some(op.key().to_string()));
+            let a = owned.execute(op);
+            let b = borrowed.execute_ref(&KvOpRef::decode(&bytes).unwrap());
+            assert_eq!(a, b, "{op:?}");
+        }
+        assert_eq!(owned, borrowed);
+        assert!(KvOpRef::decode(b"\x09").is_none());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! [`election`](crate::election) (timeouts, PreVote, RequestVote, CheckQuorum)
 //! and [`replication`](crate::replication) (AppendEntries, commit, apply).
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
@@ -387,7 +387,7 @@ pub struct Raft<S: StateMachine> {
     /// The replicated session table (part of the applied state, like `sm`).
     pub(crate) sessions: Sessions,
     /// Leader: client writes waiting for their entry to apply, by index.
-    pub(crate) pending_writes: BTreeMap<Index, (ClientToken, Term)>,
+    pub(crate) pending_writes: VecDeque<(Index, ClientToken, Term)>,
     /// Leader: linearizable reads in arrival order.
     pub(crate) reads: VecDeque<PendingRead>,
     /// Leader: a confirmation round is in flight.
@@ -497,7 +497,7 @@ impl<S: StateMachine> Raft<S> {
                 t.no_dedup = cfg!(feature = "bugs") && cfg.bugs.no_dedup;
                 t
             },
-            pending_writes: BTreeMap::new(),
+            pending_writes: VecDeque::new(),
             reads: VecDeque::new(),
             round_in_flight: false,
             next_round_wanted: false,
@@ -594,7 +594,8 @@ impl<S: StateMachine> Raft<S> {
             Ok((index, term)) => {
                 // A one-node cluster may already have applied it.
                 if index > self.applied {
-                    self.pending_writes.insert(index, (token, term));
+                    // Indexes only grow within a leadership: the deque stays sorted.
+                    self.pending_writes.push_back((index, token, term));
                 }
             }
             Err(ProposeError::NotLeader { leader_hint }) => {
@@ -773,20 +774,24 @@ impl<S: StateMachine> Raft<S> {
     /// Issues a journal record and returns its sequence number.
     pub(crate) fn write(&mut self, record: Record) -> Seq {
         // Consecutive appends in one Ready share a record: one frame, one seq.
-        if let Record::Append { entries: new, .. } = &record {
-            if let Some((seq, Record::Append { entries, .. })) = self.ready.records.last_mut() {
-                if entries.last().map(|e| e.index + 1) == new.first().map(|e| e.index) {
-                    entries.extend(new.iter().cloned());
-                    let seq = *seq;
-                    if let Some(last) = self.unsynced.back_mut() {
-                        if last.0 == seq {
-                            last.1 = self.log.last_index();
+        let record = match record {
+            Record::Append { first_index, entries: new } => {
+                if let Some((seq, Record::Append { entries, .. })) = self.ready.records.last_mut() {
+                    if entries.last().map(|e| e.index + 1) == Some(first_index) {
+                        entries.extend(new); // moved, not copied
+                        let seq = *seq;
+                        if let Some(last) = self.unsynced.back_mut() {
+                            if last.0 == seq {
+                                last.1 = self.log.last_index();
+                            }
                         }
+                        return seq;
                     }
-                    return seq;
                 }
+                Record::Append { first_index, entries: new }
             }
-        }
+            other => other,
+        };
         let seq = self.next_seq;
         self.next_seq += 1;
         if let Record::Append { entries, .. } = &record {
@@ -931,7 +936,20 @@ impl<S: StateMachine> Raft<S> {
                 }
             };
             self.applied = index;
-            if let Some((token, t)) = self.pending_writes.remove(&index) {
+            while self.pending_writes.front().is_some_and(|w| w.0 < index) {
+                // Cannot happen (applies are in order); never strand a client.
+                if let Some((_, token, _)) = self.pending_writes.pop_front() {
+                    self.reply(token, Err(ClientError::UnknownOutcome { leader_hint: self.leader }));
+                }
+            }
+            let pending = match self.pending_writes.front() {
+                Some(&(i, token, t)) if i == index => {
+                    self.pending_writes.pop_front();
+                    Some((token, t))
+                }
+                _ => None,
+            };
+            if let Some((token, t)) = pending {
                 match reply {
                     Some(r) if t == term => self.reply(token, r),
                     // Another leader's entry took this index: ours was lost.
@@ -951,7 +969,7 @@ impl<S: StateMachine> Raft<S> {
     pub(crate) fn abandon_client_work(&mut self) {
         let hint = self.leader;
         let writes = core::mem::take(&mut self.pending_writes);
-        for (_, (token, _)) in writes {
+        for (_, token, _) in writes {
             self.reply(token, Err(ClientError::UnknownOutcome { leader_hint: hint }));
         }
         self.fail_reads(hint);

@@ -72,11 +72,8 @@ impl<S: StateMachine> Raft<S> {
 
     /// A follower acknowledged a round: confirm what a majority has confirmed.
     pub(crate) fn on_round_ack(&mut self) {
-        let mut rounds: Vec<u64> = Vec::with_capacity(self.voters.len());
-        rounds.push(self.round);
-        rounds.extend(self.progress.iter().map(|p| p.acked_round));
-        rounds.sort_unstable_by(|a, b| b.cmp(a));
-        let confirmed = rounds[self.quorum() - 1];
+        let confirmed =
+            crate::replication::quorum_value(self.round, self.progress.iter().map(|p| p.acked_round), self.quorum());
         for r in self.reads.iter_mut() {
             if r.round > confirmed {
                 break;

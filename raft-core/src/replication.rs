@@ -224,11 +224,8 @@ impl<S: StateMachine> Raft<S> {
     /// Moves the commit index to the highest index a majority holds durably,
     /// if that entry is of the current term, and applies at once.
     pub(crate) fn maybe_commit(&mut self) {
-        let mut matches: Vec<Index> = Vec::with_capacity(self.voters.len());
-        matches.push(self.durable_index.min(self.log.last_index()));
-        matches.extend(self.progress.iter().map(|p| p.match_index));
-        matches.sort_unstable_by(|a, b| b.cmp(a));
-        let q = matches[self.quorum() - 1];
+        let own = self.durable_index.min(self.log.last_index());
+        let q = quorum_value(own, self.progress.iter().map(|p| p.match_index), self.quorum());
         if q <= self.commit {
             return;
         }
@@ -246,5 +243,43 @@ impl<S: StateMachine> Raft<S> {
             self.on_term_commit();
         }
         self.apply_committed();
+    }
+}
+
+/// The highest value that at least `quorum` of {`own`, `others`} reach: the
+/// commit point of match indexes, or the confirmed round of acknowledged rounds.
+/// Clusters of up to 16 voters sort on the stack; larger ones allocate.
+pub(crate) fn quorum_value(own: u64, others: impl Iterator<Item = u64>, quorum: usize) -> u64 {
+    let mut buf = [0u64; 16];
+    let mut heap: Vec<u64> = Vec::new();
+    let mut n = 0;
+    for v in core::iter::once(own).chain(others) {
+        if n < buf.len() {
+            buf[n] = v;
+        } else {
+            if heap.is_empty() {
+                heap.extend_from_slice(&buf);
+            }
+            heap.push(v);
+        }
+        n += 1;
+    }
+    let vals: &mut [u64] = if heap.is_empty() { &mut buf[..n] } else { &mut heap };
+    vals.sort_unstable_by(|a, b| b.cmp(a));
+    vals.get(quorum.saturating_sub(1)).copied().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quorum_value;
+
+    #[test]
+    fn quorum_value_is_the_majority_point() {
+        assert_eq!(quorum_value(5, [3, 9].into_iter(), 2), 5);
+        assert_eq!(quorum_value(1, [7, 7, 2, 2].into_iter(), 3), 2);
+        assert_eq!(quorum_value(4, core::iter::empty(), 1), 4);
+        // More voters than fit on the stack.
+        let others = (1..=20u64).map(|v| v * 10);
+        assert_eq!(quorum_value(0, others, 11), 100);
     }
 }

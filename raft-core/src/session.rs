@@ -16,7 +16,7 @@
 //!   A write on a missing session → `SessionExpired`.
 //! * At most `max_sessions` sessions; a `Register` beyond that gets `Busy`.
 
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
@@ -50,8 +50,9 @@ pub struct Session {
     pub last_active: u64,
     /// Lowest seq the client still awaits.
     pub ack: u64,
-    /// Replies of applied writes with seq >= ack, by seq.
-    pub replies: BTreeMap<u64, Vec<u8>>,
+    /// Replies of applied writes with seq >= ack, sorted by seq (at most
+    /// `max_outstanding`; usually one or two, so a sorted deque beats a map).
+    pub replies: VecDeque<(u64, Vec<u8>)>,
 }
 
 /// The replicated session table.
@@ -123,9 +124,12 @@ impl Sessions {
 
     fn touch(&mut self, id: u64) {
         if let Some(s) = self.table.get_mut(&id) {
-            self.idle.remove(&(s.last_active, id));
-            s.last_active = self.clock;
-            self.idle.insert((s.last_active, id));
+            // Cluster time moves once per tick: most touches change nothing.
+            if s.last_active != self.clock {
+                self.idle.remove(&(s.last_active, id));
+                s.last_active = self.clock;
+                self.idle.insert((s.last_active, id));
+            }
         }
     }
 
@@ -134,7 +138,7 @@ impl Sessions {
         if self.table.len() >= self.limits.max_sessions {
             return Err(ClientError::Busy);
         }
-        let s = Session { id: index, last_active: self.clock, ack: 1, replies: BTreeMap::new() };
+        let s = Session { id: index, last_active: self.clock, ack: 1, replies: VecDeque::new() };
         self.idle.insert((s.last_active, index));
         self.table.insert(index, s);
         Ok(index)
@@ -145,31 +149,33 @@ impl Sessions {
         if seq == 0 || ack == 0 || ack > seq {
             return Err(ClientError::BadRequest(String::from("need 1 <= ack <= seq")));
         }
-        if !self.table.contains_key(&session) {
-            return Err(ClientError::SessionExpired);
-        }
-        self.touch(session);
-        let limits = self.limits;
-        let no_dedup = self.no_dedup;
+        let clock = self.clock;
         let Some(s) = self.table.get_mut(&session) else { return Err(ClientError::SessionExpired) };
+        if s.last_active != clock {
+            self.idle.remove(&(s.last_active, session));
+            s.last_active = clock;
+            self.idle.insert((clock, session));
+        }
         if ack > s.ack {
             s.ack = ack;
             // Drop replies the client promised never to ask for again.
-            s.replies = s.replies.split_off(&ack);
+            drop_below(&mut s.replies, ack);
         }
         if seq < s.ack {
             return Err(ClientError::StaleSeq);
         }
-        if !no_dedup {
-            if let Some(cached) = s.replies.get(&seq) {
-                return Ok(cached.clone());
-            }
+        let slot = s.replies.binary_search_by_key(&seq, |r| r.0);
+        if let (Ok(at), false) = (slot, self.no_dedup) {
+            return Ok(s.replies[at].1.clone());
         }
-        if seq >= s.ack.saturating_add(limits.max_outstanding) {
+        if seq >= s.ack.saturating_add(self.limits.max_outstanding) {
             return Err(ClientError::Busy);
         }
         let out = apply();
-        s.replies.insert(seq, out.clone());
+        match slot {
+            Ok(at) => s.replies[at].1 = out.clone(), // only with `no_dedup`
+            Err(at) => s.replies.insert(at, (seq, out.clone())),
+        }
         Ok(out)
     }
 
@@ -182,7 +188,7 @@ impl Sessions {
         if let Some(s) = self.table.get_mut(&session) {
             if ack > s.ack {
                 s.ack = ack;
-                s.replies = s.replies.split_off(&ack);
+                drop_below(&mut s.replies, ack);
             }
         }
         Ok(())
@@ -203,6 +209,14 @@ impl Sessions {
             }
         }
         Ok(())
+    }
+}
+
+/// Drops cached replies the client promised never to ask for again. (No
+/// allocation, unlike `split_off`: usually at most one reply goes.)
+fn drop_below(replies: &mut VecDeque<(u64, Vec<u8>)>, ack: u64) {
+    while replies.front().is_some_and(|r| r.0 < ack) {
+        replies.pop_front();
     }
 }
 
