@@ -9,12 +9,12 @@
 //!   openraft's in-process benchmark.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use benches::MemCluster;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use raft_core::kv::KvOp;
-use raft_core::{ClientReply, ClientRequest, DigestMachine, KvStore};
+use raft_core::{ClientRequest, DigestMachine, KvStore};
 
 fn commit(c: &mut Criterion) {
     for nodes in [3usize, 5] {
@@ -69,44 +69,6 @@ fn reads(c: &mut Criterion) {
     g.finish();
 }
 
-/// Runs `clients` closed-loop clients until `total` writes completed; returns the time.
-fn closed_loop_run(cl: &mut MemCluster<KvStore>, sessions: &[u64], seqs: &mut [u64], total: u64) -> Duration {
-    let value = "v".repeat(16);
-    let write = |session: u64, seq: u64, i: usize| ClientRequest::Write {
-        session,
-        seq,
-        ack: seq,
-        command: KvOp::Put { key: format!("k{i}"), value: value.clone() }.encode(),
-    };
-    let start = Instant::now();
-    let mut issued = 0u64;
-    for (i, &s) in sessions.iter().enumerate() {
-        seqs[i] += 1;
-        cl.submit(i as u64, write(s, seqs[i], i));
-        issued += 1;
-    }
-    let mut done = 0u64;
-    while done < total {
-        cl.pump();
-        let replies = std::mem::take(&mut cl.replies);
-        for (tok, r) in replies {
-            assert!(matches!(r, ClientReply::Written { .. }), "write failed: {r:?}");
-            done += 1;
-            let i = tok as usize;
-            if issued < total {
-                seqs[i] += 1;
-                cl.submit(tok, write(sessions[i], seqs[i], i));
-                issued += 1;
-            }
-        }
-    }
-    let elapsed = start.elapsed();
-    // Drain what is still in flight so the next run starts clean.
-    cl.pump();
-    cl.replies.clear();
-    elapsed
-}
-
 fn closed_loop(c: &mut Criterion) {
     let mut g = c.benchmark_group("closed_loop/3-nodes");
     g.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500)).sample_size(10);
@@ -115,22 +77,11 @@ fn closed_loop(c: &mut Criterion) {
         // (`per_iter` >= clients, so every client's first write counts.)
         g.throughput(Throughput::Elements(per_iter));
         g.bench_with_input(BenchmarkId::from_parameter(format!("{clients}-clients")), &clients, |b, &clients| {
-            let mut cl = MemCluster::with_config(3, |_| KvStore::default(), |c| c.sessions.max_sessions = 1 << 16);
-            let mut sessions = Vec::new();
-            for i in 0..clients {
-                cl.submit(i as u64, ClientRequest::Register);
-            }
-            cl.pump();
-            let mut regs = std::mem::take(&mut cl.replies);
-            regs.sort_by_key(|r| r.0);
-            for (_, r) in regs {
-                match r {
-                    ClientReply::Registered { session } => sessions.push(session),
-                    other => panic!("register failed: {other:?}"),
-                }
-            }
+            let (mut cl, sessions) = benches::closed_loop_cluster(3, clients);
             let mut seqs = vec![0u64; clients];
-            b.iter_custom(|iters| (0..iters).map(|_| closed_loop_run(&mut cl, &sessions, &mut seqs, per_iter)).sum());
+            b.iter_custom(|iters| {
+                (0..iters).map(|_| benches::closed_loop_run(&mut cl, &sessions, &mut seqs, per_iter)).sum()
+            });
         });
     }
     g.finish();

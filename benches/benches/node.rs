@@ -23,7 +23,9 @@ use raft_core::sim::{Sim, SimConfig};
 use raft_core::{Body, ClientRequest, Config, DigestMachine, Entry, KvStore, Message, Payload, Raft};
 
 fn entries(first: u64, n: usize, term: u64) -> Vec<Entry> {
-    (0..n as u64).map(|i| Entry { term, index: first + i, time: 0, payload: Payload::Command(vec![7; 16]) }).collect()
+    (0..n as u64)
+        .map(|i| Entry { term, index: first + i, time: 0, payload: Payload::Command(vec![7; 16].into()) })
+        .collect()
 }
 
 fn follower() -> Raft<DigestMachine> {

@@ -13,8 +13,10 @@
 //! ```
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
-use raft_core::{ClientReply, ClientRequest, ClientToken, Config, Message, NodeId, Raft, StateMachine};
+use raft_core::kv::KvOp;
+use raft_core::{ClientReply, ClientRequest, ClientToken, Config, KvStore, Message, NodeId, Raft, StateMachine};
 
 /// A cluster of engines in one thread, ids `1..=n`.
 pub struct MemCluster<S: StateMachine> {
@@ -41,8 +43,8 @@ impl<S: StateMachine> MemCluster<S> {
                 cfg.max_uncommitted_entries = 1 << 20;
                 cfg.max_pending_writes = 1 << 20;
                 cfg.max_pending_reads = 1 << 20;
-                cfg.snapshot_entries = 0;
-                cfg.snapshot_log_bytes = usize::MAX;
+                // Snapshots as a deployment takes them (the default policy), so the
+                // log is compacted and memory stays flat over a long bench.
                 tweak(&mut cfg);
                 Raft::new(cfg, make(id)).expect("valid config")
             })
@@ -113,4 +115,63 @@ impl<S: StateMachine> MemCluster<S> {
             }
         }
     }
+}
+
+/// A key-value cluster of `nodes` with one registered session per client.
+pub fn closed_loop_cluster(nodes: usize, clients: usize) -> (MemCluster<KvStore>, Vec<u64>) {
+    let mut cl = MemCluster::with_config(nodes, |_| KvStore::default(), |c| c.sessions.max_sessions = 1 << 16);
+    for i in 0..clients {
+        cl.submit(i as u64, ClientRequest::Register);
+    }
+    cl.pump();
+    let mut regs = std::mem::take(&mut cl.replies);
+    regs.sort_by_key(|r| r.0);
+    let sessions = regs
+        .into_iter()
+        .map(|(_, r)| match r {
+            ClientReply::Registered { session } => session,
+            other => panic!("register failed: {other:?}"),
+        })
+        .collect();
+    (cl, sessions)
+}
+
+/// Runs `clients` closed-loop clients until `total` writes completed; returns the time.
+pub fn closed_loop_run(cl: &mut MemCluster<KvStore>, sessions: &[u64], seqs: &mut [u64], total: u64) -> Duration {
+    // Each client puts 16 bytes to its own key; it encodes its command once.
+    let commands: Vec<Vec<u8>> =
+        (0..sessions.len()).map(|i| KvOp::Put { key: format!("k{i}"), value: "v".repeat(16) }.encode()).collect();
+    let write = |session: u64, seq: u64, i: usize| ClientRequest::Write {
+        session,
+        seq,
+        ack: seq,
+        command: commands[i].clone(),
+    };
+    let start = Instant::now();
+    let mut issued = 0u64;
+    for (i, &s) in sessions.iter().enumerate() {
+        seqs[i] += 1;
+        cl.submit(i as u64, write(s, seqs[i], i));
+        issued += 1;
+    }
+    let mut done = 0u64;
+    while done < total {
+        cl.pump();
+        let replies = std::mem::take(&mut cl.replies);
+        for (tok, r) in replies {
+            assert!(matches!(r, ClientReply::Written { .. }), "write failed: {r:?}");
+            done += 1;
+            let i = tok as usize;
+            if issued < total {
+                seqs[i] += 1;
+                cl.submit(tok, write(sessions[i], seqs[i], i));
+                issued += 1;
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    // Drain what is still in flight so the next run starts clean.
+    cl.pump();
+    cl.replies.clear();
+    elapsed
 }

@@ -47,13 +47,14 @@
 //! The file is `no_std` + `alloc` and never panics on input data: malformed
 //! histories are reported as violations, exhausted budgets as inconclusive.
 
+use crate::hash::{fmix64, FxBuild};
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
-use core::hash::{BuildHasher, Hasher};
+use core::hash::BuildHasher;
 use hashbrown::{HashMap, HashTable};
 
 // ---------------------------------------------------------------------------
@@ -550,80 +551,10 @@ fn show_state(s: &Option<String>) -> String {
 // Hashing (deterministic: no randomness, no clocks)
 // ---------------------------------------------------------------------------
 
-/// 64-bit finaliser (MurmurHash3's fmix64): spreads every input bit over
-/// the whole word, so hashbrown's use of both high and low bits is safe.
-fn fmix64(mut h: u64) -> u64 {
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
-}
-
 /// Pseudo-random 64-bit tag of an op index; the bitset hash is the XOR of
 /// the tags of its set bits, so it updates in O(1) per flip.
 fn bit_tag(i: usize) -> u64 {
     fmix64((i as u64).wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
-}
-
-/// FxHash-style streaming hasher (rotate, xor, multiply) with a strong
-/// finaliser; fast on short strings and fully deterministic.
-struct FxHasher {
-    hash: u64,
-}
-
-impl FxHasher {
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let mut w = [0u8; 8];
-        let rest = chunks.remainder();
-        w[..rest.len()].copy_from_slice(rest);
-        // Mixing in the length keeps "a\0" and "a" apart.
-        self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 56));
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        fmix64(self.hash)
-    }
-}
-
-/// Builds [`FxHasher`]s; stateless, hence deterministic.
-#[derive(Clone, Copy, Default)]
-struct FxBuild;
-
-impl BuildHasher for FxBuild {
-    type Hasher = FxHasher;
-
-    fn build_hasher(&self) -> FxHasher {
-        FxHasher { hash: 0 }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -684,7 +615,8 @@ struct States {
 
 impl States {
     fn new() -> Self {
-        let mut s = States { list: Vec::new(), index: HashTable::new(), appended: HashMap::with_hasher(FxBuild) };
+        let mut s =
+            States { list: Vec::new(), index: HashTable::new(), appended: HashMap::with_hasher(FxBuild::default()) };
         // Id 0 is the absent state, the initial state of every key.
         let absent = s.intern(None);
         debug_assert_eq!(absent, ABSENT);
@@ -695,7 +627,7 @@ impl States {
     }
 
     fn intern(&mut self, state: Option<String>) -> u32 {
-        let h = FxBuild.hash_one(&state);
+        let h = FxBuild::default().hash_one(&state);
         let list = &self.list;
         if let Some(&id) = self.index.find(h, |&id| list.get(id as usize) == Some(&state)) {
             return id;
@@ -703,7 +635,7 @@ impl States {
         let id = self.list.len() as u32;
         self.list.push(state);
         let list = &self.list;
-        self.index.insert_unique(h, id, |&id| FxBuild.hash_one(list.get(id as usize).unwrap_or(&None)));
+        self.index.insert_unique(h, id, |&id| FxBuild::default().hash_one(list.get(id as usize).unwrap_or(&None)));
         id
     }
 

@@ -19,7 +19,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
-use crate::types::NodeId;
+use crate::types::{Bytes, NodeId};
 
 /// A host's handle for routing a reply back to whoever asked.
 pub type ClientToken = u64;
@@ -66,14 +66,14 @@ pub enum ClientReply {
     /// A write was applied (now or earlier: a retry gets the cached result).
     Written {
         /// The state machine's output.
-        output: Vec<u8>,
+        output: Bytes,
     },
     /// The keep-alive was applied.
     KeptAlive,
     /// A read's result.
     Read {
         /// The state machine's output.
-        output: Vec<u8>,
+        output: Bytes,
     },
     /// The request failed.
     Rejected(ClientError),

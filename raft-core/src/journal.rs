@@ -452,13 +452,13 @@ mod tests {
                 first_index: 1,
                 entries: vec![
                     Entry { term: 2, index: 1, time: 5, payload: Payload::Noop },
-                    Entry { term: 2, index: 2, time: 6, payload: Payload::Command(vec![7; 40]) },
+                    Entry { term: 2, index: 2, time: 6, payload: Payload::Command(vec![7; 40].into()) },
                 ],
             },
             Record::Truncate { from_index: 2 },
             Record::Append {
                 first_index: 2,
-                entries: vec![Entry { term: 2, index: 2, time: 7, payload: Payload::Command(vec![9; 10]) }],
+                entries: vec![Entry { term: 2, index: 2, time: 7, payload: Payload::Command(vec![9; 10].into()) }],
             },
         ];
         for (i, r) in recs.iter().enumerate() {
@@ -476,7 +476,7 @@ mod tests {
         assert_eq!(scan.valid_len, seg.len());
         assert_eq!(st.hard.term, 2);
         assert_eq!(st.log.last_index(), 2);
-        assert_eq!(st.log.entry(2).unwrap().payload, Payload::Command(vec![9; 10]));
+        assert_eq!(st.log.entry(2).unwrap().payload, Payload::Command(vec![9; 10].into()));
         assert_eq!(st.last_seq, 4);
     }
 

@@ -20,14 +20,14 @@
 //! assert_eq!(out, KvOutput::Value(Some("v".into())));
 //! ```
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, DecodeError};
+use crate::hash::FxBuild;
 use crate::state_machine::{RestoreError, StateMachine};
-use crate::types::Index;
+use crate::types::{Bytes, Index};
 
 /// Largest key accepted, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -236,15 +236,64 @@ pub fn step(state: Option<&str>, op: &KvOp) -> (Option<Option<String>>, KvOutput
     }
 }
 
-/// The key-value store.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The key-value store: a hash table (O(1) lookups; keys are never iterated in
+/// hash order — snapshots and listings sort them), seeded so clients cannot
+/// aim keys at one bucket.
+#[derive(Clone, Debug, Default)]
 pub struct KvStore {
-    map: BTreeMap<String, String>,
+    map: hashbrown::HashMap<String, String, FxBuild>,
     /// Bytes of keys and values held.
     bytes: usize,
+    /// Encoded outputs that repeat, shared instead of allocated per command.
+    common: CommonOutputs,
+}
+
+impl PartialEq for KvStore {
+    fn eq(&self, o: &Self) -> bool {
+        self.map == o.map
+    }
+}
+impl Eq for KvStore {}
+
+#[derive(Clone, Debug, Default)]
+struct CommonOutputs {
+    written: Bytes,
+    existed: Bytes,
+    absent: Bytes,
+    swapped: Bytes,
+}
+
+impl CommonOutputs {
+    fn new() -> Self {
+        CommonOutputs {
+            written: KvOutput::Written.encode().into(),
+            existed: KvOutput::Deleted { existed: true }.encode().into(),
+            absent: KvOutput::Deleted { existed: false }.encode().into(),
+            swapped: KvOutput::Cas { swapped: true, current: None }.encode().into(),
+        }
+    }
+
+    fn encode(&mut self, out: &KvOutput) -> Bytes {
+        if self.written.is_empty() {
+            *self = CommonOutputs::new();
+        }
+        match out {
+            KvOutput::Written => self.written.clone(),
+            KvOutput::Deleted { existed: true } => self.existed.clone(),
+            KvOutput::Deleted { existed: false } => self.absent.clone(),
+            KvOutput::Cas { swapped: true, .. } => self.swapped.clone(),
+            other => other.encode().into(),
+        }
+    }
 }
 
 impl KvStore {
+    /// An empty store whose hash table uses `seed` (hosts pick it at random;
+    /// replicas need not agree on it).
+    pub fn with_hash_seed(seed: u64) -> Self {
+        KvStore { map: hashbrown::HashMap::with_hasher(FxBuild { seed }), bytes: 0, common: CommonOutputs::new() }
+    }
+
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.map.get(key).map(String::as_str)
@@ -265,9 +314,11 @@ impl KvStore {
         self.bytes
     }
 
-    /// Every key and value in key order.
+    /// Every key and value, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.map.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        let mut pairs: Vec<(&str, &str)> = self.map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        pairs.sort_unstable();
+        pairs.into_iter()
     }
 
     /// Applies a borrowed operation, reusing existing allocations where it can.
@@ -328,11 +379,12 @@ impl KvStore {
 }
 
 impl StateMachine for KvStore {
-    fn apply(&mut self, _index: Index, _time: u64, command: &[u8]) -> Vec<u8> {
-        match KvOpRef::decode(command) {
-            Some(op) if !matches!(op, KvOpRef::Get { .. }) => self.execute_ref(&op).encode(),
-            _ => KvOutput::Invalid.encode(),
-        }
+    fn apply(&mut self, _index: Index, _time: u64, command: &[u8]) -> Bytes {
+        let out = match KvOpRef::decode(command) {
+            Some(op) if !matches!(op, KvOpRef::Get { .. }) => self.execute_ref(&op),
+            _ => KvOutput::Invalid,
+        };
+        self.common.encode(&out)
     }
 
     fn query(&self, query: &[u8]) -> Vec<u8> {

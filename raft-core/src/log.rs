@@ -200,7 +200,7 @@ mod tests {
     use crate::types::Payload;
 
     fn e(index: Index, term: Term) -> Entry {
-        Entry { term, index, time: 0, payload: Payload::Command(alloc::vec![index as u8]) }
+        Entry { term, index, time: 0, payload: Payload::Command(alloc::vec![index as u8].into()) }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::rng::Rng;
 use crate::session::{SessionLimits, Sessions};
 use crate::snapshot::{Incoming, RecoverError, Snapshot, SnapshotBody, SnapshotError, SnapshotOut};
 use crate::state_machine::StateMachine;
-use crate::types::{Entry, HardState, Index, NodeId, Payload, Role, Seq, Term};
+use crate::types::{Bytes, Entry, HardState, Index, NodeId, Payload, Role, Seq, Term};
 
 /// Deliberately broken behaviours, used only to show that the simulator's
 /// checks are live. They take effect only when raft-core is built with the
@@ -214,7 +214,7 @@ pub struct Applied {
     /// Its term (with the index, identifies the proposal the host made).
     pub term: Term,
     /// What the state machine returned (empty for no-ops).
-    pub output: Vec<u8>,
+    pub output: Bytes,
 }
 
 /// Notable things that happened, in plain terms, for logs and the web demo.
@@ -557,7 +557,7 @@ impl<S: StateMachine> Raft<S> {
     /// at; the result arrives in [`Ready::applied`] once it commits. A refusal
     /// guarantees the command never entered the log.
     pub fn propose(&mut self, data: Vec<u8>) -> Result<(Index, Term), ProposeError> {
-        self.propose_payload(Payload::Command(data))
+        self.propose_payload(Payload::Command(data.into()))
     }
 
     /// A client request. The reply arrives in [`Ready::replies`] under `token`:
@@ -578,7 +578,7 @@ impl<S: StateMachine> Raft<S> {
                 if let Err(why) = self.sm.validate_command(&command) {
                     return self.reply(token, Err(ClientError::BadRequest(why.into())));
                 }
-                Payload::Write { session, seq, ack, command }
+                Payload::Write { session, seq, ack, command: command.into() }
             }
             ClientRequest::KeepAlive { session, ack } => {
                 if ack == 0 {
@@ -916,7 +916,7 @@ impl<S: StateMachine> Raft<S> {
             self.sessions.advance(time);
             // `self.log`, `self.sm` and `self.sessions` are disjoint fields: no copies.
             let sm = &mut self.sm;
-            let mut output = Vec::new();
+            let mut output = Bytes::default();
             let reply = match &entry.payload {
                 Payload::Noop | Payload::ConfChange(_) => None,
                 Payload::Command(data) => {

@@ -44,7 +44,7 @@ impl<S: StateMachine> Raft<S> {
         }
         if self.bug(|b| b.stale_read_local) {
             let output = self.sm.query(&query);
-            return self.reply(token, Ok(ClientReply::Read { output }));
+            return self.reply(token, Ok(ClientReply::Read { output: output.into() }));
         }
         let term_committed = self.log.term(self.commit) == Some(self.term);
         let index = if term_committed || self.bug(|b| b.read_index_before_commit) { Some(self.commit) } else { None };
@@ -112,7 +112,7 @@ impl<S: StateMachine> Raft<S> {
             }
             let Some(r) = self.reads.pop_front() else { break };
             let output = self.sm.query(&r.query);
-            self.reply(r.token, Ok(ClientReply::Read { output }));
+            self.reply(r.token, Ok(ClientReply::Read { output: output.into() }));
         }
     }
 

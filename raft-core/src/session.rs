@@ -16,12 +16,14 @@
 //!   A write on a missing session → `SessionExpired`.
 //! * At most `max_sessions` sessions; a `Register` beyond that gets `Busy`.
 
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::{BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::client::ClientError;
+use crate::hash::FxBuild;
+use crate::types::Bytes;
 use crate::types::Index;
 
 /// Session limits. They must be the same on every replica.
@@ -52,25 +54,55 @@ pub struct Session {
     pub ack: u64,
     /// Replies of applied writes with seq >= ack, sorted by seq (at most
     /// `max_outstanding`; usually one or two, so a sorted deque beats a map).
-    pub replies: VecDeque<(u64, Vec<u8>)>,
+    pub replies: VecDeque<(u64, Bytes)>,
 }
 
 /// The replicated session table.
+///
+/// Sessions live in a hash table (O(1) lookup per write); snapshots list them
+/// sorted by id, so nothing depends on hash order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "SessionsWire", into = "SessionsWire")]
 pub struct Sessions {
     limits: SessionLimits,
     /// Cluster time of the newest entry applied.
     clock: u64,
-    table: BTreeMap<u64, Session>,
+    table: hashbrown::HashMap<u64, Session, FxBuild>,
     /// (last_active, id), to find idle sessions without a scan.
     idle: BTreeSet<(u64, u64)>,
     /// Test-only: skip duplicate detection (the `bugs` feature's `no_dedup`).
-    #[serde(skip)]
     pub(crate) no_dedup: bool,
 }
 
+/// How a session table is written in a snapshot: sorted by id.
+#[derive(Clone, Serialize, Deserialize)]
+struct SessionsWire {
+    limits: SessionLimits,
+    clock: u64,
+    sessions: Vec<Session>,
+}
+
+impl From<Sessions> for SessionsWire {
+    fn from(s: Sessions) -> Self {
+        let mut sessions: Vec<Session> = s.table.into_values().collect();
+        sessions.sort_unstable_by_key(|x| x.id);
+        SessionsWire { limits: s.limits, clock: s.clock, sessions }
+    }
+}
+
+impl From<SessionsWire> for Sessions {
+    fn from(w: SessionsWire) -> Self {
+        let mut s = Sessions { limits: w.limits, clock: w.clock, ..Sessions::default() };
+        for x in w.sessions {
+            s.idle.insert((x.last_active, x.id));
+            s.table.insert(x.id, x);
+        }
+        s
+    }
+}
+
 /// What applying a session entry produced.
-pub type Outcome = Result<Vec<u8>, ClientError>;
+pub type Outcome = Result<Bytes, ClientError>;
 
 impl Sessions {
     /// An empty table with these limits.
@@ -105,7 +137,9 @@ impl Sessions {
 
     /// Every open session, by id.
     pub fn iter(&self) -> impl Iterator<Item = &Session> {
-        self.table.values()
+        let mut all: Vec<&Session> = self.table.values().collect();
+        all.sort_unstable_by_key(|s| s.id);
+        all.into_iter()
     }
 
     /// Advances the clock to an entry's timestamp and expires idle sessions.
@@ -145,7 +179,7 @@ impl Sessions {
     }
 
     /// Applies a write entry; `apply` runs the command if (and only if) it is new.
-    pub fn write(&mut self, session: u64, seq: u64, ack: u64, apply: impl FnOnce() -> Vec<u8>) -> Outcome {
+    pub fn write(&mut self, session: u64, seq: u64, ack: u64, apply: impl FnOnce() -> Bytes) -> Outcome {
         if seq == 0 || ack == 0 || ack > seq {
             return Err(ClientError::BadRequest(String::from("need 1 <= ack <= seq")));
         }
@@ -214,7 +248,7 @@ impl Sessions {
 
 /// Drops cached replies the client promised never to ask for again. (No
 /// allocation, unlike `split_off`: usually at most one reply goes.)
-fn drop_below(replies: &mut VecDeque<(u64, Vec<u8>)>, ack: u64) {
+fn drop_below(replies: &mut VecDeque<(u64, Bytes)>, ack: u64) {
     while replies.front().is_some_and(|r| r.0 < ack) {
         replies.pop_front();
     }
@@ -237,13 +271,14 @@ mod tests {
         let w = |t: &mut Sessions, seq, ack| {
             t.write(id, seq, ack, || {
                 applied.set(applied.get() + 1);
-                vec![seq as u8]
+                Bytes::from(vec![seq as u8])
             })
         };
-        assert_eq!(w(&mut t, 1, 1), Ok(vec![1]));
-        assert_eq!(w(&mut t, 1, 1), Ok(vec![1]), "a retry gets the cached reply");
-        assert_eq!(w(&mut t, 2, 1), Ok(vec![2]));
-        assert_eq!(w(&mut t, 3, 3), Ok(vec![3]), "ack 3 drops the replies of 1 and 2");
+        let b = |x: u8| Ok(Bytes::from(vec![x]));
+        assert_eq!(w(&mut t, 1, 1), b(1));
+        assert_eq!(w(&mut t, 1, 1), b(1), "a retry gets the cached reply");
+        assert_eq!(w(&mut t, 2, 1), b(2));
+        assert_eq!(w(&mut t, 3, 3), b(3), "ack 3 drops the replies of 1 and 2");
         assert_eq!(w(&mut t, 1, 1), Err(ClientError::StaleSeq));
         assert_eq!(w(&mut t, 2, 3), Err(ClientError::BadRequest("need 1 <= ack <= seq".into())));
         assert_eq!(w(&mut t, 6, 3), Err(ClientError::Busy), "at most 3 outstanding");
@@ -263,7 +298,7 @@ mod tests {
         t.keep_alive(b, 1).unwrap();
         t.advance(111);
         assert!(t.get(a).is_none(), "idle since 10, expired at 111");
-        assert_eq!(t.write(a, 1, 1, Vec::new), Err(ClientError::SessionExpired));
+        assert_eq!(t.write(a, 1, 1, Bytes::default), Err(ClientError::SessionExpired));
         assert!(t.get(b).is_some(), "kept alive at 105");
         t.advance(1000);
         assert!(t.is_empty());

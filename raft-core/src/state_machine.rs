@@ -6,14 +6,16 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::types::Index;
+use crate::types::{Bytes, Index};
 
 /// A deterministic state machine: the same commands in the same order must
 /// produce the same state and outputs on every replica.
 pub trait StateMachine {
     /// Applies the command committed at `index`, created at cluster time `time`
     /// (ticks; never decreasing), and returns its output for the client.
-    fn apply(&mut self, index: Index, time: u64, command: &[u8]) -> Vec<u8>;
+    /// The output is [`Bytes`]: a machine whose outputs repeat (an "ok") can
+    /// hand out one shared buffer instead of allocating per command.
+    fn apply(&mut self, index: Index, time: u64, command: &[u8]) -> Bytes;
     /// Answers a read-only query against the current state. Reads never enter
     /// the log: the engine calls this once the read is known linearizable.
     fn query(&self, query: &[u8]) -> Vec<u8> {
@@ -59,7 +61,7 @@ pub struct DigestMachine {
 }
 
 impl StateMachine for DigestMachine {
-    fn apply(&mut self, index: Index, _time: u64, command: &[u8]) -> Vec<u8> {
+    fn apply(&mut self, index: Index, _time: u64, command: &[u8]) -> Bytes {
         let mut h = if self.count == 0 { 0xcbf2_9ce4_8422_2325 } else { self.digest };
         for b in index.to_le_bytes().iter().chain(command) {
             h ^= *b as u64;
@@ -67,7 +69,7 @@ impl StateMachine for DigestMachine {
         }
         self.digest = h;
         self.count += 1;
-        h.to_le_bytes().to_vec()
+        h.to_le_bytes().to_vec().into()
     }
 
     fn query(&self, _query: &[u8]) -> Vec<u8> {

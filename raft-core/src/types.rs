@@ -4,8 +4,11 @@
 //! stay compact and language-neutral; nothing here is positional (node ids are
 //! configured numbers, not offsets into an array).
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
-use serde::{Deserialize, Serialize};
+use core::fmt;
+use core::ops::Deref;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A node's configured identity. Ids are chosen by the operator; `0` is reserved
 /// to mean "nobody" in places where an `Option` would not survive a format.
@@ -46,6 +49,79 @@ impl Role {
     }
 }
 
+/// Immutable shared bytes: an entry's command is written once and then only
+/// read — by the log, the journal record, every follower's AppendEntries, the
+/// state machine — so clones share one buffer instead of copying it.
+/// On the wire and on disk it is a plain byte string (the same postcard
+/// encoding as `Vec<u8>`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Bytes(Arc<[u8]>);
+
+impl Bytes {
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for Bytes {
+    fn from(v: Vec<u8>) -> Self {
+        Bytes(v.into())
+    }
+}
+
+impl From<&[u8]> for Bytes {
+    fn from(v: &[u8]) -> Self {
+        Bytes(v.into())
+    }
+}
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<Ser: Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes::from(v))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                Ok(Bytes::from(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Bytes, A::Error> {
+                // Bounded pre-allocation: the length hint comes from input.
+                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(b) = seq.next_element::<u8>()? {
+                    v.push(b);
+                }
+                Ok(Bytes::from(v))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
 /// What an entry carries.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Payload {
@@ -53,11 +129,11 @@ pub enum Payload {
     /// entry of its own term promptly (Raft §5.4.2) and learn the commit point.
     Noop,
     /// An opaque command for the state machine.
-    Command(Vec<u8>),
+    Command(Bytes),
     /// Reserved for membership changes. The format is fixed now so that journals
     /// written today stay readable when membership changes arrive; the engine
     /// currently applies it as a no-op.
-    ConfChange(Vec<u8>),
+    ConfChange(Bytes),
     /// Opens a client session whose id is this entry's index.
     Register,
     /// A client write on a session (applied at most once per `(session, seq)`).
@@ -69,7 +145,7 @@ pub enum Payload {
         /// Lowest seq the client still awaits.
         ack: u64,
         /// The state machine command.
-        command: Vec<u8>,
+        command: Bytes,
     },
     /// Keeps a session alive.
     KeepAlive {
@@ -128,5 +204,25 @@ pub struct HardState {
 impl Default for HardState {
     fn default() -> Self {
         HardState { term: 0, voted_for: None, role: Role::Follower }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn bytes_encode_like_a_vec() {
+        let v: Vec<u8> = vec![1, 2, 3, 200];
+        let as_vec = postcard::to_allocvec(&v).unwrap();
+        let as_bytes = postcard::to_allocvec(&Bytes::from(v.clone())).unwrap();
+        assert_eq!(as_vec, as_bytes, "same wire and journal format as Vec<u8>");
+        let back: Bytes = postcard::from_bytes(&as_vec).unwrap();
+        assert_eq!(&*back, &v[..]);
+        // A length prefix larger than the input is an error, not an allocation.
+        assert!(postcard::from_bytes::<Bytes>(&[0xff, 0xff, 0xff, 0x0f]).is_err());
+        let shared = back.clone();
+        assert!(core::ptr::eq(shared.as_slice(), back.as_slice()), "clones share the buffer");
     }
 }
