@@ -17,6 +17,9 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+step "rustdoc builds without warnings (broken links are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc -p raft-core --features sim --no-deps --quiet
+
 step "raft-core builds for a bare-metal target (no std can creep in)"
 cargo build -p raft-core --target thumbv7em-none-eabihf
 cargo build -p raft-core --target thumbv7em-none-eabihf --features sim

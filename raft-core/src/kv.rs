@@ -35,7 +35,7 @@ pub const MAX_KEY_LEN: usize = 1024;
 pub const MAX_VALUE_LEN: usize = 1 << 20;
 
 /// One key-value operation. `Get` is a read; the others are writes.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum KvOp {
     /// Set `key` to `value`.
     Put {
@@ -135,7 +135,7 @@ pub enum KvOutput {
         current: Option<String>,
     },
     /// The command bytes were not a valid operation (never produced for
-    /// commands that passed [`StateMachine::validate`]).
+    /// commands that passed [`StateMachine::validate_command`]).
     Invalid,
 }
 

@@ -271,9 +271,14 @@ pub enum Event {
 
 /// Everything the host must carry out after an input: the host contract.
 ///
-/// After every call into the engine (`tick`, `step`, `propose`, `persisted`),
-/// take the `Ready` with [`Raft::take_ready`] and:
+/// After every call into the engine (`tick`, `step`, `propose`, `submit`,
+/// `persisted`), take the `Ready` with [`Raft::take_ready`] and:
 ///
+/// 0. **Store `snapshot`**, if present, durably (write to a temporary name,
+///    fsync, rename, fsync the directory) *before* persisting the records: one
+///    of them is the `Snapshot` record that names it. After restart, hand its
+///    bytes to [`Raft::recover`]. Older snapshots may be deleted once a newer
+///    `Snapshot` record is durable.
 /// 1. **Persist `records`** in order, appending them to the journal. They may be
 ///    written in one batch with one fsync (group commit). When records up to
 ///    sequence number `s` are durable, call [`Raft::persisted`]`(s)`.
@@ -292,7 +297,10 @@ pub enum Event {
 ///    `applied` lists every entry applied, for hosts that track progress.
 ///
 /// Losing records that were never reported durable is fine (that is a crash);
-/// reporting a record durable that is not breaks Raft's safety.
+/// reporting a record durable that is not breaks Raft's safety. A host that
+/// splits its journal into segments begins each new one with
+/// [`Raft::checkpoint`]'s records, written when every issued record has been
+/// written; older segments may be deleted once those are durable.
 ///
 /// # A driving loop
 ///

@@ -15,6 +15,7 @@
 pub mod clients;
 pub mod invariants;
 pub mod nemesis;
+pub mod workload;
 
 use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use alloc::format;

@@ -1,0 +1,109 @@
+//! One complete randomised, checked run: a cluster under random faults with
+//! simulated clients, judged by the simulator's safety checks and by the
+//! linearizability checker. The tests run it over many seeds; the web demo's
+//! test mode runs it in a Web Worker.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::clients::ClientConfig;
+use super::nemesis::random_fault;
+use super::{Sim, SimConfig};
+use crate::checker::{self, Limits, Operation, Verdict};
+use crate::raft::Bugs;
+use crate::rng::Rng;
+
+/// What a checked run found.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// The seed.
+    pub seed: u64,
+    /// Nodes in the cluster.
+    pub nodes: usize,
+    /// Events simulated.
+    pub events: u64,
+    /// Crashes injected.
+    pub crashes: u64,
+    /// Client operations recorded.
+    pub operations: usize,
+    /// Operations that completed with a result.
+    pub completed: usize,
+    /// Safety violations the simulator found.
+    pub violations: Vec<String>,
+    /// The linearizability checker's verdict on the client history.
+    pub verdict: Verdict,
+    /// The whole client history.
+    pub history: Vec<Operation>,
+}
+
+impl RunReport {
+    /// Whether nothing was wrong.
+    pub fn ok(&self) -> bool {
+        self.violations.is_empty() && matches!(self.verdict, Verdict::Linearizable)
+    }
+}
+
+/// Runs `seed` for at least `events` events with random faults and clients,
+/// then heals everything, lets in-flight operations finish, and judges.
+pub fn checked_run(seed: u64, events: u64, bugs: Bugs) -> RunReport {
+    let mut rng = Rng::new(seed ^ 0x11AE);
+    let nodes = if rng.chance(0.6) { 3 } else { 5 };
+    let mut cfg = SimConfig {
+        nodes,
+        seed,
+        latency_us: (200, rng.range(1_000, 15_000)),
+        disk_us: if rng.chance(0.3) { (1_000, 20_000) } else { (50, 2_000) },
+        ..SimConfig::default()
+    }
+    .with_bugs(bugs);
+    let short_sessions = rng.chance(0.3);
+    if short_sessions {
+        cfg.raft.sessions.timeout_ticks = rng.range(100, 400);
+    }
+    cfg.raft.check_quorum = rng.chance(0.8);
+    cfg.raft.pre_vote = rng.chance(0.8);
+    if rng.chance(0.5) {
+        cfg.raft.snapshot_entries = rng.range(5, 200);
+        cfg.raft.snapshot_chunk_bytes = rng.range(16, 4096) as usize;
+        cfg.segment_bytes = rng.range(1 << 10, 64 << 10) as usize;
+    }
+    let mut sim = Sim::new(cfg);
+    sim.start_clients(ClientConfig {
+        clients: rng.range(2, 6) as usize,
+        keys: rng.range(1, 4) as usize,
+        long_idle: if short_sessions { 0.05 } else { 0.0 },
+        ..ClientConfig::default()
+    });
+    let ids = sim.ids();
+    let mut next_fault = 0u64;
+    while sim.stats.events < events {
+        sim.run_for(rng.range(1, 40) * 1_000);
+        if sim.now() >= next_fault {
+            next_fault = sim.now() + rng.range(100, 600) * 1_000;
+            random_fault(&mut sim, &mut rng, &ids);
+        }
+    }
+    // Let in-flight operations finish before judging.
+    sim.stop_clients();
+    sim.heal();
+    sim.set_network(0.0, 0.0, 0.0);
+    for &id in &ids {
+        if !sim.is_up(id) {
+            sim.restart(id);
+        }
+    }
+    sim.run_for(5_000_000);
+    sim.final_check();
+    let verdict = checker::check(sim.history(), &Limits::default());
+    RunReport {
+        seed,
+        nodes,
+        events: sim.stats.events,
+        crashes: sim.stats.crashes,
+        operations: sim.history().len(),
+        completed: sim.completed_ops(),
+        violations: sim.violations().to_vec(),
+        verdict,
+        history: sim.history().to_vec(),
+    }
+}
