@@ -171,6 +171,9 @@ pub enum Op {
     StartClients {
         /// How many.
         count: usize,
+        /// On how many keys (`k0`, `k1`, …).
+        #[serde(default = "default_keys")]
+        keys: usize,
     },
     /// Stop the simulated clients issuing new operations (for good).
     StopClients,
@@ -186,4 +189,8 @@ pub struct Action {
     /// What happened.
     #[serde(flatten)]
     pub op: Op,
+}
+
+fn default_keys() -> usize {
+    3
 }

@@ -308,9 +308,10 @@ impl Driver {
             }
             Op::Client { node, req } => self.client_request(node, req),
             Op::Retry { seq, node } => self.client_retry(seq, node),
-            Op::StartClients { count } => {
+            Op::StartClients { count, keys } => {
                 let count = count.clamp(1, 16);
-                self.sim.start_clients(ClientConfig { clients: count, ..ClientConfig::default() });
+                let keys = keys.clamp(1, 26);
+                self.sim.start_clients(ClientConfig { clients: count, keys, ..ClientConfig::default() });
                 self.load = true;
                 self.say(0, "client", format!("{count} simulated clients start random reads and writes"), true);
             }

@@ -1,9 +1,9 @@
 //! Test mode: one random seed with faults and simulated clients, judged by the
-//! simulator's safety checks and (once raft-core has it) the linearizability
+//! simulator's safety checks and raft-core's linearizability
 //! checker. The faults are injected as ordinary [`Op`]s, so a failing seed's
 //! trace loads into the main view and replays exactly.
 
-use raft_core::checker::{Operation, Outcome};
+use raft_core::checker::{self, Limits, Operation, Outcome};
 use raft_core::rng::Rng;
 use raft_core::NodeId;
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,8 @@ pub struct WorkloadOptions {
     pub duration_us: u64,
     /// Simulated clients.
     pub clients: usize,
+    /// Keys they work on.
+    pub keys: usize,
     /// Inject faults.
     pub faults: bool,
     /// Deliberate bugs (need a `bugs` build).
@@ -37,7 +39,8 @@ impl Default for WorkloadOptions {
             seed: 1,
             nodes: 5,
             duration_us: 10_000_000,
-            clients: 4,
+            clients: 8,
+            keys: 1,
             faults: true,
             bugs: BugOptions::default(),
         }
@@ -45,9 +48,21 @@ impl Default for WorkloadOptions {
 }
 
 impl WorkloadOptions {
-    /// The cluster options of the run (the demo's defaults with this seed, size and bugs).
+    /// The cluster options of the run: the demo's defaults with this seed, size
+    /// and bugs, and a few knobs varied by the seed (a leader without
+    /// CheckQuorum keeps leading a minority, which is where stale reads show).
     pub fn cluster(&self) -> Options {
-        Options { nodes: self.nodes, seed: self.seed, bugs: self.bugs, ..Options::default() }
+        let mut rng = Rng::new(self.seed ^ 0x0C0F_F1E5);
+        Options {
+            nodes: self.nodes,
+            seed: self.seed,
+            bugs: self.bugs,
+            check_quorum: rng.chance(0.5),
+            pre_vote: rng.chance(0.75),
+            latency_us: [1_000, rng.range(5_000, 25_000)],
+            snapshot_entries: if rng.chance(0.5) { rng.range(20, 200) } else { 0 },
+            ..Options::default()
+        }
     }
 }
 
@@ -97,7 +112,7 @@ pub struct Report {
     pub seed: u64,
     /// Verdict.
     pub verdict: Verdict,
-    /// Which checks judged it: "safety" alone, or "safety+linearizability".
+    /// Which checks judged it.
     pub checks: &'static str,
     /// Safety violations.
     pub violations: Vec<String>,
@@ -133,19 +148,19 @@ pub fn op_view(o: &Operation, end: u64) -> OpView {
     }
 }
 
-/// Judges a history with the linearizability checker.
-///
-/// CHECKER SPOT: raft-core's `checker::check(history, &Limits)` is not on main
-/// yet; until it is, only the simulator's safety checks judge a run and this
-/// returns `None`. When it lands, map its `Verdict` here
-/// (`Linearizable` → `Ok`, `Violation { key, .. }` → `NotLinearizable`,
-/// `Inconclusive { key }` → `Inconclusive`) and set `checks` accordingly.
-pub fn check_history(_history: &[Operation]) -> Option<Verdict> {
-    None
+/// Judges a history with raft-core's linearizability checker (Wing–Gong
+/// search per key). A violation comes with the smallest failing sub-history
+/// the checker found.
+pub fn check_history(history: &[Operation]) -> (Verdict, Vec<Operation>) {
+    match checker::check(history, &Limits { max_steps: 5_000_000 }) {
+        checker::Verdict::Linearizable => (Verdict::Ok, Vec::new()),
+        checker::Verdict::Violation { key, ops } => (Verdict::NotLinearizable { key }, ops),
+        checker::Verdict::Inconclusive { key } => (Verdict::Inconclusive { key }, Vec::new()),
+    }
 }
 
 /// Whether this build judges histories for linearizability.
-pub const HAS_CHECKER: bool = false;
+pub const HAS_CHECKER: bool = true;
 
 fn pick(rng: &mut Rng, ids: &[NodeId]) -> NodeId {
     ids[rng.below(ids.len() as u64) as usize]
@@ -157,7 +172,7 @@ pub fn run(w: &WorkloadOptions) -> Result<Report, OptionsError> {
     let mut d = Driver::new(w.cluster())?;
     let ids: Vec<NodeId> = (1..=w.nodes as NodeId).collect();
     let mut rng = Rng::new(w.seed ^ 0x7E57_F00D);
-    d.act(Op::StartClients { count: w.clients.max(1) });
+    d.act(Op::StartClients { count: w.clients.max(1), keys: w.keys.max(1) });
     let mut restarts: Vec<(u64, NodeId)> = Vec::new();
     let end = w.duration_us;
     while d.now() < end {
@@ -184,7 +199,7 @@ pub fn run(w: &WorkloadOptions) -> Result<Report, OptionsError> {
                 restarts.push((d.now() + rng.range(0, 1_500) * 1_000, id));
             }
         };
-        match rng.below(12) {
+        match rng.below(14) {
             0 | 1 => {
                 let id = pick(&mut rng, &ids);
                 crash(&mut d, &mut rng, id);
@@ -194,9 +209,10 @@ pub fn run(w: &WorkloadOptions) -> Result<Report, OptionsError> {
                     crash(&mut d, &mut rng, l);
                 }
             }
-            3 => {
+            3 | 12 | 13 => {
+                // The leader alone on the small side: a deposed leader that may not know it.
                 if let Some(l) = d.sim().leader() {
-                    d.act(Op::Isolate { node: l });
+                    d.act(Op::Partition { side: vec![l] });
                 }
             }
             4 => {
@@ -243,26 +259,25 @@ pub fn run(w: &WorkloadOptions) -> Result<Report, OptionsError> {
     let now = d.now();
     let violations = d.sim().violations().to_vec();
     let history = d.sim().history();
-    let checked = check_history(history);
-    let verdict = if !violations.is_empty() { Verdict::Unsafe } else { checked.clone().unwrap_or(Verdict::Ok) };
-    let failing_key = match &verdict {
-        Verdict::NotLinearizable { key } | Verdict::Inconclusive { key } => Some(key.clone()),
-        _ => None,
-    };
-    let history_view: Vec<OpView> = if verdict == Verdict::Ok {
-        Vec::new()
-    } else {
-        history
-            .iter()
-            .filter(|o| failing_key.as_deref().is_none_or(|k| o.op.key() == k))
-            .take(300)
-            .map(|o| op_view(o, now))
-            .collect()
+    let (checked, minimal) = check_history(history);
+    let verdict = if !violations.is_empty() { Verdict::Unsafe } else { checked };
+    let history_view: Vec<OpView> = match &verdict {
+        Verdict::Ok => Vec::new(),
+        // The checker's minimal failing sub-history, or the key's whole history.
+        Verdict::NotLinearizable { key } | Verdict::Inconclusive { key } => {
+            let ops: Vec<&Operation> = if minimal.is_empty() {
+                history.iter().filter(|o| o.op.key() == key).collect()
+            } else {
+                minimal.iter().collect()
+            };
+            ops.into_iter().take(300).map(|o| op_view(o, now)).collect()
+        }
+        Verdict::Unsafe => history.iter().rev().take(300).rev().map(|o| op_view(o, now)).collect(),
     };
     Ok(Report {
         seed: w.seed,
         verdict,
-        checks: if checked.is_some() { "safety+linearizability" } else { "safety" },
+        checks: "safety+linearizability",
         violations,
         events: d.events(),
         end: now,

@@ -101,7 +101,7 @@ fn replay_reproduces_the_run_exactly() {
     d.act(Op::Crash { node: 2 });
     d.advance(700_000);
     d.act(Op::Network { loss: 0.2, duplicate: 0.1, long_delay: 0.05 });
-    d.act(Op::StartClients { count: 3 });
+    d.act(Op::StartClients { count: 3, keys: 3 });
     d.advance(1_500_000);
     d.act(Op::Partition { side: vec![1, 2] });
     let id = *d.sim().in_flight().keys().next().unwrap_or(&0);
@@ -181,4 +181,23 @@ fn test_mode_runs_are_clean_and_their_trace_replays() {
         let d = Driver::replay(r.options.clone(), r.actions.clone(), r.end).unwrap();
         assert_eq!(d.events(), r.events);
     }
+}
+
+#[cfg(feature = "bugs")]
+#[test]
+fn test_mode_catches_stale_reads_with_the_bug_on() {
+    let mut caught = Vec::new();
+    for seed in 1..=16 {
+        let w = host_wasm::workload::WorkloadOptions {
+            seed,
+            bugs: host_wasm::options::BugOptions { stale_read_local: true, ..Default::default() },
+            ..Default::default()
+        };
+        let r = host_wasm::workload::run(&w).unwrap();
+        if r.verdict != host_wasm::workload::Verdict::Ok {
+            caught.push((seed, r.verdict.clone(), r.history.len()));
+        }
+    }
+    eprintln!("caught: {caught:?}");
+    assert!(!caught.is_empty(), "stale reads went unnoticed in 16 seeds");
 }
