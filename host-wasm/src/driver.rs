@@ -538,11 +538,15 @@ impl Driver {
             }
             Event::BecameLeader { term } => {
                 self.roles[k] = Some(Role::Leader);
+                // Granted votes are the live nodes that voted for it in this term.
                 let votes: Vec<NodeId> = self
                     .sim
-                    .raft(node)
-                    .map(|r| r.votes().iter().filter(|v| v.1).map(|v| v.0).collect())
-                    .unwrap_or_default();
+                    .ids()
+                    .into_iter()
+                    .filter(|&v| {
+                        v == node || self.sim.raft(v).is_some_and(|r| r.term() == term && r.voted_for() == Some(node))
+                    })
+                    .collect();
                 let text =
                     format!("node {node} won the election for term {term} with votes from {}", words::ids(&votes));
                 ("leader", text, true)

@@ -75,7 +75,7 @@ export const app = {
 
   setPlaying(p) {
     this.playing = p;
-    document.getElementById('play').textContent = p ? '⏸ Pause' : '▶ Play';
+    document.getElementById('play').textContent = p ? '❚❚ Pause' : '▶ Play';
     if (!p) writeLocation(this);
   },
 
