@@ -224,7 +224,11 @@ test('test mode: no violations on a few seeds; the stale-read build is caught', 
   assert.ok(broken.failures >= 1, 'stale reads went unnoticed');
   assert.match(await page.locator('#t-fail').innerText(), /not linearizable on key/);
   assert.equal(await page.locator('#t-fail svg.hist rect').count() > 0, true, 'the failing history is drawn');
+  await page.locator('#t-fail').scrollIntoViewIfNeeded();
   await shot(page, 'test-mode-violation.png');
+  const hist = path.join(artifacts, 'test-mode-history.png');
+  await page.locator('#t-fail').screenshot({ path: hist });
+  shots.push(hist);
   // The failing seed loads into the main view.
   await page.click('#t-load');
   const s = await state(page);
