@@ -107,6 +107,8 @@ export const SCENARIOS = [
       start(app, { nodes: 5, seed: 8 }, 1.6);
       const a = leader(app);
       const [b, ...rest] = others(app, a);
+      put(app, a, 'w', '0'); // opens the client's session first
+      c(app).advance(300e3);
       for (const x of rest) app.act({ op: 'cut', from: a, to: x });
       put(app, a, 'x', '1');
       const idx = c(app).last_index(a);

@@ -131,7 +131,9 @@ function timeline(ops) {
     const label = `${o.op}${o.outcome === 'ok' ? ` → ${o.result}` : ` (${o.outcome})`}`;
     svg += `<g><title>${esc(label)}: ${((o.call) / 1e3).toFixed(1)}–${(o.ret / 1e3).toFixed(1)} ms</title>
       <rect x="${x(o.call)}" y="${y}" width="${w}" height="12" rx="3" fill="${color[o.outcome]}"/>
-      <text x="${x(o.call)}" y="${y + 23}">${esc(label.slice(0, 40))}</text></g>`;
+      ${x(o.call) > W / 2
+        ? `<text x="${x(o.call) + w}" y="${y + 23}" text-anchor="end">${esc(label.slice(0, 40))}</text>`
+        : `<text x="${x(o.call)}" y="${y + 23}">${esc(label.slice(0, 40))}</text>`}</g>`;
   }
   svg += `<text x="${left}" y="${clients.length * lane + 14}">${(t0 / 1e6).toFixed(3)} s</text>
     <text x="${W - 6}" y="${clients.length * lane + 14}" text-anchor="end">${(t1 / 1e6).toFixed(3)} s</text></svg>`;
