@@ -30,4 +30,25 @@ cargo test --workspace --all-features
 step "the main job's simulation runs clean"
 cargo run --quiet --release -p raft-core --features sim --example simulate -- 1 5 > /dev/null
 
+# ---------------------------------------------------------------------------
+# wasm and browser (host-wasm, web-demo): installs the wasm32 target,
+# wasm-bindgen-cli at the pinned version, chromium and playwright-core if
+# missing; then wasm tests in Node and the page's tests in headless chromium.
+# Screenshots land in artifacts/.
+# ---------------------------------------------------------------------------
+step "web: toolchain, chromium and npm packages (installed if missing)"
+scripts/install-web-deps.sh
+
+step "web: host-wasm lints for the wasm target"
+cargo clippy -p host-wasm --all-targets --all-features --target wasm32-unknown-unknown -- -D warnings
+
+step "web: host-wasm's bindings tested in Node (wasm-bindgen-test)"
+cargo test -p host-wasm --target wasm32-unknown-unknown --test web
+
+step "web: build the demo (web-demo/pkg, web-demo/pkg-bugs)"
+scripts/build-web.sh
+
+step "web: the page in headless chromium (screenshots in artifacts/)"
+(cd web-demo/tests && node --test browser.test.mjs)
+
 printf '\nall tests passed in %ss\n' "$(( $(date +%s) - started ))"

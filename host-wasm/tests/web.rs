@@ -1,0 +1,91 @@
+//! The JavaScript-facing bindings, run in Node by wasm-bindgen-test-runner
+//! (`cargo test -p host-wasm --target wasm32-unknown-unknown --test web`).
+#![cfg(target_arch = "wasm32")]
+
+use host_wasm::bindings::{build_info, run_seed, Cluster};
+use wasm_bindgen_test::wasm_bindgen_test;
+
+fn parse(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).expect("valid JSON")
+}
+
+#[wasm_bindgen_test]
+fn state_is_one_json_object_with_every_node() {
+    let mut c = Cluster::new("{\"nodes\":3,\"seed\":2}").unwrap();
+    c.advance(2_000_000.0);
+    let s = parse(&c.state());
+    let nodes = s["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    for n in nodes {
+        for key in ["role", "term", "timer", "log", "commit", "kv", "journal", "progress", "votes"] {
+            assert!(!n[key].is_null(), "node field {key}");
+        }
+    }
+    assert!(s["leader"].as_u64().is_some(), "a leader within 2 s");
+    assert_eq!(c.violations(), 0);
+}
+
+#[wasm_bindgen_test]
+fn bad_options_and_actions_are_errors_not_panics() {
+    assert!(Cluster::new("{\"nodes\":12}").is_err());
+    assert!(Cluster::new("not json").is_err());
+    let mut c = Cluster::new("{}").unwrap();
+    assert!(c.act("{\"op\":\"explode\"}").is_err());
+    c.act("{\"op\":\"crash\",\"node\":42}").unwrap(); // out of range: ignored
+}
+
+#[wasm_bindgen_test]
+fn crash_elects_a_new_leader_with_a_higher_term() {
+    let mut c = Cluster::new("{\"seed\":5}").unwrap();
+    let l = c.run_until_leader(5_000_000.0);
+    assert!(l > 0);
+    let t = c.term(l);
+    c.act(&format!("{{\"op\":\"crash\",\"node\":{l}}}")).unwrap();
+    assert_eq!(c.role(l), "down");
+    c.advance(50_000.0);
+    let l2 = c.run_until_leader(5_000_000.0);
+    assert!(l2 > 0 && l2 != l);
+    assert!(c.term(l2) > t);
+}
+
+#[wasm_bindgen_test]
+fn a_client_put_is_visible_on_every_node_and_messages_carry_fields() {
+    let mut c = Cluster::new("{\"seed\":8}").unwrap();
+    c.run_until_leader(5_000_000.0);
+    c.act("{\"op\":\"client\",\"req\":{\"kind\":\"put\",\"key\":\"x\",\"value\":\"hello\"}}").unwrap();
+    c.advance(5_000.0);
+    let s = parse(&c.state());
+    let msgs = s["messages"].as_array().unwrap();
+    assert!(msgs.iter().any(|m| m["type"] == "Append" && !m["entries"].is_null()), "{msgs:?}");
+    c.advance(1_000_000.0);
+    for id in 1..=5 {
+        assert_eq!(c.value(id, "x").as_deref(), Some("hello"));
+    }
+    let feed = parse(&c.feed(0.0));
+    assert!(feed.as_array().unwrap().iter().any(|f| f["text"].as_str().unwrap().contains("x=\"hello\"")));
+}
+
+#[wasm_bindgen_test]
+fn replay_through_json_matches() {
+    let mut c = Cluster::new("{\"seed\":13}").unwrap();
+    c.run_until_leader(5_000_000.0);
+    c.act("{\"op\":\"start_clients\",\"count\":2}").unwrap();
+    c.advance(700_000.0);
+    c.act("{\"op\":\"partition\",\"side\":[1,2]}").unwrap();
+    c.advance(900_000.0);
+    c.act("{\"op\":\"heal\"}").unwrap();
+    c.advance(600_000.0);
+    let want = c.state();
+    let r = Cluster::replay(&c.options(), &c.trace(), c.now());
+    let mut r = r.unwrap();
+    assert_eq!(r.state(), want);
+}
+
+#[wasm_bindgen_test]
+fn a_test_mode_seed_reports_a_verdict() {
+    let info = parse(&build_info());
+    assert!(info["default_options"]["nodes"].as_u64().is_some());
+    let r = parse(&run_seed("{\"seed\":3,\"duration_us\":3000000}").unwrap());
+    assert_eq!(r["verdict"]["kind"], "ok", "{r}");
+    assert!(r["actions"].as_array().unwrap().len() > 2);
+}
