@@ -70,13 +70,14 @@ enum Command {
         #[command(flatten)]
         c: ClientArgs,
     },
-    /// Compare-and-swap: set KEY to VALUE if its value is EXPECT (or, with --absent, if it has none).
+    /// Compare-and-swap: set KEY to VALUE if its value is --expect OLD (or, with --absent, if it has none).
+    #[command(group(clap::ArgGroup::new("condition").required(true).args(["expect", "absent"])))]
     Cas {
         key: String,
-        /// The value required (omit with --absent).
-        #[arg(required_unless_present = "absent")]
-        expect: Option<String>,
         value: String,
+        /// The value required for the swap.
+        #[arg(long)]
+        expect: Option<String>,
         /// Swap only if the key is absent.
         #[arg(long)]
         absent: bool,
@@ -131,6 +132,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_level(&cli.command))),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -149,13 +149,17 @@ fn nonce() -> [u8; 32] {
     n
 }
 
-fn encode_hs(h: &Handshake) -> Vec<u8> {
-    encode_with_header(&HANDSHAKE_MAGIC, HANDSHAKE_VERSION, h)
-}
+impl Handshake {
+    /// The frame carrying this handshake message.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_with_header(&HANDSHAKE_MAGIC, HANDSHAKE_VERSION, self)
+    }
 
-fn decode_hs(bytes: &[u8]) -> Result<Handshake, String> {
-    decode_with_header(&HANDSHAKE_MAGIC, HANDSHAKE_VERSION, bytes, MAX_HANDSHAKE_FRAME)
-        .map_err(|e| format!("bad handshake frame: {e}"))
+    /// Reads a handshake frame.
+    pub fn decode(bytes: &[u8]) -> Result<Handshake, String> {
+        decode_with_header(&HANDSHAKE_MAGIC, HANDSHAKE_VERSION, bytes, MAX_HANDSHAKE_FRAME)
+            .map_err(|e| format!("bad handshake frame: {e}"))
+    }
 }
 
 /// Encodes a batch of messages for one frame.
@@ -191,14 +195,14 @@ where
     let my_nonce = nonce();
     let proof = auth.prove("accept", &their_nonce, auth.me, from);
     let challenge = Handshake::Challenge { cluster: auth.cluster.clone(), from: auth.me, nonce: my_nonce, proof };
-    ws.send(encode_hs(&challenge)).await.map_err(|_| "connection lost".to_string())?;
+    ws.send(challenge.encode()).await.map_err(|_| "connection lost".to_string())?;
     let Handshake::Proof { proof } = recv_hs(ws).await? else {
         return Err("expected Proof".into());
     };
     if !auth.check("dial", &my_nonce, from, auth.me, &proof) {
         return Err(format!("node {from} failed to prove the shared secret"));
     }
-    ws.send(encode_hs(&Handshake::Welcome)).await.map_err(|_| "connection lost".to_string())?;
+    ws.send(Handshake::Welcome.encode()).await.map_err(|_| "connection lost".to_string())?;
     Ok(from)
 }
 
@@ -210,7 +214,7 @@ where
 {
     let my_nonce = nonce();
     let hello = Handshake::Hello { cluster: auth.cluster.clone(), from: auth.me, to, nonce: my_nonce };
-    ws.send(encode_hs(&hello)).await.map_err(|_| "connection lost".to_string())?;
+    ws.send(hello.encode()).await.map_err(|_| "connection lost".to_string())?;
     let Handshake::Challenge { cluster, from, nonce: their_nonce, proof } = recv_hs(ws).await? else {
         return Err("expected Challenge".into());
     };
@@ -221,7 +225,7 @@ where
         return Err(format!("node {to} failed to prove the shared secret"));
     }
     let proof = auth.prove("dial", &their_nonce, auth.me, to);
-    ws.send(encode_hs(&Handshake::Proof { proof })).await.map_err(|_| "connection lost".to_string())?;
+    ws.send(Handshake::Proof { proof }.encode()).await.map_err(|_| "connection lost".to_string())?;
     match recv_hs(ws).await? {
         Handshake::Welcome => Ok(()),
         _ => Err("expected Welcome".into()),
@@ -237,7 +241,7 @@ where
         Err(_) => Err("handshake timed out".into()),
         Ok(None) => Err("connection closed during the handshake".into()),
         Ok(Some(Err(e))) => Err(format!("connection error during the handshake: {e}")),
-        Ok(Some(Ok(bytes))) => decode_hs(&bytes),
+        Ok(Some(Ok(bytes))) => Handshake::decode(&bytes),
     }
 }
 
@@ -489,9 +493,9 @@ mod tests {
         let (mut a, mut b) = pair();
         let dialer = async {
             let hello = Handshake::Hello { cluster: "raftkv-local".into(), from: 1, to: 2, nonce: [7u8; 32] };
-            a.send(encode_hs(&hello)).await.ok();
+            a.send(hello.encode()).await.ok();
             let Ok(Handshake::Challenge { nonce, .. }) = recv_hs(&mut a).await else { panic!("no challenge") };
-            a.send(encode_hs(&Handshake::Proof { proof: bad1.prove("dial", &nonce, 1, 2) })).await.ok();
+            a.send(Handshake::Proof { proof: bad1.prove("dial", &nonce, 1, 2) }.encode()).await.ok();
             a
         };
         let (_a, y) = tokio::join!(dialer, accept_handshake(&mut b, &good2));
@@ -501,10 +505,10 @@ mod tests {
         let (mut a, mut b) = pair();
         let dialer = async {
             let hello = Handshake::Hello { cluster: "raftkv-local".into(), from: 1, to: 2, nonce: [7u8; 32] };
-            a.send(encode_hs(&hello)).await.ok();
+            a.send(hello.encode()).await.ok();
             let Ok(Handshake::Challenge { nonce, .. }) = recv_hs(&mut a).await else { panic!("no challenge") };
             // What node 2 would answer if asked to accept a dialer with this nonce.
-            a.send(encode_hs(&Handshake::Proof { proof: good2.prove("accept", &nonce, 2, 1) })).await.ok();
+            a.send(Handshake::Proof { proof: good2.prove("accept", &nonce, 2, 1) }.encode()).await.ok();
             a
         };
         let (_a, y) = tokio::join!(dialer, accept_handshake(&mut b, &good2));
@@ -514,7 +518,7 @@ mod tests {
         for (cluster, from, to) in [("other", 1, 2), ("raftkv-local", 1, 3), ("raftkv-local", 9, 2)] {
             let (mut a, mut b) = pair();
             let hello = Handshake::Hello { cluster: cluster.into(), from, to, nonce: [1u8; 32] };
-            a.send(encode_hs(&hello)).await.ok();
+            a.send(hello.encode()).await.ok();
             assert!(accept_handshake(&mut b, &good2).await.is_err());
         }
     }

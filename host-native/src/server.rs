@@ -253,7 +253,7 @@ pub async fn http_get(base: &str, path: &str) -> Result<String, String> {
     let text = String::from_utf8_lossy(&buf);
     let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| format!("{hostport}: malformed HTTP answer"))?;
     let status = head.lines().next().unwrap_or_default();
-    if !status.split_whitespace().nth(1).is_some_and(|c| c == "200") {
+    if status.split_whitespace().nth(1) != Some("200") {
         return Err(format!("{hostport}: {status}"));
     }
     Ok(body.to_string())
