@@ -82,6 +82,12 @@ pub enum Error {
         /// The node's explanation, if any.
         message: Option<String>,
     },
+    /// Every node refused connections, round after round: the cluster is
+    /// down or the addresses are wrong. Nothing was sent.
+    Unreachable {
+        /// The last connection error.
+        last: String,
+    },
     /// The client was given no addresses.
     NoAddresses,
 }
@@ -106,6 +112,7 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Error::Unreachable { last } => write!(f, "cannot reach any node of the cluster ({last})"),
             Error::NoAddresses => write!(f, "no node addresses given"),
         }
     }
@@ -353,6 +360,9 @@ impl Inner {
         let mut maybe_applied = false;
         let mut last = String::from("no attempt made");
         let mut misses = 0u32;
+        // Consecutive attempts that could not even connect.
+        let mut unreached = 0usize;
+        let started = Instant::now();
         loop {
             let now = Instant::now();
             if now >= deadline {
@@ -362,6 +372,7 @@ impl Inner {
             let attempt = self.attempt(&op, attempt_deadline).await;
             // A request that left may have reached the log.
             let sent = matches!(attempt, Attempt::Lost(_));
+            unreached = if matches!(attempt, Attempt::Unreached(_)) { unreached + 1 } else { 0 };
             match attempt {
                 Attempt::Reply(Ok(s)) => {
                     self.last_used = Instant::now();
@@ -395,6 +406,13 @@ impl Inner {
                     maybe_applied |= sent;
                     last = why;
                     self.conn = None;
+                    // Three full rounds of refused connections over at least a
+                    // second: nobody is there (a crashed leader alone does not
+                    // look like this, the others still answer).
+                    let gave_time = started.elapsed() >= Duration::from_secs(1).min(self.opts.timeout / 2);
+                    if unreached >= 3 * self.addrs.len() && gave_time && !maybe_applied {
+                        return Err(Error::Unreachable { last });
+                    }
                     misses += 1;
                     self.next_node(misses).await;
                 }

@@ -27,6 +27,8 @@ cluster_id = "raftkv-local"
 secret = "raftkv-dev-secret-change-me"
 data_dir = "raftkv-data"
 tick_ms = 10
+# Client sessions idle this long expire (clients send keep-alives when idle).
+session_timeout_ms = 60000
 # Browser pages from these origins may use /client (non-browser clients send no
 # Origin header and are always allowed).
 allowed_origins = ["http://127.0.0.1:8080", "http://localhost:8080"]
@@ -124,6 +126,10 @@ pub struct Config {
     /// Milliseconds per Raft tick (election timeout 30–60 ticks, heartbeat 10).
     #[serde(default = "default_tick_ms")]
     pub tick_ms: u64,
+    /// A client session idle longer than this (in cluster time) expires. Must
+    /// be the same on every node (it is decided when entries are applied).
+    #[serde(default = "default_session_timeout_ms")]
+    pub session_timeout_ms: u64,
     /// Origins whose pages may open `/client` (exact match, e.g. `http://127.0.0.1:8080`).
     #[serde(default)]
     pub allowed_origins: Vec<String>,
@@ -136,6 +142,10 @@ pub struct Config {
 
 fn default_tick_ms() -> u64 {
     10
+}
+
+fn default_session_timeout_ms() -> u64 {
+    60_000
 }
 
 /// A configuration that cannot be used, with the reason.
@@ -198,6 +208,9 @@ impl Config {
         if self.tick_ms == 0 || self.tick_ms > 10_000 {
             return err("tick_ms must be between 1 and 10000".into());
         }
+        if self.session_timeout_ms < 10 * self.tick_ms {
+            return err("session_timeout_ms must be at least 10 ticks".into());
+        }
         let mut ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
         ids.sort_unstable();
         if ids.contains(&0) {
@@ -255,6 +268,11 @@ impl Config {
     /// The client URLs of every node (for the client library).
     pub fn client_urls(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.url()).collect()
+    }
+
+    /// The session timeout in ticks.
+    pub fn session_timeout_ticks(&self) -> u64 {
+        self.session_timeout_ms / self.tick_ms
     }
 
     /// Whether the embedded, public development secret is in use.

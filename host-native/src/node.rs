@@ -320,6 +320,7 @@ pub async fn run(config: Config, id: NodeId, data_dir: Option<PathBuf>) -> Resul
     // A fresh seed per start keeps restarted nodes from timing out in lockstep.
     let _ = getrandom::fill(&mut seed);
     raft_cfg.seed = u64::from_le_bytes(seed) ^ id;
+    raft_cfg.sessions.timeout_ticks = config.session_timeout_ticks();
     let raft = Raft::restart(raft_cfg, state, KvStore::default()).map_err(|e| StartError(e.to_string()))?;
 
     let (durable_tx, durable_rx) = mpsc::channel(4);

@@ -29,10 +29,10 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Writes a configuration for `n` nodes (with extra TOML for `[limits]`)
-    /// and starts every node.
-    pub fn start(name: &str, n: usize, limits: &str) -> Cluster {
-        let c = Cluster::configure(name, n, limits);
+    /// Writes a configuration for `n` nodes (with `extra` TOML before the
+    /// nodes: top-level keys, a `[limits]` table) and starts every node.
+    pub fn start(name: &str, n: usize, extra: &str) -> Cluster {
+        let c = Cluster::configure(name, n, extra);
         let mut c = c;
         for id in 1..=n as u64 {
             c.spawn(id);
@@ -40,7 +40,7 @@ impl Cluster {
         c
     }
 
-    pub fn configure(name: &str, n: usize, limits: &str) -> Cluster {
+    pub fn configure(name: &str, n: usize, extra: &str) -> Cluster {
         let dir = std::env::temp_dir().join(format!("raftkv-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -50,11 +50,10 @@ impl Cluster {
              allowed_origins = [\"http://127.0.0.1:8080\"]\n",
             dir.display().to_string()
         );
+        cfg.push_str(extra);
+        cfg.push('\n');
         for (i, p) in ports.iter().enumerate() {
             cfg.push_str(&format!("\n[[nodes]]\nid = {}\nlisten = \"127.0.0.1:{p}\"\n", i + 1));
-        }
-        if !limits.is_empty() {
-            cfg.push_str(&format!("\n[limits]\n{limits}\n"));
         }
         let config = dir.join("cluster.toml");
         std::fs::write(&config, cfg).unwrap();
