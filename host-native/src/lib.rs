@@ -12,9 +12,11 @@
 //! * [`client`] — the client library ([`Client`]).
 //! * [`config`] — the TOML cluster configuration.
 //! * [`metrics`] — counters exported by `/metrics`.
+//! * [`bench`] — the load generator behind `raftkv bench`.
 
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod journal;

@@ -84,6 +84,29 @@ enum Command {
         #[command(flatten)]
         c: ClientArgs,
     },
+    /// Measure throughput and latency with concurrent clients.
+    Bench {
+        /// Concurrent clients (each sends one request at a time).
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Seconds to measure.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// put, get or mixed (half and half).
+        #[arg(long, value_enum, default_value = "put")]
+        workload: raftkv::bench::Workload,
+        /// Distinct keys.
+        #[arg(long, default_value_t = 1000)]
+        keys: usize,
+        /// Bytes per written value.
+        #[arg(long, default_value_t = 100)]
+        value_size: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
     /// Show every node's status.
     Status {
         #[command(flatten)]
@@ -211,6 +234,17 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             }
         }
         Command::Status { c, json } => status(&c.addrs()?, json).await,
+        Command::Bench { clients, duration, workload, keys, value_size, json, c } => {
+            let cfg = raftkv::bench::BenchConfig { clients, duration_secs: duration, workload, keys, value_size };
+            let opts = ClientOptions { timeout: Duration::from_secs_f64(c.timeout), ..ClientOptions::default() };
+            let report = raftkv::bench::run(c.addrs()?, cfg, opts).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+            } else {
+                println!("{report}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
