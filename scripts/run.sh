@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# The main job. Until the native host exists (issue 5) this runs a simulated
-# 5-node cluster through elections, a leader crash and a partition, and prints
-# what happens. Usage: scripts/run.sh [SEED] [NODES]
+# The main job: a local 3-node raftkv cluster — three real `raftkv node`
+# processes on 127.0.0.1:7001-7003 with their journals on disk — and the web
+# demo on http://127.0.0.1:8080. Ctrl-C stops everything.
+#
+# Usage: scripts/run.sh [raftkv cluster options], e.g.
+#   scripts/run.sh --dir /tmp/raftkv-data --demo 127.0.0.1:8080
+# (The narrated simulation that used to be the main job:
+#   cargo run --release -p raft-core --features sim --example simulate -- SEED NODES)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec cargo run --quiet --release -p raft-core --features sim --example simulate -- "$@"
+cargo build --quiet --release -p host-native
+exec target/release/raftkv cluster "$@"

@@ -325,6 +325,7 @@ mod cluster {
                 .map_err(|e| format!("cannot start node {}: {e}", n.id))?;
             children.push((n.id, child));
         }
+        let demo = demo_listener.local_addr().map(|a| a.to_string()).unwrap_or(demo);
         let web = web.or_else(find_web_demo);
         let urls: Vec<String> = cfg.client_urls();
         tokio::spawn(demo_server(demo_listener, web.clone(), urls.clone()));

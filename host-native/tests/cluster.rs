@@ -512,3 +512,58 @@ async fn sessions_are_kept_alive_or_reopened() {
     assert_eq!(busy.get("b").await.unwrap().as_deref(), Some("2"));
     eprintln!("sessions_are_kept_alive_or_reopened: {:?}", started.elapsed());
 }
+
+/// The main job: `raftkv cluster` starts three nodes and the demo page, and
+/// Ctrl-C stops them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_command_starts_serves_and_stops() {
+    use std::io::BufRead;
+    let started = Instant::now();
+    let c = Cluster::configure("main", 3, "");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["cluster", "--demo", "127.0.0.1:0", "--dir"])
+        .arg(c.dir.join("cluster"))
+        .arg("--config")
+        .arg(&c.config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut demo = None;
+    loop {
+        let line = rx.recv_timeout(WAIT).expect("cluster prints its URLs");
+        if let Some(rest) = line.trim().strip_prefix("web demo: http://") {
+            demo = rest.split('/').next().map(str::to_string);
+        }
+        if line.contains("Ctrl-C stops the cluster") {
+            break;
+        }
+    }
+    let demo = format!("ws://{}", demo.expect("the demo URL is printed"));
+    c.wait_leader(&c.ids()).await;
+    let page = raftkv::server::http_get(&demo, "/").await.unwrap();
+    assert!(page.contains("raftkv"), "{page}");
+    let all: Value = serde_json::from_str(&raftkv::server::http_get(&demo, "/api/status").await.unwrap()).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
+    assert_eq!(stdout(&c.cli(&["put", "main", "job"])), "OK");
+    assert_eq!(stdout(&c.cli(&["get", "main"])), "job");
+
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let st = common::wait_exit(&mut child, WAIT).expect("cluster stops on Ctrl-C");
+    assert!(st.success(), "{st}");
+    for id in c.ids() {
+        let start = Instant::now();
+        while c.status(id).await.is_some() {
+            assert!(start.elapsed() < WAIT, "node {id} still running after Ctrl-C");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    eprintln!("cluster_command_starts_serves_and_stops: {:?}", started.elapsed());
+}
