@@ -4,10 +4,12 @@
 # demo on http://127.0.0.1:8080. Ctrl-C stops everything.
 #
 # Usage: scripts/run.sh [raftkv cluster options], e.g.
-#   scripts/run.sh --dir /tmp/raftkv-data --demo 127.0.0.1:8080
+#   scripts/run.sh --demo 127.0.0.1:8081
+# Data and node logs go to $RAFTKV_DATA (default target/raftkv-data, which git
+# ignores); the data survives restarts of the script.
 # (The narrated simulation that used to be the main job:
 #   cargo run --release -p raft-core --features sim --example simulate -- SEED NODES)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet --release -p host-native
-exec target/release/raftkv cluster "$@"
+exec target/release/raftkv cluster --dir "${RAFTKV_DATA:-target/raftkv-data}" "$@"

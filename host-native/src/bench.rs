@@ -88,7 +88,8 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    // Nearest rank; the epsilon keeps 99.9% of 1000 at 999 despite rounding.
+    let rank = (p * sorted.len() as f64 / 100.0 - 1e-9).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
 }
 

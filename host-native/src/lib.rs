@@ -12,7 +12,7 @@
 //! * [`client`] — the client library ([`Client`]).
 //! * [`config`] — the TOML cluster configuration.
 //! * [`metrics`] — counters exported by `/metrics`.
-//! * [`bench`] — the load generator behind `raftkv bench`.
+//! * [`bench`](mod@bench) — the load generator behind `raftkv bench`.
 
 #![deny(missing_docs)]
 

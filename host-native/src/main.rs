@@ -187,7 +187,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             let node = raftkv::node::run(cfg, id, data_dir);
             tokio::select! {
                 r = node => r.map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string()),
-                _ = tokio::signal::ctrl_c() => {
+                _ = stop_signal() => {
                     tracing::info!("interrupted; stopping (the journal is durable, nothing to flush)");
                     Ok(ExitCode::SUCCESS)
                 }
@@ -280,6 +280,21 @@ async fn status(addrs: &[String], json: bool) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Resolves on Ctrl-C (SIGINT), SIGTERM or SIGHUP: a `cluster` killed any of
+/// these ways still stops its nodes.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        _ = hup.recv() => {}
+    }
+}
+
 mod cluster {
     //! `raftkv cluster`: three child node processes and the web demo.
 
@@ -344,7 +359,8 @@ mod cluster {
             Some(w) => println!("  web demo: http://{demo}/  (files from {})", w.display()),
             None => println!("  web demo: http://{demo}/  (built-in page; web-demo/ not found)"),
         }
-        println!("  try: raftkv put hello world && raftkv get hello && raftkv status");
+        let me = exe.display();
+        println!("  try: {me} put hello world && {me} get hello && {me} status");
         println!("Ctrl-C stops the cluster.");
 
         let code = loop {
@@ -359,7 +375,7 @@ mod cluster {
                 }
             };
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => break ExitCode::SUCCESS,
+                _ = stop_signal() => break ExitCode::SUCCESS,
                 (id, st) = exited => {
                     eprintln!("node {id} exited ({st}); its log: {}", dir.join(format!("node-{id}.log")).display());
                     let log = std::fs::read_to_string(dir.join(format!("node-{id}.log"))).unwrap_or_default();
