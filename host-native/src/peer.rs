@@ -61,6 +61,8 @@ pub const BATCH_VERSION: u8 = 1;
 const MAX_HANDSHAKE_FRAME: usize = 1024;
 /// How long each handshake step may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one frame may take to go out before the link is given up.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// First and longest wait between reconnection attempts.
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -345,7 +347,13 @@ pub async fn run_sender(
                     let n = batch.len() as u64;
                     let frame = encode_batch(&batch);
                     batch.clear();
-                    if let Err(e) = ws.send(frame).await {
+                    // A peer that stops reading (paused, or its machine gone
+                    // without a reset) must not hold this link forever.
+                    let sent = match tokio::time::timeout(SEND_TIMEOUT, ws.send(frame)).await {
+                        Ok(r) => r,
+                        Err(_) => Err("send timed out".to_string()),
+                    };
+                    if let Err(e) = sent {
                         tracing::info!(peer = to, error = %e, "link to peer lost");
                         metrics.peer_messages_dropped_total.add(n);
                         break;
