@@ -93,6 +93,13 @@ pub enum Record {
     },
     /// A snapshot is durable; the log before it may be dropped.
     Snapshot(SnapshotMeta),
+    /// First frame of a checkpoint (sequence number 0): the frames after it
+    /// restate the durable state as of record `last_seq`, so the records that
+    /// follow continue from `last_seq + 1`.
+    Checkpoint {
+        /// Sequence number of the last record the checkpoint covers.
+        last_seq: Seq,
+    },
 }
 
 impl Record {
@@ -103,6 +110,7 @@ impl Record {
             Record::Append { .. } => "Append",
             Record::Truncate { .. } => "Truncate",
             Record::Snapshot(_) => "Snapshot",
+            Record::Checkpoint { .. } => "Checkpoint",
         }
     }
 }
@@ -304,7 +312,7 @@ impl Replay {
         let st = &mut self.state;
         let err = |reason| Err(JournalError::Discontiguous { seq, reason });
         if seq == CHECKPOINT_SEQ {
-            return self.checkpoint(record);
+            return self.apply_checkpoint(record);
         }
         if st.last_seq != 0 && seq != st.last_seq + 1 {
             return err("sequence number gap");
@@ -317,12 +325,19 @@ impl Replay {
                 st.hard = *hs;
             }
             Record::Append { first_index, entries } => {
-                if *first_index != st.log.last_index() + 1 {
+                // Entries a snapshot already covers are skipped: a segment read
+                // on its own may start with appends written before its
+                // checkpoint's snapshot was taken.
+                let snap = st.log.snapshot_index();
+                if (*first_index).max(snap + 1) != st.log.last_index() + 1 {
                     return err("append does not start right after the last entry");
                 }
                 for (k, e) in entries.iter().enumerate() {
                     if e.index != first_index + k as u64 {
                         return err("entries are not contiguous");
+                    }
+                    if e.index <= snap {
+                        continue;
                     }
                     if e.term < st.log.last_term() {
                         return err("entry term lower than its predecessor");
@@ -343,12 +358,13 @@ impl Replay {
                 st.log.compact_to(meta.index, meta.term);
                 st.snapshot = Some(meta.clone());
             }
+            Record::Checkpoint { .. } => return err("a Checkpoint record needs sequence number 0"),
         }
         st.last_seq = seq;
         Ok(())
     }
 
-    fn checkpoint(&mut self, record: &Record) -> Result<(), JournalError> {
+    fn apply_checkpoint(&mut self, record: &Record) -> Result<(), JournalError> {
         let st = &mut self.state;
         match record {
             Record::HardState(hs) => {
@@ -388,8 +404,40 @@ impl Replay {
             Record::Truncate { .. } => {
                 return Err(JournalError::Discontiguous { seq: 0, reason: "a Truncate cannot be a checkpoint" })
             }
+            Record::Checkpoint { last_seq } => {
+                if st.last_seq != 0 && st.last_seq != *last_seq {
+                    return Err(JournalError::Discontiguous {
+                        seq: *last_seq,
+                        reason: "a checkpoint does not match the records before it",
+                    });
+                }
+                st.last_seq = *last_seq;
+            }
         }
         Ok(())
+    }
+
+    /// Continues replaying from a state recovered earlier (a host that keeps
+    /// a mirror of its durable state while it writes, to build checkpoints).
+    pub fn from_state(state: DurableState) -> Self {
+        Replay { state }
+    }
+
+    /// Checkpoint records for a new segment: the HardState, the latest
+    /// Snapshot record and every entry after it — all a replay needs, so the
+    /// segments before may be deleted once these are durable. Write each with
+    /// [`CHECKPOINT_SEQ`].
+    pub fn checkpoint(&self) -> Vec<Record> {
+        let st = &self.state;
+        let mut out = alloc::vec![Record::Checkpoint { last_seq: st.last_seq }, Record::HardState(st.hard)];
+        if let Some(s) = &st.snapshot {
+            out.push(Record::Snapshot(s.clone()));
+        }
+        let entries: Vec<Entry> = st.log.iter().cloned().collect();
+        if let Some(first) = entries.first().map(|e| e.index) {
+            out.push(Record::Append { first_index: first, entries });
+        }
+        out
     }
 
     /// The state replayed so far.
@@ -557,6 +605,34 @@ mod tests {
         r.apply(CHECKPOINT_SEQ, &Record::Snapshot(SnapshotMeta { index: 3, term: 2, voters: vec![1], id: 1 })).unwrap();
         r.apply(57, &Record::Append { first_index: 4, entries: vec![e(4)] }).unwrap();
         assert_eq!(r.state().last_seq, 57);
+    }
+
+    #[test]
+    fn a_segment_read_alone_skips_entries_its_snapshot_covers() {
+        let e = |i| Entry { term: 2, index: i, time: 0, payload: Payload::Noop };
+        let mut full = Replay::new();
+        full.apply(1, &Record::Append { first_index: 1, entries: (1..=10).map(e).collect() }).unwrap();
+        full.apply(2, &Record::Snapshot(SnapshotMeta { index: 6, term: 2, voters: vec![1], id: 6 })).unwrap();
+        let cp = full.checkpoint();
+        assert_eq!(cp.len(), 4, "Checkpoint, HardState, Snapshot, Append of 7..=10");
+        // A new segment: the checkpoint, then an append written later.
+        let mut alone = Replay::new();
+        for r in &cp {
+            alone.apply(CHECKPOINT_SEQ, r).unwrap();
+        }
+        assert!(alone.apply(4, &Record::Append { first_index: 11, entries: vec![e(11)] }).is_err(), "seq gap");
+        alone.apply(3, &Record::Append { first_index: 11, entries: vec![e(11)] }).unwrap();
+        let st = alone.finish();
+        assert_eq!((st.log.snapshot_index(), st.log.last_index()), (6, 11));
+        // An append that overlaps the snapshot is trimmed, not refused.
+        let mut r = Replay::new();
+        r.apply(CHECKPOINT_SEQ, &Record::Snapshot(SnapshotMeta { index: 6, term: 2, voters: vec![1], id: 6 })).unwrap();
+        r.apply(9, &Record::Append { first_index: 5, entries: (5..=8).map(e).collect() }).unwrap();
+        assert_eq!(r.state().log.last_index(), 8);
+        assert!(
+            r.apply(10, &Record::Append { first_index: 8, entries: vec![e(8)] }).is_err(),
+            "overlap past the snapshot"
+        );
     }
 
     #[test]

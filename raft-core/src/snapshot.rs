@@ -389,7 +389,8 @@ impl<S: StateMachine> Raft<S> {
     /// after it (journal checkpoint frames, sequence number 0). Call it only
     /// when every record issued so far has been written.
     pub fn checkpoint(&self) -> Vec<Record> {
-        let mut out = alloc::vec![Record::HardState(self.hard_state())];
+        let last_seq = self.next_seq - 1;
+        let mut out = alloc::vec![Record::Checkpoint { last_seq }, Record::HardState(self.hard_state())];
         if let Some(s) = &self.snapshot {
             out.push(Record::Snapshot(s.meta.clone()));
         }

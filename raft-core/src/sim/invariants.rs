@@ -142,7 +142,7 @@ impl Chain {
                     self.compact(meta.index, h);
                 }
             }
-            Record::HardState(_) => {}
+            Record::HardState(_) | Record::Checkpoint { .. } => {}
         }
     }
 }

@@ -1,0 +1,492 @@
+//! The client library: talks to a raftkv cluster over the binary client
+//! protocol and hides leader changes, reconnections and retries.
+//!
+//! * A fixed list of node URLs; the leader is found by following the
+//!   `not_leader` hints (or trying the next node when there is none).
+//! * A broken connection is reopened, to the next node if need be.
+//! * Every request has an overall timeout; each attempt on one node has a
+//!   shorter one, so a stalled node does not use up the whole budget.
+//! * A write is retried with the *same* session and sequence number until a
+//!   definite answer comes, so it takes effect exactly once even when a leader
+//!   crashes between applying it and replying.
+//! * While idle, the session is kept alive in the background.
+//! * If the session expired after an attempt of a write was sent, whether that
+//!   write happened is unknown: the call fails with [`Error::OutcomeUnknown`]
+//!   and the next call registers a new session.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), raftkv::Error> {
+//! let client = raftkv::Client::new(vec!["ws://127.0.0.1:7001".into()], Default::default());
+//! client.put("greeting", "hello").await?;
+//! assert_eq!(client.get("greeting").await?.as_deref(), Some("hello"));
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::protocol::{decode_response, encode_request, ErrorCode, Failure, Op, Request, Success};
+
+/// Tuning of a [`Client`].
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// The whole budget of one call, retries included.
+    pub timeout: Duration,
+    /// How long one attempt on one node may take before the client gives up
+    /// on that node and tries another.
+    pub attempt_timeout: Duration,
+    /// Idle time after which the session is kept alive (sessions expire after
+    /// 60 s of cluster time by default; a third of that is the design's rule).
+    pub keepalive_after: Duration,
+    /// Largest reply frame accepted.
+    pub max_frame: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            timeout: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(1),
+            keepalive_after: Duration::from_secs(20),
+            max_frame: 16 << 20,
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// No definite answer within the timeout. For a write, `outcome_unknown`
+    /// says whether an attempt was sent that may have taken effect.
+    Timeout {
+        /// Whether a write may have happened.
+        outcome_unknown: bool,
+        /// The last problem seen.
+        last: String,
+    },
+    /// The session expired after an attempt of this write was sent: it may or
+    /// may not have happened. The next call opens a new session.
+    OutcomeUnknown,
+    /// The cluster refused the request (`bad_request`, `stale_seq`, ...).
+    Rejected {
+        /// The protocol's error code.
+        code: ErrorCode,
+        /// The node's explanation, if any.
+        message: Option<String>,
+    },
+    /// Every node refused connections, round after round: the cluster is
+    /// down or the addresses are wrong. Nothing was sent.
+    Unreachable {
+        /// The last connection error.
+        last: String,
+    },
+    /// The client was given no addresses.
+    NoAddresses,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Timeout { outcome_unknown, last } => {
+                write!(f, "no answer from the cluster in time (last problem: {last})")?;
+                if *outcome_unknown {
+                    write!(f, "; the write may or may not have happened")?;
+                }
+                Ok(())
+            }
+            Error::OutcomeUnknown => {
+                write!(f, "the session expired during the write; it may or may not have happened")
+            }
+            Error::Rejected { code, message } => {
+                write!(f, "refused: {}", code.as_str())?;
+                if let Some(m) = message {
+                    write!(f, ": {m}")?;
+                }
+                Ok(())
+            }
+            Error::Unreachable { last } => write!(f, "cannot reach any node of the cluster ({last})"),
+            Error::NoAddresses => write!(f, "no node addresses given"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The result of a compare-and-swap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CasResult {
+    /// Whether the value was replaced.
+    pub swapped: bool,
+    /// When not swapped: the value found (`None`: the key is absent).
+    pub current: Option<String>,
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A client of a raftkv cluster. Calls on one client run one at a time;
+/// use several clients for concurrency.
+pub struct Client {
+    inner: Arc<Mutex<Inner>>,
+    keepalive: tokio::task::JoinHandle<()>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.keepalive.abort();
+    }
+}
+
+struct Inner {
+    addrs: Vec<String>,
+    /// Index in `addrs` of the node last tried from the list.
+    idx: usize,
+    /// The node talked to now (from the list or from a leader hint).
+    target: String,
+    conn: Option<Ws>,
+    next_id: u64,
+    session: Option<u64>,
+    next_seq: u64,
+    last_used: Instant,
+    opts: ClientOptions,
+}
+
+/// How one attempt ended.
+enum Attempt {
+    Reply(Result<Success, Failure>),
+    /// The connection failed or the attempt timed out: the request may or may
+    /// not have reached the node.
+    Lost(String),
+    /// No connection could be made: the request was not sent.
+    Unreached(String),
+}
+
+impl Client {
+    /// A client of the nodes at `addrs` (base URLs such as
+    /// `ws://127.0.0.1:7001`). Connects lazily. Must be called inside a tokio
+    /// runtime (it starts the keep-alive task).
+    pub fn new(addrs: Vec<String>, opts: ClientOptions) -> Client {
+        let addrs: Vec<String> = addrs.into_iter().map(|a| a.trim_end_matches('/').to_string()).collect();
+        let keepalive_after = opts.keepalive_after;
+        let inner = Arc::new(Mutex::new(Inner {
+            target: addrs.first().cloned().unwrap_or_default(),
+            addrs,
+            idx: 0,
+            conn: None,
+            next_id: 1,
+            session: None,
+            next_seq: 1,
+            last_used: Instant::now(),
+            opts,
+        }));
+        let weak = Arc::downgrade(&inner);
+        let keepalive = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(keepalive_after / 4).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let mut g = inner.lock().await;
+                if g.session.is_some() && g.last_used.elapsed() >= keepalive_after {
+                    if let Err(e) = g.keep_alive().await {
+                        tracing::debug!(error = %e, "keep-alive failed");
+                    }
+                }
+            }
+        });
+        Client { inner, keepalive }
+    }
+
+    /// Sets `key` to `value`.
+    pub async fn put(&self, key: &str, value: &str) -> Result<(), Error> {
+        let (k, v) = (key.to_string(), value.to_string());
+        self.inner
+            .lock()
+            .await
+            .write(|session, seq, ack| Op::Put { session, seq, ack, key: k.clone(), value: v.clone() })
+            .await
+            .map(|_| ())
+    }
+
+    /// Appends `value` to the value of `key` (creating it).
+    pub async fn append(&self, key: &str, value: &str) -> Result<(), Error> {
+        let (k, v) = (key.to_string(), value.to_string());
+        self.inner
+            .lock()
+            .await
+            .write(|session, seq, ack| Op::Append { session, seq, ack, key: k.clone(), value: v.clone() })
+            .await
+            .map(|_| ())
+    }
+
+    /// Removes `key`; returns whether it existed.
+    pub async fn delete(&self, key: &str) -> Result<bool, Error> {
+        let k = key.to_string();
+        match self
+            .inner
+            .lock()
+            .await
+            .write(|session, seq, ack| Op::Delete { session, seq, ack, key: k.clone() })
+            .await?
+        {
+            Success::Deleted { existed } => Ok(existed),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sets `key` to `value` if its value is `expect` (`None`: if it is absent).
+    pub async fn cas(&self, key: &str, expect: Option<&str>, value: &str) -> Result<CasResult, Error> {
+        let (k, e, v) = (key.to_string(), expect.map(str::to_string), value.to_string());
+        let op = |session, seq, ack| Op::Cas { session, seq, ack, key: k.clone(), expect: e.clone(), value: v.clone() };
+        match self.inner.lock().await.write(op).await? {
+            Success::Cas { swapped, current } => Ok(CasResult { swapped, current }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Reads `key` (linearizable); `None` if it is absent.
+    pub async fn get(&self, key: &str) -> Result<Option<String>, Error> {
+        let mut g = self.inner.lock().await;
+        let deadline = Instant::now() + g.opts.timeout;
+        match g.call(Op::Get { key: key.to_string() }, deadline, false).await? {
+            (Ok(Success::Value(v)), _) => Ok(v),
+            (Ok(other), _) => Err(unexpected(other)),
+            (Err(f), _) => Err(rejected(f)),
+        }
+    }
+
+    /// The current session, if one is open.
+    pub async fn session(&self) -> Option<u64> {
+        self.inner.lock().await.session
+    }
+
+    /// The node this client talks to now.
+    pub async fn target(&self) -> String {
+        self.inner.lock().await.target.clone()
+    }
+}
+
+fn unexpected(s: Success) -> Error {
+    Error::Rejected { code: ErrorCode::BadRequest, message: Some(format!("unexpected reply {s:?}")) }
+}
+
+fn rejected(f: Failure) -> Error {
+    Error::Rejected { code: f.error, message: f.message }
+}
+
+impl Inner {
+    /// Registers a session if there is none.
+    async fn ensure_session(&mut self, deadline: Instant) -> Result<u64, Error> {
+        if let Some(s) = self.session {
+            return Ok(s);
+        }
+        // A retried register may open a second session; the unused one expires.
+        match self.call(Op::Register, deadline, false).await? {
+            (Ok(Success::Registered { session }), _) => {
+                self.session = Some(session);
+                self.next_seq = 1;
+                Ok(session)
+            }
+            (Ok(other), _) => Err(unexpected(other)),
+            (Err(f), _) => Err(rejected(f)),
+        }
+    }
+
+    /// Runs a write to a definite outcome, retrying with the same seq.
+    async fn write(&mut self, op: impl Fn(u64, u64, u64) -> Op) -> Result<Success, Error> {
+        let deadline = Instant::now() + self.opts.timeout;
+        loop {
+            let session = self.ensure_session(deadline).await?;
+            let seq = self.next_seq;
+            // One write at a time: the lowest seq awaited is this one.
+            let (result, maybe_applied) = self.call(op(session, seq, seq), deadline, true).await?;
+            match result {
+                Ok(s) => {
+                    self.next_seq += 1;
+                    return Ok(s);
+                }
+                Err(f) if f.error == ErrorCode::SessionExpired => {
+                    self.session = None;
+                    if maybe_applied {
+                        return Err(Error::OutcomeUnknown);
+                    }
+                    // This write never reached the log: safe to redo on a new session.
+                }
+                Err(f) => {
+                    self.next_seq += 1;
+                    return Err(rejected(f));
+                }
+            }
+        }
+    }
+
+    async fn keep_alive(&mut self) -> Result<(), Error> {
+        let Some(session) = self.session else { return Ok(()) };
+        let deadline = Instant::now() + self.opts.timeout;
+        match self.call(Op::KeepAlive { session, ack: self.next_seq }, deadline, true).await? {
+            (Ok(_), _) => Ok(()),
+            (Err(f), _) if f.error == ErrorCode::SessionExpired => {
+                self.session = None;
+                Ok(())
+            }
+            (Err(f), _) => Err(rejected(f)),
+        }
+    }
+
+    /// Sends `op` until an answer that is not about where or when to send it:
+    /// follows `not_leader` hints, waits out `busy`, retries `unknown_outcome`
+    /// and lost connections. Returns the answer and whether an earlier attempt
+    /// may have taken effect.
+    async fn call(
+        &mut self,
+        op: Op,
+        deadline: Instant,
+        is_write: bool,
+    ) -> Result<(Result<Success, Failure>, bool), Error> {
+        if self.addrs.is_empty() {
+            return Err(Error::NoAddresses);
+        }
+        let mut maybe_applied = false;
+        let mut last = String::from("no attempt made");
+        let mut misses = 0u32;
+        // Consecutive attempts that could not even connect.
+        let mut unreached = 0usize;
+        let started = Instant::now();
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Timeout { outcome_unknown: is_write && maybe_applied, last });
+            }
+            let attempt_deadline = deadline.min(now + self.opts.attempt_timeout);
+            let attempt = self.attempt(&op, attempt_deadline).await;
+            // A request that left may have reached the log.
+            let sent = matches!(attempt, Attempt::Lost(_));
+            unreached = if matches!(attempt, Attempt::Unreached(_)) { unreached + 1 } else { 0 };
+            match attempt {
+                Attempt::Reply(Ok(s)) => {
+                    self.last_used = Instant::now();
+                    return Ok((Ok(s), maybe_applied));
+                }
+                Attempt::Reply(Err(f)) => match f.error {
+                    ErrorCode::NotLeader | ErrorCode::UnknownOutcome => {
+                        if f.error == ErrorCode::UnknownOutcome {
+                            maybe_applied = true;
+                        }
+                        last = format!("{} from {}", f.error.as_str(), self.target);
+                        match f.leader {
+                            Some(l) if l.addr != self.target => self.switch_to(l.addr),
+                            _ => {
+                                misses += 1;
+                                self.next_node(misses).await;
+                            }
+                        }
+                    }
+                    ErrorCode::Busy => {
+                        last = format!("busy at {}", self.target);
+                        misses += 1;
+                        tokio::time::sleep(backoff(misses)).await;
+                    }
+                    _ => {
+                        self.last_used = Instant::now();
+                        return Ok((Err(f), maybe_applied));
+                    }
+                },
+                Attempt::Lost(why) | Attempt::Unreached(why) => {
+                    maybe_applied |= sent;
+                    last = why;
+                    self.conn = None;
+                    // Three full rounds of refused connections over at least a
+                    // second: nobody is there (a crashed leader alone does not
+                    // look like this, the others still answer).
+                    let gave_time = started.elapsed() >= Duration::from_secs(1).min(self.opts.timeout / 2);
+                    if unreached >= 3 * self.addrs.len() && gave_time && !maybe_applied {
+                        return Err(Error::Unreachable { last });
+                    }
+                    misses += 1;
+                    self.next_node(misses).await;
+                }
+            }
+        }
+    }
+
+    /// Talks to a hinted leader next.
+    fn switch_to(&mut self, addr: String) {
+        if let Some(i) = self.addrs.iter().position(|a| *a == addr) {
+            self.idx = i;
+        }
+        self.target = addr;
+        self.conn = None;
+    }
+
+    /// Moves on to the next node of the list, pausing once per round so an
+    /// election has time to finish.
+    async fn next_node(&mut self, misses: u32) {
+        self.idx = (self.idx + 1) % self.addrs.len();
+        self.target = self.addrs[self.idx].clone();
+        self.conn = None;
+        if misses as usize % self.addrs.len() == 0 {
+            tokio::time::sleep(backoff(misses / self.addrs.len() as u32)).await;
+        }
+    }
+
+    async fn attempt(&mut self, op: &Op, deadline: Instant) -> Attempt {
+        let until = tokio::time::Instant::from_std(deadline);
+        if self.conn.is_none() {
+            let url = format!("{}/client", self.target);
+            let cfg = WebSocketConfig::default().max_message_size(Some(self.opts.max_frame));
+            match tokio::time::timeout_at(until, tokio_tungstenite::connect_async_with_config(&url, Some(cfg), true))
+                .await
+            {
+                Ok(Ok((ws, _))) => self.conn = Some(ws),
+                Ok(Err(e)) => return Attempt::Unreached(format!("cannot connect to {url}: {e}")),
+                Err(_) => return Attempt::Unreached(format!("connecting to {url} timed out")),
+            }
+        }
+        let Some(ws) = self.conn.as_mut() else { return Attempt::Unreached("no connection".into()) };
+        let id = self.next_id;
+        self.next_id += 1;
+        let frame = encode_request(&Request { id, op: op.clone() });
+        let max = self.opts.max_frame;
+        let exchange = async {
+            ws.send(WsMessage::binary(frame)).await.map_err(|e| format!("send failed: {e}"))?;
+            loop {
+                match ws.next().await {
+                    None => return Err("connection closed".to_string()),
+                    Some(Err(e)) => return Err(format!("connection error: {e}")),
+                    Some(Ok(WsMessage::Binary(b))) => {
+                        let r = decode_response(&b, max).map_err(|e| format!("unreadable reply: {e}"))?;
+                        // Replies to earlier, abandoned attempts may still arrive.
+                        if r.id == Some(id) {
+                            return Ok(r.result);
+                        }
+                        if r.id.is_none() {
+                            return Ok(r.result);
+                        }
+                    }
+                    Some(Ok(WsMessage::Close(_))) => return Err("connection closed by the node".to_string()),
+                    Some(Ok(_)) => {}
+                }
+            }
+        };
+        match tokio::time::timeout_at(until, exchange).await {
+            Ok(Ok(result)) => Attempt::Reply(result),
+            Ok(Err(e)) => Attempt::Lost(format!("{e} ({})", self.target)),
+            Err(_) => Attempt::Lost(format!("no reply from {} in time", self.target)),
+        }
+    }
+}
+
+fn backoff(n: u32) -> Duration {
+    Duration::from_millis((10u64 << n.min(5)).min(250))
+}

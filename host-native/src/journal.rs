@@ -1,0 +1,513 @@
+//! The node's data directory and its journal on disk (DESIGN.md §3).
+//!
+//! ```text
+//! DATA/identity          cluster id and node id (checked at every start)
+//! DATA/journal/00000001.seg, 00000002.seg, ...   journal segments
+//! DATA/snapshots/00000000000000012345.snap   snapshot files, named by id
+//! ```
+//!
+//! A segment is raft-core's journal format: a header and CRC-framed records
+//! ([`raft_core::journal`]). Segments after the first begin with checkpoint
+//! frames (sequence number 0) holding the current `HardState`, the latest
+//! `Snapshot` record and every log entry after it — the whole durable state,
+//! kept by the disk thread as a mirror of what it wrote — so once a new
+//! segment's checkpoint is synced, every older segment is deleted. A segment
+//! is started past the size limit and after every snapshot, so the journal
+//! stays about one snapshot interval long.
+//!
+//! A snapshot file is written (temporary name, fsync, rename, directory fsync)
+//! before the batch holding the `Snapshot` record that names it; older files
+//! are deleted once that record is durable.
+//!
+//! Writes are group-committed: the node hands the disk thread everything that
+//! accumulated while the previous batch was being synced, and the thread writes
+//! it with one `write` and one `fsync`. A failed write or fsync stops the
+//! process: after a failed fsync the page cache cannot be trusted (the kernel
+//! may have dropped the dirty pages and cleared the error).
+//!
+//! Recovery replays every segment in order. A torn frame at the very end of the
+//! last segment is an unfinished write and is cut off; any other damage, in any
+//! segment, refuses the start with the file and byte offset.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use raft_core::journal::{
+    encode_record, scan, write_segment_header, DurableState, JournalError, Record, Replay, CHECKPOINT_SEQ,
+    SEGMENT_HEADER_LEN,
+};
+use raft_core::snapshot::Snapshot;
+use raft_core::{NodeId, Seq};
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+
+/// Why a node cannot start on its data directory.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+fn io_err(what: &str, path: &Path, e: io::Error) -> StartError {
+    StartError(format!("{what} {}: {e}", path.display()))
+}
+
+/// Writes `bytes` to `dir/name` so that a crash leaves either the old file or
+/// the new one, never a mix: temporary name, fsync, rename, fsync the
+/// directory. Snapshot files will be written the same way.
+pub fn write_file_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, dir.join(name))?;
+    sync_dir(dir)
+}
+
+/// Makes a directory's entries (new, renamed or removed files) durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+const IDENTITY_FILE: &str = "identity";
+
+/// Creates the data directory if needed and checks (or, the first time,
+/// records) which cluster and node it belongs to. A node refuses a directory
+/// of another cluster or node: starting on it would mix two journals.
+pub fn check_identity(dir: &Path, cluster_id: &str, node_id: NodeId) -> Result<(), StartError> {
+    fs::create_dir_all(dir).map_err(|e| io_err("cannot create data directory", dir, e))?;
+    let path = dir.join(IDENTITY_FILE);
+    let expected = format!("raftkv data directory\ncluster_id = {cluster_id:?}\nnode_id = {node_id}\n");
+    match fs::read_to_string(&path) {
+        Ok(found) if found == expected => Ok(()),
+        Ok(found) => Err(StartError(format!(
+            "data directory {} belongs to another cluster or node: its identity file says\n{}but this node is cluster {cluster_id:?}, node {node_id}",
+            dir.display(),
+            found
+        ))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if fs::read_dir(dir.join("journal")).is_ok_and(|mut d| d.next().is_some()) {
+                return Err(StartError(format!(
+                    "data directory {} holds a journal but no identity file; refusing to guess whose it is",
+                    dir.display()
+                )));
+            }
+            write_file_atomically(dir, IDENTITY_FILE, expected.as_bytes())
+                .map_err(|e| io_err("cannot write identity file in", dir, e))
+        }
+        Err(e) => Err(io_err("cannot read", &path, e)),
+    }
+}
+
+/// One segment file.
+#[derive(Clone, Debug)]
+struct Segment {
+    number: u64,
+    path: PathBuf,
+}
+
+fn segment_name(number: u64) -> String {
+    format!("{number:08}.seg")
+}
+
+/// The journal of one node: recovery, appends with group commit, rotation.
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    snapshots: PathBuf,
+    segments: Vec<Segment>,
+    file: File,
+    len: u64,
+    segment_bytes: u64,
+    /// The durable state as of the last record written: what a checkpoint holds.
+    mirror: Replay,
+    buf: Vec<u8>,
+    metrics: Arc<Metrics>,
+}
+
+/// The name of snapshot `id`'s file.
+pub fn snapshot_name(id: u64) -> String {
+    format!("{id:020}.snap")
+}
+
+/// What the node task hands the disk thread: a snapshot to store first (if
+/// one was taken or received), then records to append with one sync.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Written durably before `records` (which include the record naming it).
+    pub snapshot: Option<Arc<Snapshot>>,
+    /// Journal records, in order.
+    pub records: Vec<(Seq, Record)>,
+}
+
+impl Journal {
+    /// Opens the journal in `data_dir/journal`, replaying what is there.
+    /// Returns the journal, ready to append, the state to restart from, and
+    /// the bytes of the snapshot that state names (if any).
+    pub fn open(
+        data_dir: &Path,
+        segment_bytes: u64,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Journal, DurableState, Option<Vec<u8>>), StartError> {
+        let dir = data_dir.join("journal");
+        fs::create_dir_all(&dir).map_err(|e| io_err("cannot create", &dir, e))?;
+        let snaps = data_dir.join("snapshots");
+        fs::create_dir_all(&snaps).map_err(|e| io_err("cannot create", &snaps, e))?;
+
+        let mut numbers = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|e| io_err("cannot list", &dir, e))? {
+            let entry = entry.map_err(|e| io_err("cannot list", &dir, e))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if let Some(n) = name.strip_suffix(".seg").and_then(|s| s.parse::<u64>().ok()) {
+                numbers.push(n);
+            }
+        }
+        numbers.sort_unstable();
+
+        let mut replay = Replay::new();
+        let mut segments = Vec::new();
+        let mut append_len = None;
+        for (k, &number) in numbers.iter().enumerate() {
+            let last = k + 1 == numbers.len();
+            let path = dir.join(segment_name(number));
+            let bytes = fs::read(&path).map_err(|e| io_err("cannot read", &path, e))?;
+            let where_ = |offset: usize, what: &str| {
+                StartError(format!(
+                    "journal file {} is corrupt at byte offset {offset}: {what}; refusing to start \
+                     (move the data directory aside to rejoin empty, or restore it)",
+                    path.display()
+                ))
+            };
+            // A segment cut short while its header was being written (a crash
+            // during rotation) holds nothing: only the last one may be so.
+            if bytes.len() < SEGMENT_HEADER_LEN && last {
+                fs::remove_file(&path).map_err(|e| io_err("cannot remove", &path, e))?;
+                tracing::warn!(file = %path.display(), "removed a journal segment torn inside its header");
+                continue;
+            }
+            let s = match scan(&bytes) {
+                Ok(s) => s,
+                Err(JournalError::Corrupt { offset, reason }) => return Err(where_(offset, reason)),
+                Err(e) => return Err(where_(0, &e.to_string())),
+            };
+            if let Some(at) = s.torn_at {
+                if !last {
+                    return Err(where_(at, "damaged record before the end of the journal"));
+                }
+                tracing::warn!(file = %path.display(), offset = at, "cutting a torn record off the end of the journal");
+            }
+            let seg = Segment { number, path: path.clone() };
+            for (seq, rec) in &s.records {
+                replay
+                    .apply(*seq, rec)
+                    .map_err(|e| StartError(format!("journal file {}: {e}; refusing to start", path.display())))?;
+            }
+            if last {
+                append_len = Some((s.valid_len, bytes.len(), s.records.is_empty() && k > 0));
+            }
+            segments.push(seg);
+        }
+
+        let state = replay.finish();
+        let snapshot = match &state.snapshot {
+            Some(meta) => {
+                let path = snaps.join(snapshot_name(meta.id));
+                Some(fs::read(&path).map_err(|e| {
+                    StartError(format!(
+                        "the journal names snapshot {} (index {}) but {} cannot be read: {e}; refusing to start",
+                        meta.id,
+                        meta.index,
+                        path.display()
+                    ))
+                })?)
+            }
+            None => None,
+        };
+        let mut journal = Journal {
+            file: match segments.last() {
+                // Append mode: every write goes to the end, whatever the offset.
+                Some(seg) => {
+                    OpenOptions::new().append(true).open(&seg.path).map_err(|e| io_err("cannot open", &seg.path, e))?
+                }
+                None => tempfile_placeholder(&dir)?,
+            },
+            dir,
+            snapshots: snaps,
+            segments,
+            len: 0,
+            segment_bytes,
+            mirror: Replay::from_state(state.clone()),
+            buf: Vec::new(),
+            metrics,
+        };
+        match append_len {
+            // An empty segment after others (a crash during rotation) may lack
+            // its checkpoints: start it again properly.
+            Some((_, _, true)) => {
+                let seg = journal.segments.pop().expect("the last segment exists");
+                fs::remove_file(&seg.path).map_err(|e| io_err("cannot remove", &seg.path, e))?;
+                journal.start_segment(seg.number).map_err(|e| io_err("cannot create a segment in", &journal.dir, e))?;
+            }
+            Some((valid, total, false)) => {
+                if valid < total {
+                    journal
+                        .file
+                        .set_len(valid as u64)
+                        .map_err(|e| io_err("cannot cut the torn tail of", &journal.dir, e))?;
+                    journal.file.sync_all().map_err(|e| io_err("cannot sync", &journal.dir, e))?;
+                }
+                journal.len = valid as u64;
+            }
+            None => {
+                let next = journal.segments.last().map_or(1, |s| s.number + 1);
+                journal.start_segment(next).map_err(|e| io_err("cannot create a segment in", &journal.dir, e))?;
+            }
+        }
+        Ok((journal, state, snapshot))
+    }
+
+    /// Number of segment files.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Creates segment `number`: header and checkpoint frames holding the whole
+    /// durable state, synced, directory synced. Every older segment is then
+    /// deleted: the new one stands in for all of them.
+    fn start_segment(&mut self, number: u64) -> io::Result<()> {
+        let path = self.dir.join(segment_name(number));
+        let mut file = OpenOptions::new().append(true).create_new(true).open(&path)?;
+        let mut buf = Vec::new();
+        write_segment_header(&mut buf);
+        let st = self.mirror.state();
+        let pristine = st.last_seq == 0 && st.snapshot.is_none() && st.log.last_index() == 0;
+        if !pristine {
+            for rec in self.mirror.checkpoint() {
+                encode_record(CHECKPOINT_SEQ, &rec, &mut buf);
+            }
+        }
+        file.write_all(&buf)?;
+        file.sync_all()?;
+        sync_dir(&self.dir)?;
+        self.file = file;
+        self.len = buf.len() as u64;
+        self.metrics.journal_segments_created_total.inc();
+        for seg in self.segments.drain(..) {
+            fs::remove_file(&seg.path)?;
+            self.metrics.journal_segments_deleted_total.inc();
+        }
+        self.segments.push(Segment { number, path });
+        sync_dir(&self.dir)
+    }
+
+    /// Stores a snapshot durably (before the records that name it).
+    pub fn store_snapshot(&mut self, snap: &Snapshot) -> io::Result<()> {
+        write_file_atomically(&self.snapshots, &snapshot_name(snap.meta.id), &snap.data)
+    }
+
+    /// Appends records and makes them durable with one fsync (the caller
+    /// batches: group commit). Past the size limit, or after a snapshot, a
+    /// new segment begins and the old ones go.
+    pub fn append(&mut self, records: &[(Seq, Record)]) -> io::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.buf.clear();
+        let mut new_snapshot = None;
+        for (seq, rec) in records {
+            encode_record(*seq, rec, &mut self.buf);
+            self.mirror
+                .apply(*seq, rec)
+                .map_err(|e| io::Error::other(format!("record does not fit the journal: {e}")))?;
+            if let Record::Snapshot(meta) = rec {
+                new_snapshot = Some(meta.id);
+            }
+        }
+        self.file.write_all(&self.buf)?;
+        self.file.sync_data()?;
+        self.len += self.buf.len() as u64;
+        self.metrics.journal_records_total.add(records.len() as u64);
+        self.metrics.journal_bytes_total.add(self.buf.len() as u64);
+        self.metrics.journal_syncs_total.inc();
+        if self.len >= self.segment_bytes || new_snapshot.is_some() {
+            let next = self.segments.last().map_or(1, |s| s.number + 1);
+            self.start_segment(next)?;
+        }
+        if let Some(id) = new_snapshot {
+            self.drop_snapshots_before(id)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes snapshot files older than `id`, whose record is now durable.
+    fn drop_snapshots_before(&self, id: u64) -> io::Result<()> {
+        for entry in fs::read_dir(&self.snapshots)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let old = name.to_string_lossy().strip_suffix(".snap").and_then(|n| n.parse::<u64>().ok());
+            if old.is_some_and(|n| n < id) {
+                fs::remove_file(entry.path())?;
+            }
+        }
+        sync_dir(&self.snapshots)
+    }
+}
+
+/// A journal directory with no segment yet: the first segment is created right
+/// after; this handle is only a stand-in until then.
+fn tempfile_placeholder(dir: &Path) -> Result<File, StartError> {
+    File::open(dir).map_err(|e| io_err("cannot open", dir, e))
+}
+
+/// Runs the journal on its own OS thread (file I/O blocks) and returns the
+/// channel the node sends batches on. Each batch is written and synced at
+/// once, then its last sequence number is sent back on `done`. A failed
+/// write or fsync ends the process.
+pub fn spawn_disk_thread(mut journal: Journal, done: mpsc::Sender<Seq>) -> io::Result<mpsc::Sender<Batch>> {
+    // Capacity 1: the node sends one batch only when the previous one is
+    // durable, so while a sync runs records pile up in the node and the next
+    // batch carries all of them (group commit).
+    let (tx, mut rx) = mpsc::channel::<Batch>(1);
+    std::thread::Builder::new().name("journal".into()).spawn(move || {
+        while let Some(batch) = rx.blocking_recv() {
+            let Some(last) = batch.records.last().map(|(s, _)| *s) else { continue };
+            let started = Instant::now();
+            let stored = match &batch.snapshot {
+                Some(snap) => journal.store_snapshot(snap),
+                None => Ok(()),
+            };
+            if let Err(e) = stored.and_then(|()| journal.append(&batch.records)) {
+                tracing::error!(error = %e, dir = %journal.dir.display(), "journal write or fsync failed; stopping the node");
+                eprintln!("raftkv: journal write or fsync failed in {}: {e}; stopping", journal.dir.display());
+                std::process::exit(1);
+            }
+            tracing::trace!(records = batch.records.len(), last, took_us = started.elapsed().as_micros() as u64, "journal batch durable");
+            if done.blocking_send(last).is_err() {
+                break;
+            }
+        }
+    })?;
+    Ok(tx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft_core::journal::SnapshotMeta;
+    use raft_core::{Entry, HardState, Index, Payload, Role};
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("raftkv-journal-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn append(first: Index, n: u64, term: u64) -> Record {
+        let entries = (first..first + n)
+            .map(|i| Entry { term, index: i, time: 0, payload: Payload::Command(vec![i as u8; 100].into()) })
+            .collect();
+        Record::Append { first_index: first, entries }
+    }
+
+    #[test]
+    fn identity_is_checked() {
+        let d = tmpdir("id");
+        check_identity(&d, "c", 1).unwrap();
+        check_identity(&d, "c", 1).unwrap();
+        assert!(check_identity(&d, "c", 2).unwrap_err().0.contains("another cluster or node"));
+        assert!(check_identity(&d, "other", 1).is_err());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn rotate_recover_and_collect() {
+        let d = tmpdir("rot");
+        let m = Arc::new(Metrics::default());
+        let (mut j, st, snap) = Journal::open(&d, 4096, m.clone()).unwrap();
+        assert_eq!((st.last_seq, snap), (0, None));
+        let hs = HardState { term: 3, voted_for: Some(1), role: Role::Leader };
+        j.append(&[(1, Record::HardState(hs))]).unwrap();
+        let mut seq = 2;
+        for k in 0..40 {
+            j.append(&[(seq, append(k * 5 + 1, 5, 3))]).unwrap();
+            seq += 1;
+        }
+        // Rotation without a snapshot: each new segment's checkpoint holds the
+        // whole log, so the older ones are gone.
+        assert_eq!(j.segment_count(), 1);
+        assert!(m.journal_segments_deleted_total.get() > 3, "rotated");
+        drop(j);
+        let (mut j, st, _) = Journal::open(&d, 4096, m.clone()).unwrap();
+        assert_eq!(st.hard, hs);
+        assert_eq!(st.log.last_index(), 200);
+        assert_eq!(st.last_seq, seq - 1);
+
+        // A snapshot (file first, then its record) starts a new segment that
+        // holds only the entries after it.
+        let meta = SnapshotMeta { index: 150, term: 3, voters: vec![1], id: 150 };
+        let data = vec![42u8; 64];
+        j.store_snapshot(&Snapshot { meta: meta.clone(), data: data.clone() }).unwrap();
+        j.append(&[(seq, Record::Snapshot(meta.clone()))]).unwrap();
+        seq += 1;
+        for k in 0..10 {
+            j.append(&[(seq, append(201 + k * 5, 5, 3))]).unwrap();
+            seq += 1;
+        }
+        let newer = SnapshotMeta { index: 220, term: 3, voters: vec![1], id: 220 };
+        j.store_snapshot(&Snapshot { meta: newer.clone(), data: vec![7u8; 8] }).unwrap();
+        j.append(&[(seq, Record::Snapshot(newer.clone()))]).unwrap();
+        let snaps: Vec<_> = fs::read_dir(d.join("snapshots")).unwrap().collect();
+        assert_eq!(snaps.len(), 1, "the older snapshot file is deleted once the newer record is durable");
+        drop(j);
+        let (_, st, snap) = Journal::open(&d, 4096, m).unwrap();
+        assert_eq!(st.snapshot, Some(newer));
+        assert_eq!(snap, Some(vec![7u8; 8]));
+        assert_eq!(st.hard, hs);
+        assert_eq!((st.log.snapshot_index(), st.log.last_index()), (220, 250));
+        assert_eq!(st.last_seq, seq);
+        let bytes: u64 = fs::read_dir(d.join("journal")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+        assert!(bytes < 4 * 4096, "the journal stays about one snapshot interval long ({bytes} bytes)");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn torn_tail_is_cut_and_corruption_named() {
+        let d = tmpdir("torn");
+        let m = Arc::new(Metrics::default());
+        let (mut j, _, _) = Journal::open(&d, 1 << 20, m.clone()).unwrap();
+        j.append(&[(1, append(1, 3, 1))]).unwrap();
+        j.append(&[(2, append(4, 3, 1))]).unwrap();
+        drop(j);
+        let seg = d.join("journal").join(segment_name(1));
+        let good = fs::read(&seg).unwrap();
+        // Half a frame at the end: cut, nothing lost.
+        let mut torn = good.clone();
+        torn.extend_from_slice(&good[SEGMENT_HEADER_LEN..SEGMENT_HEADER_LEN + 30]);
+        fs::write(&seg, &torn).unwrap();
+        let (mut j, st, _) = Journal::open(&d, 1 << 20, m.clone()).unwrap();
+        assert_eq!(st.log.last_index(), 6);
+        assert_eq!(fs::read(&seg).unwrap(), good);
+        j.append(&[(3, append(7, 1, 1))]).unwrap();
+        drop(j);
+        // A flipped byte inside the first frame: refused, file and offset named.
+        let mut bad = fs::read(&seg).unwrap();
+        bad[SEGMENT_HEADER_LEN + 20] ^= 0x10;
+        fs::write(&seg, &bad).unwrap();
+        let err = Journal::open(&d, 1 << 20, m).unwrap_err().0;
+        assert!(err.contains("00000001.seg") && err.contains("offset 8"), "{err}");
+        fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -1,0 +1,71 @@
+//! Counters every task of a node bumps, exported by `/metrics`.
+//!
+//! Plain relaxed atomics: each counter is read on its own, and a scrape that
+//! sees one counter a little ahead of another is fine.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A monotonically increasing counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Adds one.
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+macro_rules! metrics {
+    ($($name:ident: $help:literal,)*) => {
+        /// The node's counters (see each field's help text, which `/metrics` prints).
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $(#[doc = $help] pub $name: Counter,)*
+        }
+
+        impl Metrics {
+            /// Every counter with its name and help text.
+            pub fn all(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![$((stringify!($name), $help, self.$name.get()),)*]
+            }
+        }
+    };
+}
+
+metrics! {
+    journal_records_total: "Journal records written.",
+    journal_bytes_total: "Journal bytes written.",
+    journal_syncs_total: "Journal fsyncs (one per group-committed batch).",
+    journal_segments_created_total: "Journal segments created.",
+    journal_segments_deleted_total: "Journal segments deleted.",
+    peer_messages_sent_total: "Raft messages handed to peer connections.",
+    peer_messages_dropped_total: "Raft messages dropped because a peer queue was full or the peer unknown.",
+    peer_messages_received_total: "Raft messages received from authenticated peers.",
+    peer_frames_sent_total: "Peer WebSocket frames sent (each a batch of messages).",
+    peer_frames_rejected_total: "Peer frames that failed to decode or came from the wrong node.",
+    peer_handshakes_ok_total: "Peer handshakes completed.",
+    peer_handshakes_failed_total: "Peer handshakes refused or failed (wrong secret, cluster, node, format).",
+    peer_connects_failed_total: "Outgoing peer connection attempts that failed.",
+    client_connections_total: "Client WebSocket connections accepted.",
+    client_origin_refused_total: "Client connections refused by the Origin check.",
+    client_requests_total: "Client requests received.",
+    client_bad_requests_total: "Client requests answered bad_request by the host (malformed, oversize).",
+    client_replies_ok_total: "Client replies with ok=true.",
+    client_replies_error_total: "Client replies with ok=false.",
+    client_replies_dropped_total: "Client replies whose connection was gone.",
+    raft_ticks_total: "Raft ticks.",
+    raft_elections_total: "Elections this node started (became candidate).",
+    raft_leader_terms_total: "Terms this node won.",
+    raft_entries_applied_total: "Log entries applied to the state machine.",
+    raft_snapshots_total: "Snapshots this node took.",
+    raft_snapshots_installed_total: "Snapshots received from a leader and installed.",
+}
