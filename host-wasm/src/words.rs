@@ -66,6 +66,9 @@ pub fn entry(e: &Entry) -> (&'static str, String) {
 /// (kind, text) of a journal record.
 pub fn record(r: &Record) -> (&'static str, String) {
     match r {
+        Record::Checkpoint { last_seq } => {
+            ("checkpoint", format!("a new segment restates everything up to record {last_seq}"))
+        }
         Record::HardState(h) => (
             "hard_state",
             format!(
