@@ -150,10 +150,7 @@ impl fmt::Display for JournalError {
     }
 }
 
-fn crc32c(bytes: &[u8]) -> u32 {
-    const CASTAGNOLI: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
-    CASTAGNOLI.checksum(bytes)
-}
+use crate::codec::crc32c;
 
 /// Writes a segment header to `out`.
 pub fn write_segment_header(out: &mut Vec<u8>) {

@@ -95,10 +95,7 @@ impl fmt::Display for SnapshotError {
     }
 }
 
-fn crc32c(bytes: &[u8]) -> u32 {
-    const CASTAGNOLI: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
-    CASTAGNOLI.checksum(bytes)
-}
+use crate::codec::crc32c;
 
 impl SnapshotBody {
     /// Encodes with magic, version and checksum.

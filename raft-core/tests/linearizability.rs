@@ -15,19 +15,13 @@
 //! The `bug_*` tests switch on deliberate read and session bugs and assert
 //! that the checker catches each within the seeds the test command runs.
 
+mod common;
+use common::seeds;
 use raft_core::checker::{self, Verdict};
 use raft_core::sim::workload::{checked_run, RunReport};
 use raft_core::Bugs;
 
 const EVENTS: u64 = 10_000;
-
-fn seeds() -> Vec<u64> {
-    if let Ok(s) = std::env::var("SEED") {
-        return vec![s.parse().expect("SEED must be a number")];
-    }
-    let n: u64 = std::env::var("SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
-    (1..=n).collect()
-}
 
 #[test]
 fn kv_histories_are_linearizable_under_faults() {

@@ -81,14 +81,6 @@ fn random_run(seed: u64, bugs: Bugs, liveness: bool) -> Sim {
     sim
 }
 
-fn seeds() -> Vec<u64> {
-    if let Ok(s) = std::env::var("SEED") {
-        return vec![s.parse().expect("SEED must be a number")];
-    }
-    let n: u64 = std::env::var("SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
-    (1..=n).collect()
-}
-
 #[test]
 fn random_faults_preserve_safety_and_liveness() {
     let started = std::time::Instant::now();

@@ -14,6 +14,16 @@ pub fn seed(default: u64) -> u64 {
     std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
+/// The seeds a randomised suite runs: `SEED=n` replays one, `SEEDS=n` runs
+/// `1..=n`, and the default is `1..=200`.
+pub fn seeds() -> Vec<u64> {
+    if let Ok(s) = std::env::var("SEED") {
+        return vec![s.parse().expect("SEED must be a number")];
+    }
+    let n: u64 = std::env::var("SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    (1..=n).collect()
+}
+
 pub fn sim(nodes: usize, seed: u64) -> Sim {
     Sim::new(SimConfig { nodes, seed, ..SimConfig::default() })
 }
