@@ -2,7 +2,7 @@
 //! 5-node clusters, messages passed in memory, no disk.
 //!
 //! * `commit/*`: committed entries per second for 16 B, 256 B and 4 KiB
-//!   payloads, proposals arriving one at a time and in batches of 64 and 1024.
+//!   payloads (applied to a state machine that only counts), proposals arriving one at a time and in batches of 64 and 1024.
 //! * `reads/*`: linearizable reads per second (ReadIndex, batched per round).
 //! * `closed_loop/*`: N clients, each with one write outstanding on its own
 //!   session, sending the next when the previous is applied — the shape of
@@ -11,10 +11,10 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use benches::MemCluster;
+use benches::{MemCluster, NullMachine};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use raft_core::kv::KvOp;
-use raft_core::{ClientRequest, DigestMachine, KvStore};
+use raft_core::{ClientRequest, KvStore};
 
 fn commit(c: &mut Criterion) {
     for nodes in [3usize, 5] {
@@ -27,7 +27,7 @@ fn commit(c: &mut Criterion) {
                     BenchmarkId::new(format!("{size}B"), format!("batch{batch}")),
                     &batch,
                     |b, &batch| {
-                        let mut cl = MemCluster::new(nodes, |_| DigestMachine::default());
+                        let mut cl = MemCluster::new(nodes, |_| NullMachine::default());
                         b.iter(|| {
                             // 16 rounds per iteration so small batches are not dominated by timer noise.
                             for _ in 0..16 {

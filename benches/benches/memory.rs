@@ -39,7 +39,14 @@ fn main() {
     // Per log entry: a 1-node "cluster" (no followers holding copies), entries
     // committed and applied but not compacted, so the leader holds them all.
     for size in [16usize, 256] {
-        let mut c = MemCluster::new(1, |_| DigestMachine::default());
+        let mut c = MemCluster::with_config(
+            1,
+            |_| DigestMachine::default(),
+            |cfg| {
+                cfg.snapshot_entries = 0;
+                cfg.snapshot_log_bytes = usize::MAX;
+            },
+        );
         let n = 100_000;
         let before = live();
         for _ in 0..n / 1000 {
@@ -66,12 +73,6 @@ fn main() {
     c.replies.clear();
     c.replies.shrink_to_fit();
     let after_reg = live();
-    // The registrations' log entries are part of the growth: subtract them.
-    let log_entry_cost = {
-        let held = c.leader().log().len() as f64;
-        held.max(1.0)
-    };
-    let _ = log_entry_cost;
     println!(
         "heap per idle session (including its Register log entry): {:.1} bytes over {n} sessions",
         (after_reg - before) as f64 / n as f64

@@ -18,6 +18,29 @@ use std::time::{Duration, Instant};
 use raft_core::kv::KvOp;
 use raft_core::{ClientReply, ClientRequest, ClientToken, Config, KvStore, Message, NodeId, Raft, StateMachine};
 
+/// A state machine that does nothing but count: with it the commit benches
+/// measure the engine, not the cost of hashing or storing payloads.
+#[derive(Debug, Default)]
+pub struct NullMachine {
+    /// Commands applied.
+    pub applied: u64,
+}
+
+impl StateMachine for NullMachine {
+    fn apply(&mut self, _index: raft_core::Index, _time: u64, _command: &[u8]) -> raft_core::Bytes {
+        self.applied += 1;
+        raft_core::Bytes::default()
+    }
+    fn snapshot(&self) -> Vec<u8> {
+        self.applied.to_le_bytes().to_vec()
+    }
+    fn restore(&mut self, data: &[u8]) -> Result<(), raft_core::RestoreError> {
+        let b: [u8; 8] = data.try_into().map_err(|_| raft_core::RestoreError("8 bytes expected"))?;
+        self.applied = u64::from_le_bytes(b);
+        Ok(())
+    }
+}
+
 /// A cluster of engines in one thread, ids `1..=n`.
 pub struct MemCluster<S: StateMachine> {
     nodes: Vec<Raft<S>>,

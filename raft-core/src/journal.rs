@@ -414,6 +414,45 @@ impl Replay {
         Ok(())
     }
 
+    /// Applies the next record, taking it by value: appended entries move into
+    /// the log instead of being copied (recovery's path).
+    pub fn apply_owned(&mut self, seq: Seq, record: Record) -> Result<(), JournalError> {
+        match record {
+            Record::Append { first_index, entries } if seq != CHECKPOINT_SEQ => {
+                // Same checks as `apply`, then the entries move in.
+                let st = &self.state;
+                let snap = st.log.snapshot_index();
+                let err = |reason| Err(JournalError::Discontiguous { seq, reason });
+                if st.last_seq != 0 && seq != st.last_seq + 1 {
+                    return err("sequence number gap");
+                }
+                if first_index.max(snap + 1) != st.log.last_index() + 1 {
+                    return err("append does not start right after the last entry");
+                }
+                let mut last_term = st.log.last_term();
+                for (k, e) in entries.iter().enumerate() {
+                    if e.index != first_index + k as u64 {
+                        return err("entries are not contiguous");
+                    }
+                    if e.index > snap {
+                        if e.term < last_term {
+                            return err("entry term lower than its predecessor");
+                        }
+                        last_term = e.term;
+                    }
+                }
+                for e in entries {
+                    if e.index > snap {
+                        self.state.log.append(e);
+                    }
+                }
+                self.state.last_seq = seq;
+                Ok(())
+            }
+            other => self.apply(seq, &other),
+        }
+    }
+
     /// Continues replaying from a state recovered earlier (a host that keeps
     /// a mirror of its durable state while it writes, to build checkpoints).
     pub fn from_state(state: DurableState) -> Self {
@@ -450,20 +489,22 @@ impl Replay {
 
 /// Recovers a journal split into segments, oldest first: every segment but the
 /// last must be whole; the last may end in a torn frame, which is cut off
-/// (its [`Scan`] is returned so the host can truncate the file). An error names
+/// (its [`Scan`] — `valid_len`, `torn_at`; the records moved into the state —
+/// is returned so the host can truncate the file). An error names
 /// the segment (by position) and the byte offset within it.
 pub fn recover_segments(segments: &[&[u8]]) -> Result<(DurableState, Scan), (usize, JournalError)> {
     let mut replay = Replay::new();
     let mut last = Scan::default();
     for (k, seg) in segments.iter().enumerate() {
-        let s = scan(seg).map_err(|e| (k, e))?;
+        let mut s = scan(seg).map_err(|e| (k, e))?;
         if let Some(at) = s.torn_at {
             if k + 1 < segments.len() {
                 return Err((k, JournalError::Corrupt { offset: at, reason: "torn record before the last segment" }));
             }
         }
-        for (seq, rec) in &s.records {
-            replay.apply(*seq, rec).map_err(|e| (k, e))?;
+        let records = core::mem::take(&mut s.records);
+        for (seq, rec) in records {
+            replay.apply_owned(seq, rec).map_err(|e| (k, e))?;
         }
         last = s;
     }
@@ -471,12 +512,13 @@ pub fn recover_segments(segments: &[&[u8]]) -> Result<(DurableState, Scan), (usi
 }
 
 /// Scans one segment and replays it from scratch: the whole recovery of a
-/// single-segment journal.
+/// single-segment journal. The records move into the state: the returned
+/// [`Scan`] keeps only `valid_len` and `torn_at`.
 pub fn recover(bytes: &[u8]) -> Result<(DurableState, Scan), JournalError> {
-    let scan = scan(bytes)?;
+    let mut scan = scan(bytes)?;
     let mut replay = Replay::new();
-    for (seq, rec) in &scan.records {
-        replay.apply(*seq, rec)?;
+    for (seq, rec) in core::mem::take(&mut scan.records) {
+        replay.apply_owned(seq, rec)?;
     }
     Ok((replay.finish(), scan))
 }
@@ -517,7 +559,7 @@ mod tests {
     fn roundtrip_and_replay() {
         let (seg, _) = sample();
         let (st, scan) = recover(&seg).unwrap();
-        assert_eq!(scan.records.len(), 4);
+        assert_eq!(scan.torn_at, None);
         assert_eq!(scan.valid_len, seg.len());
         assert_eq!(st.hard.term, 2);
         assert_eq!(st.log.last_index(), 2);
