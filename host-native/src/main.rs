@@ -84,24 +84,48 @@ enum Command {
         #[command(flatten)]
         c: ClientArgs,
     },
-    /// Measure throughput and latency with concurrent clients.
+    /// Measure throughput and latency: closed-loop clients against raftkv (or etcd, for comparison).
     Bench {
-        /// Concurrent clients (each sends one request at a time).
+        /// Which store to load: raftkv (--addr/--config) or etcd (--endpoints).
+        #[arg(long, value_enum, default_value = "raftkv")]
+        target: raftkv::bench::Target,
+        /// Concurrent clients, each with its own connection (and session).
         #[arg(long, default_value_t = 32)]
         clients: usize,
+        /// Requests in flight per client (1: each client waits for every answer; at most 128).
+        #[arg(long, default_value_t = 1)]
+        depth: usize,
         /// Seconds to measure.
-        #[arg(long, default_value_t = 10.0)]
+        #[arg(long, default_value_t = 10.0, conflicts_with = "ops")]
         duration: f64,
-        /// put, get or mixed (half and half).
+        /// Run this many operations instead of a duration.
+        #[arg(long)]
+        ops: Option<u64>,
+        /// put, get (linearizable) or mixed (half and half).
         #[arg(long, value_enum, default_value = "put")]
         workload: raftkv::bench::Workload,
-        /// Distinct keys.
-        #[arg(long, default_value_t = 1000)]
+        /// Size of the key space (keys drawn uniformly).
+        #[arg(long, default_value_t = 10_000)]
         keys: usize,
+        /// Bytes per key (zero-padded numbers).
+        #[arg(long, default_value_t = 8)]
+        key_size: usize,
         /// Bytes per written value.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 256)]
         value_size: usize,
-        /// Print the report as JSON.
+        /// Write every key once first: auto (for get and mixed), yes, no, only (preload and stop).
+        #[arg(long, value_enum, default_value = "auto")]
+        preload: raftkv::bench::Preload,
+        /// etcd client URLs (with --target etcd), e.g. http://127.0.0.1:2379 (repeat or separate with commas).
+        #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+        endpoints: Vec<String>,
+        /// How to talk to etcd: grpc (its own protocol) or json (the HTTP/JSON gateway).
+        #[arg(long, value_enum, default_value = "grpc")]
+        etcd_api: raftkv::etcd_load::EtcdApi,
+        /// Spread etcd clients over every endpoint instead of sending to the leader.
+        #[arg(long)]
+        etcd_spread: bool,
+        /// Print the report as JSON (and no progress bar).
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -234,10 +258,48 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             }
         }
         Command::Status { c, json } => status(&c.addrs()?, json).await,
-        Command::Bench { clients, duration, workload, keys, value_size, json, c } => {
-            let cfg = raftkv::bench::BenchConfig { clients, duration_secs: duration, workload, keys, value_size };
+        Command::Bench {
+            target,
+            clients,
+            depth,
+            duration,
+            ops,
+            workload,
+            keys,
+            key_size,
+            value_size,
+            preload,
+            endpoints,
+            etcd_api,
+            etcd_spread,
+            json,
+            c,
+        } => {
+            use raftkv::bench::{BenchConfig, Target};
+            let cfg = BenchConfig {
+                clients,
+                depth,
+                duration_secs: if ops.is_some() { None } else { Some(duration) },
+                ops,
+                workload,
+                keys,
+                key_size,
+                value_size,
+                preload,
+                etcd_api,
+                etcd_spread,
+                progress: !json,
+                ..BenchConfig::new(target)
+            };
+            if !(c.timeout > 0.0 && c.timeout < 86_400.0) {
+                return Err("--timeout must be a positive number of seconds".into());
+            }
             let opts = ClientOptions { timeout: Duration::from_secs_f64(c.timeout), ..ClientOptions::default() };
-            let report = raftkv::bench::run(c.addrs()?, cfg, opts).await?;
+            let addrs = match target {
+                Target::Raftkv => c.addrs()?,
+                Target::Etcd => endpoints,
+            };
+            let report = raftkv::bench::run(addrs, cfg, opts).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
             } else {
