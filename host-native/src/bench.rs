@@ -529,7 +529,9 @@ async fn open_session(addrs: &[String], mut target: String, opts: &ClientOptions
     let deadline = Instant::now() + opts.timeout;
     let mut idx = addrs.iter().position(|a| *a == target).unwrap_or(0);
     let mut last = String::from("no attempt made");
-    let cfg = WebSocketConfig::default().max_message_size(Some(opts.max_frame));
+    let cfg = WebSocketConfig::default()
+        .max_message_size(Some(opts.max_frame))
+        .read_buffer_size(crate::server::CLIENT_READ_BUFFER);
     while Instant::now() < deadline {
         let url = format!("{target}/client");
         let attempt = async {

@@ -181,7 +181,14 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Experiment knob: RAFTKV_THREADS=0 runs on one thread, N on N workers.
+    let threads = std::env::var("RAFTKV_THREADS").ok().and_then(|t| t.parse::<usize>().ok());
+    let built = match threads {
+        Some(0) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
+        None => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+    };
+    let rt = match built {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("raftkv: cannot start the runtime: {e}");

@@ -147,7 +147,7 @@ impl NodeTask {
                 }
             }
             Input::Client { token, request, reply } => {
-                self.metrics.client_requests_total.inc();
+                // (Counted by the connection that received it.)
                 self.routes.insert(token, reply);
                 self.raft.submit(token, request);
             }
