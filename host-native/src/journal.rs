@@ -16,8 +16,11 @@
 //! stays about one snapshot interval long.
 //!
 //! A snapshot file is written (temporary name, fsync, rename, directory fsync)
-//! before the batch holding the `Snapshot` record that names it; older files
-//! are deleted once that record is durable.
+//! before the `Snapshot` record that names it (records of the same batch
+//! before that one are synced and reported durable first: they do not wait
+//! for the file); older files are deleted once that record is durable.
+//! Starting a segment and deleting files happen after the batch is reported
+//! durable: they delay the next batch, not the one that caused them.
 //!
 //! Writes are group-committed: the node hands the disk thread everything that
 //! accumulated while the previous batch was being synced, and the thread writes
@@ -321,8 +324,16 @@ impl Journal {
     /// batches: group commit). Past the size limit, or after a snapshot, a
     /// new segment begins and the old ones go.
     pub fn append(&mut self, records: &[(Seq, Record)]) -> io::Result<()> {
+        let snapshot = self.write_synced(records)?;
+        self.maintain(snapshot)
+    }
+
+    /// Writes records with one `write` and makes them durable with one
+    /// `fdatasync`. Returns the id of the newest snapshot they name, for
+    /// [`Journal::maintain`].
+    fn write_synced(&mut self, records: &[(Seq, Record)]) -> io::Result<Option<u64>> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         self.buf.clear();
         let mut new_snapshot = None;
@@ -341,6 +352,13 @@ impl Journal {
         self.metrics.journal_records_total.add(records.len() as u64);
         self.metrics.journal_bytes_total.add(self.buf.len() as u64);
         self.metrics.journal_syncs_total.inc();
+        Ok(new_snapshot)
+    }
+
+    /// The work that follows a durable write but that no record waits for:
+    /// a new segment past the size limit or after a snapshot (`new_snapshot`),
+    /// and deleting snapshot files older than the new one.
+    fn maintain(&mut self, new_snapshot: Option<u64>) -> io::Result<()> {
         if self.len >= self.segment_bytes || new_snapshot.is_some() {
             let next = self.segments.last().map_or(1, |s| s.number + 1);
             self.start_segment(next)?;
@@ -349,6 +367,35 @@ impl Journal {
             self.drop_snapshots_before(id)?;
         }
         Ok(())
+    }
+
+    /// Writes one batch: the records before its first `Snapshot` record
+    /// (which do not depend on the snapshot file) are made durable and
+    /// reported to `durable` first; then the snapshot file, the remaining
+    /// records, and the report of the last one. Segment rotation and clean-up
+    /// come after the report, so they delay the next batch, not this one.
+    /// `Ok(false)`: nobody listens to the reports any more.
+    fn write_batch(&mut self, batch: &Batch, durable: &mpsc::Sender<Seq>) -> io::Result<bool> {
+        let Some(&(last, _)) = batch.records.last() else { return Ok(true) };
+        let split = match batch.snapshot {
+            Some(_) => batch.records.iter().position(|(_, r)| matches!(r, Record::Snapshot(_))).unwrap_or(0),
+            None => 0,
+        };
+        if split > 0 {
+            self.write_synced(&batch.records[..split])?;
+            if durable.blocking_send(batch.records[split - 1].0).is_err() {
+                return Ok(false);
+            }
+        }
+        if let Some(snap) = &batch.snapshot {
+            self.store_snapshot(snap)?;
+        }
+        let new_snapshot = self.write_synced(&batch.records[split..])?;
+        if durable.blocking_send(last).is_err() {
+            return Ok(false);
+        }
+        self.maintain(new_snapshot)?;
+        Ok(true)
     }
 
     /// Deletes snapshot files older than `id`, whose record is now durable.
@@ -373,8 +420,9 @@ fn tempfile_placeholder(dir: &Path) -> Result<File, StartError> {
 
 /// Runs the journal on its own OS thread (file I/O blocks) and returns the
 /// channel the node sends batches on. Each batch is written and synced at
-/// once, then its last sequence number is sent back on `done`. A failed
-/// write or fsync ends the process.
+/// once, then its last sequence number is sent back on `done` (a batch
+/// holding a snapshot reports the records before the snapshot first, see
+/// [`Journal::write_batch`]). A failed write or fsync ends the process.
 pub fn spawn_disk_thread(mut journal: Journal, done: mpsc::Sender<Seq>) -> io::Result<mpsc::Sender<Batch>> {
     // Capacity 1: the node sends one batch only when the previous one is
     // durable, so while a sync runs records pile up in the node and the next
@@ -382,21 +430,17 @@ pub fn spawn_disk_thread(mut journal: Journal, done: mpsc::Sender<Seq>) -> io::R
     let (tx, mut rx) = mpsc::channel::<Batch>(1);
     std::thread::Builder::new().name("journal".into()).spawn(move || {
         while let Some(batch) = rx.blocking_recv() {
-            let Some(last) = batch.records.last().map(|(s, _)| *s) else { continue };
             let started = Instant::now();
-            let stored = match &batch.snapshot {
-                Some(snap) => journal.store_snapshot(snap),
-                None => Ok(()),
-            };
-            if let Err(e) = stored.and_then(|()| journal.append(&batch.records)) {
-                tracing::error!(error = %e, dir = %journal.dir.display(), "journal write or fsync failed; stopping the node");
-                eprintln!("raftkv: journal write or fsync failed in {}: {e}; stopping", journal.dir.display());
-                std::process::exit(1);
+            match journal.write_batch(&batch, &done) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, dir = %journal.dir.display(), "journal write or fsync failed; stopping the node");
+                    eprintln!("raftkv: journal write or fsync failed in {}: {e}; stopping", journal.dir.display());
+                    std::process::exit(1);
+                }
             }
-            tracing::trace!(records = batch.records.len(), last, took_us = started.elapsed().as_micros() as u64, "journal batch durable");
-            if done.blocking_send(last).is_err() {
-                break;
-            }
+            tracing::trace!(records = batch.records.len(), took_us = started.elapsed().as_micros() as u64, "journal batch durable");
         }
     })?;
     Ok(tx)

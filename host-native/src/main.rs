@@ -28,6 +28,11 @@ enum Command {
         /// Data directory (default: `data_dir/node-ID` from the configuration).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Threads running the node's tasks (the journal has a thread of its own). 1: everything on one
+        /// thread, the default — the node task, connections and peer links hand work to each other without
+        /// waking another thread; more helps only with many cores and many client connections.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
     /// Start a local 3-node cluster (child processes) and the web demo; Ctrl-C stops everything.
     Cluster {
@@ -181,12 +186,14 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    // Experiment knob: RAFTKV_THREADS=0 runs on one thread, N on N workers.
-    let threads = std::env::var("RAFTKV_THREADS").ok().and_then(|t| t.parse::<usize>().ok());
-    let built = match threads {
-        Some(0) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
-        Some(n) => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
-        None => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+    // A node runs on the threads it is given (one by default: see `--threads`);
+    // the other commands on one worker per core.
+    let built = match &cli.command {
+        Command::Node { threads: 0 | 1, .. } => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        Command::Node { threads, .. } => {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(*threads).enable_all().build()
+        }
+        _ => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
     };
     let rt = match built {
         Ok(rt) => rt,
@@ -213,7 +220,7 @@ fn default_log_level(c: &Command) -> &'static str {
 
 async fn run(command: Command) -> Result<ExitCode, String> {
     match command {
-        Command::Node { config, id, data_dir } => {
+        Command::Node { config, id, data_dir, threads: _ } => {
             let cfg = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
             let node = raftkv::node::run(cfg, id, data_dir);
             tokio::select! {
