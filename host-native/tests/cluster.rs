@@ -278,13 +278,20 @@ async fn torn_and_corrupt_journals_and_bad_starts() {
     );
 
     c.kill_all();
-    // Tear node 1's last record: append a prefix of a valid frame, as a crash
-    // in the middle of a write leaves it.
+    // Tear node 1's last record: write a prefix of a valid frame where the
+    // next record goes (into the preallocated zeros), as a crash in the
+    // middle of a write leaves it.
     let seg = common::read_all_segments(&c.journal_dir(1)).pop().unwrap();
-    let bytes = std::fs::read(&seg).unwrap();
-    let mut torn = bytes.clone();
+    let written = std::fs::read(&seg).unwrap();
+    let end = raft_core::journal::scan(&written).unwrap().valid_len;
+    let bytes = written[..end].to_vec();
+    let mut torn = written.clone();
     let first_len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
-    torn.extend_from_slice(&bytes[8..8 + 12 + first_len - 1]); // a copy of the first frame, one byte short
+    let partial = &bytes[8..8 + 12 + first_len - 1]; // a copy of the first frame, one byte short
+    if torn.len() < end + partial.len() {
+        torn.resize(end + partial.len(), 0);
+    }
+    torn[end..end + partial.len()].copy_from_slice(partial);
     std::fs::write(&seg, &torn).unwrap();
     // Flip a byte inside node 2's first record.
     let seg2 = common::read_all_segments(&c.journal_dir(2)).remove(0);
