@@ -22,9 +22,9 @@
 //! Starting a segment and deleting files happen after the batch is reported
 //! durable: they delay the next batch, not the one that caused them.
 //!
-//! Writes are group-committed: the node hands the disk thread everything that
-//! accumulated while the previous batch was being synced, and the thread writes
-//! it with one `write` and one `fsync`. A failed write or fsync stops the
+//! Writes are group-committed: the node hands the disk thread the records of
+//! each of its turns at once, and the thread writes everything that queued up
+//! while the previous write was being synced with one `write` and one `fsync`. A failed write or fsync stops the
 //! process: after a failed fsync the page cache cannot be trusted (the kernel
 //! may have dropped the dirty pages and cleared the error).
 //!
@@ -486,20 +486,44 @@ fn tempfile_placeholder(dir: &Path) -> Result<File, StartError> {
     File::open(dir).map_err(|e| io_err("cannot open", dir, e))
 }
 
+/// Batches the node may queue for the disk thread before it holds records
+/// back itself.
+pub const DISK_QUEUE: usize = 256;
+
 /// Runs the journal on its own OS thread (file I/O blocks) and returns the
-/// channel the node sends batches on. Each batch is written and synced at
-/// once, then its last sequence number is sent back on `done` (a batch
-/// holding a snapshot reports the records before the snapshot first, see
-/// [`Journal::write_batch`]). A failed write or fsync ends the process.
+/// channel the node sends batches on. The node sends what each of its turns
+/// produced at once; the thread takes everything queued when it is ready for
+/// the next write and writes it with one `write` and one `fdatasync` (group
+/// commit: whatever arrives during a sync goes into the next one, without a
+/// round trip through the node), then sends the last sequence number back on
+/// `done` (a group holding a snapshot reports the records before the snapshot
+/// first, see [`Journal::write_batch`]). A failed write or fsync ends the
+/// process.
 pub fn spawn_disk_thread(mut journal: Journal, done: mpsc::Sender<Seq>) -> io::Result<mpsc::Sender<Batch>> {
-    // Capacity 1: the node sends one batch only when the previous one is
-    // durable, so while a sync runs records pile up in the node and the next
-    // batch carries all of them (group commit).
-    let (tx, mut rx) = mpsc::channel::<Batch>(1);
+    let (tx, mut rx) = mpsc::channel::<Batch>(DISK_QUEUE);
     std::thread::Builder::new().name("journal".into()).spawn(move || {
-        while let Some(batch) = rx.blocking_recv() {
+        // A batch taken from the queue but left for the next group.
+        let mut held: Option<Batch> = None;
+        loop {
+            let mut group = match held.take() {
+                Some(b) => b,
+                None => match rx.blocking_recv() {
+                    Some(b) => b,
+                    None => break,
+                },
+            };
+            // Merge what is queued; a group holds at most one snapshot, at its end.
+            while group.snapshot.is_none() {
+                match rx.try_recv() {
+                    Ok(b) => {
+                        group.records.extend(b.records);
+                        group.snapshot = b.snapshot;
+                    }
+                    Err(_) => break,
+                }
+            }
             let started = Instant::now();
-            match journal.write_batch(&batch, &done) {
+            match journal.write_batch(&group, &done) {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {
@@ -508,7 +532,7 @@ pub fn spawn_disk_thread(mut journal: Journal, done: mpsc::Sender<Seq>) -> io::R
                     std::process::exit(1);
                 }
             }
-            tracing::trace!(records = batch.records.len(), took_us = started.elapsed().as_micros() as u64, "journal batch durable");
+            tracing::trace!(records = group.records.len(), took_us = started.elapsed().as_micros() as u64, "journal batch durable");
         }
     })?;
     Ok(tx)
