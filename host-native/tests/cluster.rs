@@ -287,11 +287,15 @@ async fn torn_and_corrupt_journals_and_bad_starts() {
     let bytes = written[..end].to_vec();
     let mut torn = written.clone();
     let first_len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
-    let partial = &bytes[8..8 + 12 + first_len - 1]; // a copy of the first frame, one byte short
+    // A copy of the first frame whose last byte did not make it to the disk
+    // (changed, not just dropped: a dropped byte could read as the zero that
+    // follows it in preallocated space).
+    let mut partial = bytes[8..8 + 12 + first_len].to_vec();
+    *partial.last_mut().unwrap() ^= 0xff;
     if torn.len() < end + partial.len() {
         torn.resize(end + partial.len(), 0);
     }
-    torn[end..end + partial.len()].copy_from_slice(partial);
+    torn[end..end + partial.len()].copy_from_slice(&partial);
     std::fs::write(&seg, &torn).unwrap();
     // Flip a byte inside node 2's first record.
     let seg2 = common::read_all_segments(&c.journal_dir(2)).remove(0);
