@@ -130,6 +130,10 @@ enum Command {
         /// Spread etcd clients over every endpoint instead of sending to the leader.
         #[arg(long)]
         etcd_spread: bool,
+        /// Threads running the clients (1: all of them on one thread, so the load generator takes as
+        /// little CPU from the servers as it can on a small machine).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
         /// Print the report as JSON (and no progress bar).
         #[arg(long)]
         json: bool,
@@ -190,9 +194,10 @@ fn main() -> ExitCode {
     // the other commands on one worker per core.
     let built = match &cli.command {
         Command::Node { threads: 0 | 1, .. } => tokio::runtime::Builder::new_current_thread().enable_all().build(),
-        Command::Node { threads, .. } => {
+        Command::Node { threads, .. } | Command::Bench { threads, .. } if *threads > 1 => {
             tokio::runtime::Builder::new_multi_thread().worker_threads(*threads).enable_all().build()
         }
+        Command::Bench { .. } => tokio::runtime::Builder::new_current_thread().enable_all().build(),
         _ => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
     };
     let rt = match built {
@@ -286,6 +291,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             endpoints,
             etcd_api,
             etcd_spread,
+            threads: _,
             json,
             c,
         } => {
