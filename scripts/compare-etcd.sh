@@ -19,6 +19,7 @@
 #   CLIENTS="1 16 64 256"
 #   DEPTH=1            requests in flight per client
 #   ETCD_API=grpc      grpc (etcd's own protocol) or json (its HTTP/JSON gateway)
+#   THREADS=1          threads of the load client (`raftkv bench --threads`)
 #   OUT=FILE           also keep every run's JSON report (one per line) in FILE
 #   KEEP=1             keep the data directory and logs
 set -euo pipefail
@@ -28,6 +29,7 @@ SECS=${SECS:-5}
 CLIENTS=${CLIENTS:-"1 16 64 256"}
 DEPTH=${DEPTH:-1}
 ETCD_API=${ETCD_API:-grpc}
+THREADS=${THREADS:-1}
 KEYS=10000
 KEY_SIZE=8
 VALUE_SIZE=256
@@ -142,7 +144,7 @@ for _ in $(seq 150); do
 done
 [ "$ready" = 1 ] || { say "the clusters did not come up; see the logs in $WORK"; exit 1; }
 
-common=(--keys "$KEYS" --key-size "$KEY_SIZE" --value-size "$VALUE_SIZE" --depth "$DEPTH" --json)
+common=(--keys "$KEYS" --key-size "$KEY_SIZE" --value-size "$VALUE_SIZE" --depth "$DEPTH" --threads "$THREADS" --json)
 bench() { # TARGET ARGS...
     local target=$1
     shift
