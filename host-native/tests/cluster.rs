@@ -598,3 +598,37 @@ async fn cluster_command_starts_serves_and_stops() {
     }
     eprintln!("cluster_command_starts_serves_and_stops: {:?}", started.elapsed());
 }
+
+/// `raftkv bench` with several requests in flight per client: every write of
+/// a pipelined session is accepted (seq and ack kept right), the operation
+/// count is exact, and the report is JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_pipelines_requests_on_one_session() {
+    let started = Instant::now();
+    let c = Cluster::start("bench", 3, "");
+    c.wait_leader(&c.ids()).await;
+    for (workload, depth) in [("put", "8"), ("mixed", "4")] {
+        let out = c.cli(&[
+            "bench",
+            "--workload",
+            workload,
+            "--clients",
+            "3",
+            "--depth",
+            depth,
+            "--ops",
+            "600",
+            "--keys",
+            "50",
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!((r["ops"].as_u64(), r["errors"].as_u64()), (Some(600), Some(0)), "{r}");
+        assert!(r["latency_ms"]["p99"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    // `mixed` wrote every key of the space first: 8-byte keys, 256-byte values.
+    let lib = c.client();
+    assert_eq!(lib.get("00000049").await.unwrap().map(|v| v.len()), Some(256));
+    eprintln!("bench_pipelines_requests_on_one_session: {:?}", started.elapsed());
+}
