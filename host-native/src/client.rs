@@ -444,7 +444,9 @@ impl Inner {
         let until = tokio::time::Instant::from_std(deadline);
         if self.conn.is_none() {
             let url = format!("{}/client", self.target);
-            let cfg = WebSocketConfig::default().max_message_size(Some(self.opts.max_frame));
+            let cfg = WebSocketConfig::default()
+                .max_message_size(Some(self.opts.max_frame))
+                .read_buffer_size(crate::server::CLIENT_READ_BUFFER);
             match tokio::time::timeout_at(until, tokio_tungstenite::connect_async_with_config(&url, Some(cfg), true))
                 .await
             {

@@ -13,12 +13,14 @@
 //! * [`config`] — the TOML cluster configuration.
 //! * [`metrics`] — counters exported by `/metrics`.
 //! * [`bench`](mod@bench) — the load generator behind `raftkv bench`.
+//! * [`etcd_load`] — its etcd client (gRPC or the JSON gateway), for comparisons.
 
 #![deny(missing_docs)]
 
 pub mod bench;
 pub mod client;
 pub mod config;
+pub mod etcd_load;
 pub mod journal;
 pub mod metrics;
 pub mod node;

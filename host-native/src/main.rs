@@ -28,6 +28,11 @@ enum Command {
         /// Data directory (default: `data_dir/node-ID` from the configuration).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Threads running the node's tasks (the journal has a thread of its own). 1: everything on one
+        /// thread, the default — the node task, connections and peer links hand work to each other without
+        /// waking another thread; more helps only with many cores and many client connections.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
     /// Start a local 3-node cluster (child processes) and the web demo; Ctrl-C stops everything.
     Cluster {
@@ -84,24 +89,52 @@ enum Command {
         #[command(flatten)]
         c: ClientArgs,
     },
-    /// Measure throughput and latency with concurrent clients.
+    /// Measure throughput and latency: closed-loop clients against raftkv (or etcd, for comparison).
     Bench {
-        /// Concurrent clients (each sends one request at a time).
+        /// Which store to load: raftkv (--addr/--config) or etcd (--endpoints).
+        #[arg(long, value_enum, default_value = "raftkv")]
+        target: raftkv::bench::Target,
+        /// Concurrent clients, each with its own connection (and session).
         #[arg(long, default_value_t = 32)]
         clients: usize,
+        /// Requests in flight per client (1: each client waits for every answer; at most 128).
+        #[arg(long, default_value_t = 1)]
+        depth: usize,
         /// Seconds to measure.
-        #[arg(long, default_value_t = 10.0)]
+        #[arg(long, default_value_t = 10.0, conflicts_with = "ops")]
         duration: f64,
-        /// put, get or mixed (half and half).
+        /// Run this many operations instead of a duration.
+        #[arg(long)]
+        ops: Option<u64>,
+        /// put, get (linearizable) or mixed (half and half).
         #[arg(long, value_enum, default_value = "put")]
         workload: raftkv::bench::Workload,
-        /// Distinct keys.
-        #[arg(long, default_value_t = 1000)]
+        /// Size of the key space (keys drawn uniformly).
+        #[arg(long, default_value_t = 10_000)]
         keys: usize,
+        /// Bytes per key (zero-padded numbers).
+        #[arg(long, default_value_t = 8)]
+        key_size: usize,
         /// Bytes per written value.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 256)]
         value_size: usize,
-        /// Print the report as JSON.
+        /// Write every key once first: auto (for get and mixed), yes, no, only (preload and stop).
+        #[arg(long, value_enum, default_value = "auto")]
+        preload: raftkv::bench::Preload,
+        /// etcd client URLs (with --target etcd), e.g. http://127.0.0.1:2379 (repeat or separate with commas).
+        #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+        endpoints: Vec<String>,
+        /// How to talk to etcd: grpc (its own protocol) or json (the HTTP/JSON gateway).
+        #[arg(long, value_enum, default_value = "grpc")]
+        etcd_api: raftkv::etcd_load::EtcdApi,
+        /// Spread etcd clients over every endpoint instead of sending to the leader.
+        #[arg(long)]
+        etcd_spread: bool,
+        /// Threads running the clients (1: all of them on one thread, so the load generator takes as
+        /// little CPU from the servers as it can on a small machine).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Print the report as JSON (and no progress bar).
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -157,7 +190,17 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // A node runs on the threads it is given (one by default: see `--threads`);
+    // the other commands on one worker per core.
+    let built = match &cli.command {
+        Command::Node { threads: 0 | 1, .. } => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        Command::Node { threads, .. } | Command::Bench { threads, .. } if *threads > 1 => {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(*threads).enable_all().build()
+        }
+        Command::Bench { .. } => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        _ => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+    };
+    let rt = match built {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("raftkv: cannot start the runtime: {e}");
@@ -182,7 +225,7 @@ fn default_log_level(c: &Command) -> &'static str {
 
 async fn run(command: Command) -> Result<ExitCode, String> {
     match command {
-        Command::Node { config, id, data_dir } => {
+        Command::Node { config, id, data_dir, threads: _ } => {
             let cfg = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
             let node = raftkv::node::run(cfg, id, data_dir);
             tokio::select! {
@@ -234,10 +277,49 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             }
         }
         Command::Status { c, json } => status(&c.addrs()?, json).await,
-        Command::Bench { clients, duration, workload, keys, value_size, json, c } => {
-            let cfg = raftkv::bench::BenchConfig { clients, duration_secs: duration, workload, keys, value_size };
+        Command::Bench {
+            target,
+            clients,
+            depth,
+            duration,
+            ops,
+            workload,
+            keys,
+            key_size,
+            value_size,
+            preload,
+            endpoints,
+            etcd_api,
+            etcd_spread,
+            threads: _,
+            json,
+            c,
+        } => {
+            use raftkv::bench::{BenchConfig, Target};
+            let cfg = BenchConfig {
+                clients,
+                depth,
+                duration_secs: if ops.is_some() { None } else { Some(duration) },
+                ops,
+                workload,
+                keys,
+                key_size,
+                value_size,
+                preload,
+                etcd_api,
+                etcd_spread,
+                progress: !json,
+                ..BenchConfig::new(target)
+            };
+            if !(c.timeout > 0.0 && c.timeout < 86_400.0) {
+                return Err("--timeout must be a positive number of seconds".into());
+            }
             let opts = ClientOptions { timeout: Duration::from_secs_f64(c.timeout), ..ClientOptions::default() };
-            let report = raftkv::bench::run(c.addrs()?, cfg, opts).await?;
+            let addrs = match target {
+                Target::Raftkv => c.addrs()?,
+                Target::Etcd => endpoints,
+            };
+            let report = raftkv::bench::run(addrs, cfg, opts).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
             } else {

@@ -7,7 +7,7 @@
 //! ```text
 //!  peer links ─┐                     ┌─> per-peer sender tasks (bounded; drop when full)
 //!  clients  ───┼─> inputs (bounded) ─┤
-//!  /status  ───┘        node task  ──┼─> journal thread (one batch in flight: group commit)
+//!  /status  ───┘        node task  ──┼─> journal thread (merges what queued during a sync: group commit)
 //!  timer ──────────────>    │        └─> client connections (replies by token)
 //!  journal "durable up to seq" ──┘
 //! ```
@@ -107,8 +107,7 @@ struct NodeTask {
     raft: Raft<KvStore>,
     peers: HashMap<NodeId, mpsc::Sender<Message>>,
     disk: mpsc::Sender<Batch>,
-    disk_busy: bool,
-    /// Records waiting for the journal thread to finish its current batch.
+    /// Records not yet handed to the journal thread (its queue was full).
     unwritten: Batch,
     routes: HashMap<ClientToken, ReplyRoute>,
     metrics: Arc<Metrics>,
@@ -147,7 +146,7 @@ impl NodeTask {
                 }
             }
             Input::Client { token, request, reply } => {
-                self.metrics.client_requests_total.inc();
+                // (Counted by the connection that received it.)
                 self.routes.insert(token, reply);
                 self.raft.submit(token, request);
             }
@@ -195,14 +194,15 @@ impl NodeTask {
         self.flush_to_disk();
     }
 
-    /// Hands everything accumulated to the journal thread if it is idle.
+    /// Hands the records of this turn to the journal thread, which merges
+    /// whatever queues up during a sync into its next write (group commit).
     fn flush_to_disk(&mut self) {
-        if self.disk_busy || self.unwritten.records.is_empty() {
+        if self.unwritten.records.is_empty() {
             return;
         }
         let batch = std::mem::take(&mut self.unwritten);
         match self.disk.try_send(batch) {
-            Ok(()) => self.disk_busy = true,
+            Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(batch)) => self.unwritten = batch,
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 tracing::error!("the journal thread is gone; stopping");
@@ -254,7 +254,6 @@ impl NodeTask {
                 }
                 seq = durable.recv() => {
                     let Some(seq) = seq else { return };
-                    self.disk_busy = false;
                     self.raft.persisted(seq);
                 }
                 input = inputs.recv() => {
@@ -338,7 +337,7 @@ pub async fn run(config: Config, id: NodeId, data_dir: Option<PathBuf>) -> Resul
     let kv = KvStore::with_hash_seed(u64::from_le_bytes(seed).rotate_left(17));
     let raft = Raft::recover(raft_cfg, state, snapshot.as_deref(), kv).map_err(|e| StartError(e.to_string()))?;
 
-    let (durable_tx, durable_rx) = mpsc::channel(4);
+    let (durable_tx, durable_rx) = mpsc::channel(64);
     let disk = spawn_disk_thread(journal, durable_tx)
         .map_err(|e| StartError(format!("cannot start the journal thread: {e}")))?;
 
@@ -362,15 +361,8 @@ pub async fn run(config: Config, id: NodeId, data_dir: Option<PathBuf>) -> Resul
     let (inputs_tx, inputs_rx) = mpsc::channel(INPUT_QUEUE);
     let handle =
         NodeHandle { id, config: config.clone(), inputs: inputs_tx, metrics: metrics.clone(), auth: auth.clone() };
-    let task = NodeTask {
-        raft,
-        peers,
-        disk,
-        disk_busy: false,
-        unwritten: Batch::default(),
-        routes: HashMap::new(),
-        metrics: metrics.clone(),
-    };
+    let task =
+        NodeTask { raft, peers, disk, unwritten: Batch::default(), routes: HashMap::new(), metrics: metrics.clone() };
     let node = tokio::spawn(task.run(inputs_rx, durable_rx, Duration::from_millis(config.tick_ms)));
     tracing::info!(node = id, listen = %me.listen, url = %me.url(), "serving /raft, /client, /status, /metrics");
     let server = tokio::spawn(server::serve(listener, handle));

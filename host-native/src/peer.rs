@@ -272,8 +272,21 @@ where
 
 /// The transport configuration for peer links.
 pub fn ws_config(max_frame: usize) -> WebSocketConfig {
-    WebSocketConfig::default().max_message_size(Some(max_frame)).max_frame_size(Some(max_frame))
+    // The dialing side only sends: a small read buffer (tungstenite zero-fills
+    // the free part of it before every read).
+    WebSocketConfig::default()
+        .max_message_size(Some(max_frame))
+        .max_frame_size(Some(max_frame))
+        .read_buffer_size(PEER_DIALER_READ_BUFFER)
 }
+
+/// Read buffer of the dialing side of a peer link (it reads only the handshake).
+const PEER_DIALER_READ_BUFFER: usize = 4096;
+/// Read buffer of the accepting side, which receives the batches: bigger
+/// frames are read straight into a buffer of their own size, so this only
+/// bounds one read (tungstenite zero-fills the free part of the buffer before
+/// every read, so its default of 128 KiB costs more than it saves).
+pub const PEER_READ_BUFFER: usize = 32 * 1024;
 
 /// Runs the link that sends messages to peer `to` at `url`, forever: connect,
 /// handshake, send batches; on any failure drop what is queued (Raft resends)
