@@ -14,6 +14,8 @@
 //!   `[E, 2E)` by a PRNG the host seeds) and heartbeats are counted in ticks.
 //! * [`Raft::step`] — a message from a peer.
 //! * [`Raft::propose`] — a client command (only a leader accepts it).
+//! * [`Raft::submit`] — a client request (register, write on a session,
+//!   keep-alive, linearizable read); its reply comes back under the same token.
 //! * [`Raft::persisted`] — journal records up to a sequence number are durable.
 //!
 //! After each input the host drains a [`Ready`]: journal records to persist,
@@ -24,7 +26,8 @@
 //! ## Reading order
 //!
 //! [`types`] → [`log`] → [`message`] → [`journal`] → [`raft`] (the struct and the
-//! host contract) → [`election`] → [`replication`] → [`progress`] → `sim`.
+//! host contract) → [`election`] → [`replication`] → [`progress`] → [`client`] →
+//! [`session`] → [`read`] (ReadIndex) → [`kv`] → [`snapshot`] → [`checker`] → `sim`.
 //!
 //! ## Safety, and how it is checked
 //!
