@@ -274,13 +274,6 @@ pub struct DurableState {
     pub last_seq: Seq,
 }
 
-impl DurableState {
-    /// The same state with an empty log (used to build a node before the log is moved in).
-    pub fn clone_without_log(&self) -> DurableState {
-        DurableState { hard: self.hard, snapshot: self.snapshot.clone(), log: Log::new(), last_seq: self.last_seq }
-    }
-}
-
 /// Replays records, in order, into a [`DurableState`], checking that they fit.
 ///
 /// ```
@@ -322,23 +315,9 @@ impl Replay {
                 st.hard = *hs;
             }
             Record::Append { first_index, entries } => {
-                // Entries a snapshot already covers are skipped: a segment read
-                // on its own may start with appends written before its
-                // checkpoint's snapshot was taken.
+                check_append(st, seq, *first_index, entries)?;
                 let snap = st.log.snapshot_index();
-                if (*first_index).max(snap + 1) != st.log.last_index() + 1 {
-                    return err("append does not start right after the last entry");
-                }
-                for (k, e) in entries.iter().enumerate() {
-                    if e.index != first_index + k as u64 {
-                        return err("entries are not contiguous");
-                    }
-                    if e.index <= snap {
-                        continue;
-                    }
-                    if e.term < st.log.last_term() {
-                        return err("entry term lower than its predecessor");
-                    }
+                for e in entries.iter().filter(|e| e.index > snap) {
                     st.log.append(e.clone());
                 }
             }
@@ -419,32 +398,13 @@ impl Replay {
     pub fn apply_owned(&mut self, seq: Seq, record: Record) -> Result<(), JournalError> {
         match record {
             Record::Append { first_index, entries } if seq != CHECKPOINT_SEQ => {
-                // Same checks as `apply`, then the entries move in.
-                let st = &self.state;
-                let snap = st.log.snapshot_index();
-                let err = |reason| Err(JournalError::Discontiguous { seq, reason });
-                if st.last_seq != 0 && seq != st.last_seq + 1 {
-                    return err("sequence number gap");
+                if self.state.last_seq != 0 && seq != self.state.last_seq + 1 {
+                    return Err(JournalError::Discontiguous { seq, reason: "sequence number gap" });
                 }
-                if first_index.max(snap + 1) != st.log.last_index() + 1 {
-                    return err("append does not start right after the last entry");
-                }
-                let mut last_term = st.log.last_term();
-                for (k, e) in entries.iter().enumerate() {
-                    if e.index != first_index + k as u64 {
-                        return err("entries are not contiguous");
-                    }
-                    if e.index > snap {
-                        if e.term < last_term {
-                            return err("entry term lower than its predecessor");
-                        }
-                        last_term = e.term;
-                    }
-                }
-                for e in entries {
-                    if e.index > snap {
-                        self.state.log.append(e);
-                    }
+                check_append(&self.state, seq, first_index, &entries)?;
+                let snap = self.state.log.snapshot_index();
+                for e in entries.into_iter().filter(|e| e.index > snap) {
+                    self.state.log.append(e);
                 }
                 self.state.last_seq = seq;
                 Ok(())
@@ -485,6 +445,31 @@ impl Replay {
     pub fn finish(self) -> DurableState {
         self.state
     }
+}
+
+/// The checks an `Append` record must pass against the state replayed so far.
+/// Entries a snapshot already covers are allowed (and skipped by the caller): a
+/// segment read on its own may start with appends written before its
+/// checkpoint's snapshot was taken.
+fn check_append(st: &DurableState, seq: Seq, first_index: Index, entries: &[Entry]) -> Result<(), JournalError> {
+    let err = |reason| Err(JournalError::Discontiguous { seq, reason });
+    let snap = st.log.snapshot_index();
+    if first_index.max(snap + 1) != st.log.last_index() + 1 {
+        return err("append does not start right after the last entry");
+    }
+    let mut last_term = st.log.last_term();
+    for (k, e) in entries.iter().enumerate() {
+        if e.index != first_index + k as u64 {
+            return err("entries are not contiguous");
+        }
+        if e.index > snap {
+            if e.term < last_term {
+                return err("entry term lower than its predecessor");
+            }
+            last_term = e.term;
+        }
+    }
+    Ok(())
 }
 
 /// Recovers a journal split into segments, oldest first: every segment but the

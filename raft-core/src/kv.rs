@@ -240,13 +240,19 @@ pub fn step(state: Option<&str>, op: &KvOp) -> (Option<Option<String>>, KvOutput
 /// The key-value store: a hash table (O(1) lookups; keys are never iterated in
 /// hash order — snapshots and listings sort them), seeded so clients cannot
 /// aim keys at one bucket.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct KvStore {
     map: hashbrown::HashMap<String, String, FxBuild>,
     /// Bytes of keys and values held.
     bytes: usize,
     /// Encoded outputs that repeat, shared instead of allocated per command.
     common: CommonOutputs,
+}
+
+impl Default for KvStore {
+    fn default() -> Self {
+        KvStore::with_hash_seed(0)
+    }
 }
 
 impl PartialEq for KvStore {
@@ -256,7 +262,7 @@ impl PartialEq for KvStore {
 }
 impl Eq for KvStore {}
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct CommonOutputs {
     written: Bytes,
     existed: Bytes,
@@ -274,10 +280,7 @@ impl CommonOutputs {
         }
     }
 
-    fn encode(&mut self, out: &KvOutput) -> Bytes {
-        if self.written.is_empty() {
-            *self = CommonOutputs::new();
-        }
+    fn encode(&self, out: &KvOutput) -> Bytes {
         match out {
             KvOutput::Written => self.written.clone(),
             KvOutput::Deleted { existed: true } => self.existed.clone(),

@@ -456,12 +456,9 @@ impl<S: StateMachine> Raft<S> {
     /// starts as a follower; its commit index is the snapshot's until a leader
     /// says more.
     pub fn recover(cfg: Config, durable: DurableState, snapshot: Option<&[u8]>, sm: S) -> Result<Self, RecoverError> {
-        let mut node = Self::fresh(cfg, durable.clone_without_log(), sm).map_err(RecoverError::Config)?;
-        node.log = durable.log;
-        node.durable_index = node.log.last_index();
-        node.commit = node.log.snapshot_index();
-        node.applied = node.log.snapshot_index();
-        if let Some(meta) = durable.snapshot {
+        let meta = durable.snapshot.clone();
+        let mut node = Self::fresh(cfg, durable, sm).map_err(RecoverError::Config)?;
+        if let Some(meta) = meta {
             let data = snapshot.ok_or(RecoverError::Snapshot(SnapshotError::Missing))?;
             let body = SnapshotBody::decode(data, node.cfg.max_snapshot_bytes).map_err(RecoverError::Snapshot)?;
             if body.index != meta.index || body.term != meta.term {
@@ -477,8 +474,8 @@ impl<S: StateMachine> Raft<S> {
         cfg.validate()?;
         let mut voters = cfg.voters.clone();
         voters.sort_unstable();
-        // Until snapshots exist the state machine starts empty and replays the
-        // whole log as the commit index is learnt again.
+        // The state machine starts at the snapshot (restored by `recover`) and
+        // replays the log as the commit index is learnt again.
         let snap_index = durable.log.snapshot_index();
         let mut rng = Rng::new(cfg.seed ^ cfg.id.rotate_left(32));
         let randomized_timeout = cfg.election_ticks + rng.below(cfg.election_ticks as u64) as u32;

@@ -180,9 +180,7 @@ impl Sessions {
 
     /// Applies a write entry; `apply` runs the command if (and only if) it is new.
     pub fn write(&mut self, session: u64, seq: u64, ack: u64, apply: impl FnOnce() -> Bytes) -> Outcome {
-        if seq == 0 || ack == 0 || ack > seq {
-            return Err(ClientError::BadRequest(String::from("need 1 <= ack <= seq")));
-        }
+        check_seq(seq, ack)?;
         let clock = self.clock;
         let Some(s) = self.table.get_mut(&session) else { return Err(ClientError::SessionExpired) };
         if s.last_active != clock {
@@ -231,9 +229,7 @@ impl Sessions {
     /// Whether a write could be accepted now, judged before queueing on the
     /// leader's applied state (the decision that counts is made at apply).
     pub fn precheck(&self, session: u64, seq: u64, ack: u64) -> Result<(), ClientError> {
-        if seq == 0 || ack == 0 || ack > seq {
-            return Err(ClientError::BadRequest(String::from("need 1 <= ack <= seq")));
-        }
+        check_seq(seq, ack)?;
         if let Some(s) = self.table.get(&session) {
             if seq < s.ack {
                 return Err(ClientError::StaleSeq);
@@ -244,6 +240,14 @@ impl Sessions {
         }
         Ok(())
     }
+}
+
+/// The rule every write's numbers must follow.
+fn check_seq(seq: u64, ack: u64) -> Result<(), ClientError> {
+    if seq == 0 || ack == 0 || ack > seq {
+        return Err(ClientError::BadRequest(String::from("need 1 <= ack <= seq")));
+    }
+    Ok(())
 }
 
 /// Drops cached replies the client promised never to ask for again. (No
