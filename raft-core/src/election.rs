@@ -25,11 +25,20 @@ use crate::raft::{Event, Raft};
 use crate::state_machine::StateMachine;
 use crate::types::{NodeId, Payload, Role, Term};
 
+/// An election timeout: `E + rand[0, E)`, or exactly `E` without jitter.
+pub(crate) fn draw_timeout(cfg: &crate::raft::Config, rng: &mut crate::rng::Rng) -> u32 {
+    let e = cfg.election_ticks;
+    if cfg.election_jitter {
+        e + rng.below(e as u64) as u32
+    } else {
+        e
+    }
+}
+
 impl<S: StateMachine> Raft<S> {
     fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
-        let e = self.cfg.election_ticks;
-        self.randomized_timeout = e + self.rng.below(e as u64) as u32;
+        self.randomized_timeout = draw_timeout(&self.cfg, &mut self.rng);
     }
 
     /// Ticks of a follower or (pre-)candidate: count toward an election.

@@ -54,6 +54,11 @@ pub struct Config {
     pub voters: Vec<NodeId>,
     /// Minimum election timeout `E` in ticks; the actual timeout is drawn from `[E, 2E)`.
     pub election_ticks: u32,
+    /// Draw each election timeout from `[E, 2E)` (the default). Off, every
+    /// timeout is exactly `E`: node-level tests use it to decide which node
+    /// times out first without searching for a seed. Keep it on in a real
+    /// cluster: equal timeouts make split votes repeat.
+    pub election_jitter: bool,
     /// A leader sends heartbeats every this many ticks. Must be below `election_ticks`.
     pub heartbeat_ticks: u32,
     /// Ask before campaigning (PreVote), so a partitioned node does not inflate terms.
@@ -109,6 +114,7 @@ impl Config {
             id,
             voters,
             election_ticks: 30,
+            election_jitter: true,
             heartbeat_ticks: 10,
             pre_vote: true,
             check_quorum: true,
@@ -478,7 +484,7 @@ impl<S: StateMachine> Raft<S> {
         // replays the log as the commit index is learnt again.
         let snap_index = durable.log.snapshot_index();
         let mut rng = Rng::new(cfg.seed ^ cfg.id.rotate_left(32));
-        let randomized_timeout = cfg.election_ticks + rng.below(cfg.election_ticks as u64) as u32;
+        let randomized_timeout = crate::election::draw_timeout(&cfg, &mut rng);
         let last_index = durable.log.last_index();
         Ok(Raft {
             voters,
