@@ -44,23 +44,31 @@
 
 extern crate alloc;
 
+pub mod apply;
+#[cfg(feature = "checker")]
 pub mod checker;
 pub mod client;
 pub mod codec;
+pub mod config;
 pub mod election;
 pub mod hash;
 pub mod journal;
 pub mod kv;
 pub mod log;
 pub mod message;
+pub mod outbox;
 pub mod progress;
+pub mod quorum;
 pub mod raft;
 pub mod read;
+pub mod ready;
 pub mod replication;
 pub mod rng;
+pub mod role;
 pub mod session;
 pub mod snapshot;
 pub mod state_machine;
+pub mod storage;
 pub mod types;
 
 #[cfg(feature = "sim")]
