@@ -766,11 +766,9 @@ impl<S: StateMachine> Raft<S> {
                     self.apply_committed();
                 }
                 let ack = Body::AppendResp { index: last, success: true, hint_index: 0, hint_term: 0, round };
-                if last <= self.storage.durable_index() {
-                    self.send(from, ack);
-                } else {
-                    let seq = self.storage.last_seq();
-                    self.send_after(seq, from, ack);
+                match self.storage.sync_point(last) {
+                    None => self.send(from, ack),
+                    Some(seq) => self.send_after(seq, from, ack),
                 }
             }
         }
@@ -984,7 +982,7 @@ impl<S: StateMachine> Raft<S> {
         let snap = Arc::new(Snapshot { meta: meta.clone(), data: body.encode() });
         self.snapshot = Some(snap.clone());
         self.out.snapshot(SnapshotOut { snapshot: snap, installed: false });
-        let seq = self.storage.write(Record::Snapshot(meta));
+        let seq = self.storage.write_snapshot(meta);
         self.compact_pending = Some((seq, index, term));
         self.out.event(Event::SnapshotTaken { index });
     }
@@ -1092,7 +1090,7 @@ impl<S: StateMachine> Raft<S> {
         self.snapshot = Some(snap.clone());
         self.compact_pending = None;
         self.out.snapshot(SnapshotOut { snapshot: snap, installed: true });
-        let seq = self.storage.write(Record::Snapshot(meta));
+        let seq = self.storage.write_snapshot(meta);
         self.out.event(Event::SnapshotInstalled { index });
         self.send_after(seq, from, resp(0, true));
     }

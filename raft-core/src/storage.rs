@@ -180,6 +180,28 @@ impl Storage {
         }
     }
 
+    /// Issues the record of a snapshot covering the log up to `index`: once it
+    /// is durable, so is everything up to `index`.
+    pub fn write_snapshot(&mut self, meta: crate::journal::SnapshotMeta) -> Seq {
+        let index = meta.index;
+        let seq = self.write(Record::Snapshot(meta));
+        self.unsynced.push_back((seq, index));
+        seq
+    }
+
+    /// The record whose durability makes the log durable up to `index`, or
+    /// `None` if it already is. An acknowledgement of `index` waits for
+    /// exactly that record — not for the last one issued, which may be a
+    /// role-only HardState that no fsync is coming for.
+    pub fn sync_point(&self, index: Index) -> Option<Seq> {
+        if index <= self.durable_index {
+            return None;
+        }
+        let covering = self.unsynced.iter().find(|u| u.1 >= index).map(|u| u.0);
+        debug_assert!(covering.is_some(), "entry {index} is neither durable nor being written");
+        Some(covering.unwrap_or(self.next_seq - 1))
+    }
+
     /// Drops the entries up to `index`, covered by a durable snapshot.
     pub fn compact_to(&mut self, index: Index, term: Term) {
         self.log.compact_to(index, term);
