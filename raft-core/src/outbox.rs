@@ -7,7 +7,7 @@
 //! disk ("I voted for you in term t", "I hold your entries up to i"). They are
 //! *held* here, tagged with the sequence number that must be durable first, the
 //! term they were written in and the truncation count at the time, and
-//! released by [`Outbox::release`] after `persisted` — or dropped if the term
+//! released by `Outbox::release` after `persisted` — or dropped if the term
 //! moved on or a truncation since may have removed what an acknowledgement
 //! names. Dropping is always safe: each held message answers a request the
 //! sender repeats.

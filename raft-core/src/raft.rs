@@ -10,11 +10,11 @@
 //! this one:
 //!
 //! * [`quorum`](crate::quorum) — every majority count;
-//! * [`election`](crate::election) — timer, vote rules, a campaign's tally;
-//! * [`replication`](crate::replication) — what a leader sends, what it learns
+//! * [`election`] — timer, vote rules, a campaign's tally;
+//! * [`replication`] — what a leader sends, what it learns
 //!   from answers, what a follower does with entries;
 //! * [`read`](crate::read) — ReadIndex rounds; [`apply`](crate::apply) — the
-//!   state machine and sessions; [`snapshot`](crate::snapshot) — formats,
+//!   state machine and sessions; [`snapshot`] — formats,
 //!   policy and transfer chunks;
 //! * [`storage`](crate::storage) — the log and journal records;
 //!   [`outbox`](crate::outbox) — messages (held until durable), replies, events;
@@ -500,9 +500,15 @@ impl<S: StateMachine> Raft<S> {
         if !(follower && log_ok && election::can_vote(self.voted_for, self.leader, from)) {
             return self.send(from, Body::VoteResp { granted: false });
         }
-        self.voted_for = Some(from);
         self.timer.reset(&self.cfg);
-        let seq = self.write_hard_state();
+        // A repeated request gets the same grant, once the record holding the
+        // first is durable; a new vote needs its own record.
+        let seq = if self.voted_for == Some(from) {
+            self.storage.vote_seq()
+        } else {
+            self.voted_for = Some(from);
+            self.write_hard_state()
+        };
         if self.bug(|b| b.vote_before_durable) {
             self.send(from, Body::VoteResp { granted: true });
         } else {
@@ -1028,6 +1034,12 @@ impl<S: StateMachine> Raft<S> {
         let Some(t) = pr.transfer.as_mut() else { return };
         if t.snapshot.meta.index != index || t.snapshot.meta.term != snap_term {
             return; // about another transfer
+        }
+        if !done && t.in_flight && offset == t.offset {
+            // A duplicate of the answer the chunk in flight responds to:
+            // sending it again would double every later chunk. A lost chunk
+            // is resent at the next heartbeat.
+            return;
         }
         if done {
             // Installed and durable: the follower matches us up to `index`.

@@ -14,10 +14,10 @@
 //! one-node cluster confirms at once. On step-down every pending read fails
 //! with `NotLeader` and the new leader's id if known.
 //!
-//! [`ReadQueue`] is the leader's bookkeeping of rounds and waiting reads. It
+//! `ReadQueue` is the leader's bookkeeping of rounds and waiting reads. It
 //! does not count acknowledgements (the quorum module does, over each
 //! follower's highest acknowledged round) and does not send heartbeats (the
-//! leader does, when [`ReadQueue::push`] or [`ReadQueue::confirm`] say a round
+//! leader does, when `ReadQueue::push` or `ReadQueue::confirm` say a round
 //! starts): it only knows which reads a confirmed round releases.
 
 use alloc::collections::VecDeque;

@@ -11,10 +11,10 @@
 //! A follower always answers an AppendEntries of its leader: a silent follower
 //! leaves a leader in Probe re-sending the same probe forever, and, since the
 //! follower's election timer was just reset by that very message, neither side
-//! ever moves on. Every path through [`accept`] ends in an accept or a reject.
+//! ever moves on. Every path through `accept` ends in an accept or a reject.
 //!
 //! Each function borrows only what it reads: the log, one follower's
-//! [`Progress`], or the [`Storage`] a follower writes to. Commit and apply are
+//! [`Progress`], or the `Storage` a follower writes to. Commit and apply are
 //! the engine's ([`crate::raft`]): they need the quorum and the state machine.
 
 use alloc::vec::Vec;

@@ -4,7 +4,7 @@
 //!
 //! Holding it in one enum makes impossible states unrepresentable: a follower
 //! has no progress table to forget to clear, and a leader stepping down hands
-//! its whole [`Leader`] back to the engine, which answers every pending write
+//! its whole `Leader` back to the engine, which answers every pending write
 //! and read from it before it is dropped.
 
 use alloc::collections::VecDeque;

@@ -1,7 +1,7 @@
 //! The log and how much of it is durable: the one owner of journal sequence
 //! numbers.
 //!
-//! Every change to a node's durable state goes through [`Storage`]: it changes
+//! Every change to a node's durable state goes through `Storage`: it changes
 //! the in-memory [`Log`] and issues the journal record that says so, in the
 //! same call, so the two can never disagree. The host takes the issued records
 //! with the next `Ready` and reports with `persisted(seq)` how far they are
@@ -44,6 +44,8 @@ pub(crate) struct Storage {
     /// The term and vote of the latest HardState issued: a HardState that
     /// changes neither only records the role and needs no fsync of its own.
     last_vote: (Term, Option<NodeId>),
+    /// The record that made `last_vote` (0: replayed from the journal, durable).
+    vote_seq: Seq,
 }
 
 impl Storage {
@@ -60,6 +62,7 @@ impl Storage {
             records: Vec::new(),
             must_sync: false,
             last_vote: (durable.hard.term, durable.hard.voted_for),
+            vote_seq: 0,
         }
     }
 
@@ -147,7 +150,14 @@ impl Storage {
             return self.issue(Record::HardState(hs));
         }
         self.last_vote = vote;
-        self.write(Record::HardState(hs))
+        self.vote_seq = self.write(Record::HardState(hs));
+        self.vote_seq
+    }
+
+    /// The record that holds the current term and vote: a vote granted again
+    /// (a candidate asking twice) waits for it, not for a new record.
+    pub fn vote_seq(&self) -> Seq {
+        self.vote_seq
     }
 
     /// Appends entries (contiguous, right after the last) and issues their record.
