@@ -72,6 +72,23 @@ macro_rules! scripts {
 
 scripts! {
     election,
+    term_update,
+    stale_term,
+    vote_rules,
+    election_restriction,
+    log_conflict,
+    follower_commit,
+    figure8,
+    figure8_commit_old_term,
+    held_until_durable,
+    crash_restart,
+    prevote,
+    check_quorum,
+    read_index,
+    sessions,
+    install_snapshot,
+    compacted_append,
+    compacted_append_bug,
 }
 
 #[test]
