@@ -3,8 +3,8 @@
 //!
 //! Applying is the same on every replica and depends only on the entry:
 //! first the cluster clock advances to the entry's timestamp, then idle
-//! sessions expire, then the command runs (DESIGN's order: clock, expiry,
-//! command), so every replica expires the same sessions at the same log
+//! sessions expire, then the command runs (clock, expiry, command; see
+//! docs/ARCHITECTURE.md §7), so every replica expires the same sessions at the same log
 //! position. The engine calls `Machine::apply` for each newly committed
 //! entry, in index order, inside the step that committed it, and answers the
 //! client waiting for that entry (if it is the leader) before the next one.

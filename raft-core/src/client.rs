@@ -106,7 +106,7 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// The protocol's name for the error (DESIGN.md §6).
+    /// The protocol's name for the error (the README's client protocol).
     pub fn code(&self) -> &'static str {
         match self {
             ClientError::NotLeader { .. } => "not_leader",

@@ -25,9 +25,15 @@
 //!
 //! ## Reading order
 //!
-//! [`types`] → [`log`] → [`message`] → [`journal`] → [`raft`] (the struct and the
-//! host contract) → [`election`] → [`replication`] → [`progress`] → [`client`] →
-//! [`session`] → [`read`] (ReadIndex) → [`kv`] → [`snapshot`] → [`checker`] → `sim`.
+//! [`types`] → [`log`] → [`message`] → [`journal`] → [`config`] → [`quorum`]
+//! → [`progress`] → [`election`] → [`replication`] → [`read`] → [`apply`] →
+//! [`storage`] → [`outbox`] → [`role`] → [`ready`] → [`raft`] (the engine: the
+//! inputs, the term rules, one step function per role, commit and apply) →
+//! [`client`] → [`session`] → [`kv`] → [`snapshot`] → `checker` → `sim`. Each
+//! module imports only modules before it in this order, except that [`raft`]
+//! sits above all the engine's pieces. `docs/ARCHITECTURE.md` in the
+//! repository is the map of the whole project: the host contract, the
+//! formats, the durability rules and the path of a write and of a read.
 //!
 //! ## Safety, and how it is checked
 //!

@@ -1,7 +1,7 @@
 //! Peer-to-peer messages and their wire encoding.
 //!
 //! Every message carries the sender's term. The bodies follow the Raft paper's
-//! RPCs with the extensions described in DESIGN.md §2 (PreVote, a confirmation
+//! RPCs with the extensions described in docs/ARCHITECTURE.md (PreVote, a confirmation
 //! round id on heartbeats for ReadIndex, a conflict hint for fast back-off).
 //! All fields are integers or bytes; the encoding is postcard behind a magic
 //! number and a format version, and decoding is size-limited and never panics.
@@ -82,7 +82,7 @@ pub enum Body {
         /// Echo of the request's round.
         round: u64,
     },
-    /// One chunk of a snapshot transfer (DESIGN.md §2a), keyed by the message's
+    /// One chunk of a snapshot transfer (docs/ARCHITECTURE.md §5), keyed by the message's
     /// term, `index` and `snap_term`.
     InstallSnapshot {
         /// Snapshot's last included index.

@@ -174,7 +174,7 @@ impl Progress {
     }
 }
 
-/// A leader's snapshot transfer to one follower (DESIGN §2a): one chunk in
+/// A leader's snapshot transfer to one follower (docs/ARCHITECTURE.md §5): one chunk in
 /// flight at a time, at the offset the follower last asked for.
 #[derive(Clone, Debug)]
 pub(crate) struct Outgoing {

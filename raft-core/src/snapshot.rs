@@ -1,6 +1,6 @@
 //! Snapshots: what they hold, how they are encoded, when they are taken, and
 //! InstallSnapshot — the transfer that brings a follower that fell behind the
-//! leader's compacted log back in one go (DESIGN.md §2a).
+//! leader's compacted log back in one go (docs/ARCHITECTURE.md §5).
 //!
 //! A snapshot holds the state machine's bytes, the whole session table (with
 //! reply caches and the cluster clock) and the voter set, as of an applied
