@@ -446,7 +446,7 @@ impl Inner {
             let url = format!("{}/client", self.target);
             let cfg = WebSocketConfig::default()
                 .max_message_size(Some(self.opts.max_frame))
-                .read_buffer_size(crate::server::CLIENT_READ_BUFFER);
+                .read_buffer_size(crate::protocol::READ_BUFFER);
             match tokio::time::timeout_at(until, tokio_tungstenite::connect_async_with_config(&url, Some(cfg), true))
                 .await
             {

@@ -36,6 +36,12 @@ pub const CLIENT_MAGIC: [u8; 4] = *b"RKVC";
 pub const CLIENT_VERSION: u8 = 1;
 /// Integers in the protocol stay below this, so JavaScript reads them exactly.
 pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+/// WebSocket read buffer for client connections, at both ends. Requests and
+/// most replies are small; tungstenite zero-fills the free part of its read
+/// buffer before every read, so its default of 128 KiB would cost more per
+/// request than the request itself. (Bigger frames are read into a buffer of
+/// their own size.)
+pub const READ_BUFFER: usize = 8 * 1024;
 
 /// A client request: the client's id for it and the operation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

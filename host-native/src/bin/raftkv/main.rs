@@ -1,12 +1,25 @@
-//! `raftkv`: run a node or a local cluster, and talk to a cluster.
+//! `raftkv`: run a node or a local cluster, talk to a cluster, measure one.
+//!
+//! This file parses the command line and hands each command to its module:
+//! [`cluster`], [`status`], [`bench`](mod@bench) (the load generator, a part of the
+//! binary only); `node` and the key-value commands are a few lines over the
+//! library.
 
-use std::path::{Path, PathBuf};
+mod bench;
+mod client_args;
+mod cluster;
+mod signal;
+mod status;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
-use raftkv::{Client, ClientOptions, Config};
+use raftkv::Config;
+
+use bench::settings::{BenchConfig, EtcdApi, Preload, Target, Workload};
+use client_args::ClientArgs;
 
 #[derive(Parser, Debug)]
 #[command(name = "raftkv", version, about = "A Raft key-value store: nodes, a local cluster, and a client")]
@@ -93,7 +106,7 @@ enum Command {
     Bench {
         /// Which store to load: raftkv (--addr/--config) or etcd (--endpoints).
         #[arg(long, value_enum, default_value = "raftkv")]
-        target: raftkv::bench::Target,
+        target: Target,
         /// Concurrent clients, each with its own connection (and session).
         #[arg(long, default_value_t = 32)]
         clients: usize,
@@ -108,7 +121,7 @@ enum Command {
         ops: Option<u64>,
         /// put, get (linearizable) or mixed (half and half).
         #[arg(long, value_enum, default_value = "put")]
-        workload: raftkv::bench::Workload,
+        workload: Workload,
         /// Size of the key space (keys drawn uniformly).
         #[arg(long, default_value_t = 10_000)]
         keys: usize,
@@ -120,13 +133,13 @@ enum Command {
         value_size: usize,
         /// Write every key once first: auto (for get and mixed), yes, no, only (preload and stop).
         #[arg(long, value_enum, default_value = "auto")]
-        preload: raftkv::bench::Preload,
+        preload: Preload,
         /// etcd client URLs (with --target etcd), e.g. http://127.0.0.1:2379 (repeat or separate with commas).
         #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
         endpoints: Vec<String>,
         /// How to talk to etcd: grpc (its own protocol) or json (the HTTP/JSON gateway).
         #[arg(long, value_enum, default_value = "grpc")]
-        etcd_api: raftkv::etcd_load::EtcdApi,
+        etcd_api: EtcdApi,
         /// Spread etcd clients over every endpoint instead of sending to the leader.
         #[arg(long)]
         etcd_spread: bool,
@@ -148,36 +161,6 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-}
-
-#[derive(Args, Debug)]
-struct ClientArgs {
-    /// Cluster configuration to take node addresses from (default: the embedded one).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Node URL(s), e.g. ws://127.0.0.1:7001 (repeat or separate with commas); overrides --config.
-    #[arg(long, value_delimiter = ',')]
-    addr: Vec<String>,
-    /// Seconds to wait for an answer.
-    #[arg(long, default_value_t = 10.0)]
-    timeout: f64,
-}
-
-impl ClientArgs {
-    fn addrs(&self) -> Result<Vec<String>, String> {
-        if !self.addr.is_empty() {
-            return Ok(self.addr.clone());
-        }
-        Ok(Config::load(self.config.as_deref()).map_err(|e| e.to_string())?.client_urls())
-    }
-
-    fn client(&self) -> Result<Client, String> {
-        if !(self.timeout > 0.0 && self.timeout < 86_400.0) {
-            return Err("--timeout must be a positive number of seconds".into());
-        }
-        let opts = ClientOptions { timeout: Duration::from_secs_f64(self.timeout), ..ClientOptions::default() };
-        Ok(Client::new(self.addrs()?, opts))
-    }
 }
 
 fn main() -> ExitCode {
@@ -227,10 +210,10 @@ async fn run(command: Command) -> Result<ExitCode, String> {
     match command {
         Command::Node { config, id, data_dir, threads: _ } => {
             let cfg = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
-            let node = raftkv::node::run(cfg, id, data_dir);
+            let node = raftkv::startup::run(cfg, id, data_dir);
             tokio::select! {
                 r = node => r.map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string()),
-                _ = stop_signal() => {
+                _ = signal::stop() => {
                     tracing::info!("interrupted; stopping (the journal is durable, nothing to flush)");
                     Ok(ExitCode::SUCCESS)
                 }
@@ -276,7 +259,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 Ok(ExitCode::from(1))
             }
         }
-        Command::Status { c, json } => status(&c.addrs()?, json).await,
+        Command::Status { c, json } => status::run(&c.addrs()?, json).await,
         Command::Bench {
             target,
             clients,
@@ -295,7 +278,6 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             json,
             c,
         } => {
-            use raftkv::bench::{BenchConfig, Target};
             let cfg = BenchConfig {
                 clients,
                 depth,
@@ -311,15 +293,12 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 progress: !json,
                 ..BenchConfig::new(target)
             };
-            if !(c.timeout > 0.0 && c.timeout < 86_400.0) {
-                return Err("--timeout must be a positive number of seconds".into());
-            }
-            let opts = ClientOptions { timeout: Duration::from_secs_f64(c.timeout), ..ClientOptions::default() };
+            let opts = c.options()?;
             let addrs = match target {
                 Target::Raftkv => c.addrs()?,
                 Target::Etcd => endpoints,
             };
-            let report = raftkv::bench::run(addrs, cfg, opts).await?;
+            let report = bench::run(addrs, cfg, opts).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
             } else {
@@ -328,205 +307,4 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-async fn status(addrs: &[String], json: bool) -> Result<ExitCode, String> {
-    let mut reachable = 0;
-    for a in addrs {
-        match raftkv::server::http_get(a, "/status").await {
-            Ok(body) => {
-                reachable += 1;
-                if json {
-                    println!("{body}");
-                    continue;
-                }
-                let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("{a}: bad status: {e}"))?;
-                println!(
-                    "node {} {:<13} term {:<4} leader {:<4} commit {:<8} applied {:<8} last {:<8} sessions {}  ({a})",
-                    v["id"],
-                    v["role"].as_str().unwrap_or("?"),
-                    v["term"],
-                    v["leader"],
-                    v["commit_index"],
-                    v["applied_index"],
-                    v["last_index"],
-                    v["sessions"],
-                );
-            }
-            Err(e) => println!("{a}: unreachable ({e})"),
-        }
-    }
-    if reachable == 0 {
-        return Err("no node of the cluster is reachable".into());
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Resolves on Ctrl-C (SIGINT), SIGTERM or SIGHUP: a `cluster` killed any of
-/// these ways still stops its nodes.
-async fn stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-        _ = hup.recv() => {}
-    }
-}
-
-mod cluster {
-    //! `raftkv cluster`: three child node processes and the web demo.
-
-    use super::*;
-    use std::process::Stdio;
-    use tokio::process::{Child, Command};
-
-    pub async fn run(
-        dir: PathBuf,
-        config: Option<PathBuf>,
-        demo: String,
-        web: Option<PathBuf>,
-    ) -> Result<ExitCode, String> {
-        let mut cfg = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
-        cfg.data_dir = dir.clone();
-        let cfg_path = dir.join("cluster.toml");
-        std::fs::write(&cfg_path, cfg.to_toml()).map_err(|e| format!("cannot write {}: {e}", cfg_path.display()))?;
-        // Fail early and clearly if a port is taken.
-        for n in &cfg.nodes {
-            if let Err(e) = std::net::TcpListener::bind(n.listen) {
-                return Err(format!("cannot use {} for node {}: {e} (is a cluster already running?)", n.listen, n.id));
-            }
-        }
-        let demo_listener = tokio::net::TcpListener::bind(&demo)
-            .await
-            .map_err(|e| format!("cannot serve the web demo on {demo}: {e}"))?;
-
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
-        let mut children: Vec<(u64, Child)> = Vec::new();
-        for n in &cfg.nodes {
-            let log_path = dir.join(format!("node-{}.log", n.id));
-            let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-            let err = log.try_clone().map_err(|e| e.to_string())?;
-            let child = Command::new(&exe)
-                .args(["node", "--id", &n.id.to_string(), "--config"])
-                .arg(&cfg_path)
-                .stdout(Stdio::from(log))
-                .stderr(Stdio::from(err))
-                .kill_on_drop(true)
-                .spawn()
-                .map_err(|e| format!("cannot start node {}: {e}", n.id))?;
-            children.push((n.id, child));
-        }
-        let demo = demo_listener.local_addr().map(|a| a.to_string()).unwrap_or(demo);
-        let web = web.or_else(find_web_demo);
-        let urls: Vec<String> = cfg.client_urls();
-        tokio::spawn(demo_server(demo_listener, web.clone(), urls.clone()));
-
-        println!("raftkv cluster: {} nodes, data and logs in {}", cfg.nodes.len(), dir.display());
-        for n in &cfg.nodes {
-            println!(
-                "  node {}: {}/client   status: http://{}/status   metrics: http://{}/metrics",
-                n.id,
-                n.url(),
-                n.listen,
-                n.listen
-            );
-        }
-        match &web {
-            Some(w) => println!("  web demo: http://{demo}/  (files from {})", w.display()),
-            None => println!("  web demo: http://{demo}/  (built-in page; web-demo/ not found)"),
-        }
-        let me = exe.display();
-        println!("  try: {me} put hello world && {me} get hello && {me} status");
-        println!("Ctrl-C stops the cluster.");
-
-        let code = loop {
-            let exited = async {
-                loop {
-                    for (id, c) in children.iter_mut() {
-                        if let Ok(Some(st)) = c.try_wait() {
-                            return (*id, st);
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            };
-            tokio::select! {
-                _ = stop_signal() => break ExitCode::SUCCESS,
-                (id, st) = exited => {
-                    eprintln!("node {id} exited ({st}); its log: {}", dir.join(format!("node-{id}.log")).display());
-                    let log = std::fs::read_to_string(dir.join(format!("node-{id}.log"))).unwrap_or_default();
-                    for line in log.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev() {
-                        eprintln!("  | {line}");
-                    }
-                    children.retain(|(i, _)| *i != id);
-                    if children.is_empty() {
-                        break ExitCode::FAILURE;
-                    }
-                }
-            }
-        };
-        println!("stopping the cluster");
-        for (_, c) in children.iter_mut() {
-            let _ = c.kill().await;
-        }
-        Ok(code)
-    }
-
-    fn find_web_demo() -> Option<PathBuf> {
-        let mut candidates = vec![PathBuf::from("web-demo")];
-        if let Ok(exe) = std::env::current_exe() {
-            // target/{debug,release}/raftkv -> the workspace root.
-            if let Some(root) = exe.parent().and_then(Path::parent).and_then(Path::parent) {
-                candidates.push(root.join("web-demo"));
-            }
-        }
-        candidates.into_iter().find(|p| p.join("index.html").is_file())
-    }
-
-    async fn demo_server(listener: tokio::net::TcpListener, web: Option<PathBuf>, urls: Vec<String>) {
-        use axum::routing::get;
-        let status_urls = urls.clone();
-        let mut app = axum::Router::new()
-            .route(
-                "/api/nodes",
-                get(move || {
-                    let urls = urls.clone();
-                    async move { axum::Json(urls) }
-                }),
-            )
-            .route(
-                "/api/status",
-                get(move || {
-                    let urls = status_urls.clone();
-                    async move {
-                        let mut out = Vec::new();
-                        for u in &urls {
-                            let v = match raftkv::server::http_get(u, "/status").await {
-                                Ok(b) => serde_json::from_str(&b).unwrap_or(serde_json::Value::Null),
-                                Err(e) => serde_json::json!({"url": u, "error": e}),
-                            };
-                            out.push(v);
-                        }
-                        axum::Json(out)
-                    }
-                }),
-            );
-        app = match web {
-            Some(dir) => app.fallback_service(tower_http::services::ServeDir::new(dir)),
-            None => app.route("/", get(|| async { axum::response::Html(BUILTIN_PAGE) })),
-        };
-        if let Err(e) = axum::serve(listener, app).await {
-            eprintln!("web demo server stopped: {e}");
-        }
-    }
-
-    /// A small page for when `web-demo/` is not there: status of each node and
-    /// a form that speaks the JSON client protocol.
-    const BUILTIN_PAGE: &str = include_str!("demo.html");
 }
