@@ -21,8 +21,8 @@ use serde::Serialize;
 
 use crate::action::{Action, ClientOp, Op};
 use crate::client::{Answer, HandClient, Pending, Purpose, Write};
+use crate::journal_view::JournalCache;
 use crate::options::{Options, OptionsError};
-use crate::view::JournalCache;
 use crate::words;
 
 /// One line of the event feed.
