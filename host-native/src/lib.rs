@@ -49,3 +49,5 @@ pub mod startup;
 
 pub use client::{Client, ClientOptions, Error};
 pub use config::Config;
+/// The operations [`Client::execute`] runs and their answers: raft-core's.
+pub use raft_core::kv::{KvOp, KvOutput};

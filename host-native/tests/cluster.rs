@@ -100,7 +100,8 @@ async fn cli_library_and_json_protocol_agree() {
 
     // Binary frames carry the same types.
     use raftkv::protocol::{encode_request, Op, Request};
-    j.send_binary(encode_request(&Request { id: 40, op: Op::Get { key: "e".into() } })).await;
+    use raftkv::KvOp;
+    j.send_binary(encode_request(&Request { id: 40, op: Op::Read { op: KvOp::Get { key: "e".into() } } })).await;
     assert_eq!(j.recv().await.unwrap(), json!({"id":40,"ok":true,"value":"1"}));
 
     // /metrics speaks Prometheus text.

@@ -22,8 +22,7 @@ use crate::config::Config;
 use crate::inbox::{Inbox, Input};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    decode_request, encode_response, outcome, parse_json_request, response_to_json, BadRequest, OpKind, Request,
-    Response,
+    decode_request, encode_response, outcome, parse_json_request, response_to_json, BadRequest, Request, Response,
 };
 
 /// What one connection needs of its node.
@@ -57,10 +56,10 @@ pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> Result<(), Str
     }
 }
 
-/// What a connection remembers about a request it passed to the node.
+/// What a connection remembers about a request it passed to the node: the
+/// client's id for it, and whether to answer in JSON.
 struct Pending {
     id: u64,
-    kind: OpKind,
     json: bool,
 }
 
@@ -110,8 +109,8 @@ pub async fn serve(mut socket: WebSocket, node: Connection) {
                     Ok(Request { id, op }) => {
                         counter = counter.wrapping_add(1);
                         let token = (conn << 32) | counter as u64;
-                        pending.insert(token, Pending { id, kind: op.kind(), json });
-                        let input = Input::Client { token, request: op.to_client_request(), reply: reply_tx.clone() };
+                        pending.insert(token, Pending { id, json });
+                        let input = Input::Client { token, request: op.into_client_request(), reply: reply_tx.clone() };
                         if node.inbox.send(input).await.is_err() {
                             break;
                         }
@@ -125,7 +124,7 @@ pub async fn serve(mut socket: WebSocket, node: Connection) {
                 let mut ok = true;
                 while let Some((token, reply)) = next.take() {
                     if let Some(p) = pending.remove(&token) {
-                        let r = Response { id: Some(p.id), result: outcome(p.kind, reply, &addr_of) };
+                        let r = Response { id: Some(p.id), result: outcome(reply, &addr_of) };
                         if feed(&mut socket, &r, p.json, &node.metrics).await.is_err() {
                             ok = false;
                             break;

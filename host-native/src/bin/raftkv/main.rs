@@ -2,12 +2,13 @@
 //!
 //! This file parses the command line and hands each command to its module:
 //! [`cluster`], [`status`], [`bench`](mod@bench) (the load generator, a part of the
-//! binary only); `node` and the key-value commands are a few lines over the
-//! library.
+//! binary only), [`kv`] (put, append, get, delete, cas); `node` is a few
+//! lines over the library.
 
 mod bench;
 mod client_args;
 mod cluster;
+mod kv;
 mod signal;
 mod status;
 
@@ -62,46 +63,8 @@ enum Command {
         #[arg(long)]
         web: Option<PathBuf>,
     },
-    /// Set a key.
-    Put {
-        key: String,
-        value: String,
-        #[command(flatten)]
-        c: ClientArgs,
-    },
-    /// Append to a key's value (creating it).
-    Append {
-        key: String,
-        value: String,
-        #[command(flatten)]
-        c: ClientArgs,
-    },
-    /// Read a key (linearizable). Prints the value; exits 1 if the key is absent.
-    Get {
-        key: String,
-        #[command(flatten)]
-        c: ClientArgs,
-    },
-    /// Remove a key. Prints whether it existed.
-    Delete {
-        key: String,
-        #[command(flatten)]
-        c: ClientArgs,
-    },
-    /// Compare-and-swap: set KEY to VALUE if its value is --expect OLD (or, with --absent, if it has none).
-    #[command(group(clap::ArgGroup::new("condition").required(true).args(["expect", "absent"])))]
-    Cas {
-        key: String,
-        value: String,
-        /// The value required for the swap.
-        #[arg(long)]
-        expect: Option<String>,
-        /// Swap only if the key is absent.
-        #[arg(long)]
-        absent: bool,
-        #[command(flatten)]
-        c: ClientArgs,
-    },
+    #[command(flatten)]
+    Kv(kv::KvCommand),
     /// Measure throughput and latency: closed-loop clients against raftkv (or etcd, for comparison).
     Bench {
         /// Which store to load: raftkv (--addr/--config) or etcd (--endpoints).
@@ -220,45 +183,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             }
         }
         Command::Cluster { dir, config, demo, web } => cluster::run(dir, config, demo, web).await,
-        Command::Put { key, value, c } => {
-            c.client()?.put(&key, &value).await.map_err(|e| e.to_string())?;
-            println!("OK");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Append { key, value, c } => {
-            c.client()?.append(&key, &value).await.map_err(|e| e.to_string())?;
-            println!("OK");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Get { key, c } => match c.client()?.get(&key).await.map_err(|e| e.to_string())? {
-            Some(v) => {
-                println!("{v}");
-                Ok(ExitCode::SUCCESS)
-            }
-            None => {
-                eprintln!("(absent)");
-                Ok(ExitCode::from(1))
-            }
-        },
-        Command::Delete { key, c } => {
-            let existed = c.client()?.delete(&key).await.map_err(|e| e.to_string())?;
-            println!("{}", if existed { "deleted" } else { "absent" });
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Cas { key, expect, value, absent, c } => {
-            let expect = if absent { None } else { expect };
-            let r = c.client()?.cas(&key, expect.as_deref(), &value).await.map_err(|e| e.to_string())?;
-            if r.swapped {
-                println!("swapped");
-                Ok(ExitCode::SUCCESS)
-            } else {
-                match r.current {
-                    Some(v) => println!("not swapped; current value: {v}"),
-                    None => println!("not swapped; the key is absent"),
-                }
-                Ok(ExitCode::from(1))
-            }
-        }
+        Command::Kv(cmd) => kv::run(cmd).await,
         Command::Status { c, json } => status::run(&c.addrs()?, json).await,
         Command::Bench {
             target,

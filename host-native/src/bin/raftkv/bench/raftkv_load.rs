@@ -21,6 +21,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use raftkv::protocol::{decode_response, encode_request, ErrorCode, Op, Request, Success, READ_BUFFER};
 use raftkv::ClientOptions;
+use raftkv::KvOp;
 
 use super::driver::{StartLine, Worker, Workset};
 
@@ -124,9 +125,9 @@ pub async fn client(
                 next_seq += 1;
                 unacked.push_back((seq, false));
                 let ack = unacked.front().map_or(seq, |u| u.0);
-                (Op::Put { session, seq, ack, key, value: set.value.clone() }, Some(seq))
+                (Op::Write { session, seq, ack, op: KvOp::Put { key, value: set.value.clone() } }, Some(seq))
             } else {
-                (Op::Get { key }, None)
+                (Op::Read { op: KvOp::Get { key } }, None)
             };
             inflight.insert(id, InFlight { started, seq });
             if let Err(e) = ws.feed(WsMessage::binary(encode_request(&Request { id, op }))).await {
