@@ -43,7 +43,9 @@ const MAX_HANDSHAKE_FRAME: usize = 1024;
 /// How long each handshake step may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The handshake's frames.
+/// The handshake's frames. postcard numbers the variants by position —
+/// `Hello` 0, `Challenge` 1, `Proof` 2, `Welcome` 3 — so new ones go at the
+/// end (`tests/golden.rs` pins the bytes).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Handshake {
     /// Dialer: who it is, whom it wants, and its challenge.
