@@ -32,7 +32,7 @@ use crate::metrics::Metrics;
 /// Inputs handled before the `Ready` is drained (more per batch, fewer fsyncs).
 const INPUT_BATCH: usize = 256;
 
-/// The task that owns a node's Raft core. Built by [`crate::startup`], run
+/// The task that owns a node's Raft core. Built by start-up (`startup`), run
 /// by [`NodeTask::run`].
 pub struct NodeTask {
     raft: Raft<KvStore>,
