@@ -497,7 +497,7 @@ pub const DISK_QUEUE: usize = 256;
 /// commit: whatever arrives during a sync goes into the next one, without a
 /// round trip through the node), then sends the last sequence number back on
 /// `done` (a group holding a snapshot reports the records before the snapshot
-/// first, see [`Journal::write_batch`]). A failed write or fsync ends the
+/// first, see `Journal::write_batch`). A failed write or fsync ends the
 /// process.
 pub fn spawn_disk_thread(mut journal: Journal, done: mpsc::Sender<Seq>) -> io::Result<mpsc::Sender<Batch>> {
     let (tx, mut rx) = mpsc::channel::<Batch>(DISK_QUEUE);

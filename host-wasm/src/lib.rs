@@ -12,6 +12,7 @@ pub mod action;
 pub mod bindings;
 pub mod client;
 pub mod driver;
+pub mod journal_view;
 pub mod options;
 pub mod view;
 pub mod words;
