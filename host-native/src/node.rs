@@ -180,6 +180,12 @@ impl NodeTask {
                 self.metrics.raft_snapshots_installed_total.inc();
                 tracing::info!(node = id, index, "installed the leader's snapshot")
             }
+            Event::ConfigChanged { membership } => {
+                tracing::info!(node = id, voters = ?membership.voter_ids(), joint = membership.is_joint(), "configuration changed")
+            }
+            Event::RemovedSelf { term } => {
+                tracing::warn!(node = id, term, "removed from the configuration: stepped down")
+            }
         }
     }
 

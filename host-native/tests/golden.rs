@@ -242,10 +242,10 @@ fn peer_handshake_frames() {
 #[test]
 fn peer_batch_frame() {
     let msgs = vec![
-        Message { from: 1, to: 2, term: 3, body: Body::VoteResp { granted: true } },
-        Message { from: 1, to: 2, term: 3, body: Body::PreVoteResp { granted: false } },
+        Message::new(1, 2, 3, Body::VoteResp { granted: true }),
+        Message::new(1, 2, 3, Body::PreVoteResp { granted: false }),
     ];
-    let want: &[u8] = b"RKVB\x01\x02\x01\x02\x03\x03\x01\x01\x02\x03\x01\x00";
+    let want: &[u8] = b"RKVB\x01\x02\x01\x02\x03\x00\x00\x03\x01\x01\x02\x03\x00\x00\x01\x00";
     golden("batch of two messages", &encode_batch(&msgs), want);
     assert_eq!(decode_batch(want, 1 << 20), Ok(msgs), "{CHANGED}");
 }

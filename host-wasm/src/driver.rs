@@ -571,6 +571,19 @@ impl Driver {
                 let text = format!("node {node} dropped its conflicting entries from {from_index} on");
                 ("truncate", text, true)
             }
+            Event::ConfigChanged { membership } => {
+                let text = format!(
+                    "node {node} now uses the configuration with voters {:?}{}",
+                    membership.voter_ids(),
+                    if membership.is_joint() { " (joint: both old and new majorities decide)" } else { "" }
+                );
+                ("config", text, true)
+            }
+            Event::RemovedSelf { term } => {
+                let text =
+                    format!("node {node} was removed from the cluster and stepped down as leader of term {term}");
+                ("role", text, true)
+            }
         };
         self.push(t, node, kind, text, major);
     }

@@ -194,7 +194,7 @@ fn msg_view(id: u64, f: &InFlight) -> MsgView {
                 ("round", s(*round)),
             ]
         }
-        Body::AppendResp { index, success, hint_index, hint_term, round } => vec![
+        Body::AppendResp { index, success, hint_index, hint_term, round, .. } => vec![
             ("success", success.to_string()),
             ("index", s(*index)),
             ("hint_index", s(*hint_index)),
@@ -214,6 +214,7 @@ fn msg_view(id: u64, f: &InFlight) -> MsgView {
             ("offset", if *offset == u64::MAX { "has it all".into() } else { s(*offset) }),
             ("done", done.to_string()),
         ],
+        Body::TimeoutNow => Vec::new(),
     };
     v
 }

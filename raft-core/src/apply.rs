@@ -10,9 +10,10 @@
 //! client waiting for that entry (if it is the leader) before the next one.
 
 use crate::client::{ClientError, ClientReply};
+use crate::entry::{Entry, Payload};
 use crate::session::{SessionLimits, Sessions};
 use crate::state_machine::StateMachine;
-use crate::types::{Bytes, Entry, Index, Payload};
+use crate::types::{Bytes, Index};
 
 /// What the replicated state says about one applied entry.
 #[derive(Debug)]

@@ -35,6 +35,13 @@ pub struct Bugs {
     /// (the liveness bug an independent conformance suite found: the leader
     /// re-sends the same probe forever and the follower never catches up).
     pub silent_compacted_append: bool,
+    /// Accept a membership change before the leader has committed an entry
+    /// of its own term (the single-server change bug found on raft-dev in
+    /// 2015: two leaders, or a committed entry lost).
+    pub conf_change_before_term_commit: bool,
+    /// Put a configuration in force when its entry commits instead of when
+    /// it is appended.
+    pub conf_at_commit: bool,
 }
 
 /// Static configuration of one node.
@@ -87,6 +94,9 @@ pub struct Config {
     pub snapshot_chunk_bytes: usize,
     /// Largest snapshot accepted from a leader or a disk.
     pub max_snapshot_bytes: usize,
+    /// A learner (or new node) is made a voter only if it lags the leader's
+    /// log by at most this many entries (unless the change is forced).
+    pub max_promotion_lag: u64,
     /// Seed of the election-timeout PRNG. Give each node a different one.
     pub seed: u64,
     /// Deliberate bugs (honoured only with the `bugs` feature).
@@ -124,6 +134,7 @@ impl Config {
             snapshot_log_bytes: 64 << 20,
             snapshot_chunk_bytes: 256 << 10,
             max_snapshot_bytes: 1 << 30,
+            max_promotion_lag: 1_000,
             seed: id,
             bugs: Bugs::default(),
         }
@@ -134,7 +145,7 @@ impl Config {
         if self.id == 0 {
             return Err(ConfigError("node id 0 is reserved"));
         }
-        if !self.voters.contains(&self.id) {
+        if !self.voters.is_empty() && !self.voters.contains(&self.id) {
             return Err(ConfigError("this node is not among the voters"));
         }
         let mut v = self.voters.clone();

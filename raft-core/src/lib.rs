@@ -25,7 +25,7 @@
 //!
 //! ## Reading order
 //!
-//! [`types`] → [`log`] → [`message`] → [`journal`] → [`config`] → [`quorum`]
+//! [`types`] → [`membership`] → [`entry`] → [`log`] → [`message`] → [`journal`] → [`config`] → [`quorum`]
 //! → [`progress`] → [`election`] → [`replication`] → [`read`] → [`apply`] →
 //! [`storage`] → [`outbox`] → [`role`] → [`ready`] → [`raft`] (the engine: the
 //! inputs, the term rules, one step function per role, commit and apply) →
@@ -56,11 +56,14 @@ pub mod checker;
 pub mod client;
 pub mod codec;
 pub mod config;
+pub mod configs;
 pub mod election;
+pub mod entry;
 pub mod hash;
 pub mod journal;
 pub mod kv;
 pub mod log;
+pub mod membership;
 pub mod message;
 pub mod outbox;
 pub mod progress;
@@ -81,8 +84,10 @@ pub mod types;
 pub mod sim;
 
 pub use client::{ClientError, ClientReply, ClientRequest, ClientToken};
+pub use entry::{Entry, Payload};
 pub use kv::{KvOp, KvOutput, KvStore};
+pub use membership::{Change, ConfChange, Member, Membership};
 pub use message::{Body, Message};
 pub use raft::{Applied, Bugs, Config, ConfigError, Event, ProposeError, Raft, Ready, StepError};
 pub use state_machine::{DigestMachine, RestoreError, StateMachine};
-pub use types::{Bytes, Entry, HardState, Index, NodeId, Payload, Role, Seq, Term};
+pub use types::{Bytes, HardState, Index, NodeId, Role, Seq, Term};

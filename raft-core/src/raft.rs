@@ -32,19 +32,21 @@ use core::fmt;
 use crate::apply::Machine;
 use crate::client::{ClientError, ClientReply, ClientRequest, ClientToken};
 use crate::election::{self, Campaign, ElectionTimer};
+use crate::entry::{Entry, Payload};
 use crate::journal::{DurableState, Record, SnapshotMeta};
 use crate::log::Log;
+use crate::membership::{Change, ConfChange, ConfChangeError, Membership};
 use crate::message::{Body, Message};
 use crate::outbox::Outbox;
 use crate::progress::{Progress, ProgressState};
-use crate::quorum::{JointConfig, MajorityConfig, VoteResult};
+use crate::quorum::{JointConfig, VoteResult};
 use crate::replication::{self, Leading, Learnt, Verdict};
 use crate::role::{Follower, Leader, RoleState};
 use crate::session::Sessions;
 use crate::snapshot::{self, Chunk, Incoming, RecoverError, Snapshot, SnapshotBody, SnapshotError, SnapshotOut};
 use crate::state_machine::StateMachine;
 use crate::storage::Storage;
-use crate::types::{Entry, HardState, Index, NodeId, Payload, Role, Seq, Term};
+use crate::types::{HardState, Index, NodeId, Role, Seq, Term};
 
 pub use crate::config::{Bugs, Config, ConfigError};
 pub use crate::ready::{Applied, Event, Ready};
@@ -66,8 +68,82 @@ pub enum ProposeError {
 pub enum StepError {
     /// The message is addressed to another node.
     WrongRecipient,
-    /// The sender is not a member of this cluster.
+    /// The sender claims to be this node, or the reserved id 0.
     UnknownSender,
+}
+
+/// Why a membership change was refused before it entered the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfChangeRefused {
+    /// Only the leader changes the configuration.
+    NotLeader {
+        /// The leader of this node's term, if known.
+        leader_hint: Option<NodeId>,
+    },
+    /// The leader has not yet committed an entry of its own term: a change
+    /// proposed now could be decided by a quorum that misses one an earlier
+    /// leader made (the single-server change bug of 2015).
+    TermNotCommitted,
+    /// Another change is unfinished: its entry is not committed, or the
+    /// configuration is still joint.
+    ChangeInProgress,
+    /// A leadership transfer is in progress.
+    Transferring,
+    /// The change itself is inconsistent with the configuration.
+    Invalid(ConfChangeError),
+    /// A learner (or new node) to be made a voter lags the leader's log by
+    /// more than `Config::max_promotion_lag` entries (pass `force` to override).
+    LearnerBehind {
+        /// The node.
+        id: NodeId,
+        /// Entries it lacks.
+        lag: u64,
+    },
+    /// The leader's log holds too much that is uncommitted.
+    Busy,
+}
+
+impl fmt::Display for ConfChangeRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfChangeRefused::NotLeader { leader_hint: Some(l) } => write!(f, "not the leader (node {l} is)"),
+            ConfChangeRefused::NotLeader { leader_hint: None } => f.write_str("not the leader (none known)"),
+            ConfChangeRefused::TermNotCommitted => f.write_str("the leader has not committed an entry of its term yet"),
+            ConfChangeRefused::ChangeInProgress => f.write_str("another membership change is unfinished"),
+            ConfChangeRefused::Transferring => f.write_str("a leadership transfer is in progress"),
+            ConfChangeRefused::Invalid(e) => write!(f, "{e}"),
+            ConfChangeRefused::LearnerBehind { id, lag } => write!(f, "node {id} is {lag} entries behind the leader"),
+            ConfChangeRefused::Busy => f.write_str("the leader is busy"),
+        }
+    }
+}
+
+/// Why a leadership transfer could not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferError {
+    /// Only the leader transfers leadership.
+    NotLeader {
+        /// The leader of this node's term, if known.
+        leader_hint: Option<NodeId>,
+    },
+    /// The target is this node.
+    AlreadyLeader,
+    /// The target does not vote in the configuration in force.
+    NotAVoter(NodeId),
+    /// There is no other voter to hand leadership to.
+    NoOtherVoter,
+}
+
+impl fmt::Display for TransferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransferError::NotLeader { leader_hint: Some(l) } => write!(f, "not the leader (node {l} is)"),
+            TransferError::NotLeader { leader_hint: None } => f.write_str("not the leader (none known)"),
+            TransferError::AlreadyLeader => f.write_str("this node already leads"),
+            TransferError::NotAVoter(id) => write!(f, "node {id} is not a voter"),
+            TransferError::NoOtherVoter => f.write_str("there is no other voter"),
+        }
+    }
 }
 
 /// One Raft node: the consensus engine and the state machine it drives.
@@ -76,8 +152,12 @@ pub enum StepError {
 /// state replayed out of its journal), feed it inputs, and drain its [`Ready`].
 pub struct Raft<S: StateMachine> {
     cfg: Config,
-    /// The voters (outside a membership change, only `incoming`).
+    /// The configuration in force: the newest in the log (see [`crate::configs`]).
+    membership: Membership,
+    /// Its voters, for the quorum functions (joint during a change).
     config: JointConfig,
+    /// The `ConfigLog` version and commit index `membership` was taken at.
+    membership_seen: (u64, Index),
     term: Term,
     voted_for: Option<NodeId>,
     /// The leader of the current term, once known (this node when it leads).
@@ -123,10 +203,29 @@ impl<S: StateMachine> Raft<S> {
         // replays the log as the commit index is learnt again.
         let snap_index = durable.log.snapshot_index();
         let no_dedup = cfg!(feature = "bugs") && cfg.bugs.no_dedup;
+        // The configuration as of the log's start: the snapshot's (restored
+        // below, before the log's own changes are read), or the bootstrap one.
+        let snap_body = match (&meta, snapshot) {
+            (Some(meta), Some(data)) => {
+                let body = SnapshotBody::decode(data, cfg.max_snapshot_bytes).map_err(RecoverError::Snapshot)?;
+                if body.index != meta.index || body.term != meta.term {
+                    return Err(RecoverError::Snapshot(SnapshotError::Mismatch));
+                }
+                Some(body)
+            }
+            (Some(_), None) => return Err(RecoverError::Snapshot(SnapshotError::Missing)),
+            (None, _) => None,
+        };
+        let base = snap_body.as_ref().map_or_else(|| Membership::bootstrap(&cfg.voters), |b| b.membership.clone());
+        let hard = durable.hard;
+        let storage = Storage::new(durable, base);
+        let membership = storage.configs().latest().clone();
         let mut node = Raft {
-            config: JointConfig::simple(MajorityConfig::new(cfg.voters.clone())),
-            term: durable.hard.term,
-            voted_for: durable.hard.voted_for,
+            config: membership.quorum(),
+            membership,
+            membership_seen: (u64::MAX, 0),
+            term: hard.term,
+            voted_for: hard.voted_for,
             leader: None,
             role: RoleState::Follower(Follower::default()),
             timer: ElectionTimer::new(&cfg),
@@ -135,18 +234,15 @@ impl<S: StateMachine> Raft<S> {
             snapshot: None,
             compact_pending: None,
             out: Outbox::new(cfg.max_held_messages),
-            storage: Storage::new(durable),
+            storage,
             cfg,
         };
-        if let Some(meta) = meta {
-            let data = snapshot.ok_or(RecoverError::Snapshot(SnapshotError::Missing))?;
-            let body = SnapshotBody::decode(data, node.cfg.max_snapshot_bytes).map_err(RecoverError::Snapshot)?;
-            if body.index != meta.index || body.term != meta.term {
-                return Err(RecoverError::Snapshot(SnapshotError::Mismatch));
-            }
+        if let (Some(meta), Some(body), Some(data)) = (meta, snap_body, snapshot) {
             node.restore(body).map_err(RecoverError::Snapshot)?;
             node.snapshot = Some(Arc::new(Snapshot { meta, data: data.to_vec() }));
         }
+        node.sync_membership();
+        node.out.take(); // a recovered configuration is not news
         node.debug_check();
         Ok(node)
     }
@@ -160,7 +256,13 @@ impl<S: StateMachine> Raft<S> {
         if self.is_leader() {
             self.tick_leader();
         } else if self.timer.tick() {
-            self.campaign(self.cfg.pre_vote);
+            if self.membership.is_voter(self.cfg.id) {
+                self.campaign(self.cfg.pre_vote);
+            } else {
+                // A learner, a removed node or one still joining never
+                // campaigns: it waits to hear from a leader.
+                self.timer.reset(&self.cfg);
+            }
         }
         self.debug_check();
     }
@@ -170,7 +272,10 @@ impl<S: StateMachine> Raft<S> {
         if m.to != self.cfg.id {
             return Err(StepError::WrongRecipient);
         }
-        if m.from == self.cfg.id || !self.config.contains(m.from) {
+        // Senders outside this node's configuration are still heard: a
+        // leader may already use a configuration this node has not yet
+        // appended, and a candidate's votes count only where it is a voter.
+        if m.from == self.cfg.id || m.from == 0 {
             return Err(StepError::UnknownSender);
         }
         if self.step_term(&m) {
@@ -192,7 +297,11 @@ impl<S: StateMachine> Raft<S> {
     /// at; the result arrives in [`Ready::applied`] once it commits. A refusal
     /// guarantees the command never entered the log.
     pub fn propose(&mut self, data: Vec<u8>) -> Result<(Index, Term), ProposeError> {
-        let r = self.propose_payload(Payload::Command(data.into()));
+        let r = if self.transferring() {
+            Err(ProposeError::Busy)
+        } else {
+            self.propose_payload(Payload::Command(data.into()), false)
+        };
         self.debug_check();
         r
     }
@@ -229,10 +338,123 @@ impl<S: StateMachine> Raft<S> {
 
     /// Makes this node time out and start an election now (for tests and the demo).
     pub fn force_timeout(&mut self) {
-        if !self.is_leader() {
+        if !self.is_leader() && self.membership.is_voter(self.cfg.id) {
             self.campaign(self.cfg.pre_vote);
         }
         self.debug_check();
+    }
+
+    /// Proposes a membership change (see [`crate::membership`]). It is refused
+    /// before it enters the log unless this node leads, has committed an entry
+    /// of its own term, and no other change is unfinished; a learner (or a new
+    /// node) to be made a voter must lag by at most `max_promotion_lag`
+    /// entries unless `force`. On success returns where the change was
+    /// appended: it is in force from now on, and a joint change is left
+    /// automatically once it commits.
+    ///
+    /// ```
+    /// use raft_core::{Change, ConfChange, Config, DigestMachine, Raft};
+    /// let mut node = Raft::new(Config::new(1, vec![1]), DigestMachine::default()).unwrap();
+    /// node.force_timeout();
+    /// let seq = node.take_ready().records.last().unwrap().0;
+    /// node.persisted(seq); // the vote, then the no-op: a one-node cluster commits alone
+    /// let seq = node.take_ready().records.last().unwrap().0;
+    /// node.persisted(seq);
+    /// let add = ConfChange::Begin { joint: false, changes: vec![Change::AddLearner { id: 2, inc: 0 }] };
+    /// node.propose_conf_change(add, false).unwrap();
+    /// assert!(node.membership().is_learner(2));
+    /// ```
+    pub fn propose_conf_change(&mut self, cc: ConfChange, force: bool) -> Result<(Index, Term), ConfChangeRefused> {
+        let r = self.check_conf_change(&cc, force).and_then(|()| {
+            self.propose_payload(Payload::ConfChange(cc), false).map_err(|e| match e {
+                ProposeError::NotLeader { leader_hint } => ConfChangeRefused::NotLeader { leader_hint },
+                ProposeError::Busy => ConfChangeRefused::Busy,
+            })
+        });
+        self.debug_check();
+        r
+    }
+
+    fn check_conf_change(&self, cc: &ConfChange, force: bool) -> Result<(), ConfChangeRefused> {
+        let Some(l) = self.role.leader() else {
+            return Err(ConfChangeRefused::NotLeader { leader_hint: self.leader });
+        };
+        if l.transfer.is_some() {
+            return Err(ConfChangeRefused::Transferring);
+        }
+        let term_committed = self.storage.log().term(self.commit) == Some(self.term);
+        if !term_committed && !self.bug(|b| b.conf_change_before_term_commit) {
+            return Err(ConfChangeRefused::TermNotCommitted);
+        }
+        if self.storage.configs().latest_index() > self.commit || self.membership.is_joint() {
+            return Err(ConfChangeRefused::ChangeInProgress);
+        }
+        self.membership.apply(cc).map_err(ConfChangeRefused::Invalid)?;
+        if let ConfChange::Begin { changes, .. } = cc {
+            let last = self.storage.log().last_index();
+            for change in changes {
+                if let Change::AddVoter { id, .. } = *change {
+                    if id == self.cfg.id || self.membership.is_voter(id) {
+                        continue;
+                    }
+                    let matched = l.progress(id).map_or(0, |p| p.match_index);
+                    let lag = last.saturating_sub(matched);
+                    if lag > self.cfg.max_promotion_lag && !force {
+                        return Err(ConfChangeRefused::LearnerBehind { id, lag });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands leadership to `target` (or, with `None`, to the voter whose log
+    /// is most up to date): proposals are refused (`Busy`) meanwhile, the
+    /// target is brought up to the leader's last index and then told to
+    /// campaign at once (TimeoutNow); the transfer is abandoned if it has not
+    /// happened within an election timeout. Returns the chosen target.
+    pub fn transfer_leadership(&mut self, target: Option<NodeId>) -> Result<NodeId, TransferError> {
+        let r = self.start_transfer(target);
+        self.debug_check();
+        r
+    }
+
+    fn start_transfer(&mut self, target: Option<NodeId>) -> Result<NodeId, TransferError> {
+        let me = self.cfg.id;
+        let Some(l) = self.role.leader() else {
+            return Err(TransferError::NotLeader { leader_hint: self.leader });
+        };
+        let candidates = || self.membership.voter_ids().into_iter().filter(move |&id| id != me);
+        let target = match target {
+            Some(t) if t == me => return Err(TransferError::AlreadyLeader),
+            Some(t) if !self.membership.is_voter(t) => return Err(TransferError::NotAVoter(t)),
+            Some(t) => t,
+            None => candidates()
+                .max_by_key(|&id| (l.progress(id).map_or(0, |p| p.match_index), core::cmp::Reverse(id)))
+                .ok_or(TransferError::NoOtherVoter)?,
+        };
+        if let Some(l) = self.role.leader_mut() {
+            l.transfer = Some(crate::role::Transfer { target, elapsed: 0, sent: false });
+        }
+        self.send_append(target, false);
+        self.maybe_send_timeout_now(target);
+        Ok(target)
+    }
+
+    /// Sends TimeoutNow to the transfer's target once its log matches ours.
+    fn maybe_send_timeout_now(&mut self, from: NodeId) {
+        let last = self.storage.log().last_index();
+        let Some(l) = self.role.leader_mut() else { return };
+        let Some(t) = l.transfer.as_mut() else { return };
+        if t.target != from || t.sent {
+            return;
+        }
+        if l.progress.iter().any(|p| p.id == from && p.match_index == last) {
+            if let Some(t) = l.transfer.as_mut() {
+                t.sent = true;
+            }
+            self.send(from, Body::TimeoutNow);
+        }
     }
 
     /// Takes everything the host must do now (see [`Ready`] for the contract).
@@ -324,9 +546,28 @@ impl<S: StateMachine> Raft<S> {
     pub fn round(&self) -> u64 {
         self.role.leader().map_or(0, |l| l.reads.round())
     }
-    /// Voters, sorted.
+    /// Voters (of the incoming half while joint), sorted.
     pub fn voters(&self) -> &[NodeId] {
         self.config.incoming.ids()
+    }
+    /// The configuration in force (the newest in this node's log).
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+    /// The newest configuration this node knows to be committed.
+    pub fn committed_membership(&self) -> &Membership {
+        self.storage.configs().as_of(self.commit)
+    }
+    /// Every node this one should keep a link to: the members of the
+    /// configuration in force and, until a removal commits, of the committed
+    /// one (a node being removed must still learn that it was).
+    pub fn link_ids(&self) -> Vec<NodeId> {
+        let mut ids = self.membership.member_ids();
+        ids.extend(self.committed_membership().member_ids());
+        ids.sort_unstable();
+        ids.dedup();
+        ids.retain(|&id| id != self.cfg.id);
+        ids
     }
     /// The voting configuration (joint during a membership change).
     pub fn quorum_config(&self) -> &JointConfig {
@@ -401,7 +642,7 @@ impl<S: StateMachine> Raft<S> {
             // stalling the cluster (a partitioned old leader, a late candidate).
             let answer = match m.body {
                 Body::Append { .. } => {
-                    Some(Body::AppendResp { index: 0, success: false, hint_index: 0, hint_term: 0, round: 0 })
+                    Some(Body::AppendResp { index: 0, success: false, hint_index: 0, hint_term: 0, round: 0, epoch: 0 })
                 }
                 Body::PreVote { .. } => Some(Body::PreVoteResp { granted: false }),
                 Body::Vote { .. } => Some(Body::VoteResp { granted: false }),
@@ -428,6 +669,11 @@ impl<S: StateMachine> Raft<S> {
                 self.heard_from_leader(m.from);
                 self.handle_install_snapshot(m.from, index, snap_term, offset, &data, done);
             }
+            Body::TimeoutNow if self.membership.is_voter(self.cfg.id) => {
+                // Our leader hands over: campaign now, past PreVote and the
+                // voters' stickiness.
+                self.campaign_now(true);
+            }
             // Answers to requests of a past role or term: nothing to do.
             _ => {}
         }
@@ -453,7 +699,7 @@ impl<S: StateMachine> Raft<S> {
 
     fn step_leader(&mut self, m: Message) {
         match m.body {
-            Body::AppendResp { index, success, hint_index, hint_term, round } => {
+            Body::AppendResp { index, success, hint_index, hint_term, round, .. } => {
                 self.handle_append_resp(m.from, index, success, hint_index, hint_term, round)
             }
             Body::InstallSnapshotResp { index, snap_term, offset, done } => {
@@ -490,7 +736,7 @@ impl<S: StateMachine> Raft<S> {
             election::log_ok(self.storage.log(), last_index, last_term, self.bug(|b| b.vote_without_log_check));
         let granted = term > self.term && log_ok && !self.in_lease();
         let reply_term = if granted { term } else { self.term };
-        self.out.send(Message { from: self.cfg.id, to: from, term: reply_term, body: Body::PreVoteResp { granted } });
+        self.out.send(Message::new(self.cfg.id, from, reply_term, Body::PreVoteResp { granted }));
     }
 
     fn handle_vote(&mut self, from: NodeId, last_index: Index, last_term: Term) {
@@ -518,9 +764,17 @@ impl<S: StateMachine> Raft<S> {
 
     /// Starts a (pre-)campaign.
     fn campaign(&mut self, pre: bool) {
+        if pre {
+            self.pre_campaign();
+        } else {
+            self.campaign_now(false);
+        }
+    }
+
+    fn pre_campaign(&mut self) {
         let me = self.cfg.id;
         let (last_index, last_term) = (self.storage.log().last_index(), self.storage.log().last_term());
-        if pre {
+        {
             self.role = RoleState::PreCandidate(Campaign::new(None));
             self.leader = None;
             self.timer.reset(&self.cfg);
@@ -534,9 +788,17 @@ impl<S: StateMachine> Raft<S> {
             }
             let term = self.term + 1;
             for to in self.config.ids().into_iter().filter(|&id| id != me) {
-                self.out.send(Message { from: me, to, term, body: Body::PreVote { last_index, last_term } });
+                self.out.send(Message::new(me, to, term, Body::PreVote { last_index, last_term }));
             }
-        } else {
+        }
+    }
+
+    /// Raises the term and asks for votes; `transfer` marks a campaign the
+    /// leader asked for (TimeoutNow), which voters let through stickiness.
+    fn campaign_now(&mut self, transfer: bool) {
+        let me = self.cfg.id;
+        let (last_index, last_term) = (self.storage.log().last_index(), self.storage.log().last_term());
+        {
             self.term += 1;
             self.voted_for = Some(me);
             self.leader = None;
@@ -554,7 +816,7 @@ impl<S: StateMachine> Raft<S> {
                 c.self_vote_seq = Some(seq);
             }
             for to in self.config.ids().into_iter().filter(|&id| id != me) {
-                self.send(to, Body::Vote { last_index, last_term, transfer: false });
+                self.send(to, Body::Vote { last_index, last_term, transfer });
             }
         }
     }
@@ -563,7 +825,7 @@ impl<S: StateMachine> Raft<S> {
     fn record_vote(&mut self, from: NodeId, granted: bool) {
         let Some(campaign) = self.role.campaign_mut() else { return };
         match campaign.record(from, granted, &self.config) {
-            VoteResult::Won if matches!(self.role, RoleState::PreCandidate(_)) => self.campaign(false),
+            VoteResult::Won if matches!(self.role, RoleState::PreCandidate(_)) => self.campaign_now(false),
             VoteResult::Won => self.become_leader(),
             VoteResult::Lost => self.become_follower(self.term, None),
             VoteResult::Pending => {}
@@ -597,7 +859,8 @@ impl<S: StateMachine> Raft<S> {
         // Cluster time continues from the newest entry we hold.
         let time_base = log.entry(last).map_or(0, |e| e.time);
         let uncommitted: usize = (self.commit + 1..=last).map(|i| log.entry(i).map_or(0, Entry::size)).sum();
-        self.role = RoleState::Leader(Leader::new(me, &self.config, last, time_base, uncommitted));
+        let followers = self.link_ids();
+        self.role = RoleState::Leader(Leader::new(&followers, last, time_base, uncommitted));
         self.leader = Some(me);
         self.write_hard_state();
         let term = self.term;
@@ -622,6 +885,14 @@ impl<S: StateMachine> Raft<S> {
         l.time_elapsed += 1;
         l.heartbeat_elapsed += 1;
         l.quorum_elapsed += 1;
+        if let Some(t) = l.transfer.as_mut() {
+            t.elapsed += 1;
+            if t.elapsed >= self.cfg.election_ticks {
+                // The target did not take over within an election timeout:
+                // take proposals again.
+                l.transfer = None;
+            }
+        }
         if l.quorum_elapsed >= self.cfg.election_ticks {
             l.quorum_elapsed = 0;
             if self.cfg.check_quorum && !l.quorum_active(me, &self.config) {
@@ -677,7 +948,7 @@ impl<S: StateMachine> Raft<S> {
         let at = Leading { log: storage.log(), cfg, commit: *commit, round };
         let (from, term) = (cfg.id, *term);
         let needs_snapshot =
-            replication::send_appends(pr, &at, heartbeat, &mut |body| out.send(Message { from, to, term, body }));
+            replication::send_appends(pr, &at, heartbeat, &mut |body| out.send(Message::new(from, to, term, body)));
         if needs_snapshot {
             self.start_snapshot_transfer(to);
         }
@@ -710,6 +981,7 @@ impl<S: StateMachine> Raft<S> {
                     self.maybe_commit();
                 }
                 self.send_append(from, false);
+                self.maybe_send_timeout_now(from);
             }
         }
     }
@@ -740,6 +1012,7 @@ impl<S: StateMachine> Raft<S> {
         self.commit = q;
         self.out.event(Event::Committed { index: q });
         self.apply_committed();
+        self.after_leader_commit();
     }
 
     // ------------------------------------------------------------------
@@ -750,6 +1023,7 @@ impl<S: StateMachine> Raft<S> {
     fn handle_append(&mut self, from: NodeId, prev: (Index, Term), entries: Vec<Entry>, commit: Index, round: u64) {
         let silent_bug = self.bug(|b| b.silent_compacted_append);
         let (verdict, truncated) = replication::accept(&mut self.storage, self.commit, prev, entries, silent_bug);
+        self.sync_membership();
         if let Some(from_index) = truncated {
             // Truncating a committed entry is a safety violation. With the `bugs`
             // feature the simulator must be the one to notice, so it may happen.
@@ -760,7 +1034,7 @@ impl<S: StateMachine> Raft<S> {
             Verdict::Silent => {}
             Verdict::Reject { hint_index, hint_term } => {
                 let index = prev.0;
-                self.send(from, Body::AppendResp { index, success: false, hint_index, hint_term, round });
+                self.send(from, Body::AppendResp { index, success: false, hint_index, hint_term, round, epoch: 0 });
             }
             Verdict::Accept { last } => {
                 // Commit what the leader says is committed, but only as far as
@@ -770,8 +1044,9 @@ impl<S: StateMachine> Raft<S> {
                     self.commit = new_commit;
                     self.out.event(Event::Committed { index: new_commit });
                     self.apply_committed();
+                    self.sync_membership();
                 }
-                let ack = Body::AppendResp { index: last, success: true, hint_index: 0, hint_term: 0, round };
+                let ack = Body::AppendResp { index: last, success: true, hint_index: 0, hint_term: 0, round, epoch: 0 };
                 match self.storage.sync_point(last) {
                     None => self.send(from, ack),
                     Some(seq) => self.send_after(seq, from, ack),
@@ -846,10 +1121,11 @@ impl<S: StateMachine> Raft<S> {
                 Payload::KeepAlive { session, ack }
             }
         };
-        if self.pending_writes() >= self.cfg.max_pending_writes {
+        // While leadership moves, nothing new is taken: the target must catch up.
+        if self.pending_writes() >= self.cfg.max_pending_writes || self.transferring() {
             return self.out.reply(token, Err(ClientError::Busy));
         }
-        match self.propose_payload(payload) {
+        match self.propose_payload(payload, false) {
             Ok((index, term)) => {
                 // A one-node cluster may already have applied it.
                 if index > self.machine.index {
@@ -865,7 +1141,9 @@ impl<S: StateMachine> Raft<S> {
         }
     }
 
-    fn propose_payload(&mut self, payload: Payload) -> Result<(Index, Term), ProposeError> {
+    /// Appends an entry as leader. `internal` entries (leaving a joint
+    /// configuration) pass the Busy limits: they must never wait on clients.
+    fn propose_payload(&mut self, payload: Payload, internal: bool) -> Result<(Index, Term), ProposeError> {
         let time = self.cluster_time();
         let (commit, durable) = (self.commit, self.storage.durable_index());
         let last = self.storage.log().last_index();
@@ -875,13 +1153,19 @@ impl<S: StateMachine> Raft<S> {
         // Entries not yet both committed and durable here: bounds memory even
         // when followers commit faster than this leader's own disk syncs.
         let uncommitted = (last - commit.min(durable)) as usize;
-        if uncommitted >= self.cfg.max_uncommitted_entries || l.uncommitted_bytes >= self.cfg.max_uncommitted_bytes {
+        let full =
+            uncommitted >= self.cfg.max_uncommitted_entries || l.uncommitted_bytes >= self.cfg.max_uncommitted_bytes;
+        if full && !internal {
             return Err(ProposeError::Busy);
         }
+        let conf = matches!(payload, Payload::ConfChange(_));
         let entry = Entry { term: self.term, index: last + 1, time, payload };
         l.uncommitted_bytes += entry.size();
         l.pending_broadcast = true;
         self.storage.append(alloc::vec![entry]);
+        if conf {
+            self.sync_membership();
+        }
         if self.config.is_sole_voter(self.cfg.id) {
             self.maybe_commit();
         }
@@ -976,15 +1260,17 @@ impl<S: StateMachine> Raft<S> {
         if index == 0 || index <= self.snapshot_index() {
             return;
         }
-        let voters = self.config.incoming.ids().to_vec();
+        // The configuration as of the snapshot's own index, not a newer
+        // (possibly uncommitted) one beyond it.
+        let membership = self.storage.configs().as_of(index).clone();
         let body = SnapshotBody {
             index,
             term,
-            voters: voters.clone(),
+            membership: membership.clone(),
             sessions: self.machine.sessions.clone(),
             state: self.machine.sm.snapshot(),
         };
-        let meta = SnapshotMeta { index, term, voters, id: index };
+        let meta = SnapshotMeta { index, term, membership, id: index };
         let snap = Arc::new(Snapshot { meta: meta.clone(), data: body.encode() });
         self.snapshot = Some(snap.clone());
         self.out.snapshot(SnapshotOut { snapshot: snap, installed: false });
@@ -1088,16 +1374,19 @@ impl<S: StateMachine> Raft<S> {
             // Damaged in transit (or lying): start over.
             _ => return self.send(from, resp(0, false)),
         };
-        let voters = body.voters.clone();
+        let membership = body.membership.clone();
         if self.restore(body).is_err() {
             return self.send(from, resp(0, false));
         }
         if self.storage.log().term(index) == Some(snap_term) {
+            // Our log holds the snapshot's entry: keep what follows it, and
+            // with it the configurations it carries.
             self.storage.compact_to(index, snap_term);
         } else {
-            self.storage.reset_to_snapshot(index, snap_term);
+            self.storage.reset_to_snapshot(index, snap_term, membership.clone());
         }
-        let meta = SnapshotMeta { index, term: snap_term, voters, id: index };
+        self.sync_membership();
+        let meta = SnapshotMeta { index, term: snap_term, membership, id: index };
         let snap = Arc::new(Snapshot { meta: meta.clone(), data: buf });
         self.snapshot = Some(snap.clone());
         self.compact_pending = None;
@@ -1111,6 +1400,56 @@ impl<S: StateMachine> Raft<S> {
     // Plumbing
     // ------------------------------------------------------------------
 
+    fn transferring(&self) -> bool {
+        self.role.leader().is_some_and(|l| l.transfer.is_some())
+    }
+
+    /// Takes up the configuration in force if it changed: the quorum, the
+    /// leader's followers, an event for the host. (With the `conf_at_commit`
+    /// bug, the newest *committed* configuration is used instead.)
+    fn sync_membership(&mut self) {
+        let at_commit = self.bug(|b| b.conf_at_commit);
+        let seen = (self.storage.configs().version(), if at_commit { self.commit } else { 0 });
+        if seen == self.membership_seen {
+            return;
+        }
+        self.membership_seen = seen;
+        let configs = self.storage.configs();
+        let m = if at_commit { configs.as_of(self.commit) } else { configs.latest() };
+        if *m != self.membership {
+            self.membership = m.clone();
+            self.config = self.membership.quorum();
+            self.out.event(Event::ConfigChanged { membership: self.membership.clone() });
+        }
+        let followers = self.link_ids();
+        let last = self.storage.log().last_index();
+        if let Some(l) = self.role.leader_mut() {
+            l.track(&followers, last);
+        }
+    }
+
+    /// After a leader's commit index moved: followers whose removal committed
+    /// are let go; a leader the committed configuration removed steps down; a
+    /// committed joint configuration is left.
+    fn after_leader_commit(&mut self) {
+        self.sync_membership();
+        let followers = self.link_ids();
+        let last = self.storage.log().last_index();
+        if let Some(l) = self.role.leader_mut() {
+            l.track(&followers, last);
+        }
+        let settled = self.storage.configs().latest_index() <= self.commit;
+        if settled && !self.membership.is_voter(self.cfg.id) {
+            let term = self.term;
+            self.out.event(Event::RemovedSelf { term });
+            self.become_follower(term, None);
+            return;
+        }
+        if settled && self.membership.is_joint() {
+            let _ = self.propose_payload(Payload::ConfChange(ConfChange::LeaveJoint), true);
+        }
+    }
+
     fn bug(&self, which: fn(&Bugs) -> bool) -> bool {
         cfg!(feature = "bugs") && which(&self.cfg.bugs)
     }
@@ -1122,12 +1461,12 @@ impl<S: StateMachine> Raft<S> {
 
     /// Sends a message in the current term now.
     fn send(&mut self, to: NodeId, body: Body) {
-        self.out.send(Message { from: self.cfg.id, to, term: self.term, body });
+        self.out.send(Message::new(self.cfg.id, to, self.term, body));
     }
 
     /// Sends a message in the current term once records up to `seq` are durable.
     fn send_after(&mut self, seq: Seq, to: NodeId, body: Body) {
-        let msg = Message { from: self.cfg.id, to, term: self.term, body };
+        let msg = Message::new(self.cfg.id, to, self.term, body);
         self.out.send_after(seq, self.storage.durable_seq(), self.storage.truncations(), msg);
     }
 

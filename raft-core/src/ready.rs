@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 
 use crate::client::{ClientReply, ClientToken};
 use crate::journal::Record;
+use crate::membership::Membership;
 use crate::message::Message;
 use crate::snapshot::SnapshotOut;
 use crate::types::{Bytes, Index, NodeId, Seq, Term};
@@ -71,6 +72,20 @@ pub enum Event {
     Truncated {
         /// First dropped index.
         from_index: Index,
+    },
+    /// The configuration in force changed: a change was appended (it takes
+    /// effect now, before it commits), truncated, or installed with a
+    /// snapshot. Hosts open links to new members at once
+    /// ([`Raft::link_ids`](crate::Raft::link_ids)).
+    ConfigChanged {
+        /// The configuration now in force.
+        membership: Membership,
+    },
+    /// The leader was removed from the configuration and stepped down once
+    /// the change committed.
+    RemovedSelf {
+        /// The term it led.
+        term: Term,
     },
 }
 

@@ -20,11 +20,12 @@
 use alloc::vec::Vec;
 
 use crate::config::Config;
+use crate::entry::Entry;
 use crate::log::Log;
 use crate::message::Body;
 use crate::progress::{Progress, ProgressState};
 use crate::storage::Storage;
-use crate::types::{Entry, Index, Term};
+use crate::types::{Index, Term};
 
 /// What every AppendEntries of a leader carries besides entries.
 pub(crate) struct Leading<'a> {

@@ -49,12 +49,26 @@ pub(crate) struct Leader {
     /// Followers need an AppendEntries at the next `take_ready` (proposals
     /// within one input share one message).
     pub pending_broadcast: bool,
+    /// A leadership transfer in progress.
+    pub transfer: Option<Transfer>,
+}
+
+/// A leadership transfer in progress.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Transfer {
+    /// The voter that is to lead.
+    pub target: NodeId,
+    /// Ticks since it started; abandoned after an election timeout.
+    pub elapsed: u32,
+    /// TimeoutNow has gone out.
+    pub sent: bool,
 }
 
 impl Leader {
-    /// A leader that just took office with its log ending at `last`.
-    pub fn new(me: NodeId, config: &JointConfig, last: Index, time_base: u64, uncommitted_bytes: usize) -> Self {
-        let progress = config.ids().into_iter().filter(|&id| id != me).map(|id| Progress::new(id, last)).collect();
+    /// A leader that just took office with its log ending at `last`,
+    /// replicating to `followers` (sorted).
+    pub fn new(followers: &[NodeId], last: Index, time_base: u64, uncommitted_bytes: usize) -> Self {
+        let progress = followers.iter().map(|&id| Progress::new(id, last)).collect();
         Leader {
             progress,
             reads: ReadQueue::default(),
@@ -65,6 +79,7 @@ impl Leader {
             quorum_elapsed: 0,
             uncommitted_bytes,
             pending_broadcast: false,
+            transfer: None,
         }
     }
 
@@ -76,6 +91,17 @@ impl Leader {
     /// The progress of follower `id`, to change.
     pub fn progress_mut(&mut self, id: NodeId) -> Option<&mut Progress> {
         self.progress.binary_search_by_key(&id, |p| p.id).ok().map(move |i| &mut self.progress[i])
+    }
+
+    /// Keeps one progress per id of `followers` (sorted): new ones start
+    /// probing from `last + 1`, gone ones are dropped.
+    pub fn track(&mut self, followers: &[NodeId], last: Index) {
+        self.progress.retain(|p| followers.binary_search(&p.id).is_ok());
+        for &id in followers {
+            if let Err(at) = self.progress.binary_search_by_key(&id, |p| p.id) {
+                self.progress.insert(at, Progress::new(id, last));
+            }
+        }
     }
 
     /// The highest index a quorum holds durably; the leader's own durable

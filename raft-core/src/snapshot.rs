@@ -34,13 +34,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
 use crate::journal::SnapshotMeta;
+use crate::membership::Membership;
 use crate::session::Sessions;
-use crate::types::{Index, NodeId, Term};
+use crate::types::{Index, Term};
 
 /// Magic number of an encoded snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"RKVS";
 /// Snapshot format version.
-pub const SNAPSHOT_VERSION: u8 = 1;
+pub const SNAPSHOT_VERSION: u8 = 2;
 
 /// The contents of a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,8 +50,8 @@ pub struct SnapshotBody {
     pub index: Index,
     /// Its term.
     pub term: Term,
-    /// The voters as of `index`.
-    pub voters: Vec<NodeId>,
+    /// The configuration as of `index`.
+    pub membership: Membership,
     /// The session table, reply caches and cluster clock.
     pub sessions: Sessions,
     /// The state machine's own bytes.
@@ -99,7 +100,9 @@ impl SnapshotBody {
     /// ```
     /// use raft_core::snapshot::SnapshotBody;
     /// use raft_core::session::Sessions;
-    /// let b = SnapshotBody { index: 7, term: 2, voters: vec![1, 2, 3], sessions: Sessions::default(), state: vec![1, 2] };
+    /// use raft_core::membership::Membership;
+    /// let membership = Membership::bootstrap(&[1, 2, 3]);
+    /// let b = SnapshotBody { index: 7, term: 2, membership, sessions: Sessions::default(), state: vec![1, 2] };
     /// let mut bytes = b.encode();
     /// assert_eq!(SnapshotBody::decode(&bytes, 1 << 20).unwrap(), b);
     /// let last = bytes.len() - 1;

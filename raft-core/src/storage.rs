@@ -18,14 +18,19 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
+use crate::configs::ConfigLog;
+use crate::entry::Entry;
 use crate::journal::{DurableState, Record};
 use crate::log::Log;
-use crate::types::{Entry, HardState, Index, NodeId, Seq, Term};
+use crate::membership::Membership;
+use crate::types::{HardState, Index, NodeId, Seq, Term};
 
 /// The log, the records issued for it, and how far they are durable.
 #[derive(Debug)]
 pub(crate) struct Storage {
     log: Log,
+    /// The configurations of `log`, kept in step with every change to it.
+    configs: ConfigLog,
     /// Sequence number of the next record.
     next_seq: Seq,
     /// Records up to here are durable.
@@ -49,10 +54,15 @@ pub(crate) struct Storage {
 }
 
 impl Storage {
-    /// Storage holding what was replayed from the journal.
-    pub fn new(durable: DurableState) -> Self {
+    /// Storage holding what was replayed from the journal; `base` is the
+    /// configuration as of the log's snapshot index (the snapshot's, or the
+    /// bootstrap configuration for a log that starts at 1).
+    pub fn new(durable: DurableState, base: Membership) -> Self {
         let last_index = durable.log.last_index();
+        let mut configs = ConfigLog::new(durable.log.snapshot_index(), base);
+        configs.on_append(durable.log.iter());
         Storage {
+            configs,
             log: durable.log,
             next_seq: durable.last_seq + 1,
             durable_seq: durable.last_seq,
@@ -69,6 +79,11 @@ impl Storage {
     /// The in-memory log.
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// The configurations of the log.
+    pub fn configs(&self) -> &ConfigLog {
+        &self.configs
     }
 
     /// Sequence number of the last record issued (0 if none).
@@ -169,6 +184,7 @@ impl Storage {
         for e in &entries {
             self.log.append(e.clone());
         }
+        self.configs.on_append(&entries);
         self.write(Record::Append { first_index: first, entries })
     }
 
@@ -176,6 +192,7 @@ impl Storage {
     /// checked that nothing committed is dropped.
     pub fn truncate_from(&mut self, from: Index) {
         self.log.truncate_from(from);
+        self.configs.truncate_from(from);
         self.forget_after(from - 1);
         self.write(Record::Truncate { from_index: from });
     }
@@ -215,12 +232,14 @@ impl Storage {
     /// Drops the entries up to `index`, covered by a durable snapshot.
     pub fn compact_to(&mut self, index: Index, term: Term) {
         self.log.compact_to(index, term);
+        self.configs.compact_to(index);
     }
 
     /// Replaces the whole log by a snapshot at `(index, term)` whose entry this
     /// log does not hold (InstallSnapshot of a diverged follower).
-    pub fn reset_to_snapshot(&mut self, index: Index, term: Term) {
+    pub fn reset_to_snapshot(&mut self, index: Index, term: Term, membership: Membership) {
         self.log = Log::with_snapshot(index, term);
+        self.configs.reset(index, membership);
         self.forget_after(index);
     }
 
@@ -253,7 +272,8 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Payload, Role};
+    use crate::entry::Payload;
+    use crate::types::Role;
     use alloc::vec;
 
     fn e(term: Term, index: Index) -> Entry {
@@ -262,7 +282,7 @@ mod tests {
 
     #[test]
     fn appends_in_one_batch_share_a_record_and_become_durable_together() {
-        let mut s = Storage::new(DurableState::default());
+        let mut s = Storage::new(DurableState::default(), Membership::default());
         let a = s.append(vec![e(1, 1)]);
         let b = s.append(vec![e(1, 2), e(1, 3)]);
         assert_eq!(a, b, "one frame for consecutive appends");
@@ -274,7 +294,7 @@ mod tests {
 
     #[test]
     fn truncation_pulls_the_durable_index_back() {
-        let mut s = Storage::new(DurableState::default());
+        let mut s = Storage::new(DurableState::default(), Membership::default());
         let seq = s.append(vec![e(1, 1), e(1, 2), e(1, 3)]);
         s.persisted(seq);
         s.truncate_from(2);
@@ -288,7 +308,7 @@ mod tests {
 
     #[test]
     fn a_role_only_hard_state_needs_no_fsync() {
-        let mut s = Storage::new(DurableState::default());
+        let mut s = Storage::new(DurableState::default(), Membership::default());
         let hs = |term, voted_for, role| HardState { term, voted_for, role };
         s.write_hard_state(hs(0, None, Role::PreCandidate));
         s.write_hard_state(hs(0, None, Role::Follower));

@@ -22,7 +22,8 @@ use raft_core::kv::{KvOp, KvOutput, KvStore};
 use raft_core::session::{SessionLimits, Sessions};
 use raft_core::snapshot::SnapshotBody;
 use raft_core::{
-    Body, ClientError, ClientReply, ClientRequest, Entry, HardState, Message, Payload, Role, StateMachine,
+    Body, Change, ClientError, ClientReply, ClientRequest, ConfChange, Entry, HardState, Membership, Message, Payload,
+    Role, StateMachine,
 };
 
 const CHANGED: &str = "the wire/journal format changed: bump the version and update the golden bytes on purpose";
@@ -64,6 +65,7 @@ fn body_tag(b: &Body) -> u8 {
         Body::AppendResp { .. } => 5,
         Body::InstallSnapshot { .. } => 6,
         Body::InstallSnapshotResp { .. } => 7,
+        Body::TimeoutNow => 8,
     }
 }
 
@@ -155,7 +157,14 @@ fn entries() -> Vec<Entry> {
     let payloads = [
         Payload::Noop,
         Payload::Command(b"c".as_slice().into()),
-        Payload::ConfChange(b"cc".as_slice().into()),
+        Payload::ConfChange(ConfChange::Begin {
+            joint: true,
+            changes: vec![
+                Change::AddVoter { id: 4, inc: 9 },
+                Change::AddLearner { id: 5, inc: 0 },
+                Change::Remove { id: 1 },
+            ],
+        }),
         Payload::Register,
         Payload::Write { session: 5, seq: 1, ack: 1, command: b"w".as_slice().into() },
         Payload::KeepAlive { session: 5, ack: 2 },
@@ -170,10 +179,11 @@ fn bodies() -> Vec<Body> {
         Body::Vote { last_index: 5, last_term: 2, transfer: false },
         Body::VoteResp { granted: false },
         Body::Append { prev_index: 4, prev_term: 2, entries: entries(), commit: 4, round: 7 },
-        Body::AppendResp { index: 10, success: true, hint_index: 0, hint_term: 0, round: 7 },
+        Body::AppendResp { index: 10, success: true, hint_index: 0, hint_term: 0, round: 7, epoch: 3 },
         Body::InstallSnapshot { index: 9, snap_term: 2, offset: 0, data: b"snap".to_vec(), done: true },
         // u64::MAX: the longest varint there is.
         Body::InstallSnapshotResp { index: 9, snap_term: 2, offset: u64::MAX, done: true },
+        Body::TimeoutNow,
     ]
 }
 
@@ -187,7 +197,7 @@ fn records() -> Vec<Record> {
         Record::HardState(HardState { term: 3, voted_for: Some(2), role: Role::Candidate }),
         Record::Append { first_index: 5, entries: vec![noop] },
         Record::Truncate { from_index: 6 },
-        Record::Snapshot(SnapshotMeta { index: 9, term: 2, voters: vec![1, 2, 3], id: 9 }),
+        Record::Snapshot(SnapshotMeta { index: 9, term: 2, membership: Membership::bootstrap(&[1, 2, 3]), id: 9 }),
         Record::Checkpoint { last_seq: 41 },
     ]
 }
@@ -281,18 +291,18 @@ fn tags_are_positions() {
 #[test]
 fn peer_messages() {
     let want: [&[u8]; 8] = [
-        b"RKVM\x01\x01\x02\x03\x00\x05\x02",
-        b"RKVM\x01\x01\x02\x03\x01\x01",
-        b"RKVM\x01\x01\x02\x03\x02\x05\x02\x00",
-        b"RKVM\x01\x01\x02\x03\x03\x00",
-        b"RKVM\x01\x01\x02\x03\x04\x04\x02\x06\x03\x05d\x00\x03\x06d\x01\x01c\x03\x07d\x02\x02cc\x03\x08d\x03\x03\x09d\x04\x05\x01\x01\x01w\x03\x0ad\x05\x05\x02\x04\x07",
-        b"RKVM\x01\x01\x02\x03\x05\x0a\x01\x00\x00\x07",
-        b"RKVM\x01\x01\x02\x03\x06\x09\x02\x00\x04snap\x01",
-        b"RKVM\x01\x01\x02\x03\x07\x09\x02\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x01",
+        b"RKVM\x02\x01\x02\x03\x00\x00\x00\x05\x02",
+        b"RKVM\x02\x01\x02\x03\x00\x00\x01\x01",
+        b"RKVM\x02\x01\x02\x03\x00\x00\x02\x05\x02\x00",
+        b"RKVM\x02\x01\x02\x03\x00\x00\x03\x00",
+        b"RKVM\x02\x01\x02\x03\x00\x00\x04\x04\x02\x06\x03\x05d\x00\x03\x06d\x01\x01c\x03\x07d\x02\x00\x01\x03\x00\x04\x09\x01\x05\x00\x02\x01\x03\x08d\x03\x03\x09d\x04\x05\x01\x01\x01w\x03\x0ad\x05\x05\x02\x04\x07",
+        b"RKVM\x02\x01\x02\x03\x00\x00\x05\x0a\x01\x00\x00\x07\x03",
+        b"RKVM\x02\x01\x02\x03\x00\x00\x06\x09\x02\x00\x04snap\x01",
+        b"RKVM\x02\x01\x02\x03\x00\x00\x07\x09\x02\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x01",
     ];
     for (body, want) in bodies().into_iter().zip(want) {
         let name = body.name();
-        let m = Message { from: 1, to: 2, term: 3, body };
+        let m = Message::new(1, 2, 3, body);
         golden(&format!("Message with {name}"), &m.encode(), want);
         assert_eq!(Message::decode(want, 1 << 20).as_ref(), Ok(&m), "{name}: {CHANGED}");
     }
@@ -310,12 +320,12 @@ fn roles_in_hard_states() {
 fn journal_segment_header_and_records() {
     let mut header = Vec::new();
     write_segment_header(&mut header);
-    golden("segment header", &header, b"RKVJ\x01\x00\x00\x00");
+    golden("segment header", &header, b"RKVJ\x02\x00\x00\x00");
     let want: [&[u8]; 5] = [
         b"\x06\x00\x00\x00\xcdL\x07\xb9\x9a\xdeHG\x01\x00\x03\x01\x02\x02",
         b"\x08\x00\x00\x00I\xac,\x84`\xdb!k\x02\x01\x05\x01\x03\x05d\x00",
         b"\x03\x00\x00\x00\x0f\xb4\xae\x8b:\xa0\xdbW\x03\x02\x06",
-        b"\x09\x00\x00\x00\xb5g\x80\xd5_,\x99\x02\x04\x03\x09\x02\x03\x01\x02\x03\x09",
+        b"\x0f\x00\x00\x00\xbcs\xc2L\x83\x95\xc9F\x04\x03\x09\x02\x03\x01\x00\x02\x00\x03\x00\x00\x00\x00\x09",
         b"\x03\x00\x00\x00\xd0\xa1~MM\x1b\xfd=\x05\x04)",
     ];
     for (seq, (record, want)) in (1..).zip(records().into_iter().zip(want)) {
@@ -381,8 +391,14 @@ fn snapshot_header_and_body() {
     assert_eq!(written.map(|b| b.to_vec()), Ok(KvOutput::Written.encode()));
     let mut kv = KvStore::default();
     kv.execute(&KvOp::Put { key: "k".into(), value: "v".into() });
-    let body = SnapshotBody { index: 9, term: 2, voters: vec![1, 2, 3], sessions, state: kv.snapshot() };
-    let want: &[u8] = b"RKVS\x01\xff\xe21\xca\x09\x02\x03\x01\x02\x03\xf0.\x80\x80\x04\x80\x01\x00\x01\x07\x00\x01\x01\x01\x01\x00\x05\x01\x01k\x01v";
+    let body = SnapshotBody {
+        index: 9,
+        term: 2,
+        membership: Membership::bootstrap(&[1, 2, 3]),
+        sessions,
+        state: kv.snapshot(),
+    };
+    let want: &[u8] = b"RKVS\x02v<\xd9J\x09\x02\x03\x01\x00\x02\x00\x03\x00\x00\x00\x00\xf0.\x80\x80\x04\x80\x01\x00\x01\x07\x00\x01\x01\x01\x01\x00\x05\x01\x01k\x01v";
     golden("snapshot", &body.encode(), want);
     assert_eq!(SnapshotBody::decode(want, 1 << 20).as_ref(), Ok(&body), "{CHANGED}");
 }

@@ -29,8 +29,8 @@ mod tests {
     fn batches_roundtrip_and_garbage_is_refused() {
         use raft_core::Body;
         let msgs = vec![
-            Message { from: 1, to: 2, term: 3, body: Body::VoteResp { granted: true } },
-            Message { from: 1, to: 2, term: 3, body: Body::PreVoteResp { granted: false } },
+            Message::new(1, 2, 3, Body::VoteResp { granted: true }),
+            Message::new(1, 2, 3, Body::PreVoteResp { granted: false }),
         ];
         let f = encode_batch(&msgs);
         assert_eq!(decode_batch(&f, 1 << 20).unwrap(), msgs);

@@ -464,7 +464,7 @@ impl Sim {
                 .as_ref()
                 .and_then(|r| r.log().entry(a.index))
                 .map(|e| match &e.payload {
-                    crate::types::Payload::Command(d) => d.to_vec(),
+                    crate::entry::Payload::Command(d) => d.to_vec(),
                     _ => Vec::new(),
                 })
                 .unwrap_or_default();

@@ -8,7 +8,10 @@
 
 use raft_core::journal::Record;
 use raft_core::kv::{KvOp, KvOutput};
-use raft_core::{Body, ClientError, ClientReply, Entry, Event, Message, NodeId, Payload, ProposeError};
+use raft_core::{
+    Body, Change, ClientError, ClientReply, ConfChange, Entry, Event, Membership, Message, NodeId, Payload,
+    ProposeError,
+};
 
 /// `5@2`.
 pub fn pos(index: u64, term: u64) -> String {
@@ -52,6 +55,74 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A membership change without spaces: `conf(+v4,+l5,-3)`, `conf(joint,+v4,-3)`, `conf(leave)`.
+pub fn conf_change(cc: &ConfChange) -> String {
+    match cc {
+        ConfChange::LeaveJoint => "conf(leave)".into(),
+        ConfChange::Begin { joint, changes } => {
+            let mut parts: Vec<String> = Vec::new();
+            if *joint {
+                parts.push("joint".into());
+            }
+            for c in changes {
+                parts.push(match c {
+                    Change::AddVoter { id, inc: 0 } => format!("+v{id}"),
+                    Change::AddVoter { id, inc } => format!("+v{id}#{inc}"),
+                    Change::AddLearner { id, inc: 0 } => format!("+l{id}"),
+                    Change::AddLearner { id, inc } => format!("+l{id}#{inc}"),
+                    Change::Remove { id } => format!("-{id}"),
+                });
+            }
+            format!("conf({})", parts.join(","))
+        }
+    }
+}
+
+/// Parses what [`conf_change`] prints (the part inside `conf(...)`).
+pub fn parse_conf_change(inner: &str) -> Result<ConfChange, String> {
+    if inner == "leave" {
+        return Ok(ConfChange::LeaveJoint);
+    }
+    let mut joint = false;
+    let mut changes = Vec::new();
+    for part in inner.split(',').filter(|p| !p.is_empty()) {
+        let (body, inc) = match part.split_once('#') {
+            Some((b, i)) => (b, num(i, "incarnation")?),
+            None => (part, 0),
+        };
+        let id = |rest: &str| num(rest, "node id");
+        changes.push(if body == "joint" {
+            joint = true;
+            continue;
+        } else if let Some(rest) = body.strip_prefix("+v") {
+            Change::AddVoter { id: id(rest)?, inc }
+        } else if let Some(rest) = body.strip_prefix("+l") {
+            Change::AddLearner { id: id(rest)?, inc }
+        } else if let Some(rest) = body.strip_prefix('-') {
+            Change::Remove { id: id(rest)? }
+        } else {
+            return Err(format!("`{part}`: a change is +vN, +lN, -N or joint"));
+        });
+    }
+    Ok(ConfChange::Begin { joint, changes })
+}
+
+/// The voters and learners of a configuration: `voters=1,2 out=1,2,3 learners=4`.
+pub fn membership(m: &Membership) -> String {
+    let list = |ms: &[raft_core::Member]| ms.iter().map(|m| m.id.to_string()).collect::<Vec<_>>().join(",");
+    let mut out = format!("voters={}", list(&m.voters));
+    if !m.outgoing.is_empty() {
+        out += &format!(" out={}", list(&m.outgoing));
+    }
+    if !m.learners.is_empty() {
+        out += &format!(" learners={}", list(&m.learners));
+    }
+    if !m.learners_next.is_empty() {
+        out += &format!(" learners_next={}", list(&m.learners_next));
+    }
+    out
+}
+
 fn unhex(s: &str) -> Result<Vec<u8>, String> {
     if s.len() % 2 != 0 {
         return Err(format!("odd-length hex `{s}`"));
@@ -67,7 +138,7 @@ pub fn payload(p: &Payload) -> String {
     match p {
         Payload::Noop => "noop".into(),
         Payload::Command(b) => kv_op(b),
-        Payload::ConfChange(b) => format!("conf({})", hex(b)),
+        Payload::ConfChange(cc) => conf_change(cc),
         Payload::Register => "register".into(),
         Payload::Write { session, seq, ack, command } => {
             format!("write(s={session},seq={seq},ack={ack},{})", kv_op(command))
@@ -117,7 +188,7 @@ fn body(b: &Body) -> String {
                 format!("Append prev={prev} commit={commit} round={round} {}", entries(es))
             }
         }
-        Body::AppendResp { index, success: true, hint_index, hint_term, round } => {
+        Body::AppendResp { index, success: true, hint_index, hint_term, round, .. } => {
             // A success carries no hint; print one only if someone sent it anyway.
             let hint = if (*hint_index, *hint_term) == (0, 0) {
                 String::new()
@@ -126,7 +197,7 @@ fn body(b: &Body) -> String {
             };
             format!("AppendResp ok idx={index}{hint} round={round}")
         }
-        Body::AppendResp { index, success: false, hint_index, hint_term, round } => {
+        Body::AppendResp { index, success: false, hint_index, hint_term, round, .. } => {
             format!("AppendResp reject idx={index} hint={} round={round}", pos(*hint_index, *hint_term))
         }
         Body::InstallSnapshot { index, snap_term, offset, data, done } => {
@@ -142,6 +213,7 @@ fn body(b: &Body) -> String {
             };
             format!("InstallSnapshotResp snap={} {what}", pos(*index, *snap_term))
         }
+        Body::TimeoutNow => "TimeoutNow".into(),
     }
 }
 
@@ -160,8 +232,7 @@ pub fn record(r: &Record) -> String {
         }
         Record::Truncate { from_index } => format!("Truncate from={from_index}"),
         Record::Snapshot(meta) => {
-            let voters: Vec<String> = meta.voters.iter().map(u64::to_string).collect();
-            format!("Snapshot {} voters={} id={}", pos(meta.index, meta.term), voters.join(","), meta.id)
+            format!("Snapshot {} {} id={}", pos(meta.index, meta.term), membership(&meta.membership), meta.id)
         }
         Record::Checkpoint { last_seq } => format!("Checkpoint last_seq={last_seq}"),
     }
@@ -179,6 +250,8 @@ pub fn event(e: &Event) -> String {
         Event::SnapshotInstalled { index } => format!("SnapshotInstalled idx={index}"),
         Event::Committed { index } => format!("Committed idx={index}"),
         Event::Truncated { from_index } => format!("Truncated from={from_index}"),
+        Event::ConfigChanged { membership: m } => format!("ConfigChanged {}", membership(m)),
+        Event::RemovedSelf { term } => format!("RemovedSelf term={term}"),
     }
 }
 
@@ -337,7 +410,7 @@ pub fn parse_payload(s: &str) -> Result<Payload, String> {
             Payload::KeepAlive { session: num(f[0], "session")?, ack: num(f[1], "ack")? }
         }
         _ if s.starts_with("conf(") => {
-            Payload::ConfChange(unhex(call(s, "conf").ok_or_else(|| format!("`{s}`: unbalanced"))?)?.into())
+            Payload::ConfChange(parse_conf_change(call(s, "conf").ok_or_else(|| format!("`{s}`: unbalanced"))?)?)
         }
         _ => Payload::Command(parse_kv_op(s)?.into()),
     })
@@ -415,6 +488,7 @@ pub fn parse_message(line: &str) -> Result<Message, String> {
                 hint_index,
                 hint_term,
                 round: get("round").map_or(Ok(0), |r| num(r, "round"))?,
+                epoch: 0,
             }
         }
         "InstallSnapshot" => {
@@ -437,7 +511,8 @@ pub fn parse_message(line: &str) -> Result<Message, String> {
             };
             Body::InstallSnapshotResp { index, snap_term, offset, done: flag("done") }
         }
+        "TimeoutNow" => Body::TimeoutNow,
         other => return Err(format!("unknown message kind `{other}`")),
     };
-    Ok(Message { from, to, term, body })
+    Ok(Message { from, to, term, from_inc: 0, to_inc: 0, body })
 }
