@@ -19,6 +19,8 @@
 //!     and the [`inbox::Inbox`] they send it with.
 //!   * [`http`] — a plain HTTP GET of `/status` and the like (hyper's client).
 //! * The server, bottom-up:
+//!   * [`listen`] — the accept loop and every limit on what an outsider's
+//!     connection can make the node hold (counts, timeouts, queued bytes).
 //!   * [`journal`] — the data directory and the journal on disk (segments,
 //!     group commit, recovery).
 //!   * [`node`] — the node task, the one task that owns the Raft core.
@@ -40,6 +42,7 @@ pub mod config;
 pub mod http;
 pub mod inbox;
 pub mod journal;
+pub mod listen;
 pub mod metrics;
 pub mod node;
 pub mod peer;

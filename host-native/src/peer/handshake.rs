@@ -40,8 +40,9 @@ pub const HANDSHAKE_MAGIC: [u8; 4] = *b"RKVH";
 pub const HANDSHAKE_VERSION: u8 = 1;
 /// Largest handshake frame accepted.
 const MAX_HANDSHAKE_FRAME: usize = 1024;
-/// How long each handshake step may take.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long each handshake step may take by default (`handshake_timeout_ms`
+/// in the configuration sets it for a node).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The handshake's frames. postcard numbers the variants by position —
 /// `Hello` 0, `Challenge` 1, `Proof` 2, `Welcome` 3 — so new ones go at the
@@ -150,12 +151,12 @@ impl Handshake {
 
 /// The acceptor's side of the handshake over any stream of binary frames.
 /// Returns the authenticated peer's id.
-pub async fn accept_handshake<S, E>(ws: &mut S, auth: &PeerAuth) -> Result<NodeId, String>
+pub async fn accept_handshake<S, E>(ws: &mut S, auth: &PeerAuth, step: Duration) -> Result<NodeId, String>
 where
     S: futures_util::Stream<Item = Result<Vec<u8>, E>> + futures_util::Sink<Vec<u8>> + Unpin,
     E: std::fmt::Display,
 {
-    let hello = recv_hs(ws).await?;
+    let hello = recv_hs(ws, step).await?;
     let Handshake::Hello { cluster, from, to, nonce: their_nonce } = hello else {
         return Err("expected Hello".into());
     };
@@ -172,7 +173,7 @@ where
     let proof = auth.prove("accept", &their_nonce, auth.me, from);
     let challenge = Handshake::Challenge { cluster: auth.cluster.clone(), from: auth.me, nonce: my_nonce, proof };
     ws.send(challenge.encode()).await.map_err(|_| "connection lost".to_string())?;
-    let Handshake::Proof { proof } = recv_hs(ws).await? else {
+    let Handshake::Proof { proof } = recv_hs(ws, step).await? else {
         return Err("expected Proof".into());
     };
     if !auth.check("dial", &my_nonce, from, auth.me, &proof) {
@@ -183,7 +184,7 @@ where
 }
 
 /// The dialer's side of the handshake, to reach node `to`.
-pub async fn dial_handshake<S, E>(ws: &mut S, auth: &PeerAuth, to: NodeId) -> Result<(), String>
+pub async fn dial_handshake<S, E>(ws: &mut S, auth: &PeerAuth, to: NodeId, step: Duration) -> Result<(), String>
 where
     S: futures_util::Stream<Item = Result<Vec<u8>, E>> + futures_util::Sink<Vec<u8>> + Unpin,
     E: std::fmt::Display,
@@ -191,7 +192,7 @@ where
     let my_nonce = nonce();
     let hello = Handshake::Hello { cluster: auth.cluster.clone(), from: auth.me, to, nonce: my_nonce };
     ws.send(hello.encode()).await.map_err(|_| "connection lost".to_string())?;
-    let Handshake::Challenge { cluster, from, nonce: their_nonce, proof } = recv_hs(ws).await? else {
+    let Handshake::Challenge { cluster, from, nonce: their_nonce, proof } = recv_hs(ws, step).await? else {
         return Err("expected Challenge".into());
     };
     if cluster != auth.cluster || from != to {
@@ -202,18 +203,18 @@ where
     }
     let proof = auth.prove("dial", &their_nonce, auth.me, to);
     ws.send(Handshake::Proof { proof }.encode()).await.map_err(|_| "connection lost".to_string())?;
-    match recv_hs(ws).await? {
+    match recv_hs(ws, step).await? {
         Handshake::Welcome => Ok(()),
         _ => Err("expected Welcome".into()),
     }
 }
 
-async fn recv_hs<S, E>(ws: &mut S) -> Result<Handshake, String>
+async fn recv_hs<S, E>(ws: &mut S, step: Duration) -> Result<Handshake, String>
 where
     S: futures_util::Stream<Item = Result<Vec<u8>, E>> + Unpin,
     E: std::fmt::Display,
 {
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, ws.next()).await {
+    match tokio::time::timeout(step, ws.next()).await {
         Err(_) => Err("handshake timed out".into()),
         Ok(None) => Err("connection closed during the handshake".into()),
         Ok(Some(Err(e))) => Err(format!("connection error during the handshake: {e}")),
@@ -273,7 +274,10 @@ mod tests {
         let (good1, good2, bad1) = (auth("s3cret-s3cret", 1), auth("s3cret-s3cret", 2), auth("wrong-wrong", 1));
 
         let (mut a, mut b) = pair();
-        let (x, y) = tokio::join!(dial_handshake(&mut a, &good1, 2), accept_handshake(&mut b, &good2));
+        let (x, y) = tokio::join!(
+            dial_handshake(&mut a, &good1, 2, HANDSHAKE_TIMEOUT),
+            accept_handshake(&mut b, &good2, HANDSHAKE_TIMEOUT)
+        );
         assert_eq!((x, y), (Ok(()), Ok(1)));
 
         // The dialer sees that an acceptor with another secret cannot prove it.
@@ -282,9 +286,9 @@ mod tests {
         let dialer = async move {
             let mut a = a;
             // Hanging up at once spares the acceptor its timeout.
-            dial_handshake(&mut a, bad, 2).await
+            dial_handshake(&mut a, bad, 2, HANDSHAKE_TIMEOUT).await
         };
-        let (x, _) = tokio::join!(dialer, accept_handshake(&mut b, &good2));
+        let (x, _) = tokio::join!(dialer, accept_handshake(&mut b, &good2, HANDSHAKE_TIMEOUT));
         assert!(x.unwrap_err().contains("failed to prove"));
 
         // A dialer with the wrong secret that goes on anyway is refused.
@@ -292,11 +296,13 @@ mod tests {
         let dialer = async {
             let hello = Handshake::Hello { cluster: "raftkv-local".into(), from: 1, to: 2, nonce: [7u8; 32] };
             a.send(hello.encode()).await.ok();
-            let Ok(Handshake::Challenge { nonce, .. }) = recv_hs(&mut a).await else { panic!("no challenge") };
+            let Ok(Handshake::Challenge { nonce, .. }) = recv_hs(&mut a, HANDSHAKE_TIMEOUT).await else {
+                panic!("no challenge")
+            };
             a.send(Handshake::Proof { proof: bad1.prove("dial", &nonce, 1, 2) }.encode()).await.ok();
             a
         };
-        let (_a, y) = tokio::join!(dialer, accept_handshake(&mut b, &good2));
+        let (_a, y) = tokio::join!(dialer, accept_handshake(&mut b, &good2, HANDSHAKE_TIMEOUT));
         assert!(y.unwrap_err().contains("failed to prove the shared secret"));
 
         // Reflection: the acceptor's own proof over a nonce is no dialer proof.
@@ -304,12 +310,14 @@ mod tests {
         let dialer = async {
             let hello = Handshake::Hello { cluster: "raftkv-local".into(), from: 1, to: 2, nonce: [7u8; 32] };
             a.send(hello.encode()).await.ok();
-            let Ok(Handshake::Challenge { nonce, .. }) = recv_hs(&mut a).await else { panic!("no challenge") };
+            let Ok(Handshake::Challenge { nonce, .. }) = recv_hs(&mut a, HANDSHAKE_TIMEOUT).await else {
+                panic!("no challenge")
+            };
             // What node 2 would answer if asked to accept a dialer with this nonce.
             a.send(Handshake::Proof { proof: good2.prove("accept", &nonce, 2, 1) }.encode()).await.ok();
             a
         };
-        let (_a, y) = tokio::join!(dialer, accept_handshake(&mut b, &good2));
+        let (_a, y) = tokio::join!(dialer, accept_handshake(&mut b, &good2, HANDSHAKE_TIMEOUT));
         assert!(y.is_err());
 
         // Wrong cluster, wrong recipient, unknown node.
@@ -317,7 +325,7 @@ mod tests {
             let (mut a, mut b) = pair();
             let hello = Handshake::Hello { cluster: cluster.into(), from, to, nonce: [1u8; 32] };
             a.send(hello.encode()).await.ok();
-            assert!(accept_handshake(&mut b, &good2).await.is_err());
+            assert!(accept_handshake(&mut b, &good2, HANDSHAKE_TIMEOUT).await.is_err());
         }
     }
 }

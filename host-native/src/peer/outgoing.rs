@@ -80,7 +80,7 @@ pub async fn run_sender(
                 .await
                 .map_err(|e| format!("cannot connect to {url}: {e}"))?;
             let mut ws = binary_frames(ws);
-            dial_handshake(&mut ws, &auth, to).await?;
+            dial_handshake(&mut ws, &auth, to, HANDSHAKE_TIMEOUT).await?;
             Ok::<_, String>(ws)
         };
         let result = match tokio::time::timeout(HANDSHAKE_TIMEOUT * 2, attempt).await {

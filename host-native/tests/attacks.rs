@@ -1,0 +1,346 @@
+//! Process-level attacks on real `raftkv node`s (issue #13): what an outsider
+//! on the same host can make a node hold, and that every limit closes it on
+//! time. Each attack prints a `MEMORY` line — the node's resident memory
+//! (`VmRSS` of `/proc/PID/status`, KiB) before, at the height of, and after
+//! the attack — run with `--nocapture` to see them.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Cluster, WAIT};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Timeouts low enough for a test, the queue bound at its smallest.
+const TIGHT: &str = "[limits]\n\
+    max_client_frame = 2162688\n\
+    max_queued_bytes = 2228224\n\
+    handshake_timeout_ms = 1000\n\
+    idle_timeout_ms = 1000\n\
+    frame_timeout_ms = 1000\n";
+
+/// Slack on top of a 1 s limit: the check runs every 250 ms, and the machine is shared.
+const SLACK: Duration = Duration::from_millis(1500);
+
+fn memory(attack: &str, before: u64, during: u64, after: u64) {
+    eprintln!("MEMORY attack={attack:<24} before={before:>7} KiB  during={during:>7} KiB  after={after:>7} KiB");
+}
+
+fn addr(c: &Cluster, id: u64) -> String {
+    c.url(id).trim_start_matches("ws://").to_string()
+}
+
+/// A TCP connection to `to` from the loopback address `from` (127.0.0.0/8).
+async fn tcp_from(from: &str, to: &str) -> std::io::Result<TcpStream> {
+    let s = TcpSocket::new_v4()?;
+    s.bind(format!("{from}:0").parse().unwrap())?;
+    s.connect(to.parse().unwrap()).await
+}
+
+/// A raw TCP stream that has finished a WebSocket upgrade to `path`.
+async fn raw_ws(from: &str, to: &str, path: &str) -> Result<TcpStream, String> {
+    let tcp = tcp_from(from, to).await.map_err(|e| e.to_string())?;
+    let (ws, _) = tokio_tungstenite::client_async(format!("ws://{to}{path}"), tcp).await.map_err(|e| e.to_string())?;
+    Ok(ws.into_inner())
+}
+
+/// Reads until the server closes; returns the close code of a Close frame
+/// among what it sent, if any (`None`: closed without one).
+async fn close_code(s: &mut TcpStream, within: Duration) -> Result<Option<u16>, &'static str> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.read(&mut chunk)).await {
+            Err(_) => return Err("not closed in time"),
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    // Walk the server's (unmasked) frames for a Close.
+    let mut i = 0;
+    while i + 2 <= buf.len() {
+        let op = buf[i] & 0x0f;
+        let mut len = (buf[i + 1] & 0x7f) as usize;
+        let mut at = i + 2;
+        if len == 126 && at + 2 <= buf.len() {
+            len = u16::from_be_bytes([buf[at], buf[at + 1]]) as usize;
+            at += 2;
+        } else if len == 127 && at + 8 <= buf.len() {
+            len = u64::from_be_bytes(buf[at..at + 8].try_into().unwrap()) as usize;
+            at += 8;
+        }
+        if op == 8 && len >= 2 && at + 2 <= buf.len() {
+            return Ok(Some(u16::from_be_bytes([buf[at], buf[at + 1]])));
+        }
+        i = at + len;
+    }
+    Ok(None)
+}
+
+/// Waits until `f` holds (bounded).
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    let start = Instant::now();
+    while start.elapsed() < WAIT {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not within {WAIT:?}");
+}
+
+/// Item 4: a ping flood from a client that never reads, and one that sends
+/// requests and never reads the replies, are closed once they owe
+/// `max_queued_bytes`; the leader keeps its leadership. Half-sent frames,
+/// an oversize frame, slowloris headers, idle WebSockets and silent TCP
+/// connections are each closed on time, with a Close frame where there is
+/// a WebSocket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outsiders_cannot_make_a_node_hold_memory_or_connections() {
+    let started = Instant::now();
+    let c = Cluster::start("attack", 3, TIGHT);
+    let leader = c.wait_leader(&c.ids()).await;
+    let term = c.status(leader).await.unwrap()["term"].as_u64().unwrap();
+    let a = addr(&c, leader);
+
+    // 1. Ping flood: 125-byte pings as fast as the socket takes them, no reads.
+    let before = c.rss_kib(leader);
+    let mut s = raw_ws("127.0.0.1", &a, "/client").await.unwrap();
+    let mut ping = Vec::new();
+    for _ in 0..1000 {
+        ping.extend_from_slice(&[0x89, 0x80 | 125, 0, 0, 0, 0]);
+        ping.extend_from_slice(&[b'p'; 125]);
+    }
+    let t = Instant::now();
+    let (mut sent, mut during) = (0u64, 0);
+    while t.elapsed() < WAIT {
+        match tokio::time::timeout(Duration::from_secs(2), s.write_all(&ping)).await {
+            Ok(Ok(())) => sent += 1000,
+            _ => break,
+        }
+        if sent % 200_000 == 0 {
+            during = during.max(c.rss_kib(leader));
+        }
+    }
+    assert!(t.elapsed() < WAIT, "the ping flood was never cut off");
+    drop(s);
+    eventually("the queue overflow is counted", || async { c.metric(leader, "ws_queue_overflow_total").await >= 1 })
+        .await;
+    let after = c.rss_kib(leader);
+    memory("ping flood (no reads)", before, during.max(after), after);
+    eprintln!("  {sent} pings sent before the node closed the connection in {:?}", t.elapsed());
+    assert!(during.max(after) < before + 64 * 1024, "the ping flood grew the node by more than 64 MiB");
+    let st = c.status(leader).await.unwrap();
+    assert_eq!((st["role"].as_str(), st["term"].as_u64()), (Some("leader"), Some(term)), "the leader kept its term");
+
+    // 2. Requests whose replies are never read: 1 MiB values, asked for again and again.
+    let lib = c.client();
+    lib.put("big", &"v".repeat(1 << 20)).await.unwrap();
+    let before = c.rss_kib(leader);
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{a}/client")).await.unwrap();
+    let overflows = c.metric(leader, "ws_queue_overflow_total").await;
+    let t = Instant::now();
+    let mut during = 0;
+    for id in 0..200u64 {
+        use futures_util::SinkExt;
+        let req = format!(r#"{{"id":{id},"op":"get","key":"big"}}"#);
+        let r =
+            tokio::time::timeout(Duration::from_secs(2), ws.send(tokio_tungstenite::tungstenite::Message::text(req)))
+                .await;
+        if !matches!(r, Ok(Ok(()))) {
+            break;
+        }
+        if id % 20 == 0 {
+            during = during.max(c.rss_kib(leader));
+        }
+    }
+    eventually("the unread replies overflow", || async {
+        c.metric(leader, "ws_queue_overflow_total").await > overflows
+    })
+    .await;
+    drop(ws);
+    let after = c.rss_kib(leader);
+    memory("unread 1 MiB replies", before, during.max(after), after);
+    assert!(during.max(after) < before + 64 * 1024, "unread replies grew the node by more than 64 MiB");
+    eprintln!("  closed after {:?}", t.elapsed());
+
+    // 3. Half-sent frames: 16 connections each announce a 2 MiB frame, send 1 MiB of it, and stop.
+    let before = c.rss_kib(leader);
+    let mut socks = Vec::new();
+    for _ in 0..16 {
+        let mut s = raw_ws("127.0.0.1", &a, "/client").await.unwrap();
+        let mut f = vec![0x82, 0x80 | 127];
+        f.extend_from_slice(&(2u64 << 20).to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 0]);
+        f.extend_from_slice(&vec![b'x'; 1 << 20]);
+        s.write_all(&f).await.unwrap();
+        socks.push(s);
+    }
+    let t = Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let during = c.rss_kib(leader);
+    for s in &mut socks {
+        assert_eq!(close_code(s, Duration::from_secs(1) + SLACK).await, Ok(Some(1008)), "half-sent frame");
+    }
+    eprintln!("  16 half-sent frames closed (1008) after {:?}", t.elapsed());
+    drop(socks);
+    let after = c.rss_kib(leader);
+    memory("16 half-sent 2 MiB frames", before, during, after);
+    assert!(c.metric(leader, "ws_frame_timeouts_total").await >= 16);
+
+    // 4. A frame over the transport limit (16 MiB) gets Close 1009 at once.
+    let mut s = raw_ws("127.0.0.1", &a, "/client").await.unwrap();
+    let mut f = vec![0x82, 0x80 | 127];
+    f.extend_from_slice(&(17u64 << 20).to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 0, 1, 2, 3]);
+    s.write_all(&f).await.unwrap();
+    assert_eq!(close_code(&mut s, SLACK).await, Ok(Some(1009)), "oversize frame");
+    assert!(c.metric(leader, "ws_frame_too_big_total").await >= 1);
+
+    // 5. Slowloris: 50 connections trickle header lines and never end them.
+    let before = c.rss_kib(leader);
+    let mut socks = Vec::new();
+    for _ in 0..50 {
+        let mut s = tcp_from("127.0.0.1", &a).await.unwrap();
+        s.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        socks.push(s);
+    }
+    let t = Instant::now();
+    let mut open = socks.len();
+    while open > 0 && t.elapsed() < Duration::from_secs(1) + SLACK {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        open = 0;
+        for s in &mut socks {
+            if s.write_all(b"X-Slow: 1\r\n").await.is_ok() {
+                let mut b = [0u8; 1];
+                if !matches!(tokio::time::timeout(Duration::from_millis(1), s.read(&mut b)).await, Ok(Ok(0) | Err(_))) {
+                    open += 1;
+                }
+            }
+        }
+    }
+    let during = c.rss_kib(leader);
+    assert_eq!(open, 0, "slowloris connections still open after {:?}", t.elapsed());
+    eprintln!("  50 slowloris connections closed after {:?}", t.elapsed());
+    drop(socks);
+    memory("50 slowloris HTTP", before, during, c.rss_kib(leader));
+    assert!(c.metric(leader, "conn_handshake_timeouts_total").await >= 50);
+
+    // 6. Idle WebSockets: 200 upgraded connections that say nothing get Close 1001.
+    let before = c.rss_kib(leader);
+    let mut socks = Vec::new();
+    for _ in 0..200 {
+        socks.push(raw_ws("127.0.0.1", &a, "/client").await.unwrap());
+    }
+    let t = Instant::now();
+    let during = c.rss_kib(leader);
+    for s in &mut socks {
+        assert_eq!(close_code(s, Duration::from_secs(1) + SLACK).await, Ok(Some(1001)), "idle WebSocket");
+    }
+    eprintln!("  200 idle WebSockets closed (1001) after {:?}", t.elapsed());
+    drop(socks);
+    memory("200 idle WebSockets", before, during, c.rss_kib(leader));
+    assert!(c.metric(leader, "ws_idle_closed_total").await >= 200);
+
+    // 7. Silent TCP connections are closed after the handshake timeout.
+    let mut socks = Vec::new();
+    for _ in 0..20 {
+        socks.push(tcp_from("127.0.0.1", &a).await.unwrap());
+    }
+    let t = Instant::now();
+    for s in &mut socks {
+        assert_eq!(close_code(s, Duration::from_secs(1) + SLACK).await, Ok(None), "silent TCP");
+    }
+    eprintln!("  20 silent TCP connections closed after {:?}", t.elapsed());
+
+    // The cluster never noticed.
+    let st = c.status(leader).await.unwrap();
+    assert_eq!((st["role"].as_str(), st["term"].as_u64()), (Some("leader"), Some(term)), "{st}\n{}", c.logs());
+    lib.put("after", "fine").await.unwrap();
+    assert_eq!(lib.get("after").await.unwrap().as_deref(), Some("fine"));
+    eprintln!("outsiders_cannot_make_a_node_hold_memory_or_connections: {:?}", started.elapsed());
+}
+
+/// Item 4: connections per remote address and per node; the node's limit
+/// fitted to a low file-descriptor limit, refusing with a logged warning
+/// before it runs out; client WebSockets never take the reserve, so
+/// `/status` answers and a restarted peer links up again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limits_keep_a_reserve_for_peers_and_status() {
+    let started = Instant::now();
+    let extra = "[limits]\nmax_connections_per_address = 20\nreserved_connections = 8\nfd_headroom = 32\n\
+                 handshake_timeout_ms = 1000\n";
+    let mut c = Cluster::configure("limits", 3, extra);
+    c.spawn_with(1, Some(160));
+    c.spawn(2);
+    c.spawn(3);
+    let leader = c.wait_leader(&c.ids()).await;
+    let a = addr(&c, 1);
+    let log = c.log(1);
+    assert!(log.contains("file-descriptor limit is low"), "the fitted limit is logged\n{log}");
+    // The library's connection is made before the client slots fill up.
+    let lib = c.client();
+    lib.put("k", "v0").await.unwrap();
+
+    // Per address: 127.0.0.2 gets 20 connections, the 21st is closed at once.
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(raw_ws("127.0.0.2", &a, "/client").await.unwrap());
+    }
+    assert!(raw_ws("127.0.0.2", &a, "/client").await.is_err(), "the 21st from one address is refused");
+    assert!(c.metric(1, "conn_refused_address_total").await >= 1);
+    drop(held);
+
+    // Client WebSockets from many addresses, until only the reserve is left.
+    let before = c.rss_kib(1);
+    let mut clients = Vec::new();
+    let mut refused = None;
+    for i in 0..200 {
+        match raw_ws(&format!("127.0.1.{}", 1 + i / 10), &a, "/client").await {
+            Ok(s) => clients.push(s),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("client WebSockets are limited");
+    assert!(refused.contains("503"), "refused with 503: {refused}");
+    assert!(c.metric(1, "client_refused_reserve_total").await >= 1);
+    eprintln!("  {} client WebSockets admitted before the reserve", clients.len());
+    // The reserve: /status answers and a restarted peer links up again.
+    assert!(c.status(1).await.is_some(), "/status answers with the client slots full");
+    // A follower other than node 1 restarts and must link up through node 1's reserve.
+    let other = c.ids().into_iter().find(|&i| i != leader && i != 1).unwrap();
+    lib.put("k", "v1").await.unwrap();
+    c.kill(other);
+    c.spawn(other);
+    lib.put("k", "v2").await.unwrap();
+    let idx = c.status(1).await.unwrap()["commit_index"].as_u64().unwrap();
+    c.wait_applied(other, idx).await;
+
+    // Silent connections fill the rest: refused with a warning, before accept() fails.
+    let mut silent = Vec::new();
+    for i in 0..200 {
+        let Ok(mut s) = tcp_from(&format!("127.0.2.{}", 1 + i / 10), &a).await else { break };
+        let mut b = [0u8; 1];
+        if matches!(tokio::time::timeout(Duration::from_millis(100), s.read(&mut b)).await, Ok(Ok(0) | Err(_))) {
+            break; // closed at once: refused
+        }
+        silent.push(s);
+    }
+    let during = c.rss_kib(1);
+    assert!(c.metric(1, "conn_refused_limit_total").await >= 1 || c.status(1).await.is_none());
+    assert!(c.log(1).contains("refusing connections"), "the refusal is logged\n{}", c.log(1));
+    // Once the silent ones time out, /status answers again; accept() never failed.
+    drop(silent);
+    eventually("/status answers again", || async { c.status(1).await.is_some() }).await;
+    assert_eq!(c.metric(1, "conn_accept_errors_total").await, 0, "refused before the fd limit");
+    drop(clients);
+    memory("client slots + silent fill", before, during, c.rss_kib(1));
+    assert!(c.exited(1).is_none());
+    eprintln!("connection_limits_keep_a_reserve_for_peers_and_status: {:?}", started.elapsed());
+}
