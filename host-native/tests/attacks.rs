@@ -344,3 +344,181 @@ async fn connection_limits_keep_a_reserve_for_peers_and_status() {
     assert!(c.exited(1).is_none());
     eprintln!("connection_limits_keep_a_reserve_for_peers_and_status: {:?}", started.elapsed());
 }
+
+/// A man in the middle for one node's URL: passes every byte, and once
+/// armed rewrites the term of every message in the peer batch frames that
+/// dialers send after their handshake (the tag left as it was: the relay
+/// cannot compute it).
+mod relay {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use raft_core::codec::{decode_with_header, encode_with_header};
+    use raft_core::Message;
+    use raftkv::peer::batch::{BATCH_MAGIC, BATCH_VERSION, TAG_LEN};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    #[derive(Default)]
+    pub struct Relay {
+        pub armed: AtomicBool,
+        pub rewritten: AtomicU64,
+    }
+
+    pub async fn run(listener: TcpListener, upstream: String, relay: Arc<Relay>) {
+        while let Ok((down, _)) = listener.accept().await {
+            let Ok(up) = TcpStream::connect(&upstream).await else { continue };
+            tokio::spawn(pipe(down, up, relay.clone()));
+        }
+    }
+
+    fn rewrite(p: &[u8]) -> Option<Vec<u8>> {
+        let (body, tag) = p.split_at(p.len().checked_sub(TAG_LEN)?);
+        let (seq, mut msgs): (u64, Vec<Message>) =
+            decode_with_header(&BATCH_MAGIC, BATCH_VERSION, body, 1 << 24).ok()?;
+        for m in &mut msgs {
+            m.term += 100;
+        }
+        let mut out = encode_with_header(&BATCH_MAGIC, BATCH_VERSION, &(seq, msgs));
+        out.extend_from_slice(tag);
+        Some(out)
+    }
+
+    async fn fill(r: &mut (impl AsyncReadExt + Unpin), buf: &mut Vec<u8>, n: usize) -> Option<()> {
+        let mut chunk = [0u8; 65536];
+        while buf.len() < n {
+            let k = r.read(&mut chunk).await.ok()?;
+            if k == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..k]);
+        }
+        Some(())
+    }
+
+    async fn pipe(down: TcpStream, up: TcpStream, relay: Arc<Relay>) {
+        let (mut dr, mut dw) = down.into_split();
+        let (mut ur, mut uw) = up.into_split();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut ur, &mut dw).await;
+        });
+        // The HTTP upgrade request passes as it is.
+        let mut buf = Vec::new();
+        let head = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let want = buf.len() + 1;
+            if fill(&mut dr, &mut buf, want).await.is_none() {
+                return;
+            }
+        };
+        if uw.write_all(&buf[..head]).await.is_err() {
+            return;
+        }
+        buf.drain(..head);
+        // Then the client's masked frames, one by one.
+        let mut data_frames = 0;
+        loop {
+            if fill(&mut dr, &mut buf, 2).await.is_none() {
+                return;
+            }
+            let (b0, len7) = (buf[0], (buf[1] & 0x7f) as usize);
+            let (mut at, len) = match len7 {
+                126 => {
+                    fill(&mut dr, &mut buf, 4).await;
+                    (4, u16::from_be_bytes([buf[2], buf[3]]) as usize)
+                }
+                127 => {
+                    fill(&mut dr, &mut buf, 10).await;
+                    (10, u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize)
+                }
+                n => (2, n),
+            };
+            if fill(&mut dr, &mut buf, at + 4 + len).await.is_none() {
+                return;
+            }
+            let mask = [buf[at], buf[at + 1], buf[at + 2], buf[at + 3]];
+            at += 4;
+            let mut payload: Vec<u8> = buf[at..at + len].iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
+            buf.drain(..at + len);
+            if b0 & 0x0f == 2 {
+                // Frames 0 and 1 are the dialer's Hello and Proof.
+                if data_frames >= 2 && relay.armed.load(Ordering::Relaxed) {
+                    if let Some(p) = rewrite(&payload) {
+                        payload = p;
+                        relay.rewritten.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                data_frames += 1;
+            }
+            let mut out = vec![b0];
+            match payload.len() {
+                n @ 0..=125 => out.push(0x80 | n as u8),
+                n @ 126..=65535 => {
+                    out.push(0x80 | 126);
+                    out.extend_from_slice(&(n as u16).to_be_bytes());
+                }
+                n => {
+                    out.push(0x80 | 127);
+                    out.extend_from_slice(&(n as u64).to_be_bytes());
+                }
+            }
+            out.extend_from_slice(&mask);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+            if uw.write_all(&out).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Item 5: a relay placed in front of node 2 (its URL points at the relay)
+/// passes the real handshake, then rewrites every batch's terms by +100.
+/// Node 2 refuses each rewritten frame and closes the link; no node adopts
+/// the forged term and the leader keeps its leadership.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_rewrites_peer_frames_is_refused() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    let started = Instant::now();
+    let mut c = Cluster::configure("relay", 3, "");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_port = listener.local_addr().unwrap().port();
+    let cfg = std::fs::read_to_string(&c.config).unwrap();
+    let node2 = format!("id = 2\nlisten = \"127.0.0.1:{}\"\n", c.ports[1]);
+    let cfg = cfg.replace(&node2, &format!("{node2}url = \"ws://127.0.0.1:{relay_port}\"\n"));
+    std::fs::write(&c.config, cfg).unwrap();
+    let r = Arc::new(relay::Relay::default());
+    tokio::spawn(relay::run(listener, format!("127.0.0.1:{}", c.ports[1]), r.clone()));
+    // Nodes 1 and 3 elect a leader; node 2 joins behind the relay.
+    c.spawn(1);
+    c.spawn(3);
+    let leader = c.wait_leader(&[1, 3]).await;
+    c.spawn(2);
+    let lib = c.client();
+    lib.put("k", "before").await.unwrap();
+    let idx = c.status(leader).await.unwrap()["commit_index"].as_u64().unwrap();
+    c.wait_applied(2, idx).await;
+    let term = c.status(leader).await.unwrap()["term"].as_u64().unwrap();
+
+    r.armed.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rewritten = r.rewritten.load(Ordering::Relaxed);
+    assert!(rewritten > 0, "the relay rewrote frames");
+    for id in c.ids() {
+        let st = c.status(id).await.unwrap();
+        assert_eq!(st["term"].as_u64(), Some(term), "node {id} kept the term\n{st}\n{}", c.logs());
+    }
+    assert_eq!(c.status(leader).await.unwrap()["role"], "leader");
+    assert!(c.log(2).contains("a frame failed its check"), "{}", c.log(2));
+    assert!(c.metric(2, "peer_frames_rejected_total").await >= 1);
+    eprintln!("  the relay rewrote {rewritten} frames; every one was refused");
+
+    // Disarmed, the link works again.
+    r.armed.store(false, Ordering::Relaxed);
+    lib.put("k", "after").await.unwrap();
+    let idx = c.status(leader).await.unwrap()["commit_index"].as_u64().unwrap();
+    c.wait_applied(2, idx).await;
+    eprintln!("a_relay_that_rewrites_peer_frames_is_refused: {:?}", started.elapsed());
+}

@@ -18,7 +18,7 @@
 //! commit.
 
 use raft_core::{Body, Message};
-use raftkv::peer::batch::{decode_batch, encode_batch};
+use raftkv::peer::batch::{Opener, Sealer, TAG_LEN};
 use raftkv::peer::handshake::Handshake;
 use raftkv::protocol::{
     decode_request, decode_response, encode_request, encode_response, ErrorCode, Failure, LeaderHint, Op, Request,
@@ -245,7 +245,11 @@ fn peer_batch_frame() {
         Message::new(1, 2, 3, Body::VoteResp { granted: true }),
         Message::new(1, 2, 3, Body::PreVoteResp { granted: false }),
     ];
-    let want: &[u8] = b"RKVB\x01\x02\x01\x02\x03\x00\x00\x03\x01\x01\x02\x03\x00\x00\x01\x00";
-    golden("batch of two messages", &encode_batch(&msgs), want);
-    assert_eq!(decode_batch(want, 1 << 20), Ok(msgs), "{CHANGED}");
+    // Version 2: (seq, messages), then an HMAC-SHA256 tag under the link key.
+    let want: &[u8] = b"RKVB\x02\x00\x02\x01\x02\x03\x00\x00\x03\x01\x01\x02\x03\x00\x00\x01\x00\xd0\x22q\xe3\xcb[d\xe1\x0cK\xf3\xa5(oS\x0c\xd2s\x90v}\xbcyZ=Y\xa8x\xdd\xcaM\xb7";
+    let mut sealer = Sealer::new([0x42; 32]);
+    let f = sealer.seal(&msgs);
+    golden("batch of two messages (frame 0, key 0x42..)", &f, want);
+    assert_eq!(want.len() - TAG_LEN, b"RKVB\x02\x00\x02\x01\x02\x03\x00\x00\x03\x01\x01\x02\x03\x00\x00\x01\x00".len());
+    assert_eq!(Opener::new([0x42; 32]).open(want, 1 << 20), Ok(msgs), "{CHANGED}");
 }

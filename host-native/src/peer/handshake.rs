@@ -12,6 +12,11 @@
 //!                                         <- Welcome
 //! ```
 //!
+//! Both sides then derive the link key, HMAC(secret, "link", both nonces,
+//! cluster, dialer, acceptor): every batch frame after `Welcome` carries a MAC
+//! under it (see `peer::batch`), so a relay that passed the handshake cannot
+//! rewrite, replay or drop what follows.
+//!
 //! Each side proves the shared secret over the other's fresh random nonce, so
 //! the secret never crosses the wire and a recorded handshake cannot be
 //! replayed. The role label keeps a node from being used as an oracle that
@@ -121,6 +126,36 @@ impl PeerAuth {
         self.mac(role, nonce, prover, verifier).finalize().into_bytes().into()
     }
 
+    /// The key of the link a handshake between `dialer` and `acceptor` over
+    /// these two nonces opened: only the two ends can compute it, and each
+    /// handshake gives a fresh one. Its input has a place for both nodes'
+    /// incarnations (`Message::from_inc`/`to_inc`), 0 until membership
+    /// assigns them.
+    fn link_key(
+        &self,
+        dialer_nonce: &[u8; 32],
+        acceptor_nonce: &[u8; 32],
+        dialer: NodeId,
+        acceptor: NodeId,
+    ) -> [u8; 32] {
+        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.secret) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC takes keys of any length"),
+        };
+        let (dialer_inc, acceptor_inc) = (0u64, 0u64);
+        let input = postcard::to_allocvec(&(
+            "link",
+            dialer_nonce,
+            acceptor_nonce,
+            &self.cluster,
+            (dialer, dialer_inc),
+            (acceptor, acceptor_inc),
+        ))
+        .unwrap_or_default();
+        mac.update(&input);
+        mac.finalize().into_bytes().into()
+    }
+
     fn check(&self, role: &str, nonce: &[u8; 32], prover: NodeId, verifier: NodeId, proof: &[u8; 32]) -> bool {
         // verify_slice compares in constant time.
         self.mac(role, nonce, prover, verifier).verify_slice(proof).is_ok()
@@ -150,8 +185,9 @@ impl Handshake {
 }
 
 /// The acceptor's side of the handshake over any stream of binary frames.
-/// Returns the authenticated peer's id.
-pub async fn accept_handshake<S, E>(ws: &mut S, auth: &PeerAuth, step: Duration) -> Result<NodeId, String>
+/// Returns the authenticated peer's id and the link's key (for the frames'
+/// MACs, see `peer::batch`).
+pub async fn accept_handshake<S, E>(ws: &mut S, auth: &PeerAuth, step: Duration) -> Result<(NodeId, [u8; 32]), String>
 where
     S: futures_util::Stream<Item = Result<Vec<u8>, E>> + futures_util::Sink<Vec<u8>> + Unpin,
     E: std::fmt::Display,
@@ -180,11 +216,12 @@ where
         return Err(format!("node {from} failed to prove the shared secret"));
     }
     ws.send(Handshake::Welcome.encode()).await.map_err(|_| "connection lost".to_string())?;
-    Ok(from)
+    Ok((from, auth.link_key(&their_nonce, &my_nonce, from, auth.me)))
 }
 
-/// The dialer's side of the handshake, to reach node `to`.
-pub async fn dial_handshake<S, E>(ws: &mut S, auth: &PeerAuth, to: NodeId, step: Duration) -> Result<(), String>
+/// The dialer's side of the handshake, to reach node `to`. Returns the
+/// link's key.
+pub async fn dial_handshake<S, E>(ws: &mut S, auth: &PeerAuth, to: NodeId, step: Duration) -> Result<[u8; 32], String>
 where
     S: futures_util::Stream<Item = Result<Vec<u8>, E>> + futures_util::Sink<Vec<u8>> + Unpin,
     E: std::fmt::Display,
@@ -204,7 +241,7 @@ where
     let proof = auth.prove("dial", &their_nonce, auth.me, to);
     ws.send(Handshake::Proof { proof }.encode()).await.map_err(|_| "connection lost".to_string())?;
     match recv_hs(ws, step).await? {
-        Handshake::Welcome => Ok(()),
+        Handshake::Welcome => Ok(auth.link_key(&my_nonce, &their_nonce, auth.me, to)),
         _ => Err("expected Welcome".into()),
     }
 }
@@ -278,7 +315,16 @@ mod tests {
             dial_handshake(&mut a, &good1, 2, HANDSHAKE_TIMEOUT),
             accept_handshake(&mut b, &good2, HANDSHAKE_TIMEOUT)
         );
-        assert_eq!((x, y), (Ok(()), Ok(1)));
+        let (kd, (peer, ka)) = (x.unwrap(), y.unwrap());
+        assert_eq!((peer, kd), (1, ka), "both ends derive the same link key");
+        let (mut a, mut b) = pair();
+        let (x, y) = tokio::join!(
+            dial_handshake(&mut a, &good1, 2, HANDSHAKE_TIMEOUT),
+            accept_handshake(&mut b, &good2, HANDSHAKE_TIMEOUT)
+        );
+        let k2 = x.unwrap();
+        assert_eq!(k2, y.unwrap().1);
+        assert_ne!(k2, kd, "every handshake gives a fresh key");
 
         // The dialer sees that an acceptor with another secret cannot prove it.
         let (a, mut b) = pair();

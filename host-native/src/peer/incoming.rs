@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::inbox::{Inbox, Input};
 use crate::listen::{close, is_too_big, ConnInfo, Verdict, Watchdog};
 use crate::metrics::Metrics;
-use crate::peer::batch::decode_batch;
+use crate::peer::batch::Opener;
 use crate::peer::handshake::{accept_handshake, PeerAuth};
 
 /// Read buffer of the accepting side, which receives the batches: bigger
@@ -50,8 +50,8 @@ pub async fn serve_incoming(
     let hs_timeout = Duration::from_millis(config.limits.handshake_timeout_ms);
     let accepted = accept_handshake(&mut ws, &auth, hs_timeout).await;
     let mut socket = ws.into_inner().into_inner().into_inner();
-    let peer = match accepted {
-        Ok(p) => p,
+    let (peer, mut opener) = match accepted {
+        Ok((p, key)) => (p, Opener::new(key)),
         Err(e) => {
             metrics.peer_handshakes_failed_total.inc();
             tracing::warn!(%remote, error = %e, "refused a peer connection");
@@ -100,12 +100,14 @@ pub async fn serve_incoming(
             }
         };
         dog.received();
-        let msgs = match decode_batch(&bytes, max_frame) {
+        let msgs = match opener.open(&bytes, max_frame) {
             Ok(m) => m,
             Err(e) => {
+                // The link can no longer be trusted: what follows would be
+                // out of sequence anyway. The dialer reconnects.
                 metrics.peer_frames_rejected_total.inc();
-                tracing::warn!(peer, error = %e, "dropping a peer frame that does not decode");
-                continue;
+                tracing::warn!(peer, %remote, error = %e, "closing a peer link: a frame failed its check");
+                break Some(Verdict::Policy);
             }
         };
         for m in msgs {
