@@ -49,7 +49,13 @@ pub struct Bugs {
 pub struct Config {
     /// This node's id.
     pub id: NodeId,
-    /// Every voting member, this node included. Order does not matter.
+    /// The voters the cluster was bootstrapped with: the configuration as of
+    /// index 0, before any membership change in the log. Every node of a
+    /// cluster is given the same list, including nodes that join later (and
+    /// are not in it: they enter as learners through a change). Once the log
+    /// or a snapshot carries a configuration, that is the one in force; a node
+    /// given a different bootstrap list would misread the changes in its log.
+    /// Order does not matter.
     pub voters: Vec<NodeId>,
     /// Minimum election timeout `E` in ticks; the actual timeout is drawn from `[E, 2E)`.
     pub election_ticks: u32,
@@ -145,8 +151,8 @@ impl Config {
         if self.id == 0 {
             return Err(ConfigError("node id 0 is reserved"));
         }
-        if !self.voters.is_empty() && !self.voters.contains(&self.id) {
-            return Err(ConfigError("this node is not among the voters"));
+        if self.voters.is_empty() {
+            return Err(ConfigError("the bootstrap voters are empty"));
         }
         let mut v = self.voters.clone();
         v.sort_unstable();
