@@ -158,6 +158,9 @@ pub struct Raft<S: StateMachine> {
     config: JointConfig,
     /// The `ConfigLog` version and commit index `membership` was taken at.
     membership_seen: (u64, Index),
+    /// Index of the committed configuration the leader's followers were last
+    /// matched against.
+    committed_config_seen: Index,
     term: Term,
     voted_for: Option<NodeId>,
     /// The leader of the current term, once known (this node when it leads).
@@ -224,6 +227,7 @@ impl<S: StateMachine> Raft<S> {
             config: membership.quorum(),
             membership,
             membership_seen: (u64::MAX, 0),
+            committed_config_seen: 0,
             term: hard.term,
             voted_for: hard.voted_for,
             leader: None,
@@ -242,7 +246,7 @@ impl<S: StateMachine> Raft<S> {
             node.snapshot = Some(Arc::new(Snapshot { meta, data: data.to_vec() }));
         }
         node.sync_membership();
-        node.out.take(); // a recovered configuration is not news
+        node.out.take(Vec::new(), false); // a recovered configuration is not news
         node.debug_check();
         Ok(node)
     }
@@ -464,9 +468,11 @@ impl<S: StateMachine> Raft<S> {
                 self.broadcast_append(false);
             }
         }
-        let mut ready = self.out.take();
-        (ready.records, ready.must_sync) = self.storage.take_records();
-        ready
+        if self.out.is_empty() && !self.storage.has_records() {
+            return Ready::default();
+        }
+        let (records, must_sync) = self.storage.take_records();
+        self.out.take(records, must_sync)
     }
 
     /// Whether [`Raft::take_ready`] would return anything.
@@ -1433,10 +1439,16 @@ impl<S: StateMachine> Raft<S> {
     /// committed joint configuration is left.
     fn after_leader_commit(&mut self) {
         self.sync_membership();
-        let followers = self.link_ids();
-        let last = self.storage.log().last_index();
-        if let Some(l) = self.role.leader_mut() {
-            l.track(&followers, last);
+        // Only a newly committed configuration changes whom to replicate to
+        // (this runs on every commit: keep it free of work otherwise).
+        let committed_at = self.storage.configs().index_as_of(self.commit);
+        if committed_at != self.committed_config_seen {
+            self.committed_config_seen = committed_at;
+            let followers = self.link_ids();
+            let last = self.storage.log().last_index();
+            if let Some(l) = self.role.leader_mut() {
+                l.track(&followers, last);
+            }
         }
         let settled = self.storage.configs().latest_index() <= self.commit;
         if settled && !self.membership.is_voter(self.cfg.id) {
