@@ -105,6 +105,13 @@ pub struct Config {
     pub max_promotion_lag: u64,
     /// Seed of the election-timeout PRNG. Give each node a different one.
     pub seed: u64,
+    /// A number that grows with every start of this node (hosts keep a
+    /// counter beside the journal; 0: not numbered). It rides on every
+    /// AppendEntries answer, so a leader can tell a follower that restarted —
+    /// and may have lost the unsynced or damaged tail of its journal — from
+    /// an old duplicate, and probes it afresh instead of trusting the match
+    /// index it had.
+    pub epoch: u64,
     /// Deliberate bugs (honoured only with the `bugs` feature).
     pub bugs: Bugs,
 }
@@ -142,6 +149,7 @@ impl Config {
             max_snapshot_bytes: 1 << 30,
             max_promotion_lag: 1_000,
             seed: id,
+            epoch: 0,
             bugs: Bugs::default(),
         }
     }

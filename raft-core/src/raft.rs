@@ -651,9 +651,14 @@ impl<S: StateMachine> Raft<S> {
             // A stale sender learns our term so it steps down instead of
             // stalling the cluster (a partitioned old leader, a late candidate).
             let answer = match m.body {
-                Body::Append { .. } => {
-                    Some(Body::AppendResp { index: 0, success: false, hint_index: 0, hint_term: 0, round: 0, epoch: 0 })
-                }
+                Body::Append { .. } => Some(Body::AppendResp {
+                    index: 0,
+                    success: false,
+                    hint_index: 0,
+                    hint_term: 0,
+                    round: 0,
+                    epoch: self.cfg.epoch,
+                }),
                 Body::PreVote { .. } => Some(Body::PreVoteResp { granted: false }),
                 Body::Vote { .. } => Some(Body::VoteResp { granted: false }),
                 Body::InstallSnapshot { index, snap_term, .. } => {
@@ -709,7 +714,9 @@ impl<S: StateMachine> Raft<S> {
 
     fn step_leader(&mut self, m: Message) {
         match m.body {
-            Body::AppendResp { index, success, hint_index, hint_term, round, .. } => {
+            Body::AppendResp { index, success, hint_index, hint_term, round, epoch }
+                if self.note_epoch(m.from, epoch) =>
+            {
                 self.handle_append_resp(m.from, index, success, hint_index, hint_term, round)
             }
             Body::InstallSnapshotResp { index, snap_term, offset, done } => {
@@ -964,6 +971,25 @@ impl<S: StateMachine> Raft<S> {
         }
     }
 
+    /// A follower's answer carries its epoch: a newer one means it restarted
+    /// (its progress is reset, and the answer then read afresh); an older one
+    /// is a message from its previous life (ignored). Returns whether to go on.
+    fn note_epoch(&mut self, from: NodeId, epoch: u64) -> bool {
+        let last = self.storage.log().last_index();
+        let Some(pr) = self.role.leader_mut().and_then(|l| l.progress_mut(from)) else { return true };
+        if epoch < pr.epoch {
+            return false;
+        }
+        if epoch > pr.epoch {
+            if pr.epoch != 0 {
+                pr.restarted(epoch, last);
+            } else {
+                pr.epoch = epoch;
+            }
+        }
+        true
+    }
+
     /// Leader side: a follower answered an AppendEntries.
     fn handle_append_resp(
         &mut self,
@@ -1044,7 +1070,8 @@ impl<S: StateMachine> Raft<S> {
             Verdict::Silent => {}
             Verdict::Reject { hint_index, hint_term } => {
                 let index = prev.0;
-                self.send(from, Body::AppendResp { index, success: false, hint_index, hint_term, round, epoch: 0 });
+                let epoch = self.cfg.epoch;
+                self.send(from, Body::AppendResp { index, success: false, hint_index, hint_term, round, epoch });
             }
             Verdict::Accept { last } => {
                 // Commit what the leader says is committed, but only as far as
@@ -1056,7 +1083,8 @@ impl<S: StateMachine> Raft<S> {
                     self.apply_committed();
                     self.sync_membership();
                 }
-                let ack = Body::AppendResp { index: last, success: true, hint_index: 0, hint_term: 0, round, epoch: 0 };
+                let epoch = self.cfg.epoch;
+                let ack = Body::AppendResp { index: last, success: true, hint_index: 0, hint_term: 0, round, epoch };
                 match self.storage.sync_point(last) {
                     None => self.send(from, ack),
                     Some(seq) => self.send_after(seq, from, ack),

@@ -92,6 +92,7 @@ scripts! {
     membership_learner,
     membership_joint,
     transfer_and_removal,
+    lost_tail,
 }
 
 #[test]

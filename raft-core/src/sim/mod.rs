@@ -307,6 +307,7 @@ impl Sim {
         c.id = id;
         c.voters = (1..=self.cfg.nodes as NodeId).collect();
         c.seed = self.cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ id;
+        c.epoch = 1;
         if let Some(&n) = self.cfg.snapshot_entries_by_node.get(id as usize - 1) {
             c.snapshot_entries = n;
         }
@@ -732,7 +733,9 @@ impl Sim {
                 disk.bytes.truncate(scan.valid_len);
                 disk.durable_len = scan.valid_len;
                 self.checker.on_restart(now, id, &state.log);
-                let cfg = self.node_config(id);
+                let mut cfg = self.node_config(id);
+                // A new start number: the leaders will probe it afresh.
+                cfg.epoch = self.nodes[k].inc + 1;
                 let snap = state.snapshot.as_ref().and_then(|m| self.nodes[k].disk.snapshots.get(&m.id)).cloned();
                 let base = state.log.snapshot_index();
                 match Raft::recover(cfg, state, snap.as_deref(), KvStore::default()) {

@@ -256,6 +256,7 @@ impl Env {
                 c.pre_vote = false;
                 c.check_quorum = false;
                 c.snapshot_entries = 0;
+                c.epoch = 1;
                 c
             })
             .collect();
@@ -709,6 +710,15 @@ impl Env {
         if node.raft.is_some() {
             return Err(format!("restart {id}: it is up"));
         }
+        // `lose=N`: the last N durable records are gone too (a damaged disk,
+        // a journal tail cut at recovery): more than a crash may take.
+        if let Some(n) = args.iter().find_map(|a| a.strip_prefix("lose=")) {
+            let n = text::num(n, "lose")? as usize;
+            let keep = node.journal.len().saturating_sub(n);
+            node.journal.truncate(keep);
+            node.durable = node.journal.last().map_or(0, |r| r.0);
+        }
+        node.cfg.epoch += 1;
         let mut replay = Replay::new();
         for (seq, rec) in &node.journal {
             // A journal the harness wrote itself must replay: failing is an engine bug.
