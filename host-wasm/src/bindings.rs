@@ -93,6 +93,27 @@ impl Cluster {
         json(&self.d.feed_since(us(since)))
     }
 
+    /// Each node's log entries with indexes `lo..=hi` (JSON array by node id).
+    pub fn log_window(&mut self, lo: f64, hi: f64) -> String {
+        json(&self.d.log_window(us(lo), us(hi)))
+    }
+
+    /// Messages in flight of a kind (`"Vote"`, `"Append"`, …; `""`: all), optionally from one node (0: any).
+    pub fn in_flight(&self, kind: &str, from: u32) -> u32 {
+        let from = from as u64;
+        self.d
+            .sim()
+            .in_flight()
+            .values()
+            .filter(|f| (kind.is_empty() || f.msg.body.name() == kind) && (from == 0 || f.msg.from == from))
+            .count() as u32
+    }
+
+    /// Simulated time of the first safety violation, µs (-1: none).
+    pub fn first_violation(&self) -> f64 {
+        self.d.first_violation().map_or(-1.0, |t| t as f64)
+    }
+
     /// Every record of a node's journal (JSON array).
     pub fn journal(&self, node: u32) -> String {
         json(&self.d.journal(node as u64))

@@ -12,6 +12,7 @@ use raft_core::{Entry, Index, NodeId, Term};
 use serde::{Deserialize, Serialize};
 
 use crate::client::HandClient;
+use crate::committed::CommittedTerms;
 use crate::driver::Driver;
 use crate::words;
 
@@ -46,11 +47,20 @@ pub struct EntryView {
     pub k: &'static str,
     /// Short text.
     pub s: String,
+    /// Overwrites a committed entry: another term was committed at this index
+    /// (never on a correct build; see [`crate::committed`]).
+    #[serde(skip_serializing_if = "core::ops::Not::not")]
+    pub x: bool,
 }
 
 fn entry_view(e: &Entry) -> EntryView {
     let (k, s) = words::entry(e);
-    EntryView { i: e.index, t: e.term, k, s }
+    EntryView { i: e.index, t: e.term, k, s, x: false }
+}
+
+fn flagged(mut v: EntryView, committed: &CommittedTerms) -> EntryView {
+    v.x = committed.conflicts(v.i, v.t);
+    v
 }
 
 /// One journal record.
@@ -198,19 +208,19 @@ pub struct DiskState {
     pub snapshot_index: Index,
     /// Last log index on disk.
     pub last_index: Index,
-    /// Last entries on disk.
+    /// Entries on disk (after the snapshot).
     pub log: Vec<EntryView>,
     /// Recovery would fail with this.
     pub error: Option<String>,
 }
 
-fn disk_state(disk: &Disk, tail: usize) -> DiskState {
+fn disk_state(disk: &Disk) -> DiskState {
     let mut segs: Vec<&[u8]> = disk.closed.iter().map(Vec::as_slice).collect();
     segs.push(&disk.bytes);
     match journal::recover_segments(&segs) {
         Ok((s, _)) => {
             let last = s.log.last_index();
-            let lo = s.log.first_index().max(last.saturating_sub(tail as u64) + 1);
+            let lo = s.log.first_index();
             DiskState {
                 term: s.hard.term,
                 voted_for: s.hard.voted_for,
@@ -479,6 +489,8 @@ pub struct StateView<'a> {
     pub stats: StatsView,
     /// Built with the `bugs` feature.
     pub bugs_build: bool,
+    /// Simulated time of the first safety violation.
+    pub first_violation: Option<u64>,
 }
 
 impl Driver {
@@ -498,9 +510,13 @@ impl Driver {
                 None
             } else {
                 if cache.disk.as_ref().map(|d| d.0) != Some(key) {
-                    cache.disk = Some((key, disk_state(disk, vo.log_tail)));
+                    cache.disk = Some((key, disk_state(disk)));
                 }
-                cache.disk.as_ref().map(|d| d.1.clone())
+                cache.disk.as_ref().map(|d| {
+                    let mut s = d.1.clone();
+                    s.log = s.log.split_off(s.log.len().saturating_sub(vo.log_tail));
+                    s
+                })
             };
             let n = cache.tail.len();
             let cur = disk.closed.len();
@@ -546,7 +562,10 @@ impl Driver {
                         first: log.first_index(),
                         last,
                         snapshot: log.snapshot_index(),
-                        log: (lo..=last).filter_map(|i| log.entry(i)).map(entry_view).collect(),
+                        log: (lo..=last)
+                            .filter_map(|i| log.entry(i))
+                            .map(|e| flagged(entry_view(e), &self.committed))
+                            .collect(),
                         progress: r
                             .progress()
                             .iter()
@@ -599,7 +618,7 @@ impl Driver {
                         first: d.snapshot_index + 1,
                         last: d.last_index,
                         snapshot: d.snapshot_index,
-                        log: d.log.clone(),
+                        log: d.log.iter().cloned().map(|e| flagged(e, &self.committed)).collect(),
                         progress: Vec::new(),
                         kv: Vec::new(),
                         keys: 0,
@@ -658,7 +677,38 @@ impl Driver {
                 ops_ok: self.sim.completed_ops(),
             },
             bugs_build: cfg!(feature = "bugs"),
+            first_violation: self.first_violation(),
         }
+    }
+
+    /// Each node's log entries with indexes in `lo..=hi` (a crashed node's
+    /// from its disk), by node id, for the page's log table.
+    pub fn log_window(&mut self, lo: Index, hi: Index) -> Vec<Vec<EntryView>> {
+        let mut out = Vec::new();
+        for id in self.sim.ids() {
+            let k = (id - 1) as usize;
+            let entries: Vec<EntryView> = match self.sim.raft(id) {
+                Some(r) => {
+                    let log = r.log();
+                    (lo.max(log.first_index())..=hi.min(log.last_index()))
+                        .filter_map(|i| log.entry(i))
+                        .map(entry_view)
+                        .collect()
+                }
+                None => {
+                    let disk = &self.sim.node(id).disk;
+                    let key = (disk.closed.len(), disk.bytes.len());
+                    let cache = &mut self.journals[k];
+                    if cache.disk.as_ref().map(|d| d.0) != Some(key) {
+                        cache.disk = Some((key, disk_state(disk)));
+                    }
+                    let d = &cache.disk.as_ref().expect("set above").1;
+                    d.log.iter().filter(|e| (lo..=hi).contains(&e.i)).cloned().collect()
+                }
+            };
+            out.push(entries.into_iter().map(|e| flagged(e, &self.committed)).collect());
+        }
+        out
     }
 
     /// Every record of a node's journal.
