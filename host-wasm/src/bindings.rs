@@ -60,6 +60,13 @@ impl Cluster {
         self.d.advance(us(us_));
     }
 
+    /// Runs `us` simulated microseconds, or less: it stops right after an
+    /// event that made a safety check fail. Returns whether it stopped there.
+    pub fn advance_to_violation(&mut self, us_: f64) -> bool {
+        let end = self.d.now().saturating_add(us(us_));
+        self.d.run_until_violation(end)
+    }
+
     /// Runs until simulated time `t` (µs).
     pub fn run_until(&mut self, t: f64) {
         self.d.run_until(us(t));
@@ -162,6 +169,11 @@ impl Cluster {
     /// A node's commit index.
     pub fn commit(&self, node: u32) -> f64 {
         self.d.sim().raft(node as u64).map_or(0.0, |r| r.commit_index() as f64)
+    }
+
+    /// A node's durable index: its log is on disk up to here (0 if down).
+    pub fn durable(&self, node: u32) -> f64 {
+        self.d.sim().raft(node as u64).map_or(0.0, |r| r.durable_index() as f64)
     }
 
     /// A node's last log index.

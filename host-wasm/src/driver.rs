@@ -232,11 +232,21 @@ impl Driver {
 
     /// Runs the simulation until simulated time `end` (never backwards).
     pub fn run_until(&mut self, end: u64) {
+        self.run_to(end, false);
+    }
+
+    /// Like [`Driver::run_until`], but stops right after an event that made a
+    /// safety check fail (the page pauses there). Returns whether it did.
+    pub fn run_until_violation(&mut self, end: u64) -> bool {
+        self.run_to(end, true)
+    }
+
+    fn run_to(&mut self, end: u64, stop_on_violation: bool) -> bool {
         loop {
             self.apply_due(end);
             let now = self.sim.now();
             if now > end {
-                return;
+                return false;
             }
             let target = self.future.front().map_or(u64::MAX, |a| a.at);
             let viol = self.sim.violations().len();
@@ -244,14 +254,17 @@ impl Driver {
                 !s.log.is_empty() || !s.inbox.is_empty() || s.stats.events >= target || s.violations().len() != viol
             });
             self.after_events();
+            if stop_on_violation && self.sim.violations().len() != viol {
+                return true;
+            }
             if !stopped {
-                return;
+                return false;
             }
             if let Some(a) = self.future.front() {
                 if a.at <= self.sim.stats.events && a.t > end {
                     // The recorded run moved past `end` without events before acting.
                     self.sim.run_until_time(end);
-                    return;
+                    return false;
                 }
             }
         }

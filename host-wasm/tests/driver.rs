@@ -356,6 +356,13 @@ fn figure8_with_commit_old_term_loses_a_committed_entry_and_flags_the_cell() {
     let feed = d.feed_since(0);
     assert!(feed.iter().any(|f| f.kind == "truncate" && f.text.contains("a committed entry is lost")), "{feed:#?}");
     assert!(feed.iter().any(|f| f.kind == "violation"));
+    // Replayed, the run stops right after the event that broke the check.
+    let at = d.first_violation().unwrap();
+    let mut r = Driver::replay(d.options().clone(), d.trace(), 0).unwrap();
+    assert!(r.run_until_violation(d.now()), "the replay reaches the violation");
+    assert_eq!(r.now(), at);
+    assert_eq!(r.first_violation(), Some(at));
+    assert!(!r.run_until_violation(r.now()), "nothing more happens in no time");
 }
 
 #[cfg(feature = "bugs")]
