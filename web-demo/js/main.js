@@ -220,9 +220,11 @@ async function main() {
     app.reset({});
     resumeTour(app);
   } else {
+    // A plain visit waits, paused, with "start here" beside the ring; a link
+    // to a seed plays unless it says `paused`.
     app.reset(loc?.options ?? {});
     showIdle(app);
-    if (!loc?.paused) app.setPlaying(true);
+    if (loc && !loc.paused) app.setPlaying(true);
   }
   window.raftkv = app; // for the browser tests and the curious
   document.body.dataset.ready = '1';

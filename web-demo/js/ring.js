@@ -117,14 +117,15 @@ export class Ring {
       const info = el('text', { y: above ? -(r + 23) : r + 49, class: 'node-info' }, g);
       this.nodeEls.push({ id, g, timer, body, label, votes, role, info, iso, sel, circ: 2 * Math.PI * (r + 7), voteKey: '' });
     }
-    // The page's client, in the top-left corner.
+    // The page's client, in the top-left corner: its name and what it is
+    // doing, inside one box that stays clear of the node labels.
     const cx = -this.w / 2 + 10, cy = -this.h / 2 + 10;
     this.client = {
-      x: cx + 36, y: cy + 14,
+      x: cx + 62, y: cy + 19,
       req: el('g', {}, this.gClient),
-      box: el('rect', { x: cx, y: cy, width: 72, height: 28, rx: 6, class: 'client-box' }, this.gClient),
-      label: el('text', { x: cx + 36, y: cy + 18, 'text-anchor': 'middle', class: 'client-label' }, this.gClient),
-      info: el('text', { x: cx, y: cy + 44, class: 'client-info' }, this.gClient),
+      box: el('rect', { x: cx, y: cy, width: 124, height: 38, rx: 6, class: 'client-box' }, this.gClient),
+      label: el('text', { x: cx + 8, y: cy + 15, class: 'client-label' }, this.gClient),
+      info: el('text', { x: cx + 8, y: cy + 31, class: 'client-info' }, this.gClient),
     };
     this.client.label.textContent = 'client';
   }
@@ -251,7 +252,8 @@ export class Ring {
       }
     }
     const p = c.pending[c.pending.length - 1];
-    set(k.info, 'text', p ? `${p.text} → node ${p.node}` : last ? `${last.text}: ${last.result}` : c.session ? `session ${c.session}` : 'no session yet');
+    const info = p ? `${p.text.replace(/ \(seq \d+\)$/, '')} → ${p.node}` : last ? `${last.result}` : c.session ? `session ${c.session}` : 'no session yet';
+    set(k.info, 'text', info.length > 17 ? `${info.slice(0, 16)}…` : info);
     // The simulated clients are counted in a corner of their own, clear of the node labels.
     const load = s.load ? `simulated clients: ${s.stats.ops_ok}/${s.stats.ops} operations done` : '';
     const badge = document.getElementById('load-badge');

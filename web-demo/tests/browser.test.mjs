@@ -700,6 +700,13 @@ test('Break it: stale local reads make the deposed leader answer x=1; no duplica
   const s = await state(page);
   const read = s.client.answers.find((a) => a.text === 'get x');
   assert.ok(read && read.ok && read.result === '"1"', `a stale answer: ${JSON.stringify(read)}`);
+  // The link carries the switch: it reproduces the run on the broken build.
+  await pause(page);
+  const other = await open(page.url().slice(server.url.length));
+  assert.equal(await other.evaluate(() => window.raftkv.pkg), 'pkg-bugs');
+  assert.equal(await other.evaluate(() => window.raftkv.cluster.state()), await page.evaluate(() => window.raftkv.cluster.state()));
+  assert.equal(await other.locator('#bug-stale_read_local').isChecked(), true);
+  await other.close();
   await page.click('.tabs button[data-tab="break"]');
   await page.uncheck('#bug-stale_read_local');
   await page.check('#bug-no_dedup');
