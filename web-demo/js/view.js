@@ -73,11 +73,16 @@ export class View {
   }
 
   drawBroken(s) {
+    // Short, so that it stays clear of the top node's label; the bugs are in
+    // its tooltip and in the Break it tab.
     const bugs = Object.entries(this.app.options.bugs || {}).filter(([, on]) => on).map(([k]) => k);
-    const text = bugs.length ? `broken build: ${bugs.join(', ')}` : '';
     const b = $('#broken-badge');
-    if (b.textContent !== text) b.textContent = text;
-    b.hidden = !text || !s.bugs_build;
+    const title = `the broken build (web-demo/pkg-bugs) with ${bugs.join(', ')}`;
+    if (b.title !== title) {
+      b.title = title;
+      b.textContent = 'broken build';
+    }
+    b.hidden = !bugs.length || !s.bugs_build;
   }
 
   // The message popup.
