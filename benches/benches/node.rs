@@ -35,6 +35,8 @@ fn follower() -> Raft<DigestMachine> {
         from: 1,
         to: 2,
         term: 1,
+        from_inc: 0,
+        to_inc: 0,
         body: Body::Append { prev_index: 0, prev_term: 0, entries: vec![], commit: 0, round: 0 },
     };
     r.step(hb).unwrap();
@@ -55,6 +57,8 @@ fn follower_append(c: &mut Criterion) {
                     from: 1,
                     to: 2,
                     term: 1,
+                    from_inc: 0,
+                    to_inc: 0,
                     body: Body::Append {
                         prev_index: next - 1,
                         prev_term: if next == 1 { 0 } else { 1 },
@@ -83,6 +87,8 @@ fn vote(c: &mut Criterion) {
                     from: 1,
                     to: 2,
                     term: 1,
+                    from_inc: 0,
+                    to_inc: 0,
                     body: Body::Vote { last_index: 0, last_term: 0, transfer: false },
                 };
                 r.step(m).unwrap();
@@ -112,6 +118,8 @@ fn codec(c: &mut Criterion) {
         from: 1,
         to: 2,
         term: 3,
+        from_inc: 0,
+        to_inc: 0,
         body: Body::Append { prev_index: 9, prev_term: 3, entries: entries(10, 64, 3), commit: 9, round: 1 },
     };
     let bytes = m.encode();

@@ -33,6 +33,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use raft_core::kv::{KvOp, KvOutput};
+
 use crate::protocol::{decode_response, encode_request, ErrorCode, Failure, Op, Request, Success};
 
 /// Tuning of a [`Client`].
@@ -208,61 +210,50 @@ impl Client {
         Client { inner, keepalive }
     }
 
+    /// Runs one key-value operation to a definite answer: a write on the
+    /// client's session (opened if need be, retried with the same seq), or a
+    /// linearizable read. The methods below are this with the answer read.
+    pub async fn execute(&self, op: KvOp) -> Result<KvOutput, Error> {
+        let mut g = self.inner.lock().await;
+        if op.is_read() {
+            g.read(op).await
+        } else {
+            g.write(op).await
+        }
+    }
+
     /// Sets `key` to `value`.
     pub async fn put(&self, key: &str, value: &str) -> Result<(), Error> {
-        let (k, v) = (key.to_string(), value.to_string());
-        self.inner
-            .lock()
-            .await
-            .write(|session, seq, ack| Op::Put { session, seq, ack, key: k.clone(), value: v.clone() })
-            .await
-            .map(|_| ())
+        self.execute(KvOp::Put { key: key.into(), value: value.into() }).await.map(|_| ())
     }
 
     /// Appends `value` to the value of `key` (creating it).
     pub async fn append(&self, key: &str, value: &str) -> Result<(), Error> {
-        let (k, v) = (key.to_string(), value.to_string());
-        self.inner
-            .lock()
-            .await
-            .write(|session, seq, ack| Op::Append { session, seq, ack, key: k.clone(), value: v.clone() })
-            .await
-            .map(|_| ())
+        self.execute(KvOp::Append { key: key.into(), value: value.into() }).await.map(|_| ())
     }
 
     /// Removes `key`; returns whether it existed.
     pub async fn delete(&self, key: &str) -> Result<bool, Error> {
-        let k = key.to_string();
-        match self
-            .inner
-            .lock()
-            .await
-            .write(|session, seq, ack| Op::Delete { session, seq, ack, key: k.clone() })
-            .await?
-        {
-            Success::Deleted { existed } => Ok(existed),
+        match self.execute(KvOp::Delete { key: key.into() }).await? {
+            KvOutput::Deleted { existed } => Ok(existed),
             other => Err(unexpected(other)),
         }
     }
 
     /// Sets `key` to `value` if its value is `expect` (`None`: if it is absent).
     pub async fn cas(&self, key: &str, expect: Option<&str>, value: &str) -> Result<CasResult, Error> {
-        let (k, e, v) = (key.to_string(), expect.map(str::to_string), value.to_string());
-        let op = |session, seq, ack| Op::Cas { session, seq, ack, key: k.clone(), expect: e.clone(), value: v.clone() };
-        match self.inner.lock().await.write(op).await? {
-            Success::Cas { swapped, current } => Ok(CasResult { swapped, current }),
+        let op = KvOp::Cas { key: key.into(), expect: expect.map(str::to_string), value: value.into() };
+        match self.execute(op).await? {
+            KvOutput::Cas { swapped, current } => Ok(CasResult { swapped, current }),
             other => Err(unexpected(other)),
         }
     }
 
     /// Reads `key` (linearizable); `None` if it is absent.
     pub async fn get(&self, key: &str) -> Result<Option<String>, Error> {
-        let mut g = self.inner.lock().await;
-        let deadline = Instant::now() + g.opts.timeout;
-        match g.call(Op::Get { key: key.to_string() }, deadline, false).await? {
-            (Ok(Success::Value(v)), _) => Ok(v),
-            (Ok(other), _) => Err(unexpected(other)),
-            (Err(f), _) => Err(rejected(f)),
+        match self.execute(KvOp::Get { key: key.into() }).await? {
+            KvOutput::Value(v) => Ok(v),
+            other => Err(unexpected(other)),
         }
     }
 
@@ -277,8 +268,18 @@ impl Client {
     }
 }
 
-fn unexpected(s: Success) -> Error {
-    Error::Rejected { code: ErrorCode::BadRequest, message: Some(format!("unexpected reply {s:?}")) }
+/// A reply of the wrong kind for the request: only a node that speaks
+/// another version of the protocol would send one.
+fn unexpected(reply: impl fmt::Debug) -> Error {
+    Error::Rejected { code: ErrorCode::BadRequest, message: Some(format!("unexpected reply {reply:?}")) }
+}
+
+/// The state machine's answer in a successful reply.
+fn output(s: Success) -> Result<KvOutput, Error> {
+    match s {
+        Success::Output(out) => Ok(out),
+        other => Err(unexpected(other)),
+    }
 }
 
 fn rejected(f: Failure) -> Error {
@@ -304,17 +305,18 @@ impl Inner {
     }
 
     /// Runs a write to a definite outcome, retrying with the same seq.
-    async fn write(&mut self, op: impl Fn(u64, u64, u64) -> Op) -> Result<Success, Error> {
+    async fn write(&mut self, op: KvOp) -> Result<KvOutput, Error> {
         let deadline = Instant::now() + self.opts.timeout;
         loop {
             let session = self.ensure_session(deadline).await?;
             let seq = self.next_seq;
             // One write at a time: the lowest seq awaited is this one.
-            let (result, maybe_applied) = self.call(op(session, seq, seq), deadline, true).await?;
+            let write = Op::Write { session, seq, ack: seq, op: op.clone() };
+            let (result, maybe_applied) = self.call(write, deadline, true).await?;
             match result {
                 Ok(s) => {
                     self.next_seq += 1;
-                    return Ok(s);
+                    return output(s);
                 }
                 Err(f) if f.error == ErrorCode::SessionExpired => {
                     self.session = None;
@@ -328,6 +330,15 @@ impl Inner {
                     return Err(rejected(f));
                 }
             }
+        }
+    }
+
+    /// Runs a linearizable read (no session needed).
+    async fn read(&mut self, op: KvOp) -> Result<KvOutput, Error> {
+        let deadline = Instant::now() + self.opts.timeout;
+        match self.call(Op::Read { op }, deadline, false).await? {
+            (Ok(s), _) => output(s),
+            (Err(f), _) => Err(rejected(f)),
         }
     }
 
@@ -446,7 +457,7 @@ impl Inner {
             let url = format!("{}/client", self.target);
             let cfg = WebSocketConfig::default()
                 .max_message_size(Some(self.opts.max_frame))
-                .read_buffer_size(crate::server::CLIENT_READ_BUFFER);
+                .read_buffer_size(crate::protocol::READ_BUFFER);
             match tokio::time::timeout_at(until, tokio_tungstenite::connect_async_with_config(&url, Some(cfg), true))
                 .await
             {

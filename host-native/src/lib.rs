@@ -1,32 +1,53 @@
 //! # raftkv — the native host
 //!
 //! Runs raft-core as a tokio WebSocket server with its journal on disk, and
-//! talks to such servers as a client.
+//! talks to such servers as a client. The `raftkv` binary (`src/bin/raftkv/`:
+//! the CLI, `raftkv cluster` and the `raftkv bench` load generator) is built
+//! on this library; the load generator and its etcd client are modules of
+//! the binary only.
 //!
-//! * [`node`] — the task that owns the Raft core, and node start-up.
-//! * [`journal`] — the data directory and the journal on disk (segments,
-//!   group commit, recovery).
-//! * [`peer`] — peer links: WebSockets at `/raft`, an HMAC handshake, batching.
-//! * [`server`] — the HTTP routes: `/raft`, `/client`, `/status`, `/metrics`.
-//! * [`protocol`] — the public client protocol (JSON and postcard frames).
-//! * [`client`] — the client library ([`Client`]).
-//! * [`config`] — the TOML cluster configuration.
-//! * [`metrics`] — counters exported by `/metrics`.
-//! * [`bench`](mod@bench) — the load generator behind `raftkv bench`.
-//! * [`etcd_load`] — its etcd client (gRPC or the JSON gateway), for comparisons.
+//! ## Floor plan
+//!
+//! Each module imports only modules above it in this list, so the crate
+//! reads top to bottom and no two files import each other:
+//!
+//! * Shared vocabulary, importing nothing of this crate:
+//!   * [`config`] — the TOML cluster configuration.
+//!   * [`metrics`] — counters exported by `/metrics`.
+//!   * [`protocol`] — the public client protocol (JSON and postcard frames).
+//!   * [`inbox`] — what the I/O tasks send to the node task ([`inbox::Input`]),
+//!     and the [`inbox::Inbox`] they send it with.
+//!   * [`http`] — a plain HTTP GET of `/status` and the like (hyper's client).
+//! * The server, bottom-up:
+//!   * [`journal`] — the data directory and the journal on disk (segments,
+//!     group commit, recovery).
+//!   * [`node`] — the node task, the one task that owns the Raft core.
+//!   * [`peer`] — peer links: the handshake, batch frames, the sending and
+//!     the receiving side of a link.
+//!   * [`routes`] — the HTTP routes: `/raft`, `/client`, `/status`,
+//!     `/metrics`, and the demo page's server.
+//!   * [`startup`] — start-up wiring: [`startup::run`] is `raftkv node`.
+//! * The client side:
+//!   * [`client`] — the client library ([`Client`]), over [`protocol`].
+//!
+//! The demo page's server ([`routes::demo`]) and `raftkv status` read the
+//! nodes' `/status` with [`http`], as any other program would.
 
 #![deny(missing_docs)]
 
-pub mod bench;
 pub mod client;
 pub mod config;
-pub mod etcd_load;
+pub mod http;
+pub mod inbox;
 pub mod journal;
 pub mod metrics;
 pub mod node;
 pub mod peer;
 pub mod protocol;
-pub mod server;
+pub mod routes;
+pub mod startup;
 
 pub use client::{Client, ClientOptions, Error};
 pub use config::Config;
+/// The operations [`Client::execute`] runs and their answers: raft-core's.
+pub use raft_core::kv::{KvOp, KvOutput};

@@ -1,4 +1,4 @@
-//! One node: the task that owns the Raft core, and its start-up.
+//! The node task: the one task that owns the Raft core.
 //!
 //! The core is a plain struct; exactly one task touches it. Everything else —
 //! the timer, peer links, client connections, the journal thread — talks to
@@ -18,102 +18,45 @@
 //! durable), replies to the connections that asked. It never waits on I/O.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use raft_core::{ClientReply, ClientRequest, ClientToken, Event, KvStore, Message, NodeId, Raft, Seq};
+use raft_core::{ClientToken, Event, KvStore, Message, NodeId, Raft, Seq};
 
-use crate::config::Config;
-use crate::journal::{check_identity, spawn_disk_thread, Batch, Journal, StartError};
+use crate::inbox::{Input, PeerStatus, ReplyRoute, Status};
+use crate::journal::Batch;
 use crate::metrics::Metrics;
-use crate::peer::{run_sender, PeerAuth};
-use crate::server;
 
-/// Capacity of the node's input channel.
-const INPUT_QUEUE: usize = 4096;
 /// Inputs handled before the `Ready` is drained (more per batch, fewer fsyncs).
 const INPUT_BATCH: usize = 256;
 
-/// Where a client reply goes: the connection's channel, by token.
-pub type ReplyRoute = mpsc::Sender<(ClientToken, ClientReply)>;
-
-/// Something for the node task to do.
-#[derive(Debug)]
-pub enum Input {
-    /// A message from an authenticated peer.
-    Peer(Message),
-    /// A client request; the reply goes to `reply` tagged with `token`.
-    Client {
-        /// Unique among the node's outstanding requests.
-        token: ClientToken,
-        /// The request.
-        request: ClientRequest,
-        /// The connection's reply channel.
-        reply: ReplyRoute,
-    },
-    /// A request for the node's status.
-    Status(oneshot::Sender<Status>),
-}
-
-/// One peer's replication progress, as the leader sees it.
-#[derive(Clone, Debug, Serialize)]
-pub struct PeerStatus {
-    /// Peer id.
-    pub id: NodeId,
-    /// Highest index known replicated on it.
-    pub match_index: u64,
-    /// Next index the leader will send it.
-    pub next_index: u64,
-}
-
-/// What `/status` reports.
-#[derive(Clone, Debug, Serialize)]
-pub struct Status {
-    /// This node's id.
-    pub id: NodeId,
-    /// `follower`, `pre-candidate`, `candidate` or `leader`.
-    pub role: String,
-    /// Current term.
-    pub term: u64,
-    /// The leader of the term, if known.
-    pub leader: Option<NodeId>,
-    /// Commit index.
-    pub commit_index: u64,
-    /// Applied index.
-    pub applied_index: u64,
-    /// Last log index.
-    pub last_index: u64,
-    /// Highest index durable in this node's journal.
-    pub durable_index: u64,
-    /// Index covered by the latest snapshot (0: none yet).
-    pub snapshot_index: u64,
-    /// Leader only: each peer's match index.
-    pub peers: Vec<PeerStatus>,
-    /// Open client sessions.
-    pub sessions: usize,
-    /// Keys in the store.
-    pub keys: usize,
-    /// Leader only: reads waiting for a confirmation round.
-    pub pending_reads: usize,
-    /// Leader only: writes waiting to apply.
-    pub pending_writes: usize,
-}
-
-struct NodeTask {
+/// The task that owns a node's Raft core. Built by start-up (`startup`), run
+/// by [`NodeTask::run`].
+pub struct NodeTask {
     raft: Raft<KvStore>,
     peers: HashMap<NodeId, mpsc::Sender<Message>>,
     disk: mpsc::Sender<Batch>,
     /// Records not yet handed to the journal thread (its queue was full).
     unwritten: Batch,
-    routes: HashMap<ClientToken, ReplyRoute>,
+    /// Where each outstanding client request's reply goes.
+    reply_routes: HashMap<ClientToken, ReplyRoute>,
     metrics: Arc<Metrics>,
 }
 
 impl NodeTask {
+    /// A task for `raft` (recovered from its journal) that sends each peer's
+    /// messages to `peers`, journal batches to `disk` and counts in `metrics`.
+    pub fn new(
+        raft: Raft<KvStore>,
+        peers: HashMap<NodeId, mpsc::Sender<Message>>,
+        disk: mpsc::Sender<Batch>,
+        metrics: Arc<Metrics>,
+    ) -> NodeTask {
+        NodeTask { raft, peers, disk, unwritten: Batch::default(), reply_routes: HashMap::new(), metrics }
+    }
+
     fn status(&self) -> Status {
         let r = &self.raft;
         Status {
@@ -147,7 +90,7 @@ impl NodeTask {
             }
             Input::Client { token, request, reply } => {
                 // (Counted by the connection that received it.)
-                self.routes.insert(token, reply);
+                self.reply_routes.insert(token, reply);
                 self.raft.submit(token, request);
             }
             Input::Status(tx) => {
@@ -177,7 +120,7 @@ impl NodeTask {
                 }
             }
             for (token, reply) in ready.replies {
-                match self.routes.remove(&token) {
+                match self.reply_routes.remove(&token) {
                     Some(tx) => {
                         if tx.try_send((token, reply)).is_err() {
                             self.metrics.client_replies_dropped_total.inc();
@@ -237,10 +180,18 @@ impl NodeTask {
                 self.metrics.raft_snapshots_installed_total.inc();
                 tracing::info!(node = id, index, "installed the leader's snapshot")
             }
+            Event::ConfigChanged { membership } => {
+                tracing::info!(node = id, voters = ?membership.voter_ids(), joint = membership.is_joint(), "configuration changed")
+            }
+            Event::RemovedSelf { term } => {
+                tracing::warn!(node = id, term, "removed from the configuration: stepped down")
+            }
         }
     }
 
-    async fn run(mut self, mut inputs: mpsc::Receiver<Input>, mut durable: mpsc::Receiver<Seq>, tick: Duration) {
+    /// Runs until the inbox or the journal thread closes: ticks every `tick`,
+    /// handles `inputs`, and tells the core what `durable` reports synced.
+    pub async fn run(mut self, mut inputs: mpsc::Receiver<Input>, mut durable: mpsc::Receiver<Seq>, tick: Duration) {
         let mut ticker = tokio::time::interval(tick);
         // After a stall (a paused process, an overloaded machine) the missed
         // ticks are delivered: that much time did pass, and a leader that was
@@ -271,103 +222,5 @@ impl NodeTask {
             }
             self.drain_ready();
         }
-    }
-}
-
-/// The handle other tasks use to reach a running node.
-#[derive(Clone, Debug)]
-pub struct NodeHandle {
-    /// The node's id.
-    pub id: NodeId,
-    /// The cluster configuration.
-    pub config: Arc<Config>,
-    /// Where inputs go.
-    pub inputs: mpsc::Sender<Input>,
-    /// The node's counters.
-    pub metrics: Arc<Metrics>,
-    /// For the peer handshake.
-    pub auth: Arc<PeerAuth>,
-}
-
-impl NodeHandle {
-    /// Asks the node task for its status.
-    pub async fn status(&self) -> Option<Status> {
-        let (tx, rx) = oneshot::channel();
-        self.inputs.send(Input::Status(tx)).await.ok()?;
-        tokio::time::timeout(Duration::from_secs(5), rx).await.ok()?.ok()
-    }
-}
-
-/// Starts node `id` of `config` and serves until the process ends. Refuses to
-/// start (with a message naming the problem) on a data directory of another
-/// node, a corrupt journal, or an address in use.
-pub async fn run(config: Config, id: NodeId, data_dir: Option<PathBuf>) -> Result<(), StartError> {
-    let me = config
-        .node(id)
-        .cloned()
-        .ok_or_else(|| StartError(format!("node {id} is not in the configuration (ids: {:?})", config.ids())))?;
-    let dir = data_dir.unwrap_or_else(|| config.node_dir(id));
-    check_identity(&dir, &config.cluster_id, id)?;
-    let metrics = Arc::new(Metrics::default());
-    let (journal, state, snapshot) = Journal::open(&dir, config.limits.segment_bytes, metrics.clone())?;
-    tracing::info!(
-        node = id,
-        dir = %dir.display(),
-        term = state.hard.term,
-        last_index = state.log.last_index(),
-        last_seq = state.last_seq,
-        "journal replayed"
-    );
-    let listener = tokio::net::TcpListener::bind(me.listen).await.map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::AddrInUse { " (is another node running there?)" } else { "" };
-        StartError(format!("cannot listen on {}: {e}{hint}", me.listen))
-    })?;
-    if config.uses_dev_secret() {
-        tracing::warn!("using the built-in development secret: fine on one machine, change it for anything else");
-    }
-
-    let mut raft_cfg = raft_core::Config::new(id, config.ids());
-    let mut seed = [0u8; 8];
-    // A fresh seed per start keeps restarted nodes from timing out in lockstep.
-    let _ = getrandom::fill(&mut seed);
-    raft_cfg.seed = u64::from_le_bytes(seed) ^ id;
-    raft_cfg.sessions.timeout_ticks = config.session_timeout_ticks();
-    raft_cfg.snapshot_entries = config.limits.snapshot_entries;
-    // Keys come from clients: a random seed keeps them from aiming at one bucket.
-    let kv = KvStore::with_hash_seed(u64::from_le_bytes(seed).rotate_left(17));
-    let raft = Raft::recover(raft_cfg, state, snapshot.as_deref(), kv).map_err(|e| StartError(e.to_string()))?;
-
-    let (durable_tx, durable_rx) = mpsc::channel(64);
-    let disk = spawn_disk_thread(journal, durable_tx)
-        .map_err(|e| StartError(format!("cannot start the journal thread: {e}")))?;
-
-    let config = Arc::new(config);
-    let auth = Arc::new(PeerAuth::new(&config, id));
-    let mut peers = HashMap::new();
-    for peer in config.nodes.iter().filter(|n| n.id != id) {
-        let (tx, rx) = mpsc::channel(config.limits.peer_queue);
-        peers.insert(peer.id, tx);
-        tokio::spawn(run_sender(
-            peer.id,
-            peer.url(),
-            auth.clone(),
-            rx,
-            config.limits.peer_batch_bytes,
-            config.limits.max_transport_frame,
-            metrics.clone(),
-        ));
-    }
-
-    let (inputs_tx, inputs_rx) = mpsc::channel(INPUT_QUEUE);
-    let handle =
-        NodeHandle { id, config: config.clone(), inputs: inputs_tx, metrics: metrics.clone(), auth: auth.clone() };
-    let task =
-        NodeTask { raft, peers, disk, unwritten: Batch::default(), routes: HashMap::new(), metrics: metrics.clone() };
-    let node = tokio::spawn(task.run(inputs_rx, durable_rx, Duration::from_millis(config.tick_ms)));
-    tracing::info!(node = id, listen = %me.listen, url = %me.url(), "serving /raft, /client, /status, /metrics");
-    let server = tokio::spawn(server::serve(listener, handle));
-    tokio::select! {
-        r = node => Err(StartError(format!("node task ended: {r:?}"))),
-        r = server => Err(StartError(format!("server ended: {r:?}"))),
     }
 }

@@ -22,20 +22,43 @@
 //! Input is checked strictly: unknown ops and fields, missing fields, wrong
 //! types, integers of 2^53 or more, oversize keys and values all get
 //! `bad_request` with a message, and the connection stays open.
+//!
+//! # One vocabulary
+//!
+//! The protocol defines no operations of its own. A request is raft-core's
+//! [`ClientRequest`] with its command typed as a [`KvOp`] instead of bytes
+//! ([`Op`]); a reply carries raft-core's [`KvOutput`]. The JSON form is a
+//! flat object — the op's name from [`KvOp::name`], the session fields, the
+//! op's fields — written and read by hand here, because its tag sits inside
+//! the object (which postcard cannot encode) and its checks are stricter
+//! than serde's (`expect` is required, integers stop at 2^53).
+//!
+//! # Binary frames
+//!
+//! postcard numbers enum variants by position, so every enum below documents
+//! its variants' numbers; new variants go at the end, and `tests/golden.rs`
+//! pins the bytes of every request and reply. Version 2 is the first with
+//! [`Op`] wrapping [`KvOp`] (version 1 had one variant per operation).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use raft_core::codec::{decode_with_header, encode_with_header};
-use raft_core::kv::{KvOp, KvOutput, MAX_KEY_LEN, MAX_VALUE_LEN};
+use raft_core::kv::{KvOp, KvOutput};
 use raft_core::{ClientError, ClientReply, ClientRequest, NodeId};
 
 /// Magic number of binary client frames.
 pub const CLIENT_MAGIC: [u8; 4] = *b"RKVC";
 /// Version of the binary client frame format.
-pub const CLIENT_VERSION: u8 = 1;
+pub const CLIENT_VERSION: u8 = 2;
 /// Integers in the protocol stay below this, so JavaScript reads them exactly.
 pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+/// WebSocket read buffer for client connections, at both ends. Requests and
+/// most replies are small; tungstenite zero-fills the free part of its read
+/// buffer before every read, so its default of 128 KiB would cost more per
+/// request than the request itself. (Bigger frames are read into a buffer of
+/// their own size.)
+pub const READ_BUFFER: usize = 8 * 1024;
 
 /// A client request: the client's id for it and the operation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,108 +69,84 @@ pub struct Request {
     pub op: Op,
 }
 
-/// An operation. Writes name their session, their sequence number within it,
-/// and `ack`, the lowest sequence number whose reply the client still awaits.
+/// What a request asks: raft-core's [`ClientRequest`], variant for variant
+/// and in the same order, with the state machine's command as a [`KvOp`].
+///
+/// Writes name their session, their sequence number within it, and `ack`,
+/// the lowest sequence number whose reply the client still awaits.
+///
+/// Binary frames number the variants `Register` 0, `Write` 1, `KeepAlive` 2,
+/// `Read` 3.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)] // the fields are the protocol's, documented in the README
 pub enum Op {
     /// Open a session.
     Register,
-    /// Set a key.
-    Put { session: u64, seq: u64, ack: u64, key: String, value: String },
-    /// Append to a key's value (creating it).
-    Append { session: u64, seq: u64, ack: u64, key: String, value: String },
-    /// Compare-and-swap; `expect: None` means "the key is absent".
-    Cas { session: u64, seq: u64, ack: u64, key: String, expect: Option<String>, value: String },
-    /// Remove a key.
-    Delete { session: u64, seq: u64, ack: u64, key: String },
-    /// Linearizable read.
-    Get { key: String },
+    /// A write on a session: put, append, cas or delete.
+    Write {
+        /// The session.
+        session: u64,
+        /// This write's number within the session (from 1).
+        seq: u64,
+        /// Lowest seq whose reply the client still awaits.
+        ack: u64,
+        /// The operation; [`KvOp::Get`] is not a write.
+        op: KvOp,
+    },
     /// Keep an idle session alive.
-    KeepAlive { session: u64, ack: u64 },
-}
-
-/// The kind of an operation, which decides how its reply is read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum OpKind {
-    Register,
-    Put,
-    Append,
-    Cas,
-    Delete,
-    Get,
-    KeepAlive,
+    KeepAlive {
+        /// The session.
+        session: u64,
+        /// Lowest seq whose reply the client still awaits.
+        ack: u64,
+    },
+    /// A linearizable read.
+    Read {
+        /// The operation: [`KvOp::Get`].
+        op: KvOp,
+    },
 }
 
 impl Op {
-    /// Its kind.
-    pub fn kind(&self) -> OpKind {
+    /// The name of the request in JSON's `"op"` field.
+    pub fn name(&self) -> &'static str {
         match self {
-            Op::Register => OpKind::Register,
-            Op::Put { .. } => OpKind::Put,
-            Op::Append { .. } => OpKind::Append,
-            Op::Cas { .. } => OpKind::Cas,
-            Op::Delete { .. } => OpKind::Delete,
-            Op::Get { .. } => OpKind::Get,
-            Op::KeepAlive { .. } => OpKind::KeepAlive,
+            Op::Register => "register",
+            Op::KeepAlive { .. } => "keepalive",
+            Op::Write { op, .. } | Op::Read { op } => op.name(),
         }
     }
 
-    /// Checks integer ranges and size limits (the same for JSON and binary).
+    /// Checks integer ranges, size limits and that writes write and reads
+    /// read (the same for JSON and binary, before the request reaches the
+    /// node task).
     pub fn validate(&self) -> Result<(), String> {
         let ints: &[(&str, u64)] = match self {
-            Op::Put { session, seq, ack, .. }
-            | Op::Append { session, seq, ack, .. }
-            | Op::Cas { session, seq, ack, .. }
-            | Op::Delete { session, seq, ack, .. } => &[("session", *session), ("seq", *seq), ("ack", *ack)],
+            Op::Write { session, seq, ack, .. } => &[("session", *session), ("seq", *seq), ("ack", *ack)],
             Op::KeepAlive { session, ack } => &[("session", *session), ("ack", *ack)],
-            Op::Register | Op::Get { .. } => &[],
+            Op::Register | Op::Read { .. } => &[],
         };
         for (name, v) in ints {
             if *v > MAX_SAFE_INTEGER {
                 return Err(format!("\"{name}\" must be below 2^53"));
             }
         }
-        let (key, values): (Option<&str>, Vec<&str>) = match self {
-            Op::Put { key, value, .. } | Op::Append { key, value, .. } => (Some(key), vec![value]),
-            Op::Cas { key, expect, value, .. } => {
-                (Some(key), expect.iter().map(String::as_str).chain([value.as_str()]).collect())
-            }
-            Op::Delete { key, .. } | Op::Get { key } => (Some(key), vec![]),
-            Op::Register | Op::KeepAlive { .. } => (None, vec![]),
-        };
-        if key.is_some_and(|k| k.len() > MAX_KEY_LEN) {
-            return Err(format!("key longer than {MAX_KEY_LEN} bytes"));
+        match self {
+            Op::Write { op, .. } if op.is_read() => Err(format!("\"{}\" is a read, not a write", op.name())),
+            Op::Read { op } if !op.is_read() => Err(format!("\"{}\" is a write, not a read", op.name())),
+            // The size limits are the state machine's own.
+            Op::Write { op, .. } | Op::Read { op } => op.validate().map_err(str::to_string),
+            Op::Register | Op::KeepAlive { .. } => Ok(()),
         }
-        if values.iter().any(|v| v.len() > MAX_VALUE_LEN) {
-            return Err(format!("value longer than {MAX_VALUE_LEN} bytes"));
-        }
-        Ok(())
     }
 
-    /// The raft-core request carrying this operation.
-    pub fn to_client_request(&self) -> ClientRequest {
-        let write = |session: &u64, seq: &u64, ack: &u64, op: KvOp| ClientRequest::Write {
-            session: *session,
-            seq: *seq,
-            ack: *ack,
-            command: op.encode(),
-        };
+    /// The raft-core request carrying this operation: the same fields, the
+    /// command encoded as the log stores it.
+    pub fn into_client_request(self) -> ClientRequest {
         match self {
             Op::Register => ClientRequest::Register,
-            Op::Put { session, seq, ack, key, value } => {
-                write(session, seq, ack, KvOp::Put { key: key.clone(), value: value.clone() })
-            }
-            Op::Append { session, seq, ack, key, value } => {
-                write(session, seq, ack, KvOp::Append { key: key.clone(), value: value.clone() })
-            }
-            Op::Cas { session, seq, ack, key, expect, value } => {
-                write(session, seq, ack, KvOp::Cas { key: key.clone(), expect: expect.clone(), value: value.clone() })
-            }
-            Op::Delete { session, seq, ack, key } => write(session, seq, ack, KvOp::Delete { key: key.clone() }),
-            Op::Get { key } => ClientRequest::Read { query: KvOp::Get { key: key.clone() }.encode() },
-            Op::KeepAlive { session, ack } => ClientRequest::KeepAlive { session: *session, ack: *ack },
+            Op::Write { session, seq, ack, op } => ClientRequest::Write { session, seq, ack, command: op.encode() },
+            Op::KeepAlive { session, ack } => ClientRequest::KeepAlive { session, ack },
+            Op::Read { op } => ClientRequest::Read { query: op.encode() },
         }
     }
 }
@@ -161,7 +160,8 @@ pub struct Response {
     pub result: Result<Success, Failure>,
 }
 
-/// A successful outcome.
+/// A successful outcome. Binary frames number the variants `Registered` 0,
+/// `KeptAlive` 1, `Output` 2.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Success {
     /// `register`: the new session.
@@ -169,22 +169,11 @@ pub enum Success {
         /// Its id.
         session: u64,
     },
-    /// `put`, `append`, `keepalive`.
-    Done,
-    /// `cas`.
-    Cas {
-        /// Whether the value was swapped.
-        swapped: bool,
-        /// When not swapped: the value found (`None`: absent).
-        current: Option<String>,
-    },
-    /// `delete`.
-    Deleted {
-        /// Whether the key existed.
-        existed: bool,
-    },
-    /// `get` (`None`: the key is absent).
-    Value(Option<String>),
+    /// `keepalive`.
+    KeptAlive,
+    /// A write or a read: the state machine's answer (never
+    /// [`KvOutput::Invalid`], which [`outcome`] turns into `bad_request`).
+    Output(KvOutput),
 }
 
 /// A failed outcome.
@@ -207,24 +196,38 @@ pub struct LeaderHint {
     pub addr: String,
 }
 
-/// The protocol's error codes.
+/// The protocol's error codes: [`ClientError`]'s kinds, without their data.
+///
+/// The discriminants are the numbers binary frames carry (serde numbers the
+/// variants by position; a test checks the two agree).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u8)]
 pub enum ErrorCode {
     /// Not the leader; the command was not accepted.
-    NotLeader,
+    NotLeader = 0,
     /// A limit is full; the command was not accepted.
-    Busy,
+    Busy = 1,
     /// The session is gone; an earlier attempt of this write may or may not have applied.
-    SessionExpired,
+    SessionExpired = 2,
     /// `seq` is below the session's ack.
-    StaleSeq,
+    StaleSeq = 3,
     /// Malformed or oversize request.
-    BadRequest,
+    BadRequest = 4,
     /// The write may have applied or may still apply: retry with the same session and seq.
-    UnknownOutcome,
+    UnknownOutcome = 5,
 }
 
 impl ErrorCode {
+    /// Every code, in discriminant order.
+    pub const ALL: [ErrorCode; 6] = [
+        ErrorCode::NotLeader,
+        ErrorCode::Busy,
+        ErrorCode::SessionExpired,
+        ErrorCode::StaleSeq,
+        ErrorCode::BadRequest,
+        ErrorCode::UnknownOutcome,
+    ];
+
     /// The code's name on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -239,16 +242,7 @@ impl ErrorCode {
 
     /// The code of a name.
     pub fn parse(s: &str) -> Option<ErrorCode> {
-        [
-            ErrorCode::NotLeader,
-            ErrorCode::Busy,
-            ErrorCode::SessionExpired,
-            ErrorCode::StaleSeq,
-            ErrorCode::BadRequest,
-            ErrorCode::UnknownOutcome,
-        ]
-        .into_iter()
-        .find(|c| c.as_str() == s)
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == s)
     }
 }
 
@@ -272,23 +266,18 @@ impl Failure {
     }
 }
 
-/// Reads a raft-core reply to an operation of kind `kind`.
-pub fn outcome(
-    kind: OpKind,
-    reply: ClientReply,
-    addr_of: impl Fn(NodeId) -> Option<String>,
-) -> Result<Success, Failure> {
-    let output = |bytes: &[u8]| KvOutput::decode(bytes).map_err(|_| Failure::bad_request("unreadable output"));
+/// Reads a raft-core reply; `addr_of` turns a node id into its URL for
+/// leader hints. The state machine answers each command with the output of
+/// that command, so the reply alone says how to read it.
+pub fn outcome(reply: ClientReply, addr_of: impl Fn(NodeId) -> Option<String>) -> Result<Success, Failure> {
     match reply {
         ClientReply::Rejected(e) => Err(Failure::from_error(e, addr_of)),
         ClientReply::Registered { session } => Ok(Success::Registered { session }),
-        ClientReply::KeptAlive => Ok(Success::Done),
-        ClientReply::Written { output: bytes } | ClientReply::Read { output: bytes } => match (kind, output(&bytes)?) {
-            (OpKind::Put | OpKind::Append, KvOutput::Written) => Ok(Success::Done),
-            (OpKind::Cas, KvOutput::Cas { swapped, current }) => Ok(Success::Cas { swapped, current }),
-            (OpKind::Delete, KvOutput::Deleted { existed }) => Ok(Success::Deleted { existed }),
-            (OpKind::Get, KvOutput::Value(v)) => Ok(Success::Value(v)),
-            _ => Err(Failure::bad_request("the state machine refused the command")),
+        ClientReply::KeptAlive => Ok(Success::KeptAlive),
+        ClientReply::Written { output } | ClientReply::Read { output } => match KvOutput::decode(&output) {
+            Ok(KvOutput::Invalid) => Err(Failure::bad_request("the state machine refused the command")),
+            Ok(out) => Ok(Success::Output(out)),
+            Err(_) => Err(Failure::bad_request("unreadable output")),
         },
     }
 }
@@ -349,6 +338,33 @@ impl Fields<'_> {
         }
         Ok(())
     }
+
+    /// The session fields of a write, then the operation named `name`.
+    fn write(&self, name: &str) -> Result<Op, String> {
+        let (session, seq, ack) = (self.int("session")?, self.int("seq")?, self.int("ack")?);
+        let key = self.string("key")?;
+        let op = match name {
+            "put" => KvOp::Put { key, value: self.string("value")? },
+            "append" => KvOp::Append { key, value: self.string("value")? },
+            "cas" => KvOp::Cas { key, expect: self.string_or_null("expect")?, value: self.string("value")? },
+            "delete" => KvOp::Delete { key },
+            other => return Err(format!("unknown op {other:?}")),
+        };
+        Ok(Op::Write { session, seq, ack, op })
+    }
+}
+
+/// The fields each JSON op takes besides `id` and `op`; `None`: no such op.
+fn json_fields(op: &str) -> Option<&'static [&'static str]> {
+    Some(match op {
+        "register" => &[],
+        "keepalive" => &["session", "ack"],
+        "get" => &["key"],
+        "put" | "append" => &["session", "seq", "ack", "key", "value"],
+        "cas" => &["session", "seq", "ack", "key", "expect", "value"],
+        "delete" => &["session", "seq", "ack", "key"],
+        _ => return None,
+    })
 }
 
 /// Parses one JSON text frame.
@@ -366,57 +382,49 @@ pub fn parse_json_request(text: &str) -> Result<Request, BadRequest> {
         },
     };
     let fail = |message: String| BadRequest { id: Some(id), message };
-    let op = match obj.get("op") {
+    let name = match obj.get("op") {
         Some(Value::String(s)) => s.as_str(),
         Some(_) => return Err(fail("\"op\" must be a string".into())),
         None => return Err(fail("missing \"op\"".into())),
     };
-    let f = Fields { obj: &obj, op };
+    let f = Fields { obj: &obj, op: name };
     let parsed = (|| -> Result<Op, String> {
-        Ok(match op {
-            "register" => {
-                f.only(&[])?;
-                Op::Register
-            }
-            "put" | "append" => {
-                f.only(&["session", "seq", "ack", "key", "value"])?;
-                let (session, seq, ack) = (f.int("session")?, f.int("seq")?, f.int("ack")?);
-                let (key, value) = (f.string("key")?, f.string("value")?);
-                if op == "put" {
-                    Op::Put { session, seq, ack, key, value }
-                } else {
-                    Op::Append { session, seq, ack, key, value }
-                }
-            }
-            "cas" => {
-                f.only(&["session", "seq", "ack", "key", "expect", "value"])?;
-                Op::Cas {
-                    session: f.int("session")?,
-                    seq: f.int("seq")?,
-                    ack: f.int("ack")?,
-                    key: f.string("key")?,
-                    expect: f.string_or_null("expect")?,
-                    value: f.string("value")?,
-                }
-            }
-            "delete" => {
-                f.only(&["session", "seq", "ack", "key"])?;
-                Op::Delete { session: f.int("session")?, seq: f.int("seq")?, ack: f.int("ack")?, key: f.string("key")? }
-            }
-            "get" => {
-                f.only(&["key"])?;
-                Op::Get { key: f.string("key")? }
-            }
-            "keepalive" => {
-                f.only(&["session", "ack"])?;
-                Op::KeepAlive { session: f.int("session")?, ack: f.int("ack")? }
-            }
-            other => return Err(format!("unknown op {other:?}")),
+        let allowed = json_fields(name).ok_or_else(|| format!("unknown op {name:?}"))?;
+        // Unknown fields first: a misspelt field reads better as that than as
+        // the field it was meant to be missing.
+        f.only(allowed)?;
+        Ok(match name {
+            "register" => Op::Register,
+            "keepalive" => Op::KeepAlive { session: f.int("session")?, ack: f.int("ack")? },
+            "get" => Op::Read { op: KvOp::Get { key: f.string("key")? } },
+            write => f.write(write)?,
         })
     })()
     .map_err(fail)?;
     parsed.validate().map_err(fail)?;
     Ok(Request { id, op: parsed })
+}
+
+/// Adds the fields of `op` (its key, value and expected value) to `obj`.
+fn insert_kv_fields(op: &KvOp, obj: &mut Map<String, Value>) {
+    let key = match op {
+        KvOp::Put { key, .. }
+        | KvOp::Append { key, .. }
+        | KvOp::Get { key }
+        | KvOp::Delete { key }
+        | KvOp::Cas { key, .. } => key,
+    };
+    obj.insert("key".into(), json!(key));
+    match op {
+        KvOp::Put { value, .. } | KvOp::Append { value, .. } => {
+            obj.insert("value".into(), json!(value));
+        }
+        KvOp::Cas { expect, value, .. } => {
+            obj.insert("expect".into(), json!(expect));
+            obj.insert("value".into(), json!(value));
+        }
+        KvOp::Get { .. } | KvOp::Delete { .. } => {}
+    }
 }
 
 /// The JSON text of a reply.
@@ -430,17 +438,19 @@ pub fn response_to_json(r: &Response) -> String {
                 Success::Registered { session } => {
                     obj.insert("session".into(), json!(session));
                 }
-                Success::Done => {}
-                Success::Cas { swapped, current } => {
+                // (A node never sends `Invalid` as a success; should a binary
+                // reply carry one, it has nothing to show.)
+                Success::KeptAlive | Success::Output(KvOutput::Written | KvOutput::Invalid) => {}
+                Success::Output(KvOutput::Cas { swapped, current }) => {
                     obj.insert("swapped".into(), json!(swapped));
                     if !swapped {
                         obj.insert("current".into(), json!(current));
                     }
                 }
-                Success::Deleted { existed } => {
+                Success::Output(KvOutput::Deleted { existed }) => {
                     obj.insert("existed".into(), json!(existed));
                 }
-                Success::Value(v) => {
+                Success::Output(KvOutput::Value(v)) => {
                     obj.insert("value".into(), json!(v));
                 }
             }
@@ -462,23 +472,24 @@ pub fn response_to_json(r: &Response) -> String {
 
 /// The JSON text of a request (for clients that speak JSON).
 pub fn request_to_json(r: &Request) -> String {
-    let mut v = match &r.op {
-        Op::Register => json!({"op": "register"}),
-        Op::Put { session, seq, ack, key, value } => {
-            json!({"op":"put","session":session,"seq":seq,"ack":ack,"key":key,"value":value})
+    let mut obj = Map::new();
+    obj.insert("id".into(), json!(r.id));
+    obj.insert("op".into(), json!(r.op.name()));
+    match &r.op {
+        Op::Register => {}
+        Op::Write { session, seq, ack, op } => {
+            obj.insert("session".into(), json!(session));
+            obj.insert("seq".into(), json!(seq));
+            obj.insert("ack".into(), json!(ack));
+            insert_kv_fields(op, &mut obj);
         }
-        Op::Append { session, seq, ack, key, value } => {
-            json!({"op":"append","session":session,"seq":seq,"ack":ack,"key":key,"value":value})
+        Op::KeepAlive { session, ack } => {
+            obj.insert("session".into(), json!(session));
+            obj.insert("ack".into(), json!(ack));
         }
-        Op::Cas { session, seq, ack, key, expect, value } => {
-            json!({"op":"cas","session":session,"seq":seq,"ack":ack,"key":key,"expect":expect,"value":value})
-        }
-        Op::Delete { session, seq, ack, key } => json!({"op":"delete","session":session,"seq":seq,"ack":ack,"key":key}),
-        Op::Get { key } => json!({"op":"get","key":key}),
-        Op::KeepAlive { session, ack } => json!({"op":"keepalive","session":session,"ack":ack}),
-    };
-    v["id"] = json!(r.id);
-    v.to_string()
+        Op::Read { op } => insert_kv_fields(op, &mut obj),
+    }
+    Value::Object(obj).to_string()
 }
 
 // ----------------------------------------------------------------------
@@ -514,9 +525,14 @@ pub fn decode_response(bytes: &[u8], max_len: usize) -> Result<Response, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use raft_core::kv::MAX_KEY_LEN;
 
     fn bad(text: &str) -> BadRequest {
         parse_json_request(text).unwrap_err()
+    }
+
+    fn put(key: &str, value: &str) -> KvOp {
+        KvOp::Put { key: key.into(), value: value.into() }
     }
 
     #[test]
@@ -527,19 +543,28 @@ mod tests {
             r#"{"id":4,"op":"cas","session":17,"seq":3,"ack":3,"key":"k","expect":null,"value":"x"}"#,
         )
         .unwrap();
-        assert_eq!(r.op, Op::Cas { session: 17, seq: 3, ack: 3, key: "k".into(), expect: None, value: "x".into() });
+        let cas = KvOp::Cas { key: "k".into(), expect: None, value: "x".into() };
+        assert_eq!(r.op, Op::Write { session: 17, seq: 3, ack: 3, op: cas });
         let r = parse_json_request(r#"{"id":7,"op":"keepalive","session":17,"ack":5}"#).unwrap();
         assert_eq!(r.op, Op::KeepAlive { session: 17, ack: 5 });
+        let write = |op| Op::Write { session: 1, seq: 2, ack: 2, op };
         for op in [
-            Op::Put { session: 1, seq: 2, ack: 2, key: "k".into(), value: "v".into() },
-            Op::Cas { session: 1, seq: 2, ack: 2, key: "k".into(), expect: Some("".into()), value: "v".into() },
-            Op::Get { key: "k".into() },
-            Op::Delete { session: 1, seq: 2, ack: 1, key: "k".into() },
+            Op::Register,
+            write(put("k", "v")),
+            write(KvOp::Append { key: "k".into(), value: "w".into() }),
+            write(KvOp::Cas { key: "k".into(), expect: Some("".into()), value: "v".into() }),
+            write(KvOp::Delete { key: "k".into() }),
+            Op::Read { op: KvOp::Get { key: "k".into() } },
+            Op::KeepAlive { session: 1, ack: 2 },
         ] {
             let r = Request { id: 9, op };
             assert_eq!(parse_json_request(&request_to_json(&r)).unwrap(), r);
             assert_eq!(decode_request(&encode_request(&r), 1 << 20).unwrap(), r);
         }
+        assert_eq!(
+            request_to_json(&Request { id: 2, op: write(put("k", "v")) }),
+            r#"{"id":2,"op":"put","session":1,"seq":2,"ack":2,"key":"k","value":"v"}"#
+        );
     }
 
     #[test]
@@ -564,23 +589,88 @@ mod tests {
         assert!(bad(r#"{"id":9007199254740992,"op":"register"}"#).message.contains("2^53"));
         let big = format!(r#"{{"id":3,"op":"get","key":"{}"}}"#, "k".repeat(MAX_KEY_LEN + 1));
         assert!(bad(&big).message.contains("key longer"));
-        assert!(decode_request(b"RKVC\x01\xff\xff", 100).is_err());
+        assert!(decode_request(b"RKVC\x02\xff\xff", 100).is_err());
         assert!(decode_request(b"garbage", 100).is_err());
+        // A frame of the first binary version is refused by its version byte.
+        assert!(decode_request(b"RKVC\x01\x09\x00", 100).unwrap_err().message.contains("version 1"));
+    }
+
+    #[test]
+    fn binary_writes_write_and_reads_read() {
+        let get = KvOp::Get { key: "k".into() };
+        let frame = |op| encode_request(&Request { id: 5, op });
+        let b = decode_request(&frame(Op::Write { session: 1, seq: 1, ack: 1, op: get.clone() }), 1 << 20);
+        assert_eq!(b.unwrap_err(), BadRequest { id: Some(5), message: "\"get\" is a read, not a write".into() });
+        let b = decode_request(&frame(Op::Read { op: put("k", "v") }), 1 << 20).unwrap_err();
+        assert_eq!(b.message, "\"put\" is a write, not a read");
+        let b = decode_request(&frame(Op::KeepAlive { session: MAX_SAFE_INTEGER + 1, ack: 1 }), 1 << 20);
+        assert!(b.unwrap_err().message.contains("2^53"));
+        assert!(decode_request(&frame(Op::Read { op: get }), 1 << 20).is_ok());
+    }
+
+    #[test]
+    fn ops_become_the_cores_requests() {
+        let op = put("k", "v");
+        let w = Op::Write { session: 3, seq: 4, ack: 2, op: op.clone() };
+        assert_eq!(w.into_client_request(), ClientRequest::Write { session: 3, seq: 4, ack: 2, command: op.encode() });
+        let g = KvOp::Get { key: "k".into() };
+        assert_eq!(Op::Read { op: g.clone() }.into_client_request(), ClientRequest::Read { query: g.encode() });
+        assert_eq!(Op::Register.into_client_request(), ClientRequest::Register);
+        let ka = Op::KeepAlive { session: 3, ack: 5 }.into_client_request();
+        assert_eq!(ka, ClientRequest::KeepAlive { session: 3, ack: 5 });
+    }
+
+    #[test]
+    fn replies_are_read_from_the_output() {
+        let none = |_: NodeId| None;
+        let out = |o: KvOutput| ClientReply::Written { output: o.encode().into() };
+        assert_eq!(outcome(out(KvOutput::Written), none), Ok(Success::Output(KvOutput::Written)));
+        let read = ClientReply::Read { output: KvOutput::Value(Some("v".into())).encode().into() };
+        assert_eq!(outcome(read, none), Ok(Success::Output(KvOutput::Value(Some("v".into())))));
+        assert_eq!(outcome(ClientReply::KeptAlive, none), Ok(Success::KeptAlive));
+        assert_eq!(outcome(ClientReply::Registered { session: 9 }, none), Ok(Success::Registered { session: 9 }));
+        assert_eq!(outcome(out(KvOutput::Invalid), none).unwrap_err().error, ErrorCode::BadRequest);
+        let garbage = ClientReply::Read { output: vec![0xff, 0xff].into() };
+        assert_eq!(outcome(garbage, none).unwrap_err().message.as_deref(), Some("unreadable output"));
+        let busy = outcome(ClientReply::Rejected(ClientError::Busy), none).unwrap_err();
+        assert_eq!((busy.error, busy.leader, busy.message), (ErrorCode::Busy, None, None));
+    }
+
+    #[test]
+    fn error_codes_are_their_wire_numbers_and_names() {
+        for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
+            assert_eq!(code as usize, i, "ALL lists the codes in discriminant order");
+            // serde numbers variants by position; the discriminant must say the same.
+            assert_eq!(postcard::to_allocvec(&code).unwrap(), [code as u8]);
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+        }
+        for e in [
+            ClientError::NotLeader { leader_hint: None },
+            ClientError::Busy,
+            ClientError::SessionExpired,
+            ClientError::StaleSeq,
+            ClientError::BadRequest("x".into()),
+            ClientError::UnknownOutcome { leader_hint: None },
+        ] {
+            assert!(ErrorCode::parse(e.code()).is_some(), "{e:?} has a protocol code");
+        }
     }
 
     #[test]
     fn replies_render_as_designed() {
         let addr = |id: NodeId| Some(format!("ws://127.0.0.1:700{id}"));
         let r = |id, result| response_to_json(&Response { id: Some(id), result });
+        let out = |o| Ok(Success::Output(o));
         assert_eq!(r(1, Ok(Success::Registered { session: 17 })), r#"{"id":1,"ok":true,"session":17}"#);
-        assert_eq!(r(2, Ok(Success::Done)), r#"{"id":2,"ok":true}"#);
-        assert_eq!(r(4, Ok(Success::Cas { swapped: true, current: None })), r#"{"id":4,"ok":true,"swapped":true}"#);
+        assert_eq!(r(2, out(KvOutput::Written)), r#"{"id":2,"ok":true}"#);
+        assert_eq!(r(7, Ok(Success::KeptAlive)), r#"{"id":7,"ok":true}"#);
+        assert_eq!(r(4, out(KvOutput::Cas { swapped: true, current: None })), r#"{"id":4,"ok":true,"swapped":true}"#);
         assert_eq!(
-            r(4, Ok(Success::Cas { swapped: false, current: None })),
+            r(4, out(KvOutput::Cas { swapped: false, current: None })),
             r#"{"id":4,"ok":true,"swapped":false,"current":null}"#
         );
-        assert_eq!(r(5, Ok(Success::Deleted { existed: true })), r#"{"id":5,"ok":true,"existed":true}"#);
-        assert_eq!(r(6, Ok(Success::Value(None))), r#"{"id":6,"ok":true,"value":null}"#);
+        assert_eq!(r(5, out(KvOutput::Deleted { existed: true })), r#"{"id":5,"ok":true,"existed":true}"#);
+        assert_eq!(r(6, out(KvOutput::Value(None))), r#"{"id":6,"ok":true,"value":null}"#);
         let nl = Failure::from_error(ClientError::NotLeader { leader_hint: Some(2) }, addr);
         assert_eq!(
             r(8, Err(nl)),

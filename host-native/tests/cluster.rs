@@ -100,11 +100,12 @@ async fn cli_library_and_json_protocol_agree() {
 
     // Binary frames carry the same types.
     use raftkv::protocol::{encode_request, Op, Request};
-    j.send_binary(encode_request(&Request { id: 40, op: Op::Get { key: "e".into() } })).await;
+    use raftkv::KvOp;
+    j.send_binary(encode_request(&Request { id: 40, op: Op::Read { op: KvOp::Get { key: "e".into() } } })).await;
     assert_eq!(j.recv().await.unwrap(), json!({"id":40,"ok":true,"value":"1"}));
 
     // /metrics speaks Prometheus text.
-    let m = raftkv::server::http_get(&c.url(leader), "/metrics").await.unwrap();
+    let m = raftkv::http::get(&c.url(leader), "/metrics").await.unwrap();
     assert!(m.contains("# TYPE raftkv_commit_index gauge") && m.contains("raftkv_journal_syncs_total"), "{m}");
     eprintln!("cli_library_and_json_protocol_agree: {:?}", started.elapsed());
 }
@@ -383,7 +384,7 @@ async fn bad_input_is_answered_or_refused() {
     let (mut p, _) = tokio_tungstenite::connect_async(format!("{url}/raft")).await.unwrap();
     p.send(M::binary(vec![7u8; 100_000])).await.unwrap();
     assert!(matches!(tokio::time::timeout(WAIT, p.next()).await.unwrap(), None | Some(Err(_)) | Some(Ok(M::Close(_)))));
-    use raftkv::peer::Handshake;
+    use raftkv::peer::handshake::Handshake;
     let (mut p, _) = tokio_tungstenite::connect_async(format!("{url}/raft")).await.unwrap();
     let other = c.ids().into_iter().find(|&i| i != leader).unwrap();
     let hello = Handshake::Hello { cluster: "test-bad".into(), from: other, to: leader, nonce: [3; 32] };
@@ -577,11 +578,11 @@ async fn cluster_command_starts_serves_and_stops() {
             break;
         }
     }
-    let demo = format!("ws://{}", demo.expect("the demo URL is printed"));
+    let demo = format!("http://{}", demo.expect("the demo URL is printed"));
     c.wait_leader(&c.ids()).await;
-    let page = raftkv::server::http_get(&demo, "/").await.unwrap();
+    let page = raftkv::http::get(&demo, "/").await.unwrap();
     assert!(page.contains("raftkv"), "{page}");
-    let all: Value = serde_json::from_str(&raftkv::server::http_get(&demo, "/api/status").await.unwrap()).unwrap();
+    let all: Value = serde_json::from_str(&raftkv::http::get(&demo, "/api/status").await.unwrap()).unwrap();
     assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
     assert_eq!(stdout(&c.cli(&["put", "main", "job"])), "OK");
     assert_eq!(stdout(&c.cli(&["get", "main"])), "job");

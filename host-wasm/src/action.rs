@@ -4,57 +4,51 @@
 
 use raft_core::kv::KvOp;
 use raft_core::NodeId;
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::ser::{Error as _, SerializeMap};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
 
-/// A key-value request from the page's client.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ClientOp {
-    /// Set a key.
-    Put {
-        /// The key.
-        key: String,
-        /// The value.
-        value: String,
-    },
-    /// Append to a key's value.
-    Append {
-        /// The key.
-        key: String,
-        /// What to append.
-        value: String,
-    },
-    /// Read a key (linearizable, through the leader).
-    Get {
-        /// The key.
-        key: String,
-    },
-    /// Compare-and-swap (`expect: null` means "the key is absent").
-    Cas {
-        /// The key.
-        key: String,
-        /// The value required.
-        expect: Option<String>,
-        /// The new value.
-        value: String,
-    },
-    /// Remove a key.
-    Delete {
-        /// The key.
-        key: String,
-    },
+/// A key-value request from the page's client: raft-core's [`KvOp`], which
+/// the page writes `{"kind":"put","key":"k","value":"v"}`.
+///
+/// raft-core's serde form names the variant outside its fields
+/// (`{"put":{"key":"k","value":"v"}}`: postcard cannot carry a tag inside);
+/// this wrapper only moves the name inside, under `kind`, so the names and
+/// fields are [`KvOp`]'s own. Unknown fields are ignored, and a missing
+/// `expect` is `null` (the key must be absent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientOp(pub KvOp);
+
+impl Serialize for ClientOp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Every KvOp variant has fields, so its serde form is one
+        // `name: {fields}` entry.
+        let Ok(Value::Object(outer)) = serde_json::to_value(&self.0) else {
+            return Err(S::Error::custom("a KvOp is a JSON object of one entry"));
+        };
+        let Some((kind, Value::Object(fields))) = outer.into_iter().next() else {
+            return Err(S::Error::custom("a KvOp's entry holds its fields"));
+        };
+        let mut map = s.serialize_map(Some(fields.len() + 1))?;
+        map.serialize_entry("kind", &kind)?;
+        for (k, v) in &fields {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
 }
 
-impl ClientOp {
-    /// The state machine operation.
-    pub fn kv(&self) -> KvOp {
-        match self.clone() {
-            ClientOp::Put { key, value } => KvOp::Put { key, value },
-            ClientOp::Append { key, value } => KvOp::Append { key, value },
-            ClientOp::Get { key } => KvOp::Get { key },
-            ClientOp::Cas { key, expect, value } => KvOp::Cas { key, expect, value },
-            ClientOp::Delete { key } => KvOp::Delete { key },
-        }
+impl<'de> Deserialize<'de> for ClientOp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut fields = Map::<String, Value>::deserialize(d)?;
+        let kind = match fields.remove("kind") {
+            Some(Value::String(k)) => k,
+            Some(_) => return Err(D::Error::custom("\"kind\" must be a string")),
+            None => return Err(D::Error::missing_field("kind")),
+        };
+        let outer = Value::Object(Map::from_iter([(kind, Value::Object(fields))]));
+        KvOp::deserialize(outer).map(ClientOp).map_err(D::Error::custom)
     }
 }
 
@@ -193,4 +187,38 @@ pub struct Action {
 
 fn default_keys() -> usize {
     3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ops_are_kv_ops_with_the_kind_inside() {
+        let cases = [
+            (r#"{"kind":"put","key":"k","value":"v"}"#, KvOp::Put { key: "k".into(), value: "v".into() }),
+            (r#"{"kind":"append","key":"k","value":"w"}"#, KvOp::Append { key: "k".into(), value: "w".into() }),
+            (r#"{"kind":"get","key":"k"}"#, KvOp::Get { key: "k".into() }),
+            (r#"{"kind":"delete","key":"k"}"#, KvOp::Delete { key: "k".into() }),
+            (
+                r#"{"kind":"cas","expect":null,"key":"k","value":"x"}"#,
+                KvOp::Cas { key: "k".into(), expect: None, value: "x".into() },
+            ),
+        ];
+        for (json, op) in cases {
+            let parsed: ClientOp = serde_json::from_str(json).unwrap();
+            assert_eq!(parsed, ClientOp(op.clone()));
+            let back = serde_json::to_value(&parsed).unwrap();
+            assert_eq!(back, serde_json::from_str::<Value>(json).unwrap());
+            assert_eq!(back["kind"], op.name());
+        }
+        assert!(serde_json::to_string(&ClientOp(KvOp::Get { key: "k".into() })).unwrap().starts_with(r#"{"kind":"#));
+        // As before: a missing expect means "absent", unknown fields are ignored.
+        let cas: ClientOp = serde_json::from_str(r#"{"kind":"cas","key":"k","value":"x","note":1}"#).unwrap();
+        assert_eq!(cas, ClientOp(KvOp::Cas { key: "k".into(), expect: None, value: "x".into() }));
+        for bad in [r#"{"key":"k"}"#, r#"{"kind":5,"key":"k"}"#, r#"{"kind":"launch"}"#, r#"{"kind":"put","key":"k"}"#]
+        {
+            assert!(serde_json::from_str::<ClientOp>(bad).is_err(), "{bad}");
+        }
+    }
 }

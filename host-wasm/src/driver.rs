@@ -12,7 +12,6 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use raft_core::client::{ClientReply, ClientRequest};
-use raft_core::kv::KvOp;
 use raft_core::raft::Event;
 use raft_core::sim::clients::ClientConfig;
 use raft_core::sim::Sim;
@@ -22,8 +21,8 @@ use serde::Serialize;
 use crate::action::{Action, ClientOp, Op};
 use crate::client::{Answer, HandClient, Pending, Purpose, Write};
 use crate::committed::CommittedTerms;
+use crate::journal_view::JournalCache;
 use crate::options::{Options, OptionsError};
-use crate::view::JournalCache;
 use crate::words;
 
 /// One line of the event feed.
@@ -485,36 +484,33 @@ impl Driver {
 
     fn client_request(&mut self, node: NodeId, req: ClientOp) {
         let node = self.target(node);
-        match req.kv() {
-            op @ KvOp::Get { .. } => {
-                let token = self.client.token();
-                let text = words::kv_op(&op);
-                self.client.pending.push(Pending { token, node, purpose: Purpose::Read, text, sent: self.now() });
-                self.sim.submit(node, token, ClientRequest::Read { query: op.encode() });
-            }
-            _ => {
-                if self.client.session.is_none() {
-                    self.client.waiting.push((node, req));
-                    if !self.client.registering() {
-                        let token = self.client.token();
-                        let text = "open a session".to_string();
-                        let p = Pending { token, node, purpose: Purpose::Register, text, sent: self.now() };
-                        self.client.pending.push(p);
-                        self.sim.submit(node, token, ClientRequest::Register);
-                    }
-                    return;
-                }
-                let seq = self.client.next_seq;
-                self.client.next_seq += 1;
-                self.client.writes.insert(seq, Write { seq, req, settled: false });
-                self.send_write(seq, node);
-            }
+        if req.0.is_read() {
+            let token = self.client.token();
+            let text = words::kv_op(&req.0);
+            self.client.pending.push(Pending { token, node, purpose: Purpose::Read, text, sent: self.now() });
+            self.sim.submit(node, token, ClientRequest::Read { query: req.0.encode() });
+            return;
         }
+        if self.client.session.is_none() {
+            self.client.waiting.push((node, req));
+            if !self.client.registering() {
+                let token = self.client.token();
+                let text = "open a session".to_string();
+                let p = Pending { token, node, purpose: Purpose::Register, text, sent: self.now() };
+                self.client.pending.push(p);
+                self.sim.submit(node, token, ClientRequest::Register);
+            }
+            return;
+        }
+        let seq = self.client.next_seq;
+        self.client.next_seq += 1;
+        self.client.writes.insert(seq, Write { seq, req, settled: false });
+        self.send_write(seq, node);
     }
 
     fn send_write(&mut self, seq: u64, node: NodeId) {
         let (Some(session), Some(w)) = (self.client.session, self.client.writes.get(&seq)) else { return };
-        let op = w.req.kv();
+        let op = w.req.0.clone();
         let ack = self.client.ack().min(seq);
         let token = self.client.token();
         let text = format!("{} (seq {seq})", words::kv_op(&op));
@@ -679,6 +675,19 @@ impl Driver {
                         &format!(" — but entry {from_index} (term {term}) was committed: a committed entry is lost");
                 }
                 ("truncate", text, true)
+            }
+            Event::ConfigChanged { membership } => {
+                let text = format!(
+                    "node {node} now uses the configuration with voters {:?}{}",
+                    membership.voter_ids(),
+                    if membership.is_joint() { " (joint: both old and new majorities decide)" } else { "" }
+                );
+                ("config", text, true)
+            }
+            Event::RemovedSelf { term } => {
+                let text =
+                    format!("node {node} was removed from the cluster and stepped down as leader of term {term}");
+                ("role", text, true)
             }
         };
         self.push(t, node, kind, text, major);

@@ -13,6 +13,7 @@ pub mod bindings;
 pub mod client;
 pub mod committed;
 pub mod driver;
+pub mod journal_view;
 pub mod options;
 pub mod view;
 pub mod words;

@@ -3,13 +3,14 @@
 use host_wasm::action::{ClientOp, Op};
 use host_wasm::view::ViewOptions;
 use host_wasm::{Driver, Options};
+use raft_core::KvOp;
 
 fn cluster(seed: u64) -> Driver {
     Driver::new(Options { seed, ..Options::default() }).unwrap()
 }
 
 fn put(node: u64, key: &str, value: &str) -> Op {
-    Op::Client { node, req: ClientOp::Put { key: key.into(), value: value.into() } }
+    Op::Client { node, req: ClientOp(KvOp::Put { key: key.into(), value: value.into() }) }
 }
 
 fn state_json(d: &mut Driver) -> String {
@@ -44,7 +45,7 @@ fn a_put_reaches_every_node_and_a_get_reads_it() {
     for id in 1..=5 {
         assert_eq!(d.sim().raft(id).unwrap().state_machine().get("x"), Some("1"), "node {id}");
     }
-    d.act(Op::Client { node: 0, req: ClientOp::Get { key: "x".into() } });
+    d.act(Op::Client { node: 0, req: ClientOp(KvOp::Get { key: "x".into() }) });
     d.advance(500_000);
     let answers: Vec<_> = d.state(&ViewOptions::default()).client.answers.iter().cloned().collect();
     assert!(answers.iter().any(|a| a.text == "get x" && a.result == "\"1\"" && a.ok), "{answers:?}");
@@ -60,7 +61,7 @@ fn a_minority_leader_cannot_commit_and_its_reads_fail() {
     d.act(Op::Partition { side: vec![l, other] });
     let commit = d.sim().raft(l).unwrap().commit_index();
     d.act(put(l, "x", "2"));
-    d.act(Op::Client { node: l, req: ClientOp::Get { key: "x".into() } });
+    d.act(Op::Client { node: l, req: ClientOp(KvOp::Get { key: "x".into() }) });
     d.advance(2_000_000);
     // The old leader never committed the second put (it may have stepped down).
     let r = d.sim().raft(l).unwrap();
@@ -82,7 +83,7 @@ fn a_minority_leader_cannot_commit_and_its_reads_fail() {
 fn a_retry_with_the_same_seq_is_applied_once() {
     let mut d = cluster(11);
     let l = d.run_until_leader(5_000_000).unwrap();
-    d.act(Op::Client { node: l, req: ClientOp::Append { key: "k".into(), value: "a".into() } });
+    d.act(Op::Client { node: l, req: ClientOp(KvOp::Append { key: "k".into(), value: "a".into() }) });
     d.advance(1_000_000);
     d.act(Op::Retry { seq: 1, node: 0 });
     d.advance(1_000_000);

@@ -108,6 +108,10 @@ fn narrate(sim: &Sim, shown: &mut usize) {
                 format!("node {id} installs the leader's snapshot at index {index}")
             }
             Event::Truncated { from_index } => format!("node {id} drops its conflicting entries from {from_index}"),
+            Event::ConfigChanged { membership } => {
+                format!("node {id} now uses the configuration with voters {:?}", membership.voter_ids())
+            }
+            Event::RemovedSelf { term } => format!("node {id} was removed and steps down (term {term})"),
             Event::Committed { index } => {
                 let _ = id;
                 commits = Some(commits.map_or((*t, *t, *index), |(t0, _, i)| (t0, *t, i.max(*index))));

@@ -25,6 +25,11 @@ use crate::types::{Bytes, NodeId};
 pub type ClientToken = u64;
 
 /// A client request.
+///
+/// **Encoding.** postcard numbers the variants by position — `Register` 0,
+/// `Write` 1, `KeepAlive` 2, `Read` 3 — and hosts may put these bytes on
+/// their wire: new variants go at the end and none is ever reordered
+/// (`tests/golden.rs` pins the bytes).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientRequest {
     /// Open a session. The session id is the index of the log entry.
@@ -56,6 +61,11 @@ pub enum ClientRequest {
 }
 
 /// A reply.
+///
+/// **Encoding.** postcard numbers the variants by position — `Registered` 0,
+/// `Written` 1, `KeptAlive` 2, `Read` 3, `Rejected` 4 — and hosts may put
+/// these bytes on their wire: new variants go at the end and none is ever
+/// reordered (`tests/golden.rs` pins the bytes).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientReply {
     /// A session was opened.
@@ -80,6 +90,12 @@ pub enum ClientReply {
 }
 
 /// Why a request failed.
+///
+/// **Encoding.** postcard numbers the variants by position — `NotLeader` 0,
+/// `Busy` 1, `SessionExpired` 2, `StaleSeq` 3, `BadRequest` 4,
+/// `UnknownOutcome` 5 — and hosts may put these bytes on their wire: new
+/// variants go at the end and none is ever reordered (`tests/golden.rs` pins
+/// the bytes).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientError {
     /// This node is not the leader; the request was not accepted.
@@ -106,7 +122,7 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// The protocol's name for the error (DESIGN.md §6).
+    /// The protocol's name for the error (the README's client protocol).
     pub fn code(&self) -> &'static str {
         match self {
             ClientError::NotLeader { .. } => "not_leader",

@@ -43,13 +43,15 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, DecodeError};
+use crate::entry::Entry;
 use crate::log::Log;
-use crate::types::{Entry, HardState, Index, NodeId, Seq, Term};
+use crate::membership::Membership;
+use crate::types::{HardState, Index, Seq, Term};
 
 /// Magic number at the start of every journal segment.
 pub const JOURNAL_MAGIC: [u8; 4] = *b"RKVJ";
 /// Journal format version.
-pub const JOURNAL_VERSION: u8 = 1;
+pub const JOURNAL_VERSION: u8 = 2;
 /// Bytes in a segment header.
 pub const SEGMENT_HEADER_LEN: usize = 8;
 /// Bytes in a frame header.
@@ -68,8 +70,9 @@ pub struct SnapshotMeta {
     pub index: Index,
     /// Term of that entry.
     pub term: Term,
-    /// The voters at that point.
-    pub voters: Vec<NodeId>,
+    /// The configuration as of `index` (not a newer one: a snapshot records
+    /// what its own entries say).
+    pub membership: Membership,
     /// Host-chosen identifier of the snapshot's data (a file, a buffer).
     pub id: u64,
 }
@@ -278,7 +281,7 @@ pub struct DurableState {
 ///
 /// ```
 /// use raft_core::journal::{Record, Replay};
-/// use raft_core::types::{Entry, Payload};
+/// use raft_core::entry::{Entry, Payload};
 /// let mut r = Replay::new();
 /// let e = |i| Entry { term: 1, index: i, time: 0, payload: Payload::Noop };
 /// r.apply(1, &Record::Append { first_index: 1, entries: vec![e(1), e(2)] }).unwrap();
@@ -511,7 +514,8 @@ pub fn recover(bytes: &[u8]) -> Result<(DurableState, Scan), JournalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Payload, Role};
+    use crate::entry::Payload;
+    use crate::types::Role;
     use alloc::vec;
 
     fn sample() -> (Vec<u8>, Vec<usize>) {
@@ -615,7 +619,7 @@ mod tests {
         r.apply(1, &Record::Append { first_index: 1, entries: vec![e(1), e(2), e(3)] }).unwrap();
         // A new segment: checkpoints, then the next record continues the sequence.
         r.apply(CHECKPOINT_SEQ, &Record::HardState(hs)).unwrap();
-        let snap = SnapshotMeta { index: 2, term: 2, voters: vec![1, 2, 3], id: 9 };
+        let snap = SnapshotMeta { index: 2, term: 2, membership: Membership::bootstrap(&[1, 2, 3]), id: 9 };
         r.apply(CHECKPOINT_SEQ, &Record::Snapshot(snap.clone())).unwrap();
         r.apply(2, &Record::Append { first_index: 4, entries: vec![e(4)] }).unwrap();
         assert!(r.apply(CHECKPOINT_SEQ, &Record::Truncate { from_index: 4 }).is_err());
@@ -626,7 +630,11 @@ mod tests {
         // A segment read on its own, after older ones were deleted.
         let mut r = Replay::new();
         r.apply(CHECKPOINT_SEQ, &Record::HardState(hs)).unwrap();
-        r.apply(CHECKPOINT_SEQ, &Record::Snapshot(SnapshotMeta { index: 3, term: 2, voters: vec![1], id: 1 })).unwrap();
+        r.apply(
+            CHECKPOINT_SEQ,
+            &Record::Snapshot(SnapshotMeta { index: 3, term: 2, membership: Membership::bootstrap(&[1]), id: 1 }),
+        )
+        .unwrap();
         r.apply(57, &Record::Append { first_index: 4, entries: vec![e(4)] }).unwrap();
         assert_eq!(r.state().last_seq, 57);
     }
@@ -636,7 +644,11 @@ mod tests {
         let e = |i| Entry { term: 2, index: i, time: 0, payload: Payload::Noop };
         let mut full = Replay::new();
         full.apply(1, &Record::Append { first_index: 1, entries: (1..=10).map(e).collect() }).unwrap();
-        full.apply(2, &Record::Snapshot(SnapshotMeta { index: 6, term: 2, voters: vec![1], id: 6 })).unwrap();
+        full.apply(
+            2,
+            &Record::Snapshot(SnapshotMeta { index: 6, term: 2, membership: Membership::bootstrap(&[1]), id: 6 }),
+        )
+        .unwrap();
         let cp = full.checkpoint();
         assert_eq!(cp.len(), 4, "Checkpoint, HardState, Snapshot, Append of 7..=10");
         // A new segment: the checkpoint, then an append written later.
@@ -650,7 +662,11 @@ mod tests {
         assert_eq!((st.log.snapshot_index(), st.log.last_index()), (6, 11));
         // An append that overlaps the snapshot is trimmed, not refused.
         let mut r = Replay::new();
-        r.apply(CHECKPOINT_SEQ, &Record::Snapshot(SnapshotMeta { index: 6, term: 2, voters: vec![1], id: 6 })).unwrap();
+        r.apply(
+            CHECKPOINT_SEQ,
+            &Record::Snapshot(SnapshotMeta { index: 6, term: 2, membership: Membership::bootstrap(&[1]), id: 6 }),
+        )
+        .unwrap();
         r.apply(9, &Record::Append { first_index: 5, entries: (5..=8).map(e).collect() }).unwrap();
         assert_eq!(r.state().log.last_index(), 8);
         assert!(

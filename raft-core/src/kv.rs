@@ -35,7 +35,17 @@ pub const MAX_KEY_LEN: usize = 1024;
 pub const MAX_VALUE_LEN: usize = 1 << 20;
 
 /// One key-value operation. `Get` is a read; the others are writes.
+///
+/// This is the one definition of an operation: the log's commands, the
+/// hosts' client protocols and the checker's histories all carry it.
+///
+/// **Encoding.** postcard numbers the variants by position — `Put` 0,
+/// `Append` 1, `Get` 2, `Delete` 3, `Cas` 4 — and these bytes are in every
+/// journal and snapshot, so new variants go at the end and none is ever
+/// reordered (`tests/golden.rs` pins the bytes). Self-describing formats
+/// (JSON) name the variant in snake case, as [`KvOp::name`] does.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum KvOp {
     /// Set `key` to `value`.
     Put {
@@ -89,6 +99,19 @@ impl KvOp {
         matches!(self, KvOp::Get { .. })
     }
 
+    /// The operation's name in the client protocols and the CLI: `put`,
+    /// `append`, `get`, `delete` or `cas` (the same names serde gives the
+    /// variants in JSON).
+    pub fn name(&self) -> &'static str {
+        match self {
+            KvOp::Put { .. } => "put",
+            KvOp::Append { .. } => "append",
+            KvOp::Get { .. } => "get",
+            KvOp::Delete { .. } => "delete",
+            KvOp::Cas { .. } => "cas",
+        }
+    }
+
     /// Checks the size limits.
     pub fn validate(&self) -> Result<(), &'static str> {
         self.view().validate()
@@ -118,7 +141,9 @@ impl KvOp {
 
 /// A borrowed view of an encoded [`KvOp`] (same variants, same order, so the
 /// same bytes): decoding it allocates nothing, which keeps validation and
-/// apply on the hot path cheap.
+/// apply on the hot path cheap. Not a second vocabulary: it exists only to
+/// read [`KvOp`]'s bytes in place, and `ref_view_reads_every_op` checks that
+/// it reads each of them back to the same operation.
 #[derive(Debug, Deserialize)]
 enum KvOpRef<'a> {
     Put {
@@ -179,6 +204,11 @@ impl<'a> KvOpRef<'a> {
 }
 
 /// The result of one operation.
+///
+/// **Encoding.** postcard numbers the variants by position — `Written` 0,
+/// `Value` 1, `Deleted` 2, `Cas` 3, `Invalid` 4 — and these bytes are in
+/// every session's reply cache (so in snapshots): new variants go at the end
+/// and none is ever reordered (`tests/golden.rs` pins the bytes).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KvOutput {
     /// A put or append took effect.
@@ -485,6 +515,40 @@ mod tests {
         let held: Vec<(String, String)> = store.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         assert_eq!(held, model.into_iter().collect::<Vec<_>>());
         assert!(KvOpRef::decode(b"\x09").is_none());
+    }
+
+    impl KvOpRef<'_> {
+        fn to_owned(&self) -> KvOp {
+            match *self {
+                KvOpRef::Put { key, value } => KvOp::Put { key: s(key), value: s(value) },
+                KvOpRef::Append { key, value } => KvOp::Append { key: s(key), value: s(value) },
+                KvOpRef::Get { key } => KvOp::Get { key: s(key) },
+                KvOpRef::Delete { key } => KvOp::Delete { key: s(key) },
+                KvOpRef::Cas { key, expect, value } => {
+                    KvOp::Cas { key: s(key), expect: expect.map(s), value: s(value) }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ref_view_reads_every_op() {
+        let ops = [
+            KvOp::Put { key: s("k"), value: s("v") },
+            KvOp::Append { key: s("k"), value: s("w") },
+            KvOp::Get { key: s("k") },
+            KvOp::Delete { key: s("k") },
+            KvOp::Cas { key: s("k"), expect: Some(s("v")), value: s("x") },
+            KvOp::Cas { key: s("k"), expect: None, value: s("") },
+        ];
+        for op in &ops {
+            // Same variant, same fields, from the same bytes: the view and the
+            // owned type cannot drift apart unnoticed.
+            assert_eq!(KvOpRef::decode(&op.encode()).map(|r| r.to_owned()).as_ref(), Some(op));
+            assert_eq!(op.view().to_owned(), *op);
+        }
+        let names: alloc::vec::Vec<&str> = ops.iter().map(KvOp::name).collect();
+        assert_eq!(names, ["put", "append", "get", "delete", "cas", "cas"]);
     }
 
     #[test]

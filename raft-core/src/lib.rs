@@ -25,9 +25,15 @@
 //!
 //! ## Reading order
 //!
-//! [`types`] → [`log`] → [`message`] → [`journal`] → [`raft`] (the struct and the
-//! host contract) → [`election`] → [`replication`] → [`progress`] → [`client`] →
-//! [`session`] → [`read`] (ReadIndex) → [`kv`] → [`snapshot`] → [`checker`] → `sim`.
+//! [`types`] → [`membership`] → [`entry`] → [`log`] → [`message`] → [`journal`] → [`config`] → [`quorum`]
+//! → [`progress`] → [`election`] → [`replication`] → [`read`] → [`apply`] →
+//! [`storage`] → [`outbox`] → [`role`] → [`ready`] → [`raft`] (the engine: the
+//! inputs, the term rules, one step function per role, commit and apply) →
+//! [`client`] → [`session`] → [`kv`] → [`snapshot`] → `checker` → `sim`. Each
+//! module imports only modules before it in this order, except that [`raft`]
+//! sits above all the engine's pieces. `docs/ARCHITECTURE.md` in the
+//! repository is the map of the whole project: the host contract, the
+//! formats, the durability rules and the path of a write and of a read.
 //!
 //! ## Safety, and how it is checked
 //!
@@ -44,31 +50,44 @@
 
 extern crate alloc;
 
+pub mod apply;
+#[cfg(feature = "checker")]
 pub mod checker;
 pub mod client;
 pub mod codec;
+pub mod config;
+pub mod configs;
 pub mod election;
+pub mod entry;
 pub mod hash;
 pub mod journal;
 pub mod kv;
 pub mod log;
+pub mod membership;
 pub mod message;
+pub mod outbox;
 pub mod progress;
+pub mod quorum;
 pub mod raft;
 pub mod read;
+pub mod ready;
 pub mod replication;
 pub mod rng;
+pub mod role;
 pub mod session;
 pub mod snapshot;
 pub mod state_machine;
+pub mod storage;
 pub mod types;
 
 #[cfg(feature = "sim")]
 pub mod sim;
 
 pub use client::{ClientError, ClientReply, ClientRequest, ClientToken};
+pub use entry::{Entry, Payload};
 pub use kv::{KvOp, KvOutput, KvStore};
+pub use membership::{Change, ConfChange, Member, Membership};
 pub use message::{Body, Message};
 pub use raft::{Applied, Bugs, Config, ConfigError, Event, ProposeError, Raft, Ready, StepError};
 pub use state_machine::{DigestMachine, RestoreError, StateMachine};
-pub use types::{Bytes, Entry, HardState, Index, NodeId, Payload, Role, Seq, Term};
+pub use types::{Bytes, HardState, Index, NodeId, Role, Seq, Term};

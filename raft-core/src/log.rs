@@ -10,13 +10,14 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use crate::types::{Entry, Index, Term};
+use crate::entry::Entry;
+use crate::types::{Index, Term};
 
 /// An indexed, compactable, in-memory Raft log.
 ///
 /// ```
 /// use raft_core::log::Log;
-/// use raft_core::types::{Entry, Payload};
+/// use raft_core::entry::{Entry, Payload};
 /// let mut log = Log::new();
 /// log.append(Entry { term: 1, index: 1, time: 0, payload: Payload::Noop });
 /// assert_eq!(log.last_index(), 1);
@@ -197,7 +198,7 @@ impl Log {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Payload;
+    use crate::entry::Payload;
 
     fn e(index: Index, term: Term) -> Entry {
         Entry { term, index, time: 0, payload: Payload::Command(alloc::vec![index as u8].into()) }

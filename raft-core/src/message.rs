@@ -1,7 +1,7 @@
 //! Peer-to-peer messages and their wire encoding.
 //!
 //! Every message carries the sender's term. The bodies follow the Raft paper's
-//! RPCs with the extensions described in DESIGN.md §2 (PreVote, a confirmation
+//! RPCs with the extensions described in docs/ARCHITECTURE.md (PreVote, a confirmation
 //! round id on heartbeats for ReadIndex, a conflict hint for fast back-off).
 //! All fields are integers or bytes; the encoding is postcard behind a magic
 //! number and a format version, and decoding is size-limited and never panics.
@@ -10,7 +10,8 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, DecodeError};
-use crate::types::{Entry, Index, NodeId, Term};
+use crate::entry::Entry;
+use crate::types::{Index, NodeId, Term};
 
 /// A message between two nodes of one cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,8 +22,27 @@ pub struct Message {
     pub to: NodeId,
     /// The sender's term (for a PreVote request: the term it would campaign in).
     pub term: Term,
+    /// The incarnation of the sender's storage (reserved for storage
+    /// identity; 0 until a host binds incarnations).
+    pub from_inc: u64,
+    /// The incarnation of the receiver's storage the sender believes in
+    /// (reserved, as `from_inc`).
+    pub to_inc: u64,
     /// What the message says.
     pub body: Body,
+}
+
+impl Message {
+    /// A message with no incarnations named.
+    ///
+    /// ```
+    /// use raft_core::message::{Body, Message};
+    /// let m = Message::new(1, 2, 3, Body::TimeoutNow);
+    /// assert_eq!((m.from, m.to, m.term, m.from_inc), (1, 2, 3, 0));
+    /// ```
+    pub fn new(from: NodeId, to: NodeId, term: Term, body: Body) -> Self {
+        Message { from, to, term, from_inc: 0, to_inc: 0, body }
+    }
 }
 
 /// The kinds of peer message.
@@ -81,8 +101,12 @@ pub enum Body {
         hint_term: Term,
         /// Echo of the request's round.
         round: u64,
+        /// The responder's epoch: changes at every start, so a leader can tell
+        /// a restarted follower (whose unsynced tail may be gone) from an old
+        /// duplicate (reserved; 0 until hosts number their starts).
+        epoch: u64,
     },
-    /// One chunk of a snapshot transfer (DESIGN.md §2a), keyed by the message's
+    /// One chunk of a snapshot transfer (docs/ARCHITECTURE.md §5), keyed by the message's
     /// term, `index` and `snap_term`.
     InstallSnapshot {
         /// Snapshot's last included index.
@@ -108,6 +132,10 @@ pub enum Body {
         /// The snapshot is installed and durable.
         done: bool,
     },
+    /// Leadership transfer: the leader tells the target to campaign at once
+    /// (skipping PreVote, and with the transfer flag that passes the voters'
+    /// stickiness). Sent only once the target's log matches the leader's.
+    TimeoutNow,
 }
 
 impl Body {
@@ -123,6 +151,7 @@ impl Body {
             Body::AppendResp { .. } => "AppendResp",
             Body::InstallSnapshot { .. } => "InstallSnapshot",
             Body::InstallSnapshotResp { .. } => "InstallSnapshotResp",
+            Body::TimeoutNow => "TimeoutNow",
         }
     }
 }
@@ -130,14 +159,14 @@ impl Body {
 /// Magic number at the start of every encoded peer message ("RKVM").
 pub const MESSAGE_MAGIC: [u8; 4] = *b"RKVM";
 /// Version of the peer message format.
-pub const MESSAGE_VERSION: u8 = 1;
+pub const MESSAGE_VERSION: u8 = 2;
 
 impl Message {
     /// Encodes the message as magic, version, postcard.
     ///
     /// ```
     /// use raft_core::message::{Body, Message};
-    /// let m = Message { from: 1, to: 2, term: 3, body: Body::VoteResp { granted: true } };
+    /// let m = Message::new(1, 2, 3, Body::VoteResp { granted: true });
     /// let bytes = m.encode();
     /// assert_eq!(Message::decode(&bytes, 1024).unwrap(), m);
     /// assert!(Message::decode(&bytes[..bytes.len() - 1], 1024).is_err());

@@ -11,7 +11,10 @@
 //!   compacted); replication pauses until the transfer ends.
 
 use alloc::collections::VecDeque;
+use alloc::sync::Arc;
 
+use crate::message::Body;
+use crate::snapshot::Snapshot;
 use crate::types::{Index, NodeId};
 
 /// Replication state of one follower.
@@ -50,7 +53,7 @@ pub struct Progress {
     /// message was lost) and the leader falls back to probing.
     pub(crate) oldest_at_heartbeat: Option<Index>,
     /// In Snapshot state: the transfer in progress.
-    pub(crate) transfer: Option<crate::snapshot::Outgoing>,
+    pub(crate) transfer: Option<Outgoing>,
 }
 
 impl Progress {
@@ -99,6 +102,36 @@ impl Progress {
         self.inflight_bytes = 0;
     }
 
+    /// A heartbeat round: a stalled pipeline (its oldest message unanswered
+    /// since the previous heartbeat, so something was lost) falls back to
+    /// probing; a probe or a snapshot chunk may be sent again.
+    pub(crate) fn on_heartbeat(&mut self) {
+        let oldest = self.inflight.front().map(|f| f.0);
+        match self.state {
+            ProgressState::Replicate => {
+                if oldest.is_some() && oldest == self.oldest_at_heartbeat {
+                    self.become_probe();
+                }
+            }
+            ProgressState::Probe => self.probe_sent = false,
+            ProgressState::Snapshot => {
+                // Resend the chunk the follower is waiting for (it may be lost).
+                if let Some(t) = self.transfer.as_mut() {
+                    t.in_flight = false;
+                }
+            }
+        }
+        self.oldest_at_heartbeat = self.inflight.front().map(|f| f.0);
+    }
+
+    /// Starts sending `snapshot` (the entries this follower needs were compacted).
+    pub(crate) fn become_snapshot(&mut self, snapshot: Arc<Snapshot>) {
+        self.state = ProgressState::Snapshot;
+        self.inflight.clear();
+        self.inflight_bytes = 0;
+        self.transfer = Some(Outgoing { snapshot, offset: 0, in_flight: false });
+    }
+
     /// Records an acknowledgement up to `index`. Returns whether it taught us
     /// anything new.
     pub(crate) fn ack(&mut self, index: Index) -> bool {
@@ -138,5 +171,38 @@ impl Progress {
             ProgressState::Probe => self.probe_sent = true,
             ProgressState::Snapshot => {}
         }
+    }
+}
+
+/// A leader's snapshot transfer to one follower (docs/ARCHITECTURE.md §5): one chunk in
+/// flight at a time, at the offset the follower last asked for.
+#[derive(Clone, Debug)]
+pub(crate) struct Outgoing {
+    /// The snapshot being sent (shared, kept until the transfer ends).
+    pub snapshot: Arc<Snapshot>,
+    /// The offset the follower expects next.
+    pub offset: u64,
+    /// A chunk is out and unanswered (a heartbeat clears it to resend).
+    pub in_flight: bool,
+}
+
+impl Outgoing {
+    /// The chunk at the offset the follower wants, unless one is in flight.
+    pub fn next_chunk(&mut self, chunk_bytes: usize) -> Option<Body> {
+        if self.in_flight {
+            return None;
+        }
+        let data = &self.snapshot.data;
+        let len = data.len() as u64;
+        let start = self.offset.min(len);
+        let end = (start + chunk_bytes as u64).min(len);
+        self.in_flight = true;
+        Some(Body::InstallSnapshot {
+            index: self.snapshot.meta.index,
+            snap_term: self.snapshot.meta.term,
+            offset: start,
+            data: data[start as usize..end as usize].to_vec(),
+            done: end == len,
+        })
     }
 }

@@ -1,193 +1,55 @@
 //! The Raft engine: one struct, stepped one input at a time, that hands its
 //! outputs to the host in a [`Ready`].
 //!
-//! This file holds the struct, its configuration, the host contract and the
-//! plumbing shared by every role. The protocol itself lives beside it:
-//! [`election`](crate::election) (timeouts, PreVote, RequestVote, CheckQuorum)
-//! and [`replication`](crate::replication) (AppendEntries, commit, apply).
+//! This file is the only one that sees the whole node. It holds the inputs
+//! ([`Raft::tick`], [`Raft::step`], [`Raft::submit`], [`Raft::propose`],
+//! [`Raft::persisted`]), the term rules every message passes first, one step
+//! function per role (`step_follower`, `step_candidate`, `step_leader`, as in
+//! etcd's `raft.go`), the role transitions, and commit and apply. The
+//! decisions live in modules that borrow only what they need and never import
+//! this one:
+//!
+//! * [`quorum`](crate::quorum) — every majority count;
+//! * [`election`] — timer, vote rules, a campaign's tally;
+//! * [`replication`] — what a leader sends, what it learns
+//!   from answers, what a follower does with entries;
+//! * [`read`](crate::read) — ReadIndex rounds; [`apply`](crate::apply) — the
+//!   state machine and sessions; [`snapshot`] — formats,
+//!   policy and transfer chunks;
+//! * [`storage`](crate::storage) — the log and journal records;
+//!   [`outbox`](crate::outbox) — messages (held until durable), replies, events;
+//! * [`role`](crate::role) — the state only one role has.
+//!
+//! At the end of every input the engine checks its invariants
+//! (`debug_check`: `applied ≤ commit ≤ last`, `durable ≤ last`, a leader and
+//! only a leader knows itself as leader, …) in debug builds: they are the
+//! documentation that cannot go stale.
 
-use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::apply::Machine;
 use crate::client::{ClientError, ClientReply, ClientRequest, ClientToken};
-use crate::journal::{DurableState, Record};
+use crate::election::{self, Campaign, ElectionTimer};
+use crate::entry::{Entry, Payload};
+use crate::journal::{DurableState, Record, SnapshotMeta};
 use crate::log::Log;
+use crate::membership::{Change, ConfChange, ConfChangeError, Membership};
 use crate::message::{Body, Message};
-use crate::progress::Progress;
-use crate::read::PendingRead;
-use crate::rng::Rng;
-use crate::session::{SessionLimits, Sessions};
-use crate::snapshot::{Incoming, RecoverError, Snapshot, SnapshotBody, SnapshotError, SnapshotOut};
+use crate::outbox::Outbox;
+use crate::progress::{Progress, ProgressState};
+use crate::quorum::{JointConfig, VoteResult};
+use crate::replication::{self, Leading, Learnt, Verdict};
+use crate::role::{Follower, Leader, RoleState};
+use crate::session::Sessions;
+use crate::snapshot::{self, Chunk, Incoming, RecoverError, Snapshot, SnapshotBody, SnapshotError, SnapshotOut};
 use crate::state_machine::StateMachine;
-use crate::types::{Bytes, Entry, HardState, Index, NodeId, Payload, Role, Seq, Term};
+use crate::storage::Storage;
+use crate::types::{HardState, Index, NodeId, Role, Seq, Term};
 
-/// Deliberately broken behaviours, used only to show that the simulator's
-/// checks are live. They take effect only when raft-core is built with the
-/// `bugs` feature; in any other build they are ignored.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Bugs {
-    /// Commit an entry of an earlier term once a majority holds it (the bug of
-    /// the Raft paper's Figure 8).
-    pub commit_old_term: bool,
-    /// Grant votes without the "candidate's log is at least as up to date" check.
-    pub vote_without_log_check: bool,
-    /// Send a vote before the HardState recording it is durable.
-    pub vote_before_durable: bool,
-    /// Answer reads from the leader's local state at once, without a
-    /// confirmation round (the stale reads Jepsen found in etcd and Consul).
-    pub stale_read_local: bool,
-    /// Record a read's index before an entry of the leader's term has
-    /// committed (so the index may miss writes the old leader committed).
-    pub read_index_before_commit: bool,
-    /// Turn off duplicate detection in sessions (retries apply twice).
-    pub no_dedup: bool,
-}
-
-/// Static configuration of one node.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// This node's id.
-    pub id: NodeId,
-    /// Every voting member, this node included. Order does not matter.
-    pub voters: Vec<NodeId>,
-    /// Minimum election timeout `E` in ticks; the actual timeout is drawn from `[E, 2E)`.
-    pub election_ticks: u32,
-    /// Draw each election timeout from `[E, 2E)` (the default). Off, every
-    /// timeout is exactly `E`: node-level tests use it to decide which node
-    /// times out first without searching for a seed. Keep it on in a real
-    /// cluster: equal timeouts make split votes repeat.
-    pub election_jitter: bool,
-    /// A leader sends heartbeats every this many ticks. Must be below `election_ticks`.
-    pub heartbeat_ticks: u32,
-    /// Ask before campaigning (PreVote), so a partitioned node does not inflate terms.
-    pub pre_vote: bool,
-    /// Leaders step down when they have not heard from a majority for an election
-    /// timeout; followers that heard from a leader recently ignore vote requests.
-    pub check_quorum: bool,
-    /// Most entries in one AppendEntries.
-    pub max_entries_per_msg: usize,
-    /// Most entry bytes in one AppendEntries (a single larger entry still goes alone).
-    pub max_bytes_per_msg: usize,
-    /// Most AppendEntries in flight to one follower in Replicate state.
-    pub max_inflight_msgs: usize,
-    /// Most entry bytes in flight to one follower.
-    pub max_inflight_bytes: usize,
-    /// Most uncommitted entries a leader holds; proposals beyond get `Busy`.
-    pub max_uncommitted_entries: usize,
-    /// Most uncommitted bytes a leader holds; proposals beyond get `Busy`.
-    pub max_uncommitted_bytes: usize,
-    /// Most messages held back waiting for durability; past this the oldest are
-    /// dropped (safe: every such message is an answer the sender will re-ask).
-    pub max_held_messages: usize,
-    /// Session timeout and limits. Must be equal on every node.
-    pub sessions: SessionLimits,
-    /// Most linearizable reads waiting at a leader; more get `Busy`.
-    pub max_pending_reads: usize,
-    /// Most client writes a leader tracks until applied; more get `Busy`.
-    pub max_pending_writes: usize,
-    /// Take a snapshot every this many applied entries (0: never by count).
-    pub snapshot_entries: u64,
-    /// Take a snapshot when the in-memory log holds this many bytes.
-    pub snapshot_log_bytes: usize,
-    /// Bytes per InstallSnapshot chunk.
-    pub snapshot_chunk_bytes: usize,
-    /// Largest snapshot accepted from a leader or a disk.
-    pub max_snapshot_bytes: usize,
-    /// Seed of the election-timeout PRNG. Give each node a different one.
-    pub seed: u64,
-    /// Deliberate bugs (honoured only with the `bugs` feature).
-    pub bugs: Bugs,
-}
-
-impl Config {
-    /// A configuration with the defaults used by the hosts: ticks of 10 ms in
-    /// mind, heartbeats every 10 ticks, election timeout 30–60 ticks.
-    ///
-    /// ```
-    /// let cfg = raft_core::Config::new(1, vec![1, 2, 3]);
-    /// assert!(cfg.validate().is_ok());
-    /// ```
-    pub fn new(id: NodeId, voters: Vec<NodeId>) -> Self {
-        Config {
-            id,
-            voters,
-            election_ticks: 30,
-            election_jitter: true,
-            heartbeat_ticks: 10,
-            pre_vote: true,
-            check_quorum: true,
-            max_entries_per_msg: 1024,
-            max_bytes_per_msg: 1 << 20,
-            max_inflight_msgs: 64,
-            max_inflight_bytes: 8 << 20,
-            max_uncommitted_entries: 65_536,
-            max_uncommitted_bytes: 64 << 20,
-            max_held_messages: 4096,
-            sessions: SessionLimits::default(),
-            max_pending_reads: 65_536,
-            max_pending_writes: 65_536,
-            snapshot_entries: 10_000,
-            snapshot_log_bytes: 64 << 20,
-            snapshot_chunk_bytes: 256 << 10,
-            max_snapshot_bytes: 1 << 30,
-            seed: id,
-            bugs: Bugs::default(),
-        }
-    }
-
-    /// Checks the configuration for values the engine cannot work with.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.id == 0 {
-            return Err(ConfigError("node id 0 is reserved"));
-        }
-        if !self.voters.contains(&self.id) {
-            return Err(ConfigError("this node is not among the voters"));
-        }
-        let mut v = self.voters.clone();
-        v.sort_unstable();
-        v.dedup();
-        if v.len() != self.voters.len() {
-            return Err(ConfigError("duplicate voter id"));
-        }
-        if v.contains(&0) {
-            return Err(ConfigError("node id 0 is reserved"));
-        }
-        if self.heartbeat_ticks == 0 || self.election_ticks <= self.heartbeat_ticks {
-            return Err(ConfigError("need 0 < heartbeat_ticks < election_ticks"));
-        }
-        if self.max_entries_per_msg == 0
-            || self.max_bytes_per_msg == 0
-            || self.max_inflight_msgs == 0
-            || self.max_inflight_bytes == 0
-            || self.max_uncommitted_entries == 0
-            || self.max_uncommitted_bytes == 0
-            || self.max_held_messages == 0
-            || self.max_pending_reads == 0
-            || self.max_pending_writes == 0
-            || self.sessions.max_sessions == 0
-            || self.sessions.max_outstanding == 0
-            || self.sessions.timeout_ticks == 0
-            || self.snapshot_log_bytes == 0
-            || self.snapshot_chunk_bytes == 0
-            || self.max_snapshot_bytes == 0
-        {
-            return Err(ConfigError("limits must be positive"));
-        }
-        Ok(())
-    }
-}
-
-/// A configuration the engine refuses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConfigError(pub &'static str);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid raft config: {}", self.0)
-    }
-}
+pub use crate::config::{Bugs, Config, ConfigError};
+pub use crate::ready::{Applied, Event, Ready};
 
 /// Why a proposal was refused. Either way the command never entered the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,238 +68,114 @@ pub enum ProposeError {
 pub enum StepError {
     /// The message is addressed to another node.
     WrongRecipient,
-    /// The sender is not a member of this cluster.
+    /// The sender claims to be this node, or the reserved id 0.
     UnknownSender,
 }
 
-/// A committed entry the engine applied. `output` is the state machine's
-/// output for a raw [`Raft::propose`]d command (client requests get theirs in
-/// [`Ready::replies`]), and empty otherwise.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Applied {
-    /// Log index of the entry.
-    pub index: Index,
-    /// Its term (with the index, identifies the proposal the host made).
-    pub term: Term,
-    /// What the state machine returned (empty for no-ops).
-    pub output: Bytes,
+/// Why a membership change was refused before it entered the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfChangeRefused {
+    /// Only the leader changes the configuration.
+    NotLeader {
+        /// The leader of this node's term, if known.
+        leader_hint: Option<NodeId>,
+    },
+    /// The leader has not yet committed an entry of its own term: a change
+    /// proposed now could be decided by a quorum that misses one an earlier
+    /// leader made (the single-server change bug of 2015).
+    TermNotCommitted,
+    /// Another change is unfinished: its entry is not committed, or the
+    /// configuration is still joint.
+    ChangeInProgress,
+    /// A leadership transfer is in progress.
+    Transferring,
+    /// The change itself is inconsistent with the configuration.
+    Invalid(ConfChangeError),
+    /// A learner (or new node) to be made a voter lags the leader's log by
+    /// more than `Config::max_promotion_lag` entries (pass `force` to override).
+    LearnerBehind {
+        /// The node.
+        id: NodeId,
+        /// Entries it lacks.
+        lag: u64,
+    },
+    /// The leader's log holds too much that is uncommitted.
+    Busy,
 }
 
-/// Notable things that happened, in plain terms, for logs and the web demo.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// Became (or stayed, in a new term) a follower.
-    BecameFollower {
-        /// The term.
-        term: Term,
-        /// The leader, if known.
-        leader: Option<NodeId>,
-    },
-    /// Started a pre-vote for `term + 1`.
-    BecamePreCandidate {
-        /// Current term (unchanged).
-        term: Term,
-    },
-    /// Started an election.
-    BecameCandidate {
-        /// The new term.
-        term: Term,
-    },
-    /// Won an election.
-    BecameLeader {
-        /// The term.
-        term: Term,
-    },
-    /// A leader stepped down because a majority was silent for an election timeout.
-    LostQuorum {
-        /// The term.
-        term: Term,
-    },
-    /// A snapshot was taken locally.
-    SnapshotTaken {
-        /// Index it covers.
-        index: Index,
-    },
-    /// A snapshot from the leader was installed.
-    SnapshotInstalled {
-        /// Index it covers.
-        index: Index,
-    },
-    /// The commit index moved.
-    Committed {
-        /// New commit index.
-        index: Index,
-    },
-    /// A conflicting suffix was dropped.
-    Truncated {
-        /// First dropped index.
-        from_index: Index,
-    },
-}
-
-/// Everything the host must carry out after an input: the host contract.
-///
-/// After every call into the engine (`tick`, `step`, `propose`, `submit`,
-/// `persisted`), take the `Ready` with [`Raft::take_ready`] and:
-///
-/// 0. **Store `snapshot`**, if present, durably (write to a temporary name,
-///    fsync, rename, fsync the directory) *before* persisting the records: one
-///    of them is the `Snapshot` record that names it. After restart, hand its
-///    bytes to [`Raft::recover`]. Older snapshots may be deleted once a newer
-///    `Snapshot` record is durable.
-/// 1. **Persist `records`** in order, appending them to the journal. They may be
-///    written in one batch with one fsync (group commit). When records up to
-///    sequence number `s` are durable, call [`Raft::persisted`]`(s)`.
-/// 2. **Send `messages`** now. Every message here may leave at once: the engine
-///    holds back anything whose truth depends on records not yet durable (a
-///    vote; an AppendEntries acknowledgement) and releases it in the `Ready` that
-///    follows the `persisted` call covering it, dropping it instead if the
-///    node's term changed or the acknowledged entries were truncated meanwhile.
-///    A leader's own AppendEntries go out before its write is durable
-///    (dissertation §10.2.1); it counts itself toward a commit majority only for
-///    entries it has persisted, and a candidate counts its own vote only once
-///    the HardState naming it is durable.
-/// 3. **Deliver `replies`** to the clients named by their tokens. Write results
-///    appear as each entry is applied (right after the commit index moved past
-///    it), in order; reads once their confirmation round and apply allow.
-///    `applied` lists every entry applied, for hosts that track progress.
-///
-/// Losing records that were never reported durable is fine (that is a crash);
-/// reporting a record durable that is not breaks Raft's safety. A host that
-/// splits its journal into segments begins each new one with
-/// [`Raft::checkpoint`]'s records, written when every issued record has been
-/// written; older segments may be deleted once those are durable.
-///
-/// # A driving loop
-///
-/// ```
-/// use raft_core::{Config, Raft, DigestMachine};
-/// // A one-node cluster whose "disk" is instantaneous.
-/// let mut node = Raft::new(Config::new(1, vec![1]), DigestMachine::default()).unwrap();
-/// let mut journal = Vec::new();
-/// for _ in 0..100 {
-///     node.tick();
-///     loop {
-///         let ready = node.take_ready();
-///         if ready.is_empty() { break; }
-///         let last = ready.records.last().map(|(seq, _)| *seq);
-///         journal.extend(ready.records);      // write + fsync in a real host
-///         // send ready.messages to peers; reply to clients from ready.applied
-///         if let Some(seq) = last { node.persisted(seq); }
-///     }
-/// }
-/// assert!(node.is_leader());
-/// let (index, _term) = node.propose(b"hello".to_vec()).unwrap();
-/// let ready = node.take_ready();
-/// node.persisted(ready.records.last().unwrap().0);
-/// assert_eq!(node.take_ready().applied.last().unwrap().index, index);
-/// ```
-#[derive(Clone, Debug, Default)]
-pub struct Ready {
-    /// Journal records to make durable, in order, with their sequence numbers.
-    pub records: Vec<(Seq, Record)>,
-    /// Messages to send now.
-    pub messages: Vec<Message>,
-    /// Committed entries applied to the state machine, in index order.
-    pub applied: Vec<Applied>,
-    /// Replies to client requests, by the token given with the request.
-    pub replies: Vec<(ClientToken, ClientReply)>,
-    /// A snapshot to store durably *before* persisting `records` (they include
-    /// the `Snapshot` record naming it): taken locally or installed from the leader.
-    pub snapshot: Option<SnapshotOut>,
-    /// Things that happened, for logs and visualisation.
-    pub events: Vec<Event>,
-}
-
-impl Ready {
-    /// Whether there is nothing to do.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-            && self.messages.is_empty()
-            && self.applied.is_empty()
-            && self.replies.is_empty()
-            && self.events.is_empty()
-            && self.snapshot.is_none()
+impl fmt::Display for ConfChangeRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfChangeRefused::NotLeader { leader_hint: Some(l) } => write!(f, "not the leader (node {l} is)"),
+            ConfChangeRefused::NotLeader { leader_hint: None } => f.write_str("not the leader (none known)"),
+            ConfChangeRefused::TermNotCommitted => f.write_str("the leader has not committed an entry of its term yet"),
+            ConfChangeRefused::ChangeInProgress => f.write_str("another membership change is unfinished"),
+            ConfChangeRefused::Transferring => f.write_str("a leadership transfer is in progress"),
+            ConfChangeRefused::Invalid(e) => write!(f, "{e}"),
+            ConfChangeRefused::LearnerBehind { id, lag } => write!(f, "node {id} is {lag} entries behind the leader"),
+            ConfChangeRefused::Busy => f.write_str("the leader is busy"),
+        }
     }
 }
 
-/// A message waiting for its records to become durable.
-#[derive(Clone, Debug)]
-pub(crate) struct Held {
-    /// Release once records up to here are durable.
-    pub seq: Seq,
-    /// Drop if the node's term changed since.
-    pub term: Term,
-    /// Drop if any truncation happened since (acknowledgements only).
-    pub truncations: u64,
-    pub msg: Message,
+/// Why a leadership transfer could not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferError {
+    /// Only the leader transfers leadership.
+    NotLeader {
+        /// The leader of this node's term, if known.
+        leader_hint: Option<NodeId>,
+    },
+    /// The target is this node.
+    AlreadyLeader,
+    /// The target does not vote in the configuration in force.
+    NotAVoter(NodeId),
+    /// There is no other voter to hand leadership to.
+    NoOtherVoter,
+}
+
+impl fmt::Display for TransferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransferError::NotLeader { leader_hint: Some(l) } => write!(f, "not the leader (node {l} is)"),
+            TransferError::NotLeader { leader_hint: None } => f.write_str("not the leader (none known)"),
+            TransferError::AlreadyLeader => f.write_str("this node already leads"),
+            TransferError::NotAVoter(id) => write!(f, "node {id} is not a voter"),
+            TransferError::NoOtherVoter => f.write_str("there is no other voter"),
+        }
+    }
 }
 
 /// One Raft node: the consensus engine and the state machine it drives.
 ///
-/// Create it with [`Raft::new`] (a new node) or [`Raft::restart`] (from the
+/// Create it with [`Raft::new`] (a new node) or [`Raft::recover`] (from the
 /// state replayed out of its journal), feed it inputs, and drain its [`Ready`].
 pub struct Raft<S: StateMachine> {
-    pub(crate) cfg: Config,
-    /// Sorted voter ids, this node included.
-    pub(crate) voters: Vec<NodeId>,
-    pub(crate) term: Term,
-    pub(crate) voted_for: Option<NodeId>,
-    pub(crate) role: Role,
-    /// The leader of the current term, once known.
-    pub(crate) leader: Option<NodeId>,
-    pub(crate) log: Log,
-    pub(crate) commit: Index,
-    pub(crate) applied: Index,
-    pub(crate) sm: S,
-    /// The replicated session table (part of the applied state, like `sm`).
-    pub(crate) sessions: Sessions,
-    /// Leader: client writes waiting for their entry to apply, by index.
-    pub(crate) pending_writes: VecDeque<(Index, ClientToken, Term)>,
-    /// Leader: linearizable reads in arrival order.
-    pub(crate) reads: VecDeque<PendingRead>,
-    /// Leader: a confirmation round is in flight.
-    pub(crate) round_in_flight: bool,
-    /// Leader: reads are waiting for the round after the one in flight.
-    pub(crate) next_round_wanted: bool,
-    pub(crate) rng: Rng,
-    /// Ticks since the last reset of the election timer (for a leader: since
-    /// the last CheckQuorum).
-    pub(crate) election_elapsed: u32,
-    pub(crate) randomized_timeout: u32,
-    pub(crate) heartbeat_elapsed: u32,
-    /// Votes received in the current (pre-)campaign: (voter, granted).
-    pub(crate) votes: Vec<(NodeId, bool)>,
-    /// A candidate's own vote counts only once this HardState record is durable.
-    pub(crate) self_vote_seq: Option<Seq>,
-    /// Leader only: one entry per peer, sorted by id.
-    pub(crate) progress: Vec<Progress>,
-    /// Leader only: the current confirmation round (increases within a term).
-    pub(crate) round: u64,
-    /// Cluster time (ticks) of the last entry when this node became leader, and
-    /// ticks elapsed since.
-    pub(crate) time_base: u64,
-    pub(crate) time_elapsed: u64,
-    // --- durability bookkeeping ---
-    pub(crate) next_seq: Seq,
-    pub(crate) durable_seq: Seq,
-    /// Entries `..= durable_index` of the current log are durable.
-    pub(crate) durable_index: Index,
-    /// Append records not yet durable: (seq, last index written).
-    pub(crate) unsynced: VecDeque<(Seq, Index)>,
-    pub(crate) truncations: u64,
-    pub(crate) held: VecDeque<Held>,
-    /// Leader: followers that need an AppendEntries at the next flush.
-    pub(crate) pending_broadcast: bool,
+    cfg: Config,
+    /// The configuration in force: the newest in the log (see [`crate::configs`]).
+    membership: Membership,
+    /// Its voters, for the quorum functions (joint during a change).
+    config: JointConfig,
+    /// The `ConfigLog` version and commit index `membership` was taken at.
+    membership_seen: (u64, Index),
+    /// Index of the committed configuration the leader's followers were last
+    /// matched against.
+    committed_config_seen: Index,
+    term: Term,
+    voted_for: Option<NodeId>,
+    /// The leader of the current term, once known (this node when it leads).
+    leader: Option<NodeId>,
+    role: RoleState,
+    /// Followers and candidates count toward an election; a leader ignores it.
+    timer: ElectionTimer,
+    storage: Storage,
+    commit: Index,
+    machine: Machine<S>,
     /// The latest snapshot, taken or installed (kept to send to followers).
-    pub(crate) snapshot: Option<Arc<Snapshot>>,
+    snapshot: Option<Arc<Snapshot>>,
     /// A Snapshot record not yet durable: (seq, index, term); compact after.
-    pub(crate) compact_pending: Option<(Seq, Index, Term)>,
-    /// Follower: a snapshot transfer in progress.
-    pub(crate) incoming: Option<Incoming>,
-    /// Leader: bytes of entries above the commit index (for the Busy limit).
-    pub(crate) uncommitted_bytes: usize,
-    pub(crate) ready: Ready,
+    compact_pending: Option<(Seq, Index, Term)>,
+    out: Outbox,
 }
 
 impl<S: StateMachine> Raft<S> {
@@ -462,73 +200,55 @@ impl<S: StateMachine> Raft<S> {
     /// starts as a follower; its commit index is the snapshot's until a leader
     /// says more.
     pub fn recover(cfg: Config, durable: DurableState, snapshot: Option<&[u8]>, sm: S) -> Result<Self, RecoverError> {
+        cfg.validate().map_err(RecoverError::Config)?;
         let meta = durable.snapshot.clone();
-        let mut node = Self::fresh(cfg, durable, sm).map_err(RecoverError::Config)?;
-        if let Some(meta) = meta {
-            let data = snapshot.ok_or(RecoverError::Snapshot(SnapshotError::Missing))?;
-            let body = SnapshotBody::decode(data, node.cfg.max_snapshot_bytes).map_err(RecoverError::Snapshot)?;
-            if body.index != meta.index || body.term != meta.term {
-                return Err(RecoverError::Snapshot(SnapshotError::Mismatch));
-            }
-            node.restore_snapshot(body).map_err(RecoverError::Snapshot)?;
-            node.snapshot = Some(Arc::new(Snapshot { meta, data: data.to_vec() }));
-        }
-        Ok(node)
-    }
-
-    fn fresh(cfg: Config, durable: DurableState, sm: S) -> Result<Self, ConfigError> {
-        cfg.validate()?;
-        let mut voters = cfg.voters.clone();
-        voters.sort_unstable();
-        // The state machine starts at the snapshot (restored by `recover`) and
+        // The state machine starts at the snapshot (restored below) and
         // replays the log as the commit index is learnt again.
         let snap_index = durable.log.snapshot_index();
-        let mut rng = Rng::new(cfg.seed ^ cfg.id.rotate_left(32));
-        let randomized_timeout = crate::election::draw_timeout(&cfg, &mut rng);
-        let last_index = durable.log.last_index();
-        Ok(Raft {
-            voters,
-            term: durable.hard.term,
-            voted_for: durable.hard.voted_for,
-            role: Role::Follower,
+        let no_dedup = cfg!(feature = "bugs") && cfg.bugs.no_dedup;
+        // The configuration as of the log's start: the snapshot's (restored
+        // below, before the log's own changes are read), or the bootstrap one.
+        let snap_body = match (&meta, snapshot) {
+            (Some(meta), Some(data)) => {
+                let body = SnapshotBody::decode(data, cfg.max_snapshot_bytes).map_err(RecoverError::Snapshot)?;
+                if body.index != meta.index || body.term != meta.term {
+                    return Err(RecoverError::Snapshot(SnapshotError::Mismatch));
+                }
+                Some(body)
+            }
+            (Some(_), None) => return Err(RecoverError::Snapshot(SnapshotError::Missing)),
+            (None, _) => None,
+        };
+        let base = snap_body.as_ref().map_or_else(|| Membership::bootstrap(&cfg.voters), |b| b.membership.clone());
+        let hard = durable.hard;
+        let storage = Storage::new(durable, base);
+        let membership = storage.configs().latest().clone();
+        let mut node = Raft {
+            config: membership.quorum(),
+            membership,
+            membership_seen: (u64::MAX, 0),
+            committed_config_seen: 0,
+            term: hard.term,
+            voted_for: hard.voted_for,
             leader: None,
+            role: RoleState::Follower(Follower::default()),
+            timer: ElectionTimer::new(&cfg),
             commit: snap_index,
-            applied: snap_index,
-            sm,
-            sessions: {
-                let mut t = Sessions::new(cfg.sessions);
-                t.no_dedup = cfg!(feature = "bugs") && cfg.bugs.no_dedup;
-                t
-            },
-            pending_writes: VecDeque::new(),
-            reads: VecDeque::new(),
-            round_in_flight: false,
-            next_round_wanted: false,
-            rng,
-            election_elapsed: 0,
-            randomized_timeout,
-            heartbeat_elapsed: 0,
-            votes: Vec::new(),
-            self_vote_seq: None,
-            progress: Vec::new(),
-            round: 0,
-            time_base: 0,
-            time_elapsed: 0,
-            next_seq: durable.last_seq + 1,
-            durable_seq: durable.last_seq,
-            durable_index: last_index,
-            unsynced: VecDeque::new(),
-            truncations: 0,
-            held: VecDeque::new(),
-            pending_broadcast: false,
-            uncommitted_bytes: 0,
+            machine: Machine::new(sm, cfg.sessions, no_dedup, snap_index),
             snapshot: None,
             compact_pending: None,
-            incoming: None,
-            ready: Ready::default(),
-            log: durable.log,
+            out: Outbox::new(cfg.max_held_messages),
+            storage,
             cfg,
-        })
+        };
+        if let (Some(meta), Some(body), Some(data)) = (meta, snap_body, snapshot) {
+            node.restore(body).map_err(RecoverError::Snapshot)?;
+            node.snapshot = Some(Arc::new(Snapshot { meta, data: data.to_vec() }));
+        }
+        node.sync_membership();
+        node.out.take(Vec::new(), false); // a recovered configuration is not news
+        node.debug_check();
+        Ok(node)
     }
 
     // ------------------------------------------------------------------
@@ -537,11 +257,18 @@ impl<S: StateMachine> Raft<S> {
 
     /// Advances logical time by one tick.
     pub fn tick(&mut self) {
-        if self.role == Role::Leader {
+        if self.is_leader() {
             self.tick_leader();
-        } else {
-            self.tick_election();
+        } else if self.timer.tick() {
+            if self.membership.is_voter(self.cfg.id) {
+                self.campaign(self.cfg.pre_vote);
+            } else {
+                // A learner, a removed node or one still joining never
+                // campaigns: it waits to hear from a leader.
+                self.timer.reset(&self.cfg);
+            }
         }
+        self.debug_check();
     }
 
     /// Handles a message from a peer.
@@ -549,10 +276,24 @@ impl<S: StateMachine> Raft<S> {
         if m.to != self.cfg.id {
             return Err(StepError::WrongRecipient);
         }
-        if m.from == self.cfg.id || self.voters.binary_search(&m.from).is_err() {
+        // Senders outside this node's configuration are still heard: a
+        // leader may already use a configuration this node has not yet
+        // appended, and a candidate's votes count only where it is a voter.
+        if m.from == self.cfg.id || m.from == 0 {
             return Err(StepError::UnknownSender);
         }
-        self.step_checked(m);
+        if self.step_term(&m) {
+            match m.body {
+                Body::PreVote { last_index, last_term } => self.handle_pre_vote(m.from, m.term, last_index, last_term),
+                Body::Vote { last_index, last_term, .. } => self.handle_vote(m.from, last_index, last_term),
+                _ => match self.role {
+                    RoleState::Follower(_) => self.step_follower(m),
+                    RoleState::PreCandidate(_) | RoleState::Candidate(_) => self.step_candidate(m),
+                    RoleState::Leader(_) => self.step_leader(m),
+                },
+            }
+        }
+        self.debug_check();
         Ok(())
     }
 
@@ -560,104 +301,183 @@ impl<S: StateMachine> Raft<S> {
     /// at; the result arrives in [`Ready::applied`] once it commits. A refusal
     /// guarantees the command never entered the log.
     pub fn propose(&mut self, data: Vec<u8>) -> Result<(Index, Term), ProposeError> {
-        self.propose_payload(Payload::Command(data.into()))
+        let r = if self.transferring() {
+            Err(ProposeError::Busy)
+        } else {
+            self.propose_payload(Payload::Command(data.into()), false)
+        };
+        self.debug_check();
+        r
     }
 
     /// A client request. The reply arrives in [`Ready::replies`] under `token`:
     /// at once if it is refused before queueing, otherwise once its entry is
     /// applied (writes) or its confirmation round completes (reads).
     pub fn submit(&mut self, token: ClientToken, request: ClientRequest) {
-        if self.role != Role::Leader {
-            let hint = self.leader;
-            return self.reply(token, Err(ClientError::NotLeader { leader_hint: hint }));
-        }
-        let payload = match request {
-            ClientRequest::Read { query } => return self.read(token, query),
-            ClientRequest::Register => Payload::Register,
-            ClientRequest::Write { session, seq, ack, command } => {
-                if let Err(e) = self.sessions.precheck(session, seq, ack) {
-                    return self.reply(token, Err(e));
-                }
-                if let Err(why) = self.sm.validate_command(&command) {
-                    return self.reply(token, Err(ClientError::BadRequest(why.into())));
-                }
-                Payload::Write { session, seq, ack, command: command.into() }
-            }
-            ClientRequest::KeepAlive { session, ack } => {
-                if ack == 0 {
-                    return self.reply(token, Err(ClientError::BadRequest("ack starts at 1".into())));
-                }
-                Payload::KeepAlive { session, ack }
-            }
-        };
-        if self.pending_writes.len() >= self.cfg.max_pending_writes {
-            return self.reply(token, Err(ClientError::Busy));
-        }
-        match self.propose_payload(payload) {
-            Ok((index, term)) => {
-                // A one-node cluster may already have applied it.
-                if index > self.applied {
-                    // Indexes only grow within a leadership: the deque stays sorted.
-                    self.pending_writes.push_back((index, token, term));
-                }
-            }
-            Err(ProposeError::NotLeader { leader_hint }) => {
-                self.reply(token, Err(ClientError::NotLeader { leader_hint }))
-            }
-            Err(ProposeError::Busy) => self.reply(token, Err(ClientError::Busy)),
-        }
-    }
-
-    pub(crate) fn reply(&mut self, token: ClientToken, r: Result<ClientReply, ClientError>) {
-        let reply = r.unwrap_or_else(ClientReply::Rejected);
-        self.ready.replies.push((token, reply));
+        self.submit_request(token, request);
+        self.debug_check();
     }
 
     /// The host reports that journal records up to `seq` are durable.
     pub fn persisted(&mut self, seq: Seq) {
-        if seq <= self.durable_seq {
-            return;
-        }
-        debug_assert!(seq < self.next_seq, "persisted({seq}) but only {} records were issued", self.next_seq - 1);
-        let seq = seq.min(self.next_seq - 1);
-        self.durable_seq = seq;
-        while let Some(&(s, idx)) = self.unsynced.front() {
-            if s > seq {
-                break;
+        if self.storage.persisted(seq) {
+            let s = &self.storage;
+            self.out.release(s.durable_seq(), self.term, s.truncations());
+            self.maybe_compact();
+            let durable = self.storage.durable_seq();
+            let own_vote_durable =
+                matches!(&self.role, RoleState::Candidate(c) if c.self_vote_seq.is_some_and(|s| s <= durable));
+            if own_vote_durable {
+                if let Some(c) = self.role.campaign_mut() {
+                    c.self_vote_seq = None;
+                }
+                self.record_vote(self.cfg.id, true);
             }
-            self.unsynced.pop_front();
-            self.durable_index = self.durable_index.max(idx);
+            if self.is_leader() {
+                self.maybe_commit();
+            }
         }
-        self.release_held();
-        self.maybe_compact();
-        if self.role == Role::Candidate && self.self_vote_seq.is_some_and(|s| s <= seq) {
-            self.self_vote_seq = None;
-            self.record_vote(self.cfg.id, true);
-        }
-        if self.role == Role::Leader {
-            self.maybe_commit();
-        }
+        self.debug_check();
     }
 
     /// Makes this node time out and start an election now (for tests and the demo).
     pub fn force_timeout(&mut self) {
-        if self.role != Role::Leader {
+        if !self.is_leader() && self.membership.is_voter(self.cfg.id) {
             self.campaign(self.cfg.pre_vote);
+        }
+        self.debug_check();
+    }
+
+    /// Proposes a membership change (see [`crate::membership`]). It is refused
+    /// before it enters the log unless this node leads, has committed an entry
+    /// of its own term, and no other change is unfinished; a learner (or a new
+    /// node) to be made a voter must lag by at most `max_promotion_lag`
+    /// entries unless `force`. On success returns where the change was
+    /// appended: it is in force from now on, and a joint change is left
+    /// automatically once it commits.
+    ///
+    /// ```
+    /// use raft_core::{Change, ConfChange, Config, DigestMachine, Raft};
+    /// let mut node = Raft::new(Config::new(1, vec![1]), DigestMachine::default()).unwrap();
+    /// node.force_timeout();
+    /// let seq = node.take_ready().records.last().unwrap().0;
+    /// node.persisted(seq); // the vote, then the no-op: a one-node cluster commits alone
+    /// let seq = node.take_ready().records.last().unwrap().0;
+    /// node.persisted(seq);
+    /// let add = ConfChange::Begin { joint: false, changes: vec![Change::AddLearner { id: 2, inc: 0 }] };
+    /// node.propose_conf_change(add, false).unwrap();
+    /// assert!(node.membership().is_learner(2));
+    /// ```
+    pub fn propose_conf_change(&mut self, cc: ConfChange, force: bool) -> Result<(Index, Term), ConfChangeRefused> {
+        let r = self.check_conf_change(&cc, force).and_then(|()| {
+            self.propose_payload(Payload::ConfChange(cc), false).map_err(|e| match e {
+                ProposeError::NotLeader { leader_hint } => ConfChangeRefused::NotLeader { leader_hint },
+                ProposeError::Busy => ConfChangeRefused::Busy,
+            })
+        });
+        self.debug_check();
+        r
+    }
+
+    fn check_conf_change(&self, cc: &ConfChange, force: bool) -> Result<(), ConfChangeRefused> {
+        let Some(l) = self.role.leader() else {
+            return Err(ConfChangeRefused::NotLeader { leader_hint: self.leader });
+        };
+        if l.transfer.is_some() {
+            return Err(ConfChangeRefused::Transferring);
+        }
+        let term_committed = self.storage.log().term(self.commit) == Some(self.term);
+        if !term_committed && !self.bug(|b| b.conf_change_before_term_commit) {
+            return Err(ConfChangeRefused::TermNotCommitted);
+        }
+        if self.storage.configs().latest_index() > self.commit || self.membership.is_joint() {
+            return Err(ConfChangeRefused::ChangeInProgress);
+        }
+        self.membership.apply(cc).map_err(ConfChangeRefused::Invalid)?;
+        if let ConfChange::Begin { changes, .. } = cc {
+            let last = self.storage.log().last_index();
+            for change in changes {
+                if let Change::AddVoter { id, .. } = *change {
+                    if id == self.cfg.id || self.membership.is_voter(id) {
+                        continue;
+                    }
+                    let matched = l.progress(id).map_or(0, |p| p.match_index);
+                    let lag = last.saturating_sub(matched);
+                    if lag > self.cfg.max_promotion_lag && !force {
+                        return Err(ConfChangeRefused::LearnerBehind { id, lag });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands leadership to `target` (or, with `None`, to the voter whose log
+    /// is most up to date): proposals are refused (`Busy`) meanwhile, the
+    /// target is brought up to the leader's last index and then told to
+    /// campaign at once (TimeoutNow); the transfer is abandoned if it has not
+    /// happened within an election timeout. Returns the chosen target.
+    pub fn transfer_leadership(&mut self, target: Option<NodeId>) -> Result<NodeId, TransferError> {
+        let r = self.start_transfer(target);
+        self.debug_check();
+        r
+    }
+
+    fn start_transfer(&mut self, target: Option<NodeId>) -> Result<NodeId, TransferError> {
+        let me = self.cfg.id;
+        let Some(l) = self.role.leader() else {
+            return Err(TransferError::NotLeader { leader_hint: self.leader });
+        };
+        let candidates = || self.membership.voter_ids().into_iter().filter(move |&id| id != me);
+        let target = match target {
+            Some(t) if t == me => return Err(TransferError::AlreadyLeader),
+            Some(t) if !self.membership.is_voter(t) => return Err(TransferError::NotAVoter(t)),
+            Some(t) => t,
+            None => candidates()
+                .max_by_key(|&id| (l.progress(id).map_or(0, |p| p.match_index), core::cmp::Reverse(id)))
+                .ok_or(TransferError::NoOtherVoter)?,
+        };
+        if let Some(l) = self.role.leader_mut() {
+            l.transfer = Some(crate::role::Transfer { target, elapsed: 0, sent: false });
+        }
+        self.send_append(target, false);
+        self.maybe_send_timeout_now(target);
+        Ok(target)
+    }
+
+    /// Sends TimeoutNow to the transfer's target once its log matches ours.
+    fn maybe_send_timeout_now(&mut self, from: NodeId) {
+        let last = self.storage.log().last_index();
+        let Some(l) = self.role.leader_mut() else { return };
+        let Some(t) = l.transfer.as_mut() else { return };
+        if t.target != from || t.sent {
+            return;
+        }
+        if l.progress.iter().any(|p| p.id == from && p.match_index == last) {
+            if let Some(t) = l.transfer.as_mut() {
+                t.sent = true;
+            }
+            self.send(from, Body::TimeoutNow);
         }
     }
 
     /// Takes everything the host must do now (see [`Ready`] for the contract).
     pub fn take_ready(&mut self) -> Ready {
-        if self.role == Role::Leader && self.pending_broadcast {
-            self.pending_broadcast = false;
-            self.broadcast_append(false);
+        if let Some(l) = self.role.leader_mut() {
+            if core::mem::take(&mut l.pending_broadcast) {
+                self.broadcast_append(false);
+            }
         }
-        core::mem::take(&mut self.ready)
+        if self.out.is_empty() && !self.storage.has_records() {
+            return Ready::default();
+        }
+        let (records, must_sync) = self.storage.take_records();
+        self.out.take(records, must_sync)
     }
 
     /// Whether [`Raft::take_ready`] would return anything.
     pub fn has_ready(&self) -> bool {
-        !self.ready.is_empty() || (self.role == Role::Leader && self.pending_broadcast)
+        !self.out.is_empty() || self.storage.has_records() || self.role.leader().is_some_and(|l| l.pending_broadcast)
     }
 
     // ------------------------------------------------------------------
@@ -678,11 +498,11 @@ impl<S: StateMachine> Raft<S> {
     }
     /// Current role.
     pub fn role(&self) -> Role {
-        self.role
+        self.role.role()
     }
     /// Whether this node is the leader.
     pub fn is_leader(&self) -> bool {
-        self.role == Role::Leader
+        matches!(self.role, RoleState::Leader(_))
     }
     /// The leader of the current term, if known (this node when it leads).
     pub fn leader(&self) -> Option<NodeId> {
@@ -698,286 +518,996 @@ impl<S: StateMachine> Raft<S> {
     }
     /// Highest index applied to the state machine.
     pub fn applied_index(&self) -> Index {
-        self.applied
+        self.machine.index
     }
     /// Highest index whose entry is durable in this node's journal.
     pub fn durable_index(&self) -> Index {
-        self.durable_index
+        self.storage.durable_index()
     }
     /// Highest record sequence number reported durable.
     pub fn durable_seq(&self) -> Seq {
-        self.durable_seq
+        self.storage.durable_seq()
     }
     /// The in-memory log.
     pub fn log(&self) -> &Log {
-        &self.log
+        self.storage.log()
     }
     /// The state machine.
     pub fn state_machine(&self) -> &S {
-        &self.sm
+        &self.machine.sm
     }
     /// The session table.
     pub fn sessions(&self) -> &Sessions {
-        &self.sessions
+        &self.machine.sessions
     }
-    /// Leader: reads waiting for confirmation or apply.
+    /// Leader: reads waiting for confirmation or apply (0 otherwise).
     pub fn pending_reads(&self) -> usize {
-        self.reads.len()
+        self.role.leader().map_or(0, |l| l.reads.len())
     }
-    /// Leader: client writes waiting to apply.
+    /// Leader: client writes waiting to apply (0 otherwise).
     pub fn pending_writes(&self) -> usize {
-        self.pending_writes.len()
+        self.role.leader().map_or(0, |l| l.pending_writes.len())
     }
-    /// Leader: the current confirmation round.
+    /// Leader: the current confirmation round (0 otherwise).
     pub fn round(&self) -> u64 {
-        self.round
+        self.role.leader().map_or(0, |l| l.reads.round())
     }
-    /// Voters, sorted.
+    /// Voters (of the incoming half while joint), sorted.
     pub fn voters(&self) -> &[NodeId] {
-        &self.voters
+        self.config.incoming.ids()
     }
-    /// Leader only: replication progress of each peer.
+    /// The configuration in force (the newest in this node's log).
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+    /// The newest configuration this node knows to be committed.
+    pub fn committed_membership(&self) -> &Membership {
+        self.storage.configs().as_of(self.commit)
+    }
+    /// Every node this one should keep a link to: the members of the
+    /// configuration in force and, until a removal commits, of the committed
+    /// one (a node being removed must still learn that it was).
+    pub fn link_ids(&self) -> Vec<NodeId> {
+        let mut ids = self.membership.member_ids();
+        ids.extend(self.committed_membership().member_ids());
+        ids.sort_unstable();
+        ids.dedup();
+        ids.retain(|&id| id != self.cfg.id);
+        ids
+    }
+    /// The voting configuration (joint during a membership change).
+    pub fn quorum_config(&self) -> &JointConfig {
+        &self.config
+    }
+    /// Leader only: replication progress of each peer, sorted by id (empty otherwise).
     pub fn progress(&self) -> &[Progress] {
-        &self.progress
+        self.role.leader().map_or(&[], |l| &l.progress)
     }
-    /// Ticks since the election timer was reset, and the timeout it counts toward.
+    /// Ticks counted and the timeout they count toward: the election timer
+    /// for followers and candidates, the CheckQuorum interval for a leader.
     pub fn election_timer(&self) -> (u32, u32) {
-        (self.election_elapsed, self.randomized_timeout)
+        match self.role.leader() {
+            Some(l) => (l.quorum_elapsed, self.cfg.election_ticks),
+            None => (self.timer.elapsed, self.timer.timeout),
+        }
     }
-    /// Votes collected in the current campaign.
+    /// Votes collected in the current campaign (empty outside one).
     pub fn votes(&self) -> &[(NodeId, bool)] {
-        &self.votes
+        self.role.campaign().map_or(&[], Campaign::votes)
     }
     /// Messages waiting for durability.
     pub fn held_messages(&self) -> usize {
-        self.held.len()
+        self.out.held()
     }
     /// The current HardState.
     pub fn hard_state(&self) -> HardState {
-        HardState { term: self.term, voted_for: self.voted_for, role: self.role }
+        HardState { term: self.term, voted_for: self.voted_for, role: self.role() }
+    }
+    /// The latest snapshot (taken or installed), if any.
+    pub fn snapshot(&self) -> Option<&Arc<Snapshot>> {
+        self.snapshot.as_ref()
+    }
+
+    /// The records a host writes at the start of a new journal segment so that
+    /// the segment, with the snapshot it names, holds the node's whole durable
+    /// state: the HardState, the latest Snapshot record, and every log entry
+    /// after it (journal checkpoint frames, sequence number 0). Call it only
+    /// when every record issued so far has been written.
+    pub fn checkpoint(&self) -> Vec<Record> {
+        let last_seq = self.storage.last_seq();
+        let mut out = alloc::vec![Record::Checkpoint { last_seq }, Record::HardState(self.hard_state())];
+        if let Some(s) = &self.snapshot {
+            out.push(Record::Snapshot(s.meta.clone()));
+        }
+        let log = self.storage.log();
+        let from = log.first_index().max(self.snapshot.as_ref().map_or(0, |s| s.meta.index + 1));
+        let entries = log.slice(from, log.last_index(), usize::MAX, usize::MAX);
+        if !entries.is_empty() {
+            out.push(Record::Append { first_index: from, entries });
+        }
+        out
     }
 
     // ------------------------------------------------------------------
-    // Shared plumbing
+    // The term rules, then one step function per role
     // ------------------------------------------------------------------
 
-    pub(crate) fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
-    }
-
-    pub(crate) fn bug(&self, which: fn(&Bugs) -> bool) -> bool {
-        cfg!(feature = "bugs") && which(&self.cfg.bugs)
-    }
-
-    pub(crate) fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
-        let me = self.cfg.id;
-        self.voters.iter().copied().filter(move |&v| v != me)
-    }
-
-    /// Issues a journal record and returns its sequence number.
-    pub(crate) fn write(&mut self, record: Record) -> Seq {
-        // Consecutive appends in one Ready share a record: one frame, one seq.
-        let record = match record {
-            Record::Append { first_index, entries: new } => {
-                if let Some((seq, Record::Append { entries, .. })) = self.ready.records.last_mut() {
-                    if entries.last().map(|e| e.index + 1) == Some(first_index) {
-                        entries.extend(new); // moved, not copied
-                        let seq = *seq;
-                        if let Some(last) = self.unsynced.back_mut() {
-                            if last.0 == seq {
-                                last.1 = self.log.last_index();
-                            }
-                        }
-                        return seq;
-                    }
+    /// Term bookkeeping common to every role (Raft Figure 2, "all servers");
+    /// returns whether to go on handling the message.
+    fn step_term(&mut self, m: &Message) -> bool {
+        if m.term > self.term {
+            match &m.body {
+                Body::PreVote { .. } => {} // asking does not change terms
+                Body::PreVoteResp { granted: true } => {}
+                Body::Vote { transfer, .. } if !transfer && self.in_lease() => return false,
+                Body::Append { .. } | Body::InstallSnapshot { .. } => self.become_follower(m.term, Some(m.from)),
+                _ => self.become_follower(m.term, None),
+            }
+        } else if m.term < self.term {
+            // A stale sender learns our term so it steps down instead of
+            // stalling the cluster (a partitioned old leader, a late candidate).
+            let answer = match m.body {
+                Body::Append { .. } => {
+                    Some(Body::AppendResp { index: 0, success: false, hint_index: 0, hint_term: 0, round: 0, epoch: 0 })
                 }
-                Record::Append { first_index, entries: new }
-            }
-            other => other,
-        };
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        if let Record::Append { entries, .. } = &record {
-            if let Some(e) = entries.last() {
-                self.unsynced.push_back((seq, e.index));
-            }
-        }
-        self.ready.records.push((seq, record));
-        seq
-    }
-
-    pub(crate) fn write_hard_state(&mut self) -> Seq {
-        let hs = self.hard_state();
-        self.write(Record::HardState(hs))
-    }
-
-    /// Sends a message now.
-    pub(crate) fn send(&mut self, to: NodeId, body: Body) {
-        let m = Message { from: self.cfg.id, to, term: self.term, body };
-        self.ready.messages.push(m);
-    }
-
-    /// Sends a message once records up to `seq` are durable.
-    pub(crate) fn send_after(&mut self, seq: Seq, to: NodeId, body: Body) {
-        let msg = Message { from: self.cfg.id, to, term: self.term, body };
-        if seq <= self.durable_seq {
-            self.ready.messages.push(msg);
-            return;
-        }
-        if self.held.len() >= self.cfg.max_held_messages {
-            self.held.pop_front();
-        }
-        self.held.push_back(Held { seq, term: self.term, truncations: self.truncations, msg });
-    }
-
-    fn release_held(&mut self) {
-        while let Some(h) = self.held.front() {
-            if h.seq > self.durable_seq {
-                break;
-            }
-            let Some(h) = self.held.pop_front() else {
-                break;
+                Body::PreVote { .. } => Some(Body::PreVoteResp { granted: false }),
+                Body::Vote { .. } => Some(Body::VoteResp { granted: false }),
+                Body::InstallSnapshot { index, snap_term, .. } => {
+                    Some(Body::InstallSnapshotResp { index, snap_term, offset: 0, done: false })
+                }
+                _ => None,
             };
-            let stale_ack = matches!(h.msg.body, Body::AppendResp { .. }) && h.truncations != self.truncations;
-            if h.term == self.term && !stale_ack {
-                self.ready.messages.push(h.msg);
+            if let Some(body) = answer {
+                self.send(m.from, body);
+            }
+            return false;
+        }
+        true
+    }
+
+    fn step_follower(&mut self, m: Message) {
+        match m.body {
+            Body::Append { prev_index, prev_term, entries, commit, round } => {
+                self.heard_from_leader(m.from);
+                self.handle_append(m.from, (prev_index, prev_term), entries, commit, round);
+            }
+            Body::InstallSnapshot { index, snap_term, offset, data, done } => {
+                self.heard_from_leader(m.from);
+                self.handle_install_snapshot(m.from, index, snap_term, offset, &data, done);
+            }
+            Body::TimeoutNow if self.membership.is_voter(self.cfg.id) => {
+                // Our leader hands over: campaign now, past PreVote and the
+                // voters' stickiness.
+                self.campaign_now(true);
+            }
+            // Answers to requests of a past role or term: nothing to do.
+            _ => {}
+        }
+    }
+
+    fn step_candidate(&mut self, m: Message) {
+        let pre = matches!(self.role, RoleState::PreCandidate(_));
+        match m.body {
+            // Granted answers carry the term we would campaign in; a refusal
+            // carries the responder's (our) term.
+            Body::PreVoteResp { granted } if pre && (m.term == self.term + 1 || (!granted && m.term == self.term)) => {
+                self.record_vote(m.from, granted)
+            }
+            Body::VoteResp { granted } if !pre => self.record_vote(m.from, granted),
+            Body::Append { .. } | Body::InstallSnapshot { .. } => {
+                // A leader of our term exists: follow it.
+                self.become_follower(self.term, Some(m.from));
+                self.step_follower(m);
+            }
+            _ => {}
+        }
+    }
+
+    fn step_leader(&mut self, m: Message) {
+        match m.body {
+            Body::AppendResp { index, success, hint_index, hint_term, round, .. } => {
+                self.handle_append_resp(m.from, index, success, hint_index, hint_term, round)
+            }
+            Body::InstallSnapshotResp { index, snap_term, offset, done } => {
+                self.handle_snapshot_resp(m.from, index, snap_term, offset, done)
+            }
+            Body::Append { .. } | Body::InstallSnapshot { .. } => {
+                debug_assert!(false, "two leaders in term {}", self.term);
+            }
+            _ => {}
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Elections
+    // ------------------------------------------------------------------
+
+    /// Whether this node heard from a live leader recently enough to ignore
+    /// requests to elect someone else (for a leader: within its CheckQuorum
+    /// interval).
+    fn in_lease(&self) -> bool {
+        let elapsed = self.role.leader().map_or(self.timer.elapsed, |l| l.quorum_elapsed);
+        election::in_lease(&self.cfg, self.leader, elapsed)
+    }
+
+    fn heard_from_leader(&mut self, from: NodeId) {
+        self.leader = Some(from);
+        self.timer.elapsed = 0;
+    }
+
+    fn handle_pre_vote(&mut self, from: NodeId, term: Term, last_index: Index, last_term: Term) {
+        // Grant if the asker's next term is ahead of ours, its log is up to date,
+        // and we have not heard from a live leader recently.
+        let log_ok =
+            election::log_ok(self.storage.log(), last_index, last_term, self.bug(|b| b.vote_without_log_check));
+        let granted = term > self.term && log_ok && !self.in_lease();
+        let reply_term = if granted { term } else { self.term };
+        self.out.send(Message::new(self.cfg.id, from, reply_term, Body::PreVoteResp { granted }));
+    }
+
+    fn handle_vote(&mut self, from: NodeId, last_index: Index, last_term: Term) {
+        let log_ok =
+            election::log_ok(self.storage.log(), last_index, last_term, self.bug(|b| b.vote_without_log_check));
+        let follower = matches!(self.role, RoleState::Follower(_));
+        if !(follower && log_ok && election::can_vote(self.voted_for, self.leader, from)) {
+            return self.send(from, Body::VoteResp { granted: false });
+        }
+        self.timer.reset(&self.cfg);
+        // A repeated request gets the same grant, once the record holding the
+        // first is durable; a new vote needs its own record.
+        let seq = if self.voted_for == Some(from) {
+            self.storage.vote_seq()
+        } else {
+            self.voted_for = Some(from);
+            self.write_hard_state()
+        };
+        if self.bug(|b| b.vote_before_durable) {
+            self.send(from, Body::VoteResp { granted: true });
+        } else {
+            self.send_after(seq, from, Body::VoteResp { granted: true });
+        }
+    }
+
+    /// Starts a (pre-)campaign.
+    fn campaign(&mut self, pre: bool) {
+        if pre {
+            self.pre_campaign();
+        } else {
+            self.campaign_now(false);
+        }
+    }
+
+    fn pre_campaign(&mut self) {
+        let me = self.cfg.id;
+        let (last_index, last_term) = (self.storage.log().last_index(), self.storage.log().last_term());
+        {
+            self.role = RoleState::PreCandidate(Campaign::new(None));
+            self.leader = None;
+            self.timer.reset(&self.cfg);
+            // Written for the record (the role changed); it asks for no fsync.
+            self.write_hard_state();
+            self.out.event(Event::BecamePreCandidate { term: self.term });
+            // Our own pre-vote changes nothing durable: count it at once.
+            self.record_vote(me, true);
+            if !matches!(self.role, RoleState::PreCandidate(_)) {
+                return; // a one-node cluster went straight on
+            }
+            let term = self.term + 1;
+            for to in self.config.ids().into_iter().filter(|&id| id != me) {
+                self.out.send(Message::new(me, to, term, Body::PreVote { last_index, last_term }));
             }
         }
     }
 
-    pub(crate) fn event(&mut self, e: Event) {
-        self.ready.events.push(e);
+    /// Raises the term and asks for votes; `transfer` marks a campaign the
+    /// leader asked for (TimeoutNow), which voters let through stickiness.
+    fn campaign_now(&mut self, transfer: bool) {
+        let me = self.cfg.id;
+        let (last_index, last_term) = (self.storage.log().last_index(), self.storage.log().last_term());
+        {
+            self.term += 1;
+            self.voted_for = Some(me);
+            self.leader = None;
+            self.role = RoleState::Candidate(Campaign::new(None));
+            self.timer.reset(&self.cfg);
+            let seq = self.write_hard_state();
+            self.out.event(Event::BecameCandidate { term: self.term });
+            // The request may leave now; our own vote counts once it is durable.
+            if self.bug(|b| b.vote_before_durable) || seq <= self.storage.durable_seq() {
+                self.record_vote(me, true);
+                if !matches!(self.role, RoleState::Candidate(_)) {
+                    return;
+                }
+            } else if let Some(c) = self.role.campaign_mut() {
+                c.self_vote_seq = Some(seq);
+            }
+            for to in self.config.ids().into_iter().filter(|&id| id != me) {
+                self.send(to, Body::Vote { last_index, last_term, transfer });
+            }
+        }
     }
 
-    /// Appends entries to the in-memory log and issues their journal record.
-    pub(crate) fn append_entries(&mut self, entries: Vec<Entry>) -> Seq {
-        let Some(first) = entries.first().map(|e| e.index) else {
-            return self.next_seq - 1;
-        };
-        for e in &entries {
-            self.log.append(e.clone());
+    /// Counts a (pre-)vote and acts on the outcome.
+    fn record_vote(&mut self, from: NodeId, granted: bool) {
+        let Some(campaign) = self.role.campaign_mut() else { return };
+        match campaign.record(from, granted, &self.config) {
+            VoteResult::Won if matches!(self.role, RoleState::PreCandidate(_)) => self.campaign_now(false),
+            VoteResult::Won => self.become_leader(),
+            VoteResult::Lost => self.become_follower(self.term, None),
+            VoteResult::Pending => {}
         }
-        self.write(Record::Append { first_index: first, entries })
     }
 
-    /// Drops the log suffix from `from` and records it.
-    pub(crate) fn truncate_log(&mut self, from: Index) {
-        // Truncating a committed entry is a safety violation. With the `bugs`
-        // feature the simulator must be the one to notice, so it may happen.
-        if !cfg!(feature = "bugs") {
-            assert!(from > self.commit, "a committed entry ({from} <= commit {}) must never be truncated", self.commit);
+    fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        let new_term = term != self.term;
+        let changed = new_term || !matches!(self.role, RoleState::Follower(_));
+        if new_term {
+            self.term = term;
+            self.voted_for = None;
         }
-        self.log.truncate_from(from);
-        self.truncations += 1;
-        self.durable_index = self.durable_index.min(from - 1);
-        for u in self.unsynced.iter_mut() {
-            u.1 = u.1.min(from - 1);
+        self.leader = leader;
+        self.timer.reset(&self.cfg);
+        if changed {
+            let old = core::mem::replace(&mut self.role, RoleState::Follower(Follower::default()));
+            if let RoleState::Leader(l) = old {
+                self.abandon_client_work(l);
+            }
+            self.write_hard_state();
+            self.out.event(Event::BecameFollower { term, leader });
         }
-        self.write(Record::Truncate { from_index: from });
-        self.event(Event::Truncated { from_index: from });
     }
 
-    /// Cluster time for a new entry: never below the last entry's time.
-    pub(crate) fn cluster_time(&self) -> u64 {
-        let last = self.log.entry(self.log.last_index()).map_or(0, |e| e.time);
-        last.max(self.time_base + self.time_elapsed)
-    }
-
-    pub(crate) fn propose_payload(&mut self, payload: Payload) -> Result<(Index, Term), ProposeError> {
-        if self.role != Role::Leader {
-            return Err(ProposeError::NotLeader { leader_hint: self.leader });
+    fn become_leader(&mut self) {
+        debug_assert!(matches!(self.role, RoleState::Candidate(_)));
+        let me = self.cfg.id;
+        let log = self.storage.log();
+        let last = log.last_index();
+        // Cluster time continues from the newest entry we hold.
+        let time_base = log.entry(last).map_or(0, |e| e.time);
+        let uncommitted: usize = (self.commit + 1..=last).map(|i| log.entry(i).map_or(0, Entry::size)).sum();
+        let followers = self.link_ids();
+        self.role = RoleState::Leader(Leader::new(&followers, last, time_base, uncommitted));
+        self.leader = Some(me);
+        self.write_hard_state();
+        let term = self.term;
+        self.out.event(Event::BecameLeader { term });
+        // A no-op of our own term lets us commit (and learn the commit point)
+        // without waiting for a client (Raft §8). It bypasses the Busy limit.
+        let entry = Entry { term, index: last + 1, time: self.cluster_time(), payload: Payload::Noop };
+        if let Some(l) = self.role.leader_mut() {
+            l.uncommitted_bytes += entry.size();
         }
-        // Entries not yet both committed and durable here: bounds memory even
-        // when followers commit faster than this leader's own disk syncs.
-        let uncommitted = (self.log.last_index() - self.commit.min(self.durable_index)) as usize;
-        if uncommitted >= self.cfg.max_uncommitted_entries || self.uncommitted_bytes >= self.cfg.max_uncommitted_bytes {
-            return Err(ProposeError::Busy);
-        }
-        let index = self.log.last_index() + 1;
-        let entry = Entry { term: self.term, index, time: self.cluster_time(), payload };
-        self.uncommitted_bytes += entry.size();
-        self.append_entries(alloc::vec![entry]);
-        self.pending_broadcast = true;
-        if self.voters.len() == 1 {
+        self.storage.append(alloc::vec![entry]);
+        self.broadcast_append(false);
+        if self.config.is_sole_voter(me) {
             self.maybe_commit();
         }
-        Ok((index, self.term))
     }
+
+    /// Ticks of a leader: cluster time, CheckQuorum and heartbeats.
+    fn tick_leader(&mut self) {
+        let me = self.cfg.id;
+        let Some(l) = self.role.leader_mut() else { return };
+        l.time_elapsed += 1;
+        l.heartbeat_elapsed += 1;
+        l.quorum_elapsed += 1;
+        if let Some(t) = l.transfer.as_mut() {
+            t.elapsed += 1;
+            if t.elapsed >= self.cfg.election_ticks {
+                // The target did not take over within an election timeout:
+                // take proposals again.
+                l.transfer = None;
+            }
+        }
+        if l.quorum_elapsed >= self.cfg.election_ticks {
+            l.quorum_elapsed = 0;
+            if self.cfg.check_quorum && !l.quorum_active(me, &self.config) {
+                let term = self.term;
+                self.out.event(Event::LostQuorum { term });
+                self.become_follower(term, None);
+                return;
+            }
+            for p in l.progress.iter_mut() {
+                p.recent_active = false;
+            }
+        }
+        if l.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
+            l.heartbeat_elapsed = 0;
+            self.heartbeat();
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Replication, leader side
+    // ------------------------------------------------------------------
+
+    /// Sends whatever each follower's flow control allows.
+    fn broadcast_append(&mut self, heartbeat: bool) {
+        for i in 0..self.progress().len() {
+            let id = self.progress()[i].id;
+            self.send_append(id, heartbeat);
+        }
+    }
+
+    /// A heartbeat round: every follower hears from us, and stalled pipelines
+    /// (messages lost in the network) fall back to probing.
+    fn heartbeat(&mut self) {
+        if let Some(l) = self.role.leader_mut() {
+            for pr in l.progress.iter_mut() {
+                pr.on_heartbeat();
+            }
+        }
+        self.broadcast_append(true);
+    }
+
+    /// Sends AppendEntries (or the next snapshot chunk) to follower `to` as
+    /// flow control allows. With `heartbeat`, something is sent even if there
+    /// is nothing new.
+    fn send_append(&mut self, to: NodeId, heartbeat: bool) {
+        let Raft { cfg, role, storage, out, term, commit, .. } = self;
+        let Some(l) = role.leader_mut() else { return };
+        let round = l.reads.round();
+        let Some(pr) = l.progress_mut(to) else { return };
+        if pr.state == ProgressState::Snapshot {
+            return self.send_snapshot_chunk(to);
+        }
+        let at = Leading { log: storage.log(), cfg, commit: *commit, round };
+        let (from, term) = (cfg.id, *term);
+        let needs_snapshot =
+            replication::send_appends(pr, &at, heartbeat, &mut |body| out.send(Message::new(from, to, term, body)));
+        if needs_snapshot {
+            self.start_snapshot_transfer(to);
+        }
+    }
+
+    /// Leader side: a follower answered an AppendEntries.
+    fn handle_append_resp(
+        &mut self,
+        from: NodeId,
+        index: Index,
+        success: bool,
+        hint_index: Index,
+        hint_term: Term,
+        round: u64,
+    ) {
+        let Some(l) = self.role.leader_mut() else { return };
+        let current_round = l.reads.round();
+        let Some(pr) = l.progress_mut(from) else { return };
+        pr.recent_active = true;
+        if round > pr.acked_round && round <= current_round {
+            // Any answer in our term acknowledges our leadership as of `round`.
+            pr.acked_round = round;
+            self.on_round_ack();
+        }
+        let Some(pr) = self.role.leader_mut().and_then(|l| l.progress_mut(from)) else { return };
+        match replication::on_append_resp(pr, self.storage.log(), index, success, hint_index, hint_term) {
+            Learnt::Nothing => {}
+            Learnt::Progress { advanced } => {
+                if advanced {
+                    self.maybe_commit();
+                }
+                self.send_append(from, false);
+                self.maybe_send_timeout_now(from);
+            }
+        }
+    }
+
+    /// Moves the commit index to the highest index a quorum holds durably, if
+    /// that entry is of the current term, and applies at once.
+    fn maybe_commit(&mut self) {
+        let me = self.cfg.id;
+        let log = self.storage.log();
+        let own = self.storage.durable_index().min(log.last_index());
+        let Some(l) = self.role.leader() else { return };
+        let q = l.quorum_match(me, own, &self.config);
+        if q <= self.commit {
+            return;
+        }
+        // Only an entry of the leader's own term commits by counting; earlier
+        // ones commit with it (the paper's Figure 8).
+        let current_term = log.term(q) == Some(self.term);
+        if !current_term && !self.bug(|b| b.commit_old_term) {
+            return;
+        }
+        let freed: usize = (self.commit + 1..=q).map(|i| log.entry(i).map_or(0, Entry::size)).sum();
+        let Some(l) = self.role.leader_mut() else { return };
+        l.uncommitted_bytes = l.uncommitted_bytes.saturating_sub(freed);
+        if current_term {
+            l.reads.on_term_commit(q);
+        }
+        self.commit = q;
+        self.out.event(Event::Committed { index: q });
+        self.apply_committed();
+        self.after_leader_commit();
+    }
+
+    // ------------------------------------------------------------------
+    // Replication, follower side
+    // ------------------------------------------------------------------
+
+    /// AppendEntries from the leader of our term.
+    fn handle_append(&mut self, from: NodeId, prev: (Index, Term), entries: Vec<Entry>, commit: Index, round: u64) {
+        let silent_bug = self.bug(|b| b.silent_compacted_append);
+        let (verdict, truncated) = replication::accept(&mut self.storage, self.commit, prev, entries, silent_bug);
+        self.sync_membership();
+        if let Some(from_index) = truncated {
+            // Truncating a committed entry is a safety violation. With the `bugs`
+            // feature the simulator must be the one to notice, so it may happen.
+            debug_assert!(cfg!(feature = "bugs") || from_index > self.commit, "committed entry {from_index} truncated");
+            self.out.event(Event::Truncated { from_index });
+        }
+        match verdict {
+            Verdict::Silent => {}
+            Verdict::Reject { hint_index, hint_term } => {
+                let index = prev.0;
+                self.send(from, Body::AppendResp { index, success: false, hint_index, hint_term, round, epoch: 0 });
+            }
+            Verdict::Accept { last } => {
+                // Commit what the leader says is committed, but only as far as
+                // this message proved our log matches the leader's.
+                let new_commit = commit.min(last);
+                if new_commit > self.commit {
+                    self.commit = new_commit;
+                    self.out.event(Event::Committed { index: new_commit });
+                    self.apply_committed();
+                    self.sync_membership();
+                }
+                let ack = Body::AppendResp { index: last, success: true, hint_index: 0, hint_term: 0, round, epoch: 0 };
+                match self.storage.sync_point(last) {
+                    None => self.send(from, ack),
+                    Some(seq) => self.send_after(seq, from, ack),
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Apply and client work
+    // ------------------------------------------------------------------
 
     /// Applies every committed entry not yet applied, in order, right away,
     /// replying to each client as its entry is applied.
-    pub(crate) fn apply_committed(&mut self) {
-        while self.applied < self.commit {
-            let index = self.applied + 1;
-            let Some(entry) = self.log.entry(index) else {
+    fn apply_committed(&mut self) {
+        while self.machine.index < self.commit {
+            let index = self.machine.index + 1;
+            let Some(entry) = self.storage.log().entry(index) else {
                 // Committed entries are held until applied; a gap is a bug.
                 debug_assert!(false, "committed entry {index} missing from the log");
                 return;
             };
-            let (term, time) = (entry.term, entry.time);
-            // Cluster time first, then expiry, then the command (DESIGN.md §4).
-            self.sessions.advance(time);
-            // `self.log`, `self.sm` and `self.sessions` are disjoint fields: no copies.
-            let sm = &mut self.sm;
-            let mut output = Bytes::default();
-            let reply = match &entry.payload {
-                Payload::Noop | Payload::ConfChange(_) => None,
-                Payload::Command(data) => {
-                    output = sm.apply(index, time, data);
-                    None
+            let term = entry.term;
+            let outcome = self.machine.apply(entry);
+            if let Some(l) = self.role.leader_mut() {
+                let hint = self.leader;
+                while l.pending_writes.front().is_some_and(|w| w.0 < index) {
+                    // Cannot happen (applies are in order); never strand a client.
+                    if let Some((_, token, _)) = l.pending_writes.pop_front() {
+                        self.out.reply(token, Err(ClientError::UnknownOutcome { leader_hint: hint }));
+                    }
                 }
-                Payload::Register => {
-                    Some(self.sessions.register(index).map(|session| ClientReply::Registered { session }))
-                }
-                Payload::Write { session, seq, ack, command } => Some(
-                    self.sessions
-                        .write(*session, *seq, *ack, || sm.apply(index, time, command))
-                        .map(|output| ClientReply::Written { output }),
-                ),
-                Payload::KeepAlive { session, ack } => {
-                    Some(self.sessions.keep_alive(*session, *ack).map(|_| ClientReply::KeptAlive))
-                }
-            };
-            self.applied = index;
-            while self.pending_writes.front().is_some_and(|w| w.0 < index) {
-                // Cannot happen (applies are in order); never strand a client.
-                if let Some((_, token, _)) = self.pending_writes.pop_front() {
-                    self.reply(token, Err(ClientError::UnknownOutcome { leader_hint: self.leader }));
+                if l.pending_writes.front().is_some_and(|w| w.0 == index) {
+                    if let Some((_, token, t)) = l.pending_writes.pop_front() {
+                        match outcome.reply {
+                            Some(r) if t == term => self.out.reply(token, r),
+                            // Another leader's entry took this index: ours was lost.
+                            _ => self.out.reply(token, Err(ClientError::UnknownOutcome { leader_hint: hint })),
+                        }
+                    }
                 }
             }
-            let pending = match self.pending_writes.front() {
-                Some(&(i, token, t)) if i == index => {
-                    self.pending_writes.pop_front();
-                    Some((token, t))
-                }
-                _ => None,
-            };
-            if let Some((token, t)) = pending {
-                match reply {
-                    Some(r) if t == term => self.reply(token, r),
-                    // Another leader's entry took this index: ours was lost.
-                    _ => self.reply(token, Err(ClientError::UnknownOutcome { leader_hint: self.leader })),
-                }
-            }
-            self.ready.applied.push(Applied { index, term, output });
+            self.out.applied(Applied { index, term, output: outcome.output });
         }
-        if self.role == Role::Leader {
-            self.release_reads();
+        if let Some(l) = self.role.leader_mut() {
+            l.reads.release(self.machine.index, &self.machine.sm, &mut self.out);
         }
         self.maybe_snapshot();
     }
 
+    fn submit_request(&mut self, token: ClientToken, request: ClientRequest) {
+        if !self.is_leader() {
+            let hint = self.leader;
+            return self.out.reply(token, Err(ClientError::NotLeader { leader_hint: hint }));
+        }
+        let payload = match request {
+            ClientRequest::Read { query } => return self.read(token, query),
+            ClientRequest::Register => Payload::Register,
+            ClientRequest::Write { session, seq, ack, command } => {
+                if let Err(e) = self.machine.sessions.precheck(session, seq, ack) {
+                    return self.out.reply(token, Err(e));
+                }
+                if let Err(why) = self.machine.sm.validate_command(&command) {
+                    return self.out.reply(token, Err(ClientError::BadRequest(why.into())));
+                }
+                Payload::Write { session, seq, ack, command: command.into() }
+            }
+            ClientRequest::KeepAlive { session, ack } => {
+                if ack == 0 {
+                    return self.out.reply(token, Err(ClientError::BadRequest("ack starts at 1".into())));
+                }
+                Payload::KeepAlive { session, ack }
+            }
+        };
+        // While leadership moves, nothing new is taken: the target must catch up.
+        if self.pending_writes() >= self.cfg.max_pending_writes || self.transferring() {
+            return self.out.reply(token, Err(ClientError::Busy));
+        }
+        match self.propose_payload(payload, false) {
+            Ok((index, term)) => {
+                // A one-node cluster may already have applied it.
+                if index > self.machine.index {
+                    if let Some(l) = self.role.leader_mut() {
+                        l.pending_writes.push_back((index, token, term));
+                    }
+                }
+            }
+            Err(ProposeError::NotLeader { leader_hint }) => {
+                self.out.reply(token, Err(ClientError::NotLeader { leader_hint }))
+            }
+            Err(ProposeError::Busy) => self.out.reply(token, Err(ClientError::Busy)),
+        }
+    }
+
+    /// Appends an entry as leader. `internal` entries (leaving a joint
+    /// configuration) pass the Busy limits: they must never wait on clients.
+    fn propose_payload(&mut self, payload: Payload, internal: bool) -> Result<(Index, Term), ProposeError> {
+        let time = self.cluster_time();
+        let (commit, durable) = (self.commit, self.storage.durable_index());
+        let last = self.storage.log().last_index();
+        let Some(l) = self.role.leader_mut() else {
+            return Err(ProposeError::NotLeader { leader_hint: self.leader });
+        };
+        // Entries not yet both committed and durable here: bounds memory even
+        // when followers commit faster than this leader's own disk syncs.
+        let uncommitted = (last - commit.min(durable)) as usize;
+        let full =
+            uncommitted >= self.cfg.max_uncommitted_entries || l.uncommitted_bytes >= self.cfg.max_uncommitted_bytes;
+        if full && !internal {
+            return Err(ProposeError::Busy);
+        }
+        let conf = matches!(payload, Payload::ConfChange(_));
+        let entry = Entry { term: self.term, index: last + 1, time, payload };
+        l.uncommitted_bytes += entry.size();
+        l.pending_broadcast = true;
+        self.storage.append(alloc::vec![entry]);
+        if conf {
+            self.sync_membership();
+        }
+        if self.config.is_sole_voter(self.cfg.id) {
+            self.maybe_commit();
+        }
+        Ok((last + 1, self.term))
+    }
+
+    /// Cluster time for a new entry: never below the last entry's time.
+    fn cluster_time(&self) -> u64 {
+        let log = self.storage.log();
+        let last = log.entry(log.last_index()).map_or(0, |e| e.time);
+        let own = self.role.leader().map_or(0, |l| l.time_base + l.time_elapsed);
+        last.max(own)
+    }
+
+    /// A linearizable read at the leader (see [`crate::read`]).
+    fn read(&mut self, token: ClientToken, query: Vec<u8>) {
+        if let Err(why) = self.machine.sm.validate_query(&query) {
+            return self.out.reply(token, Err(ClientError::BadRequest(why.into())));
+        }
+        if self.pending_reads() >= self.cfg.max_pending_reads {
+            return self.out.reply(token, Err(ClientError::Busy));
+        }
+        if self.bug(|b| b.stale_read_local) {
+            let output = self.machine.sm.query(&query);
+            return self.out.reply(token, Ok(ClientReply::Read { output: output.into() }));
+        }
+        let term_committed = self.storage.log().term(self.commit) == Some(self.term);
+        let index = (term_committed || self.bug(|b| b.read_index_before_commit)).then_some(self.commit);
+        let sole = self.config.is_sole_voter(self.cfg.id);
+        let Some(l) = self.role.leader_mut() else { return };
+        let start = l.reads.push(token, query, index);
+        if start && !sole {
+            self.broadcast_append(true);
+        }
+        if sole {
+            self.on_round_ack();
+        }
+    }
+
+    /// A follower acknowledged a round: confirm what a quorum has confirmed,
+    /// start the next round if reads wait for it, answer what can be answered.
+    fn on_round_ack(&mut self) {
+        let me = self.cfg.id;
+        let sole = self.config.is_sole_voter(me);
+        loop {
+            let Some(l) = self.role.leader_mut() else { return };
+            let confirmed = l.quorum_round(me, &self.config);
+            let next_started = l.reads.confirm(confirmed);
+            if !next_started {
+                break;
+            }
+            if !sole {
+                self.broadcast_append(true);
+                break;
+            }
+        }
+        if let Some(l) = self.role.leader_mut() {
+            l.reads.release(self.machine.index, &self.machine.sm, &mut self.out);
+        }
+    }
+
     /// A leader stepping down: its pending writes may or may not commit, its
     /// pending reads cannot be served.
-    pub(crate) fn abandon_client_work(&mut self) {
+    fn abandon_client_work(&mut self, l: Leader) {
         let hint = self.leader;
-        let writes = core::mem::take(&mut self.pending_writes);
-        for (_, token, _) in writes {
-            self.reply(token, Err(ClientError::UnknownOutcome { leader_hint: hint }));
+        for (_, token, _) in l.pending_writes {
+            self.out.reply(token, Err(ClientError::UnknownOutcome { leader_hint: hint }));
         }
-        self.fail_reads(hint);
-        self.round_in_flight = false;
-        self.next_round_wanted = false;
+        l.reads.fail(hint, &mut self.out);
+    }
+
+    // ------------------------------------------------------------------
+    // Snapshots
+    // ------------------------------------------------------------------
+
+    /// Takes a snapshot if the policy says so (called after entries apply).
+    fn maybe_snapshot(&mut self) {
+        let due = snapshot::due(&self.cfg, self.machine.index, self.snapshot_index(), self.storage.log().bytes());
+        if due && self.compact_pending.is_none() {
+            self.take_snapshot();
+        }
+    }
+
+    fn snapshot_index(&self) -> Index {
+        self.snapshot.as_ref().map_or(self.storage.log().snapshot_index(), |s| s.meta.index)
+    }
+
+    /// Snapshots the applied state now (also available to hosts and the demo).
+    pub fn take_snapshot(&mut self) {
+        let index = self.machine.index;
+        let Some(term) = self.storage.log().term(index) else { return };
+        if index == 0 || index <= self.snapshot_index() {
+            return;
+        }
+        // The configuration as of the snapshot's own index, not a newer
+        // (possibly uncommitted) one beyond it.
+        let membership = self.storage.configs().as_of(index).clone();
+        let body = SnapshotBody {
+            index,
+            term,
+            membership: membership.clone(),
+            sessions: self.machine.sessions.clone(),
+            state: self.machine.sm.snapshot(),
+        };
+        let meta = SnapshotMeta { index, term, membership, id: index };
+        let snap = Arc::new(Snapshot { meta: meta.clone(), data: body.encode() });
+        self.snapshot = Some(snap.clone());
+        self.out.snapshot(SnapshotOut { snapshot: snap, installed: false });
+        let seq = self.storage.write_snapshot(meta);
+        self.compact_pending = Some((seq, index, term));
+        self.out.event(Event::SnapshotTaken { index });
+    }
+
+    /// After the Snapshot record is durable: drop the entries it covers.
+    fn maybe_compact(&mut self) {
+        if let Some((seq, index, term)) = self.compact_pending {
+            if seq <= self.storage.durable_seq() {
+                self.compact_pending = None;
+                self.storage.compact_to(index, term);
+            }
+        }
+    }
+
+    /// Restores a snapshot's state into this node (restart or install).
+    fn restore(&mut self, body: SnapshotBody) -> Result<(), SnapshotError> {
+        self.machine.restore(body.index, &body.state, body.sessions).map_err(|_| SnapshotError::Restore)?;
+        self.commit = self.commit.max(body.index);
+        Ok(())
+    }
+
+    /// Starts a transfer to `to`, whose next entry was compacted.
+    fn start_snapshot_transfer(&mut self, to: NodeId) {
+        let Some(snap) = self.snapshot.clone() else { return };
+        let Some(pr) = self.role.leader_mut().and_then(|l| l.progress_mut(to)) else { return };
+        pr.become_snapshot(snap);
+        self.send_snapshot_chunk(to);
+    }
+
+    /// Sends the chunk at the transfer's offset unless one is in flight.
+    fn send_snapshot_chunk(&mut self, to: NodeId) {
+        let chunk = self.cfg.snapshot_chunk_bytes;
+        let Some(pr) = self.role.leader_mut().and_then(|l| l.progress_mut(to)) else { return };
+        if let Some(body) = pr.transfer.as_mut().and_then(|t| t.next_chunk(chunk)) {
+            self.send(to, body);
+        }
+    }
+
+    /// A follower answered a chunk.
+    fn handle_snapshot_resp(&mut self, from: NodeId, index: Index, snap_term: Term, offset: u64, done: bool) {
+        let Some(pr) = self.role.leader_mut().and_then(|l| l.progress_mut(from)) else { return };
+        pr.recent_active = true;
+        let Some(t) = pr.transfer.as_mut() else { return };
+        if t.snapshot.meta.index != index || t.snapshot.meta.term != snap_term {
+            return; // about another transfer
+        }
+        if !done && t.in_flight && offset == t.offset {
+            // A duplicate of the answer the chunk in flight responds to:
+            // sending it again would double every later chunk. A lost chunk
+            // is resent at the next heartbeat.
+            return;
+        }
+        if done {
+            // Installed and durable: the follower matches us up to `index`.
+            pr.transfer = None;
+            pr.match_index = pr.match_index.max(index);
+            pr.become_replicate();
+            self.maybe_commit();
+            self.send_append(from, false);
+        } else if offset == u64::MAX {
+            // The follower already has everything the snapshot covers.
+            pr.transfer = None;
+            pr.become_probe();
+            pr.next_index = pr.next_index.max(index + 1);
+            self.send_append(from, false);
+        } else {
+            t.offset = offset.min(t.snapshot.data.len() as u64);
+            t.in_flight = false;
+            self.send_snapshot_chunk(from);
+        }
+    }
+
+    /// A chunk from the leader of our term.
+    fn handle_install_snapshot(
+        &mut self,
+        from: NodeId,
+        index: Index,
+        snap_term: Term,
+        offset: u64,
+        data: &[u8],
+        done: bool,
+    ) {
+        let resp = |offset, done| Body::InstallSnapshotResp { index, snap_term, offset, done };
+        let RoleState::Follower(f) = &mut self.role else { return };
+        if index <= self.commit {
+            // Nothing to learn: we hold (at least) everything it covers.
+            f.incoming = None;
+            return self.send(from, resp(u64::MAX, false));
+        }
+        let max = self.cfg.max_snapshot_bytes;
+        let buf = match Incoming::accept(&mut f.incoming, self.term, index, snap_term, offset, data, done, max) {
+            Chunk::Want(offset) => return self.send(from, resp(offset, false)),
+            Chunk::Complete(buf) => buf,
+        };
+        let body = match SnapshotBody::decode(&buf, max) {
+            Ok(b) if b.index == index && b.term == snap_term => b,
+            // Damaged in transit (or lying): start over.
+            _ => return self.send(from, resp(0, false)),
+        };
+        let membership = body.membership.clone();
+        if self.restore(body).is_err() {
+            return self.send(from, resp(0, false));
+        }
+        if self.storage.log().term(index) == Some(snap_term) {
+            // Our log holds the snapshot's entry: keep what follows it, and
+            // with it the configurations it carries.
+            self.storage.compact_to(index, snap_term);
+        } else {
+            self.storage.reset_to_snapshot(index, snap_term, membership.clone());
+        }
+        self.sync_membership();
+        let meta = SnapshotMeta { index, term: snap_term, membership, id: index };
+        let snap = Arc::new(Snapshot { meta: meta.clone(), data: buf });
+        self.snapshot = Some(snap.clone());
+        self.compact_pending = None;
+        self.out.snapshot(SnapshotOut { snapshot: snap, installed: true });
+        let seq = self.storage.write_snapshot(meta);
+        self.out.event(Event::SnapshotInstalled { index });
+        self.send_after(seq, from, resp(0, true));
+    }
+
+    // ------------------------------------------------------------------
+    // Plumbing
+    // ------------------------------------------------------------------
+
+    fn transferring(&self) -> bool {
+        self.role.leader().is_some_and(|l| l.transfer.is_some())
+    }
+
+    /// Takes up the configuration in force if it changed: the quorum, the
+    /// leader's followers, an event for the host. (With the `conf_at_commit`
+    /// bug, the newest *committed* configuration is used instead.)
+    fn sync_membership(&mut self) {
+        let at_commit = self.bug(|b| b.conf_at_commit);
+        let seen = (self.storage.configs().version(), if at_commit { self.commit } else { 0 });
+        if seen == self.membership_seen {
+            return;
+        }
+        self.membership_seen = seen;
+        let configs = self.storage.configs();
+        let m = if at_commit { configs.as_of(self.commit) } else { configs.latest() };
+        if *m != self.membership {
+            self.membership = m.clone();
+            self.config = self.membership.quorum();
+            self.out.event(Event::ConfigChanged { membership: self.membership.clone() });
+        }
+        let followers = self.link_ids();
+        let last = self.storage.log().last_index();
+        if let Some(l) = self.role.leader_mut() {
+            l.track(&followers, last);
+        }
+    }
+
+    /// After a leader's commit index moved: followers whose removal committed
+    /// are let go; a leader the committed configuration removed steps down; a
+    /// committed joint configuration is left.
+    fn after_leader_commit(&mut self) {
+        self.sync_membership();
+        // Only a newly committed configuration changes whom to replicate to
+        // (this runs on every commit: keep it free of work otherwise).
+        let committed_at = self.storage.configs().index_as_of(self.commit);
+        if committed_at != self.committed_config_seen {
+            self.committed_config_seen = committed_at;
+            let followers = self.link_ids();
+            let last = self.storage.log().last_index();
+            if let Some(l) = self.role.leader_mut() {
+                l.track(&followers, last);
+            }
+        }
+        let settled = self.storage.configs().latest_index() <= self.commit;
+        if settled && !self.membership.is_voter(self.cfg.id) {
+            let term = self.term;
+            self.out.event(Event::RemovedSelf { term });
+            self.become_follower(term, None);
+            return;
+        }
+        if settled && self.membership.is_joint() {
+            let _ = self.propose_payload(Payload::ConfChange(ConfChange::LeaveJoint), true);
+        }
+    }
+
+    fn bug(&self, which: fn(&Bugs) -> bool) -> bool {
+        cfg!(feature = "bugs") && which(&self.cfg.bugs)
+    }
+
+    fn write_hard_state(&mut self) -> Seq {
+        let hs = self.hard_state();
+        self.storage.write_hard_state(hs)
+    }
+
+    /// Sends a message in the current term now.
+    fn send(&mut self, to: NodeId, body: Body) {
+        self.out.send(Message::new(self.cfg.id, to, self.term, body));
+    }
+
+    /// Sends a message in the current term once records up to `seq` are durable.
+    fn send_after(&mut self, seq: Seq, to: NodeId, body: Body) {
+        let msg = Message::new(self.cfg.id, to, self.term, body);
+        self.out.send_after(seq, self.storage.durable_seq(), self.storage.truncations(), msg);
+    }
+
+    /// The invariants that hold between inputs (debug builds only).
+    fn debug_check(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        let log = self.storage.log();
+        let me = self.cfg.id;
+        self.storage.debug_check();
+        debug_assert!(self.machine.index <= self.commit, "applied {} > commit {}", self.machine.index, self.commit);
+        debug_assert!(self.commit <= log.last_index(), "commit {} > last {}", self.commit, log.last_index());
+        debug_assert!(log.snapshot_index() <= self.machine.index, "compacted past what was applied");
+        match &self.role {
+            RoleState::Leader(l) => {
+                debug_assert_eq!(self.leader, Some(me), "a leader knows itself as leader");
+                debug_assert_eq!(self.voted_for, Some(me), "a leader voted for itself in its term");
+                debug_assert!(l.progress.windows(2).all(|w| w[0].id < w[1].id), "progress sorted by id");
+                debug_assert!(l.progress.iter().all(|p| p.id != me && p.match_index <= log.last_index()));
+                debug_assert!(l.pending_writes.iter().all(|w| w.0 > self.machine.index), "a pending write was applied");
+            }
+            RoleState::Candidate(_) => {
+                debug_assert_eq!(self.voted_for, Some(me), "a candidate voted for itself");
+                debug_assert_eq!(self.leader, None, "a candidate knows no leader of its term");
+            }
+            RoleState::PreCandidate(_) => debug_assert_eq!(self.leader, None),
+            RoleState::Follower(_) => debug_assert_ne!(self.leader, Some(me), "only a leader leads"),
+        }
     }
 }
 
@@ -986,11 +1516,11 @@ impl<S: StateMachine> fmt::Debug for Raft<S> {
         f.debug_struct("Raft")
             .field("id", &self.cfg.id)
             .field("term", &self.term)
-            .field("role", &self.role)
+            .field("role", &self.role())
             .field("leader", &self.leader)
             .field("commit", &self.commit)
-            .field("applied", &self.applied)
-            .field("last_index", &self.log.last_index())
+            .field("applied", &self.machine.index)
+            .field("last_index", &self.storage.log().last_index())
             .finish()
     }
 }

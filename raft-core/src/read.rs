@@ -4,7 +4,7 @@
 //! A read is safe to answer from a leader's state machine once (1) the leader
 //! knows the commit index is current — it has committed an entry of its own
 //! term, so nothing an earlier leader committed is missing — (2) it has
-//! confirmed, after the read arrived, that it is still the leader — a majority
+//! confirmed, after the read arrived, that it is still the leader — a quorum
 //! answered a message it sent after the read arrived, in its term — and (3) its
 //! state machine has applied up to the commit index recorded at arrival.
 //!
@@ -13,113 +13,157 @@
 //! round wait for the next. One round serves any number of reads, and a
 //! one-node cluster confirms at once. On step-down every pending read fails
 //! with `NotLeader` and the new leader's id if known.
+//!
+//! `ReadQueue` is the leader's bookkeeping of rounds and waiting reads. It
+//! does not count acknowledgements (the quorum module does, over each
+//! follower's highest acknowledged round) and does not send heartbeats (the
+//! leader does, when `ReadQueue::push` or `ReadQueue::confirm` say a round
+//! starts): it only knows which reads a confirmed round releases.
 
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use crate::client::{ClientError, ClientReply, ClientToken};
-use crate::raft::Raft;
+use crate::outbox::Outbox;
 use crate::state_machine::StateMachine;
-use crate::types::{Index, NodeId, Role};
+use crate::types::{Index, NodeId};
 
 /// A read waiting at the leader.
 #[derive(Clone, Debug)]
-pub(crate) struct PendingRead {
-    pub token: ClientToken,
-    pub query: Vec<u8>,
+struct PendingRead {
+    token: ClientToken,
+    query: Vec<u8>,
     /// Commit index at arrival; `None` until an entry of this term commits.
-    pub index: Option<Index>,
-    /// The round whose majority acknowledgement confirms this read.
-    pub round: u64,
-    pub confirmed: bool,
+    index: Option<Index>,
+    /// The round whose quorum acknowledgement confirms this read.
+    round: u64,
+    confirmed: bool,
 }
 
-impl<S: StateMachine> Raft<S> {
-    pub(crate) fn read(&mut self, token: ClientToken, query: Vec<u8>) {
-        debug_assert_eq!(self.role, Role::Leader);
-        if let Err(why) = self.sm.validate_query(&query) {
-            return self.reply(token, Err(ClientError::BadRequest(why.into())));
-        }
-        if self.reads.len() >= self.cfg.max_pending_reads {
-            return self.reply(token, Err(ClientError::Busy));
-        }
-        if self.bug(|b| b.stale_read_local) {
-            let output = self.sm.query(&query);
-            return self.reply(token, Ok(ClientReply::Read { output: output.into() }));
-        }
-        let term_committed = self.log.term(self.commit) == Some(self.term);
-        let index = if term_committed || self.bug(|b| b.read_index_before_commit) { Some(self.commit) } else { None };
-        let round = if self.round_in_flight {
-            self.next_round_wanted = true;
-            self.round + 1
+/// A leader's confirmation rounds and the reads waiting on them.
+#[derive(Debug, Default)]
+pub(crate) struct ReadQueue {
+    /// In arrival order (so also in round order).
+    reads: VecDeque<PendingRead>,
+    /// The newest round started (round ids increase within a term).
+    round: u64,
+    /// The newest round is still waiting for its quorum.
+    in_flight: bool,
+    /// Reads are waiting for the round after the one in flight.
+    next_wanted: bool,
+}
+
+impl ReadQueue {
+    /// Reads waiting.
+    pub fn len(&self) -> usize {
+        self.reads.len()
+    }
+
+    /// The newest round started.
+    pub fn round(&self) -> u64 {
+        self.round
+    }
+
+    /// Queues a read; `index` is the commit index to wait for (`None` until an
+    /// entry of the leader's term has committed). Returns whether a new round
+    /// starts now (the leader must then send every follower a heartbeat
+    /// carrying [`ReadQueue::round`]).
+    pub fn push(&mut self, token: ClientToken, query: Vec<u8>, index: Option<Index>) -> bool {
+        let (round, start) = if self.in_flight {
+            self.next_wanted = true;
+            (self.round + 1, false)
         } else {
-            self.start_round();
-            self.round
+            self.round += 1;
+            self.in_flight = true;
+            (self.round, true)
         };
         self.reads.push_back(PendingRead { token, query, index, round, confirmed: false });
-        if self.voters.len() == 1 {
-            self.on_round_ack();
-        }
+        start
     }
 
-    /// Starts a confirmation round: every follower hears from us now.
-    fn start_round(&mut self) {
-        self.round += 1;
-        self.round_in_flight = true;
-        if self.voters.len() > 1 {
-            self.broadcast_append(true);
-        }
-    }
-
-    /// A follower acknowledged a round: confirm what a majority has confirmed.
-    pub(crate) fn on_round_ack(&mut self) {
-        let confirmed =
-            crate::replication::quorum_value(self.round, self.progress.iter().map(|p| p.acked_round), self.quorum());
+    /// A quorum has acknowledged every round up to `confirmed`. Returns whether
+    /// the next round starts now (reads arrived while this one was in flight).
+    pub fn confirm(&mut self, confirmed: u64) -> bool {
         for r in self.reads.iter_mut() {
             if r.round > confirmed {
                 break;
             }
             r.confirmed = true;
         }
-        if self.round_in_flight && confirmed >= self.round {
-            self.round_in_flight = false;
-            if self.next_round_wanted {
-                self.next_round_wanted = false;
-                self.start_round();
-                if self.voters.len() == 1 {
-                    return self.on_round_ack();
-                }
+        if self.in_flight && confirmed >= self.round {
+            self.in_flight = false;
+            if self.next_wanted {
+                self.next_wanted = false;
+                self.round += 1;
+                self.in_flight = true;
+                return true;
             }
         }
-        self.release_reads();
+        false
     }
 
-    /// The first entry of this term committed: reads that arrived before now
-    /// learn the commit index they must wait for.
-    pub(crate) fn on_term_commit(&mut self) {
-        let commit = self.commit;
-        for r in self.reads.iter_mut() {
-            if r.index.is_none() {
-                r.index = Some(commit);
-            }
+    /// The first entry of the leader's term committed at `commit`: reads that
+    /// arrived before learn the index they must wait for.
+    pub fn on_term_commit(&mut self, commit: Index) {
+        for r in self.reads.iter_mut().filter(|r| r.index.is_none()) {
+            r.index = Some(commit);
         }
     }
 
     /// Answers confirmed reads whose index has been applied, in order.
-    pub(crate) fn release_reads(&mut self) {
+    pub fn release<S: StateMachine>(&mut self, applied: Index, sm: &S, out: &mut Outbox) {
         while let Some(r) = self.reads.front() {
-            if !r.confirmed || r.index.is_none_or(|i| i > self.applied) {
+            if !r.confirmed || r.index.is_none_or(|i| i > applied) {
                 break;
             }
             let Some(r) = self.reads.pop_front() else { break };
-            let output = self.sm.query(&r.query);
-            self.reply(r.token, Ok(ClientReply::Read { output: output.into() }));
+            let output = sm.query(&r.query);
+            out.reply(r.token, Ok(ClientReply::Read { output: output.into() }));
         }
     }
 
-    pub(crate) fn fail_reads(&mut self, hint: Option<NodeId>) {
-        let reads = core::mem::take(&mut self.reads);
-        for r in reads {
-            self.reply(r.token, Err(ClientError::NotLeader { leader_hint: hint }));
+    /// Step-down: every waiting read fails with the new leader's id, if known.
+    pub fn fail(self, hint: Option<NodeId>, out: &mut Outbox) {
+        for r in self.reads {
+            out.reply(r.token, Err(ClientError::NotLeader { leader_hint: hint }));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state_machine::DigestMachine;
+
+    #[test]
+    fn one_round_serves_the_reads_before_it_and_the_next_serves_the_rest() {
+        let mut q = ReadQueue::default();
+        let mut out = Outbox::new(1);
+        let sm = DigestMachine::default();
+        assert!(q.push(1, Vec::new(), Some(5)), "the first read starts round 1");
+        assert!(!q.push(2, Vec::new(), Some(5)), "a read during round 1 waits for round 2");
+        assert_eq!(q.round(), 1);
+        assert!(q.confirm(1), "round 1 confirmed: round 2 starts for the waiting read");
+        q.release(4, &sm, &mut out);
+        assert_eq!(q.len(), 2, "not applied far enough yet");
+        q.release(5, &sm, &mut out);
+        assert_eq!(q.len(), 1, "read 1 answered; read 2 waits for round 2");
+        assert!(!q.confirm(2));
+        q.release(5, &sm, &mut out);
+        assert_eq!(q.len(), 0);
+        assert_eq!(out.take(Vec::new(), false).replies.len(), 2);
+    }
+
+    #[test]
+    fn a_read_before_the_terms_first_commit_waits_for_it() {
+        let mut q = ReadQueue::default();
+        let mut out = Outbox::new(1);
+        q.push(1, Vec::new(), None);
+        q.confirm(1);
+        q.release(100, &DigestMachine::default(), &mut out);
+        assert_eq!(q.len(), 1, "no index yet: cannot be served");
+        q.on_term_commit(7);
+        q.release(7, &DigestMachine::default(), &mut out);
+        assert_eq!(q.len(), 0);
     }
 }

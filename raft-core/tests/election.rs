@@ -67,3 +67,31 @@ fn many_elections_3a() {
     check_one_leader(&mut sim);
     assert_safe(&sim);
 }
+
+/// A node cut off from the others keeps trying PreVote rounds; each one is a
+/// role change (follower → pre-candidate → follower) whose HardState is
+/// written for the record, but since neither term nor vote changes, none of
+/// them asks for an fsync: an idle cluster with a partitioned node does no
+/// disk syncs at all. The same node without PreVote raises its term each
+/// time and must sync every one.
+#[test]
+fn failed_pre_votes_cost_no_fsync() {
+    let idle_syncs = |pre_vote: bool| {
+        let mut cfg = raft_core::sim::SimConfig { nodes: 3, seed: seed(11), ..Default::default() };
+        cfg.raft.pre_vote = pre_vote;
+        let mut sim = raft_core::sim::Sim::new(cfg);
+        let l = check_one_leader(&mut sim);
+        one(&mut sim, cmd(1), 3, true);
+        let lonely = sim.ids().into_iter().find(|&id| id != l).expect("a follower");
+        sim.disconnect(lonely);
+        sim.run_for(SEC); // let the last syncs land
+        let before = sim.stats.syncs;
+        let rounds_before = sim.log.iter().filter(|e| e.1 == lonely).count();
+        sim.run_for(10 * SEC);
+        let rounds = sim.log.iter().filter(|e| e.1 == lonely).count() - rounds_before;
+        assert!(rounds >= 10, "the cut-off node should keep campaigning (saw {rounds} role changes)");
+        sim.stats.syncs - before
+    };
+    assert_eq!(idle_syncs(true), 0, "failed pre-vote rounds must not fsync");
+    assert!(idle_syncs(false) >= 10, "real campaigns raise the term: each must be synced");
+}

@@ -40,6 +40,8 @@ fn acknowledgements_waiting_for_a_slow_disk_are_bounded() {
             from: 1,
             to: 2,
             term: 1,
+            from_inc: 0,
+            to_inc: 0,
             body: Body::Append {
                 prev_index: i - 1,
                 prev_term: if i == 1 { 0 } else { 1 },

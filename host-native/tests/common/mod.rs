@@ -124,7 +124,7 @@ impl Cluster {
     }
 
     pub async fn status(&self, id: u64) -> Option<Value> {
-        let body = raftkv::server::http_get(&self.url(id), "/status").await.ok()?;
+        let body = raftkv::http::get(&self.url(id), "/status").await.ok()?;
         serde_json::from_str(&body).ok()
     }
 

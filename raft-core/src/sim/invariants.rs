@@ -19,9 +19,10 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::entry::{Entry, Payload};
 use crate::journal::Record;
 use crate::log::Log;
-use crate::types::{Entry, Index, NodeId, Payload, Term};
+use crate::types::{Index, NodeId, Term};
 
 fn mix(mut x: u64) -> u64 {
     x ^= x >> 33;
@@ -42,8 +43,13 @@ pub fn chain_hash(prev: u64, e: &Entry) -> u64 {
         Payload::Write { session, seq, ack, .. } => (4, *session, *seq, *ack),
         Payload::KeepAlive { session, ack } => (5, *session, 0, *ack),
     };
+    let encoded;
     let data: &[u8] = match &e.payload {
-        Payload::Command(d) | Payload::ConfChange(d) | Payload::Write { command: d, .. } => d,
+        Payload::Command(d) | Payload::Write { command: d, .. } => d,
+        Payload::ConfChange(cc) => {
+            encoded = postcard::to_allocvec(cc).unwrap_or_default();
+            &encoded
+        }
         _ => &[],
     };
     let header = [a.to_le_bytes(), b.to_le_bytes(), c.to_le_bytes()];

@@ -14,6 +14,7 @@
 
 pub mod clients;
 pub mod invariants;
+pub mod liveness;
 pub mod nemesis;
 pub mod workload;
 
@@ -60,6 +61,10 @@ pub struct SimConfig {
     pub segment_bytes: usize,
     /// Template for every node's engine config (id, voters and seed are filled in).
     pub raft: Config,
+    /// Per-node snapshot thresholds (`snapshot_entries` of node `i + 1`),
+    /// overriding the template: nodes that compact on different schedules are
+    /// what lets a follower's snapshot run ahead of what its leader knows.
+    pub snapshot_entries_by_node: Vec<u64>,
 }
 
 impl Default for SimConfig {
@@ -76,6 +81,7 @@ impl Default for SimConfig {
             disk_us: (100, 2_000),
             segment_bytes: 256 << 10,
             raft: Config::new(1, alloc::vec![1]),
+            snapshot_entries_by_node: Vec::new(),
         }
     }
 }
@@ -94,6 +100,7 @@ enum Action {
     Deliver { id: u64 },
     DiskDone { node: usize, inc: u64, seq: Seq },
     Restart { node: usize },
+    RestoreLink { from: NodeId, to: NodeId },
     ClientSend { node: NodeId, token: ClientToken, req: ClientRequest },
     ClientReply { token: ClientToken, reply: ClientReply },
     ClientWake { client: usize, attempt: u64 },
@@ -147,6 +154,8 @@ struct PendingWrite {
     records: Vec<(Seq, Record)>,
     /// Checkpoint frames opening a new segment (no sequence number).
     checkpoint: bool,
+    /// Whether the write asks for an fsync (see `Ready::must_sync`).
+    sync: bool,
 }
 
 /// A simulated disk: journal segments and snapshot files. Closed segments and
@@ -206,6 +215,11 @@ pub struct Stats {
     pub events: u64,
     /// Crashes.
     pub crashes: u64,
+    /// Syncs (fsyncs) the simulated disks performed.
+    pub syncs: u64,
+    /// Messages handed to the network per directed link and kind
+    /// (from, to, [`crate::message::Body::name`]), lost or not.
+    pub per_link: BTreeMap<(NodeId, NodeId, &'static str), u64>,
 }
 
 /// A simulated cluster.
@@ -289,6 +303,9 @@ impl Sim {
         c.id = id;
         c.voters = (1..=self.cfg.nodes as NodeId).collect();
         c.seed = self.cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ id;
+        if let Some(&n) = self.cfg.snapshot_entries_by_node.get(id as usize - 1) {
+            c.snapshot_entries = n;
+        }
         c
     }
 
@@ -339,6 +356,7 @@ impl Sim {
                 }
             }
             Action::Restart { node } => self.restart_slot(node),
+            Action::RestoreLink { from, to } => self.restore_link(from, to),
             Action::ClientSend { node, token, req } => {
                 let k = self.slot(node);
                 if let Some(r) = self.nodes[k].raft.as_mut() {
@@ -431,7 +449,8 @@ impl Sim {
             }
             let last_seq = ready.records.last().map_or(0, |r| r.0);
             let disk = &mut self.nodes[k].disk;
-            disk.pending.push_back(PendingWrite { last_seq, frames, records: ready.records, checkpoint: false });
+            let sync = ready.must_sync;
+            disk.pending.push_back(PendingWrite { last_seq, frames, records: ready.records, checkpoint: false, sync });
             self.start_sync(k);
         }
         // 2. Applied entries, in order.
@@ -445,7 +464,7 @@ impl Sim {
                 .as_ref()
                 .and_then(|r| r.log().entry(a.index))
                 .map(|e| match &e.payload {
-                    crate::types::Payload::Command(d) => d.to_vec(),
+                    crate::entry::Payload::Command(d) => d.to_vec(),
                     _ => Vec::new(),
                 })
                 .unwrap_or_default();
@@ -479,6 +498,7 @@ impl Sim {
     fn send(&mut self, m: Message) {
         let bytes = m.encode();
         self.stats.messages += 1;
+        *self.stats.per_link.entry((m.from, m.to, m.body.name())).or_insert(0) += 1;
         self.stats.bytes += bytes.len() as u64;
         if matches!(&m.body, crate::message::Body::Append { entries, .. } if !entries.is_empty()) {
             self.stats.appends += 1;
@@ -606,18 +626,22 @@ impl Sim {
         }
         let node = &mut self.nodes[k];
         let last_seq = raft_durable_seq(node);
-        node.disk.pending.push_back(PendingWrite { last_seq, frames, records, checkpoint: true });
+        node.disk.pending.push_back(PendingWrite { last_seq, frames, records, checkpoint: true, sync: true });
         self.start_sync(k);
     }
 
-    /// Starts a sync of everything written so far, unless one is running.
+    /// Starts a sync of everything written so far, unless one is running or
+    /// nothing written asks for one: records that only note a role change
+    /// stay in the page cache until a write that needs an fsync takes them
+    /// along (or a crash loses them, which is allowed).
     fn start_sync(&mut self, k: usize) {
         let disk = &self.nodes[k].disk;
         let Some(last) = disk.pending.back().map(|w| w.last_seq) else { return };
-        if disk.syncing {
+        if disk.syncing || !disk.pending.iter().any(|w| w.sync) {
             return;
         }
         let lat = self.rng.range(self.cfg.disk_us.0, self.cfg.disk_us.1);
+        self.stats.syncs += 1;
         self.nodes[k].disk.syncing = true;
         let inc = self.nodes[k].inc;
         self.schedule(self.now + lat, Action::DiskDone { node: k, inc, seq: last });
@@ -752,6 +776,12 @@ impl Sim {
     /// Restores the one-way link `from → to`.
     pub fn restore_link(&mut self, from: NodeId, to: NodeId) {
         self.cut.remove(&(from, to));
+    }
+
+    /// Cuts the one-way link `from → to` for `us` microseconds (unless healed sooner).
+    pub fn cut_link_for(&mut self, from: NodeId, to: NodeId, us: u64) {
+        self.cut_link(from, to);
+        self.schedule(self.now + us, Action::RestoreLink { from, to });
     }
 
     /// Splits the cluster: nodes in `side` can talk only among themselves.

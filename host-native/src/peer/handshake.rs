@@ -1,11 +1,5 @@
-//! Links between nodes: WebSockets at `/raft`, an authenticating handshake,
-//! batched frames, reconnection with back-off.
-//!
-//! Each node dials every peer and uses that connection only to *send*; it
-//! receives on the connections its peers dialled. Two one-way links per pair
-//! avoid deciding which of two simultaneous dials wins.
-//!
-//! # Handshake
+//! The peer handshake: each side of a new `/raft` link proves it knows the
+//! cluster's secret, over the other side's fresh nonce.
 //!
 //! Every handshake frame is binary: `RKVH`, version 1, postcard [`Handshake`].
 //!
@@ -25,49 +19,33 @@
 //! cluster, the wrong node or an unknown peer, or cannot prove the secret, is
 //! refused and logged.
 //!
-//! # Frames
-//!
-//! After `Welcome` the dialer sends binary frames of `RKVB`, version 1,
-//! postcard `Vec<Message>`: every message queued for that peer, up to a byte
-//! budget, goes in one frame. Frames over the transport limit close the link.
+//! Both sides run over any stream and sink of byte frames, so the tests drive
+//! them over an in-memory pair and the links over WebSockets.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use raft_core::codec::{decode_with_header, encode_with_header};
-use raft_core::{Message, NodeId};
+use raft_core::NodeId;
 
 use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::node::Input;
 
 /// Magic of handshake frames.
 pub const HANDSHAKE_MAGIC: [u8; 4] = *b"RKVH";
 /// Version of the handshake.
 pub const HANDSHAKE_VERSION: u8 = 1;
-/// Magic of message batch frames.
-pub const BATCH_MAGIC: [u8; 4] = *b"RKVB";
-/// Version of the batch format.
-pub const BATCH_VERSION: u8 = 1;
 /// Largest handshake frame accepted.
 const MAX_HANDSHAKE_FRAME: usize = 1024;
 /// How long each handshake step may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long one frame may take to go out before the link is given up.
-const SEND_TIMEOUT: Duration = Duration::from_secs(5);
-/// First and longest wait between reconnection attempts.
-const BACKOFF_MIN: Duration = Duration::from_millis(20);
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The handshake's frames.
+/// The handshake's frames. postcard numbers the variants by position —
+/// `Hello` 0, `Challenge` 1, `Proof` 2, `Welcome` 3 — so new ones go at the
+/// end (`tests/golden.rs` pins the bytes).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Handshake {
     /// Dialer: who it is, whom it wants, and its challenge.
@@ -121,6 +99,12 @@ impl PeerAuth {
         }
     }
 
+    /// The node this is (the acceptor's side checks that every message of an
+    /// authenticated link is addressed to it).
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
     fn mac(&self, role: &str, nonce: &[u8; 32], prover: NodeId, verifier: NodeId) -> Hmac<Sha256> {
         let mut mac = match Hmac::<Sha256>::new_from_slice(&self.secret) {
             Ok(m) => m,
@@ -162,16 +146,6 @@ impl Handshake {
         decode_with_header(&HANDSHAKE_MAGIC, HANDSHAKE_VERSION, bytes, MAX_HANDSHAKE_FRAME)
             .map_err(|e| format!("bad handshake frame: {e}"))
     }
-}
-
-/// Encodes a batch of messages for one frame.
-pub fn encode_batch(msgs: &[Message]) -> Vec<u8> {
-    encode_with_header(&BATCH_MAGIC, BATCH_VERSION, &msgs)
-}
-
-/// Decodes a batch frame (size limit `max_len`).
-pub fn decode_batch(bytes: &[u8], max_len: usize) -> Result<Vec<Message>, String> {
-    decode_with_header(&BATCH_MAGIC, BATCH_VERSION, bytes, max_len).map_err(|e| e.to_string())
 }
 
 /// The acceptor's side of the handshake over any stream of binary frames.
@@ -244,205 +218,6 @@ where
         Ok(None) => Err("connection closed during the handshake".into()),
         Ok(Some(Err(e))) => Err(format!("connection error during the handshake: {e}")),
         Ok(Some(Ok(bytes))) => Handshake::decode(&bytes),
-    }
-}
-
-/// Adapts a tungstenite stream to the byte-frame view the handshake uses:
-/// binary frames in and out; any other data frame is an error.
-fn binary_frames<S>(
-    ws: S,
-) -> impl futures_util::Stream<Item = Result<Vec<u8>, String>> + futures_util::Sink<Vec<u8>, Error = String> + Unpin
-where
-    S: futures_util::Stream<Item = Result<WsMessage, tokio_tungstenite::tungstenite::Error>>
-        + futures_util::Sink<WsMessage, Error = tokio_tungstenite::tungstenite::Error>
-        + Unpin,
-{
-    ws.sink_map_err(|e| e.to_string())
-        .with(|b: Vec<u8>| futures_util::future::ready(Ok::<_, String>(WsMessage::binary(b))))
-        .filter_map(|m| {
-            futures_util::future::ready(match m {
-                Ok(WsMessage::Binary(b)) => Some(Ok(b.to_vec())),
-                Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_)) => None,
-                Ok(WsMessage::Text(_)) => Some(Err("unexpected text frame".to_string())),
-                Ok(WsMessage::Close(_)) => Some(Err("peer closed the connection".to_string())),
-                Err(e) => Some(Err(e.to_string())),
-            })
-        })
-}
-
-/// The transport configuration for peer links.
-pub fn ws_config(max_frame: usize) -> WebSocketConfig {
-    // The dialing side only sends: a small read buffer (tungstenite zero-fills
-    // the free part of it before every read).
-    WebSocketConfig::default()
-        .max_message_size(Some(max_frame))
-        .max_frame_size(Some(max_frame))
-        .read_buffer_size(PEER_DIALER_READ_BUFFER)
-}
-
-/// Read buffer of the dialing side of a peer link (it reads only the handshake).
-const PEER_DIALER_READ_BUFFER: usize = 4096;
-/// Read buffer of the accepting side, which receives the batches: bigger
-/// frames are read straight into a buffer of their own size, so this only
-/// bounds one read (tungstenite zero-fills the free part of the buffer before
-/// every read, so its default of 128 KiB costs more than it saves).
-pub const PEER_READ_BUFFER: usize = 32 * 1024;
-
-/// Runs the link that sends messages to peer `to` at `url`, forever: connect,
-/// handshake, send batches; on any failure drop what is queued (Raft resends)
-/// and reconnect with exponential back-off.
-pub async fn run_sender(
-    to: NodeId,
-    url: String,
-    auth: Arc<PeerAuth>,
-    mut rx: mpsc::Receiver<Message>,
-    batch_bytes: usize,
-    max_frame: usize,
-    metrics: Arc<Metrics>,
-) {
-    let url = format!("{url}/raft");
-    let mut backoff = BACKOFF_MIN;
-    let mut reported = false;
-    loop {
-        let attempt = async {
-            let (ws, _) = tokio_tungstenite::connect_async_with_config(&url, Some(ws_config(max_frame)), true)
-                .await
-                .map_err(|e| format!("cannot connect to {url}: {e}"))?;
-            let mut ws = binary_frames(ws);
-            dial_handshake(&mut ws, &auth, to).await?;
-            Ok::<_, String>(ws)
-        };
-        let result = match tokio::time::timeout(HANDSHAKE_TIMEOUT * 2, attempt).await {
-            Ok(r) => r,
-            Err(_) => Err("connection attempt timed out".to_string()),
-        };
-        let mut ws = match result {
-            Ok(ws) => ws,
-            Err(e) => {
-                metrics.peer_connects_failed_total.inc();
-                if !reported {
-                    tracing::info!(peer = to, error = %e, "cannot reach peer; retrying with back-off");
-                    reported = true;
-                } else {
-                    tracing::debug!(peer = to, error = %e, "cannot reach peer");
-                }
-                // Messages queued while the link is down are stale: drop them.
-                let mut dropped = 0;
-                while rx.try_recv().is_ok() {
-                    dropped += 1;
-                }
-                metrics.peer_messages_dropped_total.add(dropped);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-                continue;
-            }
-        };
-        tracing::info!(peer = to, "link to peer established");
-        metrics.peer_handshakes_ok_total.inc();
-        reported = false;
-        backoff = BACKOFF_MIN;
-        let mut batch = Vec::new();
-        loop {
-            tokio::select! {
-                m = rx.recv() => {
-                    let Some(m) = m else { return };
-                    let mut bytes = m.size();
-                    batch.push(m);
-                    while bytes < batch_bytes {
-                        match rx.try_recv() {
-                            Ok(m) => {
-                                bytes += m.size();
-                                batch.push(m);
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    let n = batch.len() as u64;
-                    let frame = encode_batch(&batch);
-                    batch.clear();
-                    // A peer that stops reading (paused, or its machine gone
-                    // without a reset) must not hold this link forever.
-                    let sent = match tokio::time::timeout(SEND_TIMEOUT, ws.send(frame)).await {
-                        Ok(r) => r,
-                        Err(_) => Err("send timed out".to_string()),
-                    };
-                    if let Err(e) = sent {
-                        tracing::info!(peer = to, error = %e, "link to peer lost");
-                        metrics.peer_messages_dropped_total.add(n);
-                        break;
-                    }
-                    metrics.peer_frames_sent_total.inc();
-                }
-                // The acceptor sends nothing after Welcome: anything here is
-                // the connection ending.
-                _ = ws.next() => {
-                    tracing::info!(peer = to, "link to peer closed");
-                    break;
-                }
-            }
-        }
-    }
-}
-
-/// Serves an accepted `/raft` connection: handshake, then feed every message
-/// from the authenticated peer to the node.
-pub async fn serve_incoming(
-    socket: axum::extract::ws::WebSocket,
-    auth: Arc<PeerAuth>,
-    node: mpsc::Sender<Input>,
-    max_frame: usize,
-    metrics: Arc<Metrics>,
-    remote: std::net::SocketAddr,
-) {
-    use axum::extract::ws::Message as AxMessage;
-    let mut ws = socket
-        .sink_map_err(|e| e.to_string())
-        .with(|b: Vec<u8>| futures_util::future::ready(Ok::<_, String>(AxMessage::Binary(b.into()))))
-        .filter_map(|m| {
-            futures_util::future::ready(match m {
-                Ok(AxMessage::Binary(b)) => Some(Ok(b.to_vec())),
-                Ok(AxMessage::Ping(_) | AxMessage::Pong(_)) => None,
-                Ok(AxMessage::Text(_)) => Some(Err("unexpected text frame".to_string())),
-                Ok(AxMessage::Close(_)) => Some(Err("peer closed the connection".to_string())),
-                Err(e) => Some(Err(e.to_string())),
-            })
-        });
-    let peer = match accept_handshake(&mut ws, &auth).await {
-        Ok(p) => p,
-        Err(e) => {
-            metrics.peer_handshakes_failed_total.inc();
-            tracing::warn!(%remote, error = %e, "refused a peer connection");
-            return;
-        }
-    };
-    tracing::info!(peer, %remote, "accepted link from peer");
-    while let Some(frame) = ws.next().await {
-        let bytes = match frame {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::info!(peer, error = %e, "link from peer ended");
-                return;
-            }
-        };
-        let msgs = match decode_batch(&bytes, max_frame) {
-            Ok(m) => m,
-            Err(e) => {
-                metrics.peer_frames_rejected_total.inc();
-                tracing::warn!(peer, error = %e, "dropping a peer frame that does not decode");
-                continue;
-            }
-        };
-        for m in msgs {
-            if m.from != peer || m.to != auth.me {
-                metrics.peer_frames_rejected_total.inc();
-                tracing::warn!(peer, from = m.from, to = m.to, "dropping a message with the wrong sender or recipient");
-                continue;
-            }
-            metrics.peer_messages_received_total.inc();
-            if node.send(Input::Peer(m)).await.is_err() {
-                return;
-            }
-        }
     }
 }
 
@@ -544,19 +319,5 @@ mod tests {
             a.send(hello.encode()).await.ok();
             assert!(accept_handshake(&mut b, &good2).await.is_err());
         }
-    }
-
-    #[test]
-    fn batches_roundtrip_and_garbage_is_refused() {
-        use raft_core::Body;
-        let msgs = vec![
-            Message { from: 1, to: 2, term: 3, body: Body::VoteResp { granted: true } },
-            Message { from: 1, to: 2, term: 3, body: Body::PreVoteResp { granted: false } },
-        ];
-        let f = encode_batch(&msgs);
-        assert_eq!(decode_batch(&f, 1 << 20).unwrap(), msgs);
-        assert!(decode_batch(&f[..f.len() - 1], 1 << 20).is_err());
-        assert!(decode_batch(b"garbage!", 1 << 20).is_err());
-        assert!(decode_batch(&f, 4).is_err());
     }
 }

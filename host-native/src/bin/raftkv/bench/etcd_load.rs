@@ -1,5 +1,5 @@
 //! The etcd side of `raftkv bench --target etcd`: the same closed-loop
-//! driver as against raftkv ([`crate::bench`]), speaking etcd's v3 API.
+//! driver as against raftkv ([`super::driver`]), speaking etcd's v3 API.
 //!
 //! * `--etcd-api grpc` (the default): etcd's native protocol, gRPC over
 //!   HTTP/2 without TLS. One connection per client; with `--depth N`, N
@@ -29,21 +29,12 @@ use hyper::client::conn::{http1, http2};
 use hyper::header::{HeaderValue, CONTENT_TYPE, HOST};
 use hyper::{Request, Uri};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use serde::Serialize;
 use tokio::net::TcpStream;
 
-use crate::bench::{StartLine, Worker, Workset};
-use crate::client::ClientOptions;
+use raftkv::ClientOptions;
 
-/// How the load client talks to etcd.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EtcdApi {
-    /// gRPC over HTTP/2 (etcd's own protocol, what etcdctl uses).
-    Grpc,
-    /// The JSON gateway over HTTP/1.1.
-    Json,
-}
+use super::driver::{StartLine, Worker, Workset};
+use super::settings::EtcdApi;
 
 /// One etcd member the clients send to.
 struct Endpoint {
@@ -54,7 +45,7 @@ struct Endpoint {
 }
 
 /// Where the clients go and the request bodies of every key.
-pub(crate) struct Setup {
+pub struct Setup {
     api: EtcdApi,
     endpoints: Vec<Endpoint>,
     put: Vec<Bytes>,
@@ -244,7 +235,7 @@ async fn exchange(s: &mut Sender, req: Request<Full<Bytes>>, grpc: bool) -> Resu
 }
 
 /// One etcd client of the closed loop: up to `depth` requests in flight.
-pub(crate) async fn client(
+pub async fn client(
     c: usize,
     setup: std::sync::Arc<Setup>,
     mut w: Worker,

@@ -1,0 +1,178 @@
+//! `raftkv bench`: a closed-loop load generator.
+//!
+//! N clients, each with its own connection (and, against raftkv, its own
+//! session), keep `depth` requests in flight each: a new request starts only
+//! when an earlier one of the same client has been answered. The run lasts a
+//! duration or a number of operations; keys are fixed-width zero-padded
+//! numbers drawn uniformly from a key space, values a fixed size. At the end:
+//! throughput and the latency distribution of the successful requests
+//! (mean, p50, p90, p99, p99.9, max), as text or JSON.
+//!
+//! The same driver ([`driver`]: what to send next, when to stop, how a
+//! latency is recorded) runs against raftkv ([`raftkv_load`]: binary client
+//! protocol over WebSocket, writes pipelined on one session with `seq`/`ack`
+//! kept right) and against etcd ([`etcd_load`]), so the two are measured
+//! alike. [`settings`] holds what a run is asked to do, [`report`] what it
+//! found; this file runs the phases.
+//!
+//! The load generator is part of the `raftkv` binary, not of the library: a
+//! program using the client library does not carry an etcd client.
+
+pub mod driver;
+pub mod etcd_load;
+pub mod raftkv_load;
+pub mod report;
+pub mod settings;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use raftkv::ClientOptions;
+
+use driver::{Shared, StartLine, Worker, Workset};
+use report::BenchReport;
+use settings::{BenchConfig, Preload, Target, Workload};
+
+struct PhaseResult {
+    lat: Vec<u64>,
+    errors: u64,
+    seconds: f64,
+}
+
+/// Runs the benchmark: the preload if asked for, then the measured run.
+pub async fn run(addrs: Vec<String>, cfg: BenchConfig, opts: ClientOptions) -> Result<BenchReport, String> {
+    cfg.check()?;
+    if addrs.is_empty() {
+        return Err("no addresses to connect to".into());
+    }
+    let set = Arc::new(Workset::new(&cfg));
+    let etcd = match cfg.target {
+        Target::Etcd => Some(Arc::new(etcd_load::Setup::new(&addrs, cfg.etcd_api, cfg.etcd_spread, &set).await?)),
+        Target::Raftkv => None,
+    };
+    let mut preload_seconds = 0.0;
+    if cfg.preloads() {
+        // Enough clients to write the key space quickly, whatever is measured.
+        let clients = cfg.clients.max(32).min(cfg.keys);
+        let p = phase(&cfg, &addrs, &set, etcd.as_ref(), &opts, true, clients).await?;
+        if p.errors > 0 {
+            return Err(format!("the preload failed: {} of {} writes were refused", p.errors, cfg.keys));
+        }
+        preload_seconds = p.seconds;
+    }
+    let p = if cfg.preload == Preload::Only {
+        PhaseResult { lat: Vec::new(), errors: 0, seconds: 0.0 }
+    } else {
+        phase(&cfg, &addrs, &set, etcd.as_ref(), &opts, false, cfg.clients).await?
+    };
+    let mut lat = p.lat;
+    lat.sort_unstable();
+    Ok(report::report(cfg, preload_seconds, &lat, p.errors, p.seconds))
+}
+
+/// One phase: connect every client, start them together, wait for them all.
+async fn phase(
+    cfg: &BenchConfig,
+    addrs: &[String],
+    set: &Arc<Workset>,
+    etcd: Option<&Arc<etcd_load::Setup>>,
+    opts: &ClientOptions,
+    preload: bool,
+    clients: usize,
+) -> Result<PhaseResult, String> {
+    let shared =
+        Arc::new(Shared { budget: if preload { None } else { cfg.ops.map(AtomicU64::new) }, ..Shared::default() });
+    let duration = if preload || cfg.ops.is_some() { None } else { cfg.duration_secs.map(Duration::from_secs_f64) };
+    let (ready_tx, mut ready_rx) = mpsc::channel(clients);
+    let (go_tx, go_rx) = watch::channel(None);
+    let addrs = Arc::new(addrs.to_vec());
+    let mut handles = Vec::with_capacity(clients);
+    for c in 0..clients {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (c as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+        if preload {
+            seed ^= 0x5555;
+        }
+        let workload = if preload { Workload::Put } else { cfg.workload };
+        let worker = Worker::new(shared.clone(), seed, workload, cfg.keys, preload);
+        let start = StartLine { ready: ready_tx.clone(), go: go_rx.clone(), duration };
+        let (opts, depth) = (opts.clone(), cfg.depth);
+        handles.push(match etcd {
+            Some(e) => tokio::spawn(etcd_load::client(c, e.clone(), worker, depth, opts, start)),
+            None => tokio::spawn(raftkv_load::client(addrs.clone(), set.clone(), worker, depth, opts, start)),
+        });
+    }
+    drop(ready_tx);
+    for _ in 0..clients {
+        match ready_rx.recv().await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(e),
+            None => return Err("a client ended before it was ready".into()),
+        }
+    }
+    let start = Instant::now();
+    let _ = go_tx.send(Some(start));
+
+    let bar = progress_bar(cfg, preload);
+    let finished = Arc::new(AtomicBool::new(false));
+    let ticker = bar.clone().map(|bar| {
+        let (shared, finished) = (shared.clone(), finished.clone());
+        let (budget, duration) = (if preload { Some(cfg.keys as u64) } else { cfg.ops }, duration);
+        tokio::spawn(async move {
+            while !finished.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let (done, errors) = (shared.done.load(Ordering::Relaxed), shared.errors.load(Ordering::Relaxed));
+                let secs = start.elapsed().as_secs_f64();
+                match (budget, duration) {
+                    (Some(_), _) => bar.set_position(done + errors),
+                    (None, Some(_)) => bar.set_position(start.elapsed().as_millis() as u64),
+                    (None, None) => {}
+                }
+                bar.set_message(format!("{done} ops, {:.0} ops/s, {errors} errors", done as f64 / secs.max(1e-3)));
+            }
+        })
+    });
+
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    for h in handles {
+        let (w_lat, w_errors) = h.await.map_err(|e| format!("a client task failed: {e}"))?.results();
+        if lat.is_empty() {
+            lat = w_lat;
+        } else {
+            lat.extend_from_slice(&w_lat);
+        }
+        errors += w_errors;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    finished.store(true, Ordering::Relaxed);
+    if let Some(t) = ticker {
+        let _ = t.await;
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(PhaseResult { lat, errors, seconds })
+}
+
+fn progress_bar(cfg: &BenchConfig, preload: bool) -> Option<indicatif::ProgressBar> {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    if !cfg.progress || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return None;
+    }
+    let (len, prefix) = if preload {
+        (cfg.keys as u64, "preload".to_string())
+    } else if let Some(n) = cfg.ops {
+        (n, format!("{:?}", cfg.workload).to_lowercase())
+    } else {
+        ((cfg.duration_secs.unwrap_or(0.0) * 1000.0) as u64, format!("{:?}", cfg.workload).to_lowercase())
+    };
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{prefix:>7} [{bar:30}] {percent:>3}% {msg}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(prefix);
+    Some(bar)
+}

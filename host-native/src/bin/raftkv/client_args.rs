@@ -1,0 +1,47 @@
+//! The options every command that talks to a cluster takes: where the nodes
+//! are, and how long to wait.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use raftkv::{Client, ClientOptions, Config};
+
+/// `--config`, `--addr`, `--timeout`.
+#[derive(Args, Debug)]
+pub struct ClientArgs {
+    /// Cluster configuration to take node addresses from (default: the embedded one).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Node URL(s), e.g. ws://127.0.0.1:7001 (repeat or separate with commas); overrides --config.
+    #[arg(long, value_delimiter = ',')]
+    pub addr: Vec<String>,
+    /// Seconds to wait for an answer.
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+}
+
+impl ClientArgs {
+    /// The node URLs: `--addr`, or those of the configuration.
+    pub fn addrs(&self) -> Result<Vec<String>, String> {
+        if !self.addr.is_empty() {
+            return Ok(self.addr.clone());
+        }
+        Ok(Config::load(self.config.as_deref()).map_err(|e| e.to_string())?.client_urls())
+    }
+
+    /// Client options with `--timeout` as the budget of each call.
+    pub fn options(&self) -> Result<ClientOptions, String> {
+        // (A day bounds it so Duration::from_secs_f64 cannot overflow.)
+        if !(self.timeout > 0.0 && self.timeout < 86_400.0) {
+            return Err("--timeout must be a positive number of seconds".into());
+        }
+        Ok(ClientOptions { timeout: Duration::from_secs_f64(self.timeout), ..ClientOptions::default() })
+    }
+
+    /// A client of the cluster.
+    pub fn client(&self) -> Result<Client, String> {
+        Ok(Client::new(self.addrs()?, self.options()?))
+    }
+}

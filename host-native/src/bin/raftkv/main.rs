@@ -1,0 +1,235 @@
+//! `raftkv`: run a node or a local cluster, talk to a cluster, measure one.
+//!
+//! This file parses the command line and hands each command to its module:
+//! [`cluster`], [`status`], [`bench`](mod@bench) (the load generator, a part of the
+//! binary only), [`kv`] (put, append, get, delete, cas); `node` is a few
+//! lines over the library.
+
+mod bench;
+mod client_args;
+mod cluster;
+mod kv;
+mod signal;
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use raftkv::Config;
+
+use bench::settings::{BenchConfig, EtcdApi, Preload, Target, Workload};
+use client_args::ClientArgs;
+
+#[derive(Parser, Debug)]
+#[command(name = "raftkv", version, about = "A Raft key-value store: nodes, a local cluster, and a client")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one node of a cluster.
+    Node {
+        /// Cluster configuration (TOML). Without it, the embedded default: 3 nodes on 127.0.0.1:7001-7003.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Which node of the configuration this is.
+        #[arg(long)]
+        id: u64,
+        /// Data directory (default: `data_dir/node-ID` from the configuration).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Threads running the node's tasks (the journal has a thread of its own). 1: everything on one
+        /// thread, the default — the node task, connections and peer links hand work to each other without
+        /// waking another thread; more helps only with many cores and many client connections.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+    /// Start a local 3-node cluster (child processes) and the web demo; Ctrl-C stops everything.
+    Cluster {
+        /// Where the nodes keep their data and logs.
+        #[arg(long, default_value = "raftkv-data")]
+        dir: PathBuf,
+        /// Cluster configuration (default: the embedded 3-node one).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address the web demo is served on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        demo: String,
+        /// Directory of the web demo's files (default: `web-demo` here or beside the source tree).
+        #[arg(long)]
+        web: Option<PathBuf>,
+    },
+    #[command(flatten)]
+    Kv(kv::KvCommand),
+    /// Measure throughput and latency: closed-loop clients against raftkv (or etcd, for comparison).
+    Bench {
+        /// Which store to load: raftkv (--addr/--config) or etcd (--endpoints).
+        #[arg(long, value_enum, default_value = "raftkv")]
+        target: Target,
+        /// Concurrent clients, each with its own connection (and session).
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Requests in flight per client (1: each client waits for every answer; at most 128).
+        #[arg(long, default_value_t = 1)]
+        depth: usize,
+        /// Seconds to measure.
+        #[arg(long, default_value_t = 10.0, conflicts_with = "ops")]
+        duration: f64,
+        /// Run this many operations instead of a duration.
+        #[arg(long)]
+        ops: Option<u64>,
+        /// put, get (linearizable) or mixed (half and half).
+        #[arg(long, value_enum, default_value = "put")]
+        workload: Workload,
+        /// Size of the key space (keys drawn uniformly).
+        #[arg(long, default_value_t = 10_000)]
+        keys: usize,
+        /// Bytes per key (zero-padded numbers).
+        #[arg(long, default_value_t = 8)]
+        key_size: usize,
+        /// Bytes per written value.
+        #[arg(long, default_value_t = 256)]
+        value_size: usize,
+        /// Write every key once first: auto (for get and mixed), yes, no, only (preload and stop).
+        #[arg(long, value_enum, default_value = "auto")]
+        preload: Preload,
+        /// etcd client URLs (with --target etcd), e.g. http://127.0.0.1:2379 (repeat or separate with commas).
+        #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+        endpoints: Vec<String>,
+        /// How to talk to etcd: grpc (its own protocol) or json (the HTTP/JSON gateway).
+        #[arg(long, value_enum, default_value = "grpc")]
+        etcd_api: EtcdApi,
+        /// Spread etcd clients over every endpoint instead of sending to the leader.
+        #[arg(long)]
+        etcd_spread: bool,
+        /// Threads running the clients (1: all of them on one thread, so the load generator takes as
+        /// little CPU from the servers as it can on a small machine).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Print the report as JSON (and no progress bar).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
+    /// Show every node's status.
+    Status {
+        #[command(flatten)]
+        c: ClientArgs,
+        /// Print the raw JSON of each node.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_level(&cli.command))),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    // A node runs on the threads it is given (one by default: see `--threads`);
+    // the other commands on one worker per core.
+    let built = match &cli.command {
+        Command::Node { threads: 0 | 1, .. } => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        Command::Node { threads, .. } | Command::Bench { threads, .. } if *threads > 1 => {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(*threads).enable_all().build()
+        }
+        Command::Bench { .. } => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        _ => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+    };
+    let rt = match built {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("raftkv: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("raftkv: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn default_log_level(c: &Command) -> &'static str {
+    match c {
+        Command::Node { .. } | Command::Cluster { .. } => "info",
+        _ => "warn",
+    }
+}
+
+async fn run(command: Command) -> Result<ExitCode, String> {
+    match command {
+        Command::Node { config, id, data_dir, threads: _ } => {
+            let cfg = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
+            let node = raftkv::startup::run(cfg, id, data_dir);
+            tokio::select! {
+                r = node => r.map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string()),
+                _ = signal::stop() => {
+                    tracing::info!("interrupted; stopping (the journal is durable, nothing to flush)");
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
+        Command::Cluster { dir, config, demo, web } => cluster::run(dir, config, demo, web).await,
+        Command::Kv(cmd) => kv::run(cmd).await,
+        Command::Status { c, json } => status::run(&c.addrs()?, json).await,
+        Command::Bench {
+            target,
+            clients,
+            depth,
+            duration,
+            ops,
+            workload,
+            keys,
+            key_size,
+            value_size,
+            preload,
+            endpoints,
+            etcd_api,
+            etcd_spread,
+            threads: _,
+            json,
+            c,
+        } => {
+            let cfg = BenchConfig {
+                clients,
+                depth,
+                duration_secs: if ops.is_some() { None } else { Some(duration) },
+                ops,
+                workload,
+                keys,
+                key_size,
+                value_size,
+                preload,
+                etcd_api,
+                etcd_spread,
+                progress: !json,
+                ..BenchConfig::new(target)
+            };
+            let opts = c.options()?;
+            let addrs = match target {
+                Target::Raftkv => c.addrs()?,
+                Target::Etcd => endpoints,
+            };
+            let report = bench::run(addrs, cfg, opts).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+            } else {
+                println!("{report}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! A plain HTTP GET of a node's `/status` or `/metrics` (or the demo page's
+//! API): what `raftkv status`, the demo page's `/api/status` and the
+//! process-level tests use. One request per connection, on hyper's HTTP/1.1
+//! client; nodes speak no TLS, so neither does this.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper::client::conn::http1;
+use hyper::header::HOST;
+use hyper::{Request, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// The whole exchange, connection included, must finish within this: a
+/// status query is for a person or a test waiting on it.
+const TIMEOUT: Duration = Duration::from_secs(3);
+/// Largest body read. `/status` and `/metrics` are a few KiB; this only
+/// keeps a wrong address from feeding us without end.
+const MAX_BODY: usize = 16 << 20;
+
+/// GETs `path` from the server whose base URL is `base` (`ws://host:port`,
+/// `http://host:port` or `host:port`) and returns the body of a `200 OK`
+/// answer. Any other status, a body that is not UTF-8 text, or no answer
+/// within 3 s is an error naming the server.
+pub async fn get(base: &str, path: &str) -> Result<String, String> {
+    let uri: Uri = base.parse().map_err(|e| format!("{base:?} is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        None | Some("http") | Some("ws") => {}
+        Some(other) => return Err(format!("{base}: {other}:// is not supported (nodes speak plain HTTP)")),
+    }
+    let Some(authority) = uri.authority().map(|a| a.as_str().to_string()) else {
+        return Err(format!("{base:?} names no host:port"));
+    };
+    let exchange = async {
+        let tcp = TcpStream::connect(&authority).await.map_err(|e| e.to_string())?;
+        let (mut sender, conn) = http1::handshake(TokioIo::new(tcp)).await.map_err(|e| e.to_string())?;
+        // The connection is driven by its own task; it ends when `sender`
+        // is dropped at the end of this exchange.
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let request = Request::get(path)
+            .header(HOST, &authority)
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| format!("bad request for {path:?}: {e}"))?;
+        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), MAX_BODY).collect().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((status, body.to_bytes()))
+    };
+    let (status, body) = tokio::time::timeout(TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("{authority}: timed out"))?
+        .map_err(|e| format!("{authority}: {e}"))?;
+    if status != StatusCode::OK {
+        return Err(format!("{authority}: HTTP {status}"));
+    }
+    String::from_utf8(body.to_vec()).map_err(|_| format!("{authority}: the answer is not UTF-8 text"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A one-shot server that answers the first request with `answer` and
+    /// hands back what it was sent.
+    async fn one_shot(answer: &'static str) -> (String, tokio::task::JoinHandle<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = s.read(&mut buf).await.unwrap();
+            s.write_all(answer.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn gets_a_body_and_names_the_host() {
+        let (addr, server) = one_shot("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello").await;
+        assert_eq!(get(&format!("ws://{addr}"), "/status").await, Ok("hello".to_string()));
+        let sent = server.await.unwrap();
+        assert!(sent.starts_with("GET /status HTTP/1.1\r\n"), "{sent}");
+        assert!(sent.to_ascii_lowercase().contains(&format!("host: {addr}\r\n")), "{sent}");
+    }
+
+    #[tokio::test]
+    async fn refuses_what_is_not_a_200_or_not_http() {
+        let (addr, _server) = one_shot("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n").await;
+        let e = get(&format!("http://{addr}"), "/status").await.unwrap_err();
+        assert!(e.contains(&addr) && e.contains("503"), "{e}");
+        assert!(get("https://127.0.0.1:1", "/").await.unwrap_err().contains("not supported"));
+        assert!(get("not a url", "/").await.is_err());
+        // Nothing listens on port 1.
+        assert!(get("127.0.0.1:1", "/status").await.is_err());
+    }
+}

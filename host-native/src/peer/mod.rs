@@ -1,0 +1,21 @@
+//! Links between nodes: WebSockets at `/raft`, an authenticating handshake,
+//! batched frames, reconnection with back-off.
+//!
+//! Each node dials every peer and uses that connection only to *send*; it
+//! receives on the connections its peers dialled. Two one-way links per pair
+//! avoid deciding which of two simultaneous dials wins.
+//!
+//! * [`handshake`] — both sides prove the cluster's secret (HMAC over each
+//!   other's nonce); frames `RKVH`.
+//! * [`batch`] — after `Welcome`, frames `RKVB` of postcard `Vec<Message>`;
+//!   frames over the transport limit close the link.
+//! * [`outgoing`] — the dialer: one task per peer, fed by the node task.
+//! * [`incoming`] — the acceptor: a `/raft` connection, feeding the node task.
+//!
+//! `outgoing` and `incoming` use `handshake` and `batch`; those two use
+//! neither each other nor the links.
+
+pub mod batch;
+pub mod handshake;
+pub mod incoming;
+pub mod outgoing;

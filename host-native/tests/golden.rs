@@ -1,0 +1,251 @@
+//! Golden bytes of host-native's binary frames: every client-protocol
+//! request and reply (`RKVC`), and the peer handshake (`RKVH`) and batch
+//! (`RKVB`) frames, encoded from one value of each variant and compared with
+//! the bytes written here. Clients and peers of another build read these
+//! bytes: a test here that fails means they would no longer read them the
+//! same.
+//!
+//! postcard numbers enum variants by position, so reordering variants (or
+//! inserting one anywhere but at the end) changes the bytes. The `*_tag`
+//! functions name each variant's number with an exhaustive `match`, so a new
+//! variant does not compile here until it has one; `tags_are_positions`
+//! checks that postcard writes those numbers. (raft-core's own types inside
+//! these frames — `KvOp`, `KvOutput`, `Message` — are pinned by
+//! raft-core/tests/golden.rs.)
+//!
+//! When a change is meant: bump the frame's version (`CLIENT_VERSION`,
+//! `HANDSHAKE_VERSION`, `BATCH_VERSION`) and update the bytes here in the same
+//! commit.
+
+use raft_core::{Body, Message};
+use raftkv::peer::batch::{decode_batch, encode_batch};
+use raftkv::peer::handshake::Handshake;
+use raftkv::protocol::{
+    decode_request, decode_response, encode_request, encode_response, ErrorCode, Failure, LeaderHint, Op, Request,
+    Response, Success,
+};
+use raftkv::{KvOp, KvOutput};
+
+const CHANGED: &str = "the wire/journal format changed: bump the version and update the golden bytes on purpose";
+
+/// `bytes` as the inside of a Rust byte string literal, to compare by eye
+/// and to paste when a change is meant.
+fn literal(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| match b {
+            b'"' | b'\\' => format!("\\x{b:02x}"),
+            0x20..=0x7e => (b as char).to_string(),
+            _ => format!("\\x{b:02x}"),
+        })
+        .collect()
+}
+
+#[track_caller]
+fn golden(what: &str, got: &[u8], want: &[u8]) {
+    assert!(got == want, "{what}: {CHANGED}\n  got:  b\"{}\"\n  want: b\"{}\"", literal(got), literal(want));
+}
+
+fn postcard<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_allocvec(v).expect("encoding into a Vec cannot fail")
+}
+
+// ---------------------------------------------------------------------------
+// Each variant's number on the wire. No wildcard arms.
+// ---------------------------------------------------------------------------
+
+fn op_tag(op: &Op) -> u8 {
+    match op {
+        Op::Register => 0,
+        Op::Write { .. } => 1,
+        Op::KeepAlive { .. } => 2,
+        Op::Read { .. } => 3,
+    }
+}
+
+fn success_tag(s: &Success) -> u8 {
+    match s {
+        Success::Registered { .. } => 0,
+        Success::KeptAlive => 1,
+        Success::Output(_) => 2,
+    }
+}
+
+fn error_code_tag(e: &ErrorCode) -> u8 {
+    match e {
+        ErrorCode::NotLeader => 0,
+        ErrorCode::Busy => 1,
+        ErrorCode::SessionExpired => 2,
+        ErrorCode::StaleSeq => 3,
+        ErrorCode::BadRequest => 4,
+        ErrorCode::UnknownOutcome => 5,
+    }
+}
+
+fn handshake_tag(h: &Handshake) -> u8 {
+    match h {
+        Handshake::Hello { .. } => 0,
+        Handshake::Challenge { .. } => 1,
+        Handshake::Proof { .. } => 2,
+        Handshake::Welcome => 3,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// One value of every variant.
+// ---------------------------------------------------------------------------
+
+fn ops() -> Vec<Op> {
+    let write = |op| Op::Write { session: 17, seq: 2, ack: 1, op };
+    vec![
+        Op::Register,
+        write(KvOp::Put { key: "k".into(), value: "v".into() }),
+        write(KvOp::Append { key: "k".into(), value: "w".into() }),
+        write(KvOp::Cas { key: "k".into(), expect: Some("v".into()), value: "x".into() }),
+        write(KvOp::Cas { key: "k".into(), expect: None, value: "x".into() }),
+        write(KvOp::Delete { key: "k".into() }),
+        Op::KeepAlive { session: 17, ack: 3 },
+        Op::Read { op: KvOp::Get { key: "k".into() } },
+    ]
+}
+
+fn successes() -> Vec<Success> {
+    vec![
+        Success::Registered { session: 17 },
+        Success::KeptAlive,
+        Success::Output(KvOutput::Written),
+        Success::Output(KvOutput::Value(Some("v".into()))),
+        Success::Output(KvOutput::Value(None)),
+        Success::Output(KvOutput::Deleted { existed: true }),
+        Success::Output(KvOutput::Cas { swapped: false, current: Some("v".into()) }),
+    ]
+}
+
+fn failures() -> Vec<Failure> {
+    let hint = Some(LeaderHint { id: 2, addr: "ws://h:2".into() });
+    let code = |error| Failure { error, leader: None, message: None };
+    vec![
+        Failure { error: ErrorCode::NotLeader, leader: hint.clone(), message: None },
+        code(ErrorCode::Busy),
+        code(ErrorCode::SessionExpired),
+        code(ErrorCode::StaleSeq),
+        Failure::bad_request("x"),
+        Failure { error: ErrorCode::UnknownOutcome, leader: hint, message: None },
+    ]
+}
+
+fn handshakes() -> Vec<Handshake> {
+    vec![
+        Handshake::Hello { cluster: "c".into(), from: 1, to: 2, nonce: [0xaa; 32] },
+        Handshake::Challenge { cluster: "c".into(), from: 2, nonce: [0xbb; 32], proof: [0xcc; 32] },
+        Handshake::Proof { proof: [0xdd; 32] },
+        Handshake::Welcome,
+    ]
+}
+
+/// Checks that each value's first postcard byte is its tag and that the
+/// values cover every tag from 0 up.
+#[track_caller]
+fn check_tags<T: serde::Serialize + std::fmt::Debug>(what: &str, values: &[T], tag: impl Fn(&T) -> u8) {
+    let mut seen = Vec::new();
+    for v in values {
+        let t = tag(v);
+        assert_eq!(postcard(v)[0], t, "{what} {v:?}: {CHANGED}");
+        if !seen.contains(&t) {
+            seen.push(t);
+        }
+    }
+    seen.sort_unstable();
+    let all: Vec<u8> = (0..seen.len() as u8).collect();
+    assert_eq!(seen, all, "{what}: the golden values must cover every variant");
+}
+
+#[test]
+fn tags_are_positions() {
+    check_tags("Op", &ops(), op_tag);
+    check_tags("Success", &successes(), success_tag);
+    check_tags("ErrorCode", &failures().into_iter().map(|f| f.error).collect::<Vec<_>>(), error_code_tag);
+    check_tags("Handshake", &handshakes(), handshake_tag);
+}
+
+// ---------------------------------------------------------------------------
+// The bytes.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn client_requests() {
+    let want: [&[u8]; 8] = [
+        b"RKVC\x02\x09\x00",
+        b"RKVC\x02\x09\x01\x11\x02\x01\x00\x01k\x01v",
+        b"RKVC\x02\x09\x01\x11\x02\x01\x01\x01k\x01w",
+        b"RKVC\x02\x09\x01\x11\x02\x01\x04\x01k\x01\x01v\x01x",
+        b"RKVC\x02\x09\x01\x11\x02\x01\x04\x01k\x00\x01x",
+        b"RKVC\x02\x09\x01\x11\x02\x01\x03\x01k",
+        b"RKVC\x02\x09\x02\x11\x03",
+        b"RKVC\x02\x09\x03\x02\x01k",
+    ];
+    for (op, want) in ops().into_iter().zip(want) {
+        let r = Request { id: 9, op };
+        golden(&format!("{r:?}"), &encode_request(&r), want);
+        assert_eq!(decode_request(want, 1 << 20).as_ref(), Ok(&r), "{CHANGED}");
+    }
+}
+
+#[test]
+fn client_replies() {
+    let want: [&[u8]; 7] = [
+        b"RKVC\x02\x01\x09\x00\x00\x11",
+        b"RKVC\x02\x01\x09\x00\x01",
+        b"RKVC\x02\x01\x09\x00\x02\x00",
+        b"RKVC\x02\x01\x09\x00\x02\x01\x01\x01v",
+        b"RKVC\x02\x01\x09\x00\x02\x01\x00",
+        b"RKVC\x02\x01\x09\x00\x02\x02\x01",
+        b"RKVC\x02\x01\x09\x00\x02\x03\x00\x01\x01v",
+    ];
+    for (s, want) in successes().into_iter().zip(want) {
+        let r = Response { id: Some(9), result: Ok(s) };
+        golden(&format!("{r:?}"), &encode_response(&r), want);
+        assert_eq!(decode_response(want, 1 << 20).as_ref(), Ok(&r), "{CHANGED}");
+    }
+    let want: [&[u8]; 6] = [
+        b"RKVC\x02\x01\x09\x01\x00\x01\x02\x08ws://h:2\x00",
+        b"RKVC\x02\x01\x09\x01\x01\x00\x00",
+        b"RKVC\x02\x01\x09\x01\x02\x00\x00",
+        b"RKVC\x02\x01\x09\x01\x03\x00\x00",
+        b"RKVC\x02\x01\x09\x01\x04\x00\x01\x01x",
+        b"RKVC\x02\x01\x09\x01\x05\x01\x02\x08ws://h:2\x00",
+    ];
+    for (f, want) in failures().into_iter().zip(want) {
+        let r = Response { id: Some(9), result: Err(f) };
+        golden(&format!("{r:?}"), &encode_response(&r), want);
+        assert_eq!(decode_response(want, 1 << 20).as_ref(), Ok(&r), "{CHANGED}");
+    }
+    // The reply to a request too broken to carry an id.
+    let r = Response { id: None, result: Err(Failure::bad_request("x")) };
+    golden("reply without an id", &encode_response(&r), b"RKVC\x02\x00\x01\x04\x00\x01\x01x");
+}
+
+#[test]
+fn peer_handshake_frames() {
+    let want: [&[u8]; 4] = [
+        b"RKVH\x01\x00\x01c\x01\x02\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa",
+        b"RKVH\x01\x01\x01c\x02\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xbb\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc\xcc",
+        b"RKVH\x01\x02\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd\xdd",
+        b"RKVH\x01\x03",
+    ];
+    for (h, want) in handshakes().into_iter().zip(want) {
+        golden(&format!("{h:?}"), &h.encode(), want);
+        assert_eq!(Handshake::decode(want).as_ref(), Ok(&h), "{CHANGED}");
+    }
+}
+
+#[test]
+fn peer_batch_frame() {
+    let msgs = vec![
+        Message::new(1, 2, 3, Body::VoteResp { granted: true }),
+        Message::new(1, 2, 3, Body::PreVoteResp { granted: false }),
+    ];
+    let want: &[u8] = b"RKVB\x01\x02\x01\x02\x03\x00\x00\x03\x01\x01\x02\x03\x00\x00\x01\x00";
+    golden("batch of two messages", &encode_batch(&msgs), want);
+    assert_eq!(decode_batch(want, 1 << 20), Ok(msgs), "{CHANGED}");
+}

@@ -1,0 +1,75 @@
+//! Log entries: what the log holds at each index.
+
+use serde::{Deserialize, Serialize};
+
+use crate::membership::ConfChange;
+use crate::types::{Bytes, Index, Term};
+
+/// What an entry carries.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Payload {
+    /// Appended by every new leader as its first entry, so that it can commit an
+    /// entry of its own term promptly (Raft §5.4.2) and learn the commit point.
+    Noop,
+    /// An opaque command for the state machine.
+    Command(Bytes),
+    /// A membership change. It takes effect on a node as soon as it is
+    /// appended to its log (see [`crate::membership`]).
+    ConfChange(ConfChange),
+    /// Opens a client session whose id is this entry's index.
+    Register,
+    /// A client write on a session (applied at most once per `(session, seq)`).
+    Write {
+        /// The session.
+        session: u64,
+        /// The write's number within the session.
+        seq: u64,
+        /// Lowest seq the client still awaits.
+        ack: u64,
+        /// The state machine command.
+        command: Bytes,
+    },
+    /// Keeps a session alive.
+    KeepAlive {
+        /// The session.
+        session: u64,
+        /// Lowest seq the client still awaits.
+        ack: u64,
+    },
+}
+
+impl Payload {
+    /// Bytes of user data carried, used for the memory and batch limits.
+    pub fn data_len(&self) -> usize {
+        match self {
+            Payload::Noop | Payload::Register | Payload::KeepAlive { .. } => 0,
+            Payload::ConfChange(cc) => match cc {
+                ConfChange::Begin { changes, .. } => 16 * changes.len(),
+                ConfChange::LeaveJoint => 0,
+            },
+            Payload::Command(b) | Payload::Write { command: b, .. } => b.len(),
+        }
+    }
+}
+
+/// One log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Entry {
+    /// The term of the leader that created the entry.
+    pub term: Term,
+    /// The entry's position in the log.
+    pub index: Index,
+    /// Cluster time in ticks when the leader created it. Cluster time never goes
+    /// backwards: a new leader continues from the last entry in its log.
+    pub time: u64,
+    /// The contents.
+    pub payload: Payload,
+}
+
+impl Entry {
+    /// Approximate size in memory and on the wire, used for byte limits. Counts
+    /// the fixed fields plus the payload so empty entries still cost something.
+    pub fn size(&self) -> usize {
+        32 + self.payload.data_len()
+    }
+}
