@@ -595,6 +595,10 @@ impl<S: StateMachine> Raft<S> {
     pub fn votes(&self) -> &[(NodeId, bool)] {
         self.role.campaign().map_or(&[], Campaign::votes)
     }
+    /// Leader: the target of a leadership transfer in progress.
+    pub fn transfer_target(&self) -> Option<NodeId> {
+        self.role.leader().and_then(|l| l.transfer).map(|t| t.target)
+    }
     /// Messages waiting for durability.
     pub fn held_messages(&self) -> usize {
         self.out.held()
