@@ -53,6 +53,12 @@ impl ConfigLog {
         self.changes.back().map_or(self.base_index, |c| c.0)
     }
 
+    /// Index of the configuration entry in force as of `index` (the base's
+    /// index if none).
+    pub fn index_as_of(&self, index: Index) -> Index {
+        self.changes.iter().rev().find(|c| c.0 <= index).map_or(self.base_index, |c| c.0)
+    }
+
     /// The configuration as of `index`: the newest one at or below it.
     pub fn as_of(&self, index: Index) -> &Membership {
         self.changes.iter().rev().find(|c| c.0 <= index).map_or(&self.base, |c| &c.1)

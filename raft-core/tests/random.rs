@@ -13,7 +13,7 @@ mod common;
 use common::*;
 use raft_core::rng::Rng;
 use raft_core::sim::liveness::LivenessBounds;
-use raft_core::sim::nemesis::{lose_acks, random_fault as fault};
+use raft_core::sim::nemesis::{churn, lose_acks, random_fault as fault};
 use raft_core::sim::{Sim, SimConfig};
 use raft_core::Bugs;
 
@@ -54,6 +54,9 @@ fn random_run(seed: u64, bugs: Bugs, liveness: bool) -> (Sim, Vec<String>) {
     // Most runs keep faults coming; some leave calm stretches in which a
     // damaged state (a node left behind) outlives the faults that would mask it.
     let max_gap_ms = if rng.chance(0.3) { 2_000 } else { 400 };
+    // Half the runs change membership as they go: nodes join as learners,
+    // are promoted, replace voters, are removed; leadership moves.
+    let churning = rng.chance(0.5);
     let mut sim = Sim::new(cfg);
     let ids = sim.ids();
     let mut next_cmd = 1u64;
@@ -71,7 +74,12 @@ fn random_run(seed: u64, bugs: Bugs, liveness: bool) -> (Sim, Vec<String>) {
         sim.run_for(rng.range(1, 30) * MS);
         if sim.now() >= next_fault {
             next_fault = sim.now() + rng.range(50, max_gap_ms) * MS;
-            fault(&mut sim, &mut rng, &ids);
+            let ids = sim.ids();
+            if churning && rng.chance(0.3) {
+                churn(&mut sim, &mut rng);
+            } else {
+                fault(&mut sim, &mut rng, &ids);
+            }
         }
         if !sim.violations().is_empty() {
             return (sim, Vec::new());
@@ -83,9 +91,22 @@ fn random_run(seed: u64, bugs: Bugs, liveness: bool) -> (Sim, Vec<String>) {
         // the leader and an idle cluster goes quiet; then it commits again.
         sim.heal();
         sim.set_network(0.0, 0.0, 0.0);
-        for &id in &ids {
+        for id in sim.ids() {
             if !sim.is_up(id) {
                 sim.restart(id);
+            }
+        }
+        // An operator stops the nodes it removed: whatever they missed, they
+        // are no longer the cluster's (without PreVote and CheckQuorum, a
+        // removed node that never learnt of its removal would keep calling
+        // elections, as the dissertation's §4.2.3 describes).
+        if sim.run_until(3 * SEC, |s| s.leader().is_some()) {
+            let members =
+                sim.leader().and_then(|l| sim.raft(l)).map(|r| r.membership().member_ids()).unwrap_or_default();
+            for id in sim.ids() {
+                if !members.contains(&id) {
+                    sim.crash(id);
+                }
             }
         }
         if rng.chance(0.5) && sim.run_until(3 * SEC, |s| s.leader().is_some()) {
@@ -96,7 +117,9 @@ fn random_run(seed: u64, bugs: Bugs, liveness: bool) -> (Sim, Vec<String>) {
         }
         stuck = sim.check_liveness(LivenessBounds::for_cluster(&sim));
         if stuck.is_empty() {
-            one(&mut sim, u64::MAX.to_le_bytes().to_vec(), ids.len(), true);
+            let members =
+                sim.leader().and_then(|l| sim.raft(l)).map_or(ids.len(), |r| r.membership().member_ids().len());
+            one(&mut sim, u64::MAX.to_le_bytes().to_vec(), members, true);
         }
     }
     sim.final_check();
@@ -160,4 +183,14 @@ fn bugs_are_caught_silent_compacted_append() {
     });
     let (s, v) = found.expect("a follower that never answers went unnoticed by the liveness check");
     println!("silent-compacted-append bug caught at seed {s}: {v}");
+}
+
+/// A configuration put in force when it commits instead of when it is
+/// appended: a leader counts votes and acks in a configuration its log has
+/// already left, and the checks report it under membership churn.
+#[test]
+fn bugs_are_caught_conf_at_commit() {
+    let found = caught_within(Bugs { conf_at_commit: true, ..Bugs::default() }, 400);
+    let (s, v) = found.expect("a configuration applied at commit went unnoticed");
+    println!("conf-at-commit bug caught at seed {s}: {v}");
 }

@@ -188,17 +188,21 @@ fn body(b: &Body) -> String {
                 format!("Append prev={prev} commit={commit} round={round} {}", entries(es))
             }
         }
-        Body::AppendResp { index, success: true, hint_index, hint_term, round, .. } => {
+        Body::AppendResp { index, success: true, hint_index, hint_term, round, epoch } => {
             // A success carries no hint; print one only if someone sent it anyway.
             let hint = if (*hint_index, *hint_term) == (0, 0) {
                 String::new()
             } else {
                 format!(" hint={}", pos(*hint_index, *hint_term))
             };
-            format!("AppendResp ok idx={index}{hint} round={round}")
+            format!("AppendResp ok idx={index}{hint} round={round}{}", epoch_note(*epoch))
         }
-        Body::AppendResp { index, success: false, hint_index, hint_term, round, .. } => {
-            format!("AppendResp reject idx={index} hint={} round={round}", pos(*hint_index, *hint_term))
+        Body::AppendResp { index, success: false, hint_index, hint_term, round, epoch } => {
+            format!(
+                "AppendResp reject idx={index} hint={} round={round}{}",
+                pos(*hint_index, *hint_term),
+                epoch_note(*epoch)
+            )
         }
         Body::InstallSnapshot { index, snap_term, offset, data, done } => {
             let d = if *done { " done" } else { "" };
@@ -214,6 +218,15 @@ fn body(b: &Body) -> String {
             format!("InstallSnapshotResp snap={} {what}", pos(*index, *snap_term))
         }
         Body::TimeoutNow => "TimeoutNow".into(),
+    }
+}
+
+/// Nodes start in epoch 1 (their first start); a restart's epoch is shown.
+fn epoch_note(epoch: u64) -> String {
+    if epoch > 1 {
+        format!(" epoch={epoch}")
+    } else {
+        String::new()
     }
 }
 
@@ -488,7 +501,7 @@ pub fn parse_message(line: &str) -> Result<Message, String> {
                 hint_index,
                 hint_term,
                 round: get("round").map_or(Ok(0), |r| num(r, "round"))?,
-                epoch: 0,
+                epoch: get("epoch").map_or(Ok(1), |e| num(e, "epoch"))?,
             }
         }
         "InstallSnapshot" => {
