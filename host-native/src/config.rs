@@ -151,6 +151,41 @@ impl Default for Limits {
     }
 }
 
+/// What a token may do. Ordered: each role may do what the ones before it may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Linearizable reads, `/status`, `/metrics`.
+    Read,
+    /// Also sessions and writes.
+    Write,
+    /// Also membership, snapshot and transfer commands.
+    Admin,
+}
+
+impl Role {
+    /// The role's name in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Write => "write",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// One `[[tokens]]` entry of the configuration (see `auth`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    /// Whose token it is: the principal sessions are counted against.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// SHA-256 of the token, 64 hex digits.
+    pub sha256: String,
+}
+
 /// A whole cluster's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -178,6 +213,9 @@ pub struct Config {
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Client tokens (hashes) and their roles; none: authentication is off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<TokenEntry>,
 }
 
 fn default_tick_ms() -> u64 {
@@ -293,6 +331,20 @@ impl Config {
         }
         if l.max_queued_bytes < l.max_client_frame + 64 * 1024 {
             return err("limits.max_queued_bytes must hold one reply of max_client_frame (+ 64 KiB)".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut hashes = std::collections::HashSet::new();
+        for t in &self.tokens {
+            if t.name.is_empty() || t.name.len() > 64 || !names.insert(&t.name) {
+                return err(format!("token name {:?} must be 1 to 64 bytes and unique", t.name));
+            }
+            let h = t.sha256.to_ascii_lowercase();
+            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return err(format!("token {:?}: sha256 must be 64 hex digits", t.name));
+            }
+            if !hashes.insert(h) {
+                return err(format!("token {:?}: two tokens have the same hash", t.name));
+            }
         }
         if l.segment_bytes < 4096 {
             return err("limits.segment_bytes must be at least 4096".into());

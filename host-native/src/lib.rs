@@ -15,6 +15,8 @@
 //!   * [`config`] — the TOML cluster configuration.
 //!   * [`metrics`] — counters exported by `/metrics`.
 //!   * [`protocol`] — the public client protocol (JSON and postcard frames).
+//!   * [`auth`] — client tokens (stored as hashes), roles, and which
+//!     request needs which role.
 //!   * [`inbox`] — what the I/O tasks send to the node task ([`inbox::Input`]),
 //!     and the [`inbox::Inbox`] they send it with.
 //!   * [`http`] — a plain HTTP GET of `/status` and the like (hyper's client).
@@ -37,6 +39,7 @@
 
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod http;

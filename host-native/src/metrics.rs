@@ -57,6 +57,8 @@ metrics! {
     peer_connects_failed_total: "Outgoing peer connection attempts that failed.",
     client_connections_total: "Client WebSocket connections accepted.",
     client_origin_refused_total: "Client connections refused by the Origin check.",
+    client_auth_failed_total: "Requests refused (401) for a missing or unknown token.",
+    client_forbidden_total: "Client requests refused (forbidden) because the token's role does not allow them.",
     client_requests_total: "Client requests received.",
     client_bad_requests_total: "Client requests answered bad_request by the host (malformed, oversize).",
     client_replies_ok_total: "Client replies with ok=true.",

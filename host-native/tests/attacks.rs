@@ -522,3 +522,127 @@ async fn a_relay_that_rewrites_peer_frames_is_refused() {
     c.wait_applied(2, idx).await;
     eprintln!("a_relay_that_rewrites_peer_frames_is_refused: {:?}", started.elapsed());
 }
+
+/// Item 2: with `[[tokens]]` in the configuration, no token and a wrong
+/// token are refused (401) on `/client`, `/status` and `/metrics`; a
+/// read-only token reads and cannot write; a write token writes; a browser's
+/// token in the `bearer.` subprotocol works; the CLI takes `--token`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_tokens_and_roles() {
+    use futures_util::{SinkExt, StreamExt};
+    use raftkv::auth::{hex, token_hash};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message as M;
+    let started = Instant::now();
+    let (ro, rw, admin) = ("read-token-0123456789", "write-token-0123456789", "admin-token-0123456789");
+    let mut extra = String::new();
+    for (name, role, t) in [("viewer", "read", ro), ("app", "write", rw), ("ops", "admin", admin)] {
+        extra.push_str(&format!(
+            "[[tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n",
+            hex(&token_hash(t))
+        ));
+    }
+    // (Top-level keys go before the tables: the harness appends [[nodes]] after.)
+    let c = Cluster::start("auth", 3, &extra);
+    let base = c.url(1);
+    let start = Instant::now();
+    let leader = loop {
+        let mut found = None;
+        for id in c.ids() {
+            if let Ok(b) = raftkv::http::get_as(&c.url(id), "/status", Some(ro)).await {
+                let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+                if v["role"] == "leader" {
+                    found = Some(id);
+                }
+            }
+        }
+        if let Some(l) = found {
+            break l;
+        }
+        assert!(start.elapsed() < WAIT, "no leader\n{}", c.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(c.log(1).contains("client authentication is on"), "{}", c.log(1));
+
+    // No token, a wrong token: 401 everywhere.
+    for path in ["/status", "/metrics"] {
+        let e = raftkv::http::get(&base, path).await.unwrap_err();
+        assert!(e.contains("401"), "{path} without a token: {e}");
+        let e = raftkv::http::get_as(&base, path, Some("wrong")).await.unwrap_err();
+        assert!(e.contains("401"), "{path} with a wrong token: {e}");
+    }
+    let e = tokio_tungstenite::connect_async(format!("{base}/client")).await.unwrap_err().to_string();
+    assert!(e.contains("401"), "{e}");
+    let mut req = format!("{base}/client").into_client_request().unwrap();
+    req.headers_mut().insert("Authorization", "Bearer wrong".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(req).await.unwrap_err().to_string().contains("401"));
+    assert!(raftkv::http::get_as(&base, "/metrics", Some(ro))
+        .await
+        .unwrap()
+        .contains("raftkv_client_auth_failed_total"));
+
+    // The library with a write token writes; with the read token it reads and cannot write.
+    let opts = |t: &str| raftkv::ClientOptions { token: Some(t.into()), ..raftkv::ClientOptions::default() };
+    let writer = raftkv::Client::new(c.urls(), opts(rw));
+    writer.put("k", "v").await.unwrap();
+    let reader = raftkv::Client::new(c.urls(), opts(ro));
+    assert_eq!(reader.get("k").await.unwrap().as_deref(), Some("v"));
+    match reader.put("k", "w").await {
+        Err(raftkv::Error::Rejected { code: raftkv::protocol::ErrorCode::Forbidden, message }) => {
+            assert!(message.unwrap_or_default().contains("role read"))
+        }
+        other => panic!("a read-only token wrote: {other:?}"),
+    }
+    assert_eq!(writer.get("k").await.unwrap().as_deref(), Some("v"), "nothing was written");
+    let noauth = c.client();
+    assert!(noauth.get("k").await.is_err(), "no token, no read");
+
+    // A browser's way: the token as a subprotocol beside `raftkv`.
+    let mut req = format!("{}/client", c.url(leader)).into_client_request().unwrap();
+    req.headers_mut().insert("Sec-WebSocket-Protocol", format!("raftkv, bearer.{ro}").parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.headers().get("sec-websocket-protocol").unwrap(), "raftkv");
+    ws.send(M::text(r#"{"id":1,"op":"get","key":"k"}"#)).await.unwrap();
+    let r = ws.next().await.unwrap().unwrap().into_text().unwrap();
+    assert!(r.contains(r#""value":"v""#), "{r}");
+    ws.send(M::text(r#"{"id":2,"op":"register"}"#)).await.unwrap();
+    let r = ws.next().await.unwrap().unwrap().into_text().unwrap();
+    assert!(r.contains(r#""error":"forbidden""#), "{r}");
+
+    // The CLI: --token (or RAFTKV_TOKEN).
+    let o = c.cli(&["put", "cli", "yes", "--token", rw]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["status", "--config"])
+        .arg(&c.config)
+        .env("RAFTKV_TOKEN", ro)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("leader"), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(!c.cli(&["put", "cli", "no"]).status.success(), "the CLI without a token is refused");
+    assert!(raftkv::http::get_as(&base, "/metrics", Some(admin)).await.is_ok());
+    eprintln!("client_tokens_and_roles: {:?}", started.elapsed());
+}
+
+/// `raftkv token` adds a token's hash to a configuration, and the node says
+/// at start when authentication is off.
+#[test]
+fn the_token_command_writes_only_the_hash() {
+    let dir = std::env::temp_dir().join(format!("raftkv-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, raftkv::config::DEFAULT_CONFIG).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["token", "--name", "alice", "--role", "read", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let token = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(!text.contains(&token), "the token itself is not stored");
+    let parsed = raftkv::Config::parse(&text).unwrap();
+    assert_eq!(parsed.tokens.len(), 1);
+    assert_eq!(parsed.tokens[0].sha256, raftkv::auth::hex(&raftkv::auth::token_hash(&token)));
+    let _ = std::fs::remove_dir_all(&dir);
+}

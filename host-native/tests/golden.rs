@@ -79,6 +79,7 @@ fn error_code_tag(e: &ErrorCode) -> u8 {
         ErrorCode::StaleSeq => 3,
         ErrorCode::BadRequest => 4,
         ErrorCode::UnknownOutcome => 5,
+        ErrorCode::Forbidden => 6,
     }
 }
 
@@ -131,6 +132,7 @@ fn failures() -> Vec<Failure> {
         code(ErrorCode::StaleSeq),
         Failure::bad_request("x"),
         Failure { error: ErrorCode::UnknownOutcome, leader: hint, message: None },
+        Failure::forbidden("x"),
     ]
 }
 
@@ -207,13 +209,14 @@ fn client_replies() {
         golden(&format!("{r:?}"), &encode_response(&r), want);
         assert_eq!(decode_response(want, 1 << 20).as_ref(), Ok(&r), "{CHANGED}");
     }
-    let want: [&[u8]; 6] = [
+    let want: [&[u8]; 7] = [
         b"RKVC\x02\x01\x09\x01\x00\x01\x02\x08ws://h:2\x00",
         b"RKVC\x02\x01\x09\x01\x01\x00\x00",
         b"RKVC\x02\x01\x09\x01\x02\x00\x00",
         b"RKVC\x02\x01\x09\x01\x03\x00\x00",
         b"RKVC\x02\x01\x09\x01\x04\x00\x01\x01x",
         b"RKVC\x02\x01\x09\x01\x05\x01\x02\x08ws://h:2\x00",
+        b"RKVC\x02\x01\x09\x01\x06\x00\x01\x01x",
     ];
     for (f, want) in failures().into_iter().zip(want) {
         let r = Response { id: Some(9), result: Err(f) };

@@ -20,12 +20,14 @@ use futures_util::SinkExt;
 
 use raft_core::{ClientToken, NodeId};
 
+use crate::auth::{required_role, Principal};
 use crate::config::Config;
 use crate::inbox::{Inbox, Input, ReplyRoute};
 use crate::listen::{close, is_too_big, IoStats, Verdict, Watchdog};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    decode_request, encode_response, outcome, parse_json_request, response_to_json, BadRequest, Request, Response,
+    decode_request, encode_response, outcome, parse_json_request, response_to_json, BadRequest, Failure, Request,
+    Response,
 };
 
 /// What one connection needs of its node.
@@ -39,6 +41,8 @@ pub struct Connection {
     pub config: Arc<Config>,
     /// The node's counters.
     pub metrics: Arc<Metrics>,
+    /// Who is on the connection (its token's name and role).
+    pub principal: Principal,
 }
 
 /// Whether a browser page from `origin` may use `/client`. Requests without
@@ -126,6 +130,16 @@ pub async fn serve(mut socket: WebSocket, node: Connection, io: Arc<IoStats>) {
                     Err(bad) => {
                         node.metrics.client_bad_requests_total.inc();
                         let frame = encode(&bad.response(), json, &node.metrics);
+                        if let Err(v) = feed(&mut socket, &mut dog, frame).await.and(flush(&mut socket, &dog).await) {
+                            break v;
+                        }
+                    }
+                    Ok(Request { id, op }) if required_role(&op) > node.principal.role => {
+                        node.metrics.client_forbidden_total.inc();
+                        let p = &node.principal;
+                        let message = format!("token {:?} (role {}) may not {}", p.name, p.role.as_str(), op.name());
+                        let r = Response { id: Some(id), result: Err(Failure::forbidden(message)) };
+                        let frame = encode(&r, json, &node.metrics);
                         if let Err(v) = feed(&mut socket, &mut dog, frame).await.and(flush(&mut socket, &dog).await) {
                             break v;
                         }

@@ -24,6 +24,7 @@ use axum::{Extension, Json, Router};
 
 use raft_core::NodeId;
 
+use crate::auth::{Denied, Principal, Tokens, SUBPROTOCOL};
 use crate::config::Config;
 use crate::inbox::Inbox;
 use crate::listen::{ConnInfo, Gate};
@@ -55,6 +56,8 @@ struct AppState {
     next_conn: Arc<AtomicU64>,
     /// The node's connection limits.
     gate: Arc<Gate>,
+    /// The client tokens.
+    tokens: Arc<Tokens>,
 }
 
 /// Serves the node's routes on `listener` until the process ends, within
@@ -75,7 +78,8 @@ pub async fn serve(listener: tokio::net::TcpListener, node: NodeHandle) {
     let gate = Arc::new(Gate::new(limits, max, node.metrics.clone()));
     let handshake = Duration::from_millis(limits.handshake_timeout_ms);
     let metrics = node.metrics.clone();
-    let state = AppState { node, next_conn: Arc::new(AtomicU64::new(1)), gate: gate.clone() };
+    let tokens = Arc::new(Tokens::new(&node.config));
+    let state = AppState { node, next_conn: Arc::new(AtomicU64::new(1)), gate: gate.clone(), tokens };
     let app = Router::new()
         .route("/raft", get(raft_ws))
         .route("/client", get(client_ws))
@@ -123,6 +127,10 @@ async fn client_ws(
         )
             .into_response();
     }
+    let principal = match authenticate(&s, &headers, "/client", remote) {
+        Ok(p) => p,
+        Err(refusal) => return refusal,
+    };
     let Some(client_slot) = s.gate.admit_client() else {
         let (open, clients) = s.gate.open();
         tracing::warn!(%remote, open, clients, "refused a client connection: only the reserve for peers and /status is left");
@@ -133,22 +141,59 @@ async fn client_ws(
         inbox: s.node.inbox,
         config: s.node.config,
         metrics: s.node.metrics,
+        principal,
     };
-    ws_limits(ws, &conn.config.limits, READ_BUFFER).on_upgrade(move |socket| async move {
+    // A browser that sent its token as a subprotocol gets `raftkv` back.
+    ws_limits(ws, &conn.config.limits, READ_BUFFER).protocols([SUBPROTOCOL]).on_upgrade(move |socket| async move {
         // Both slots are held for as long as the socket lives.
         let _held = (info.slot.clone(), client_slot);
         client_conn::serve(socket, conn, info.io).await
     })
 }
 
-async fn status(State(s): State<AppState>) -> HttpResponse {
+/// The principal on a request, or the 401 answer: a missing or unknown
+/// token (when authentication is on) is counted and logged.
+#[allow(clippy::result_large_err)]
+fn authenticate(
+    s: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    remote: std::net::SocketAddr,
+) -> Result<Principal, HttpResponse> {
+    s.tokens.from_headers(headers).map_err(|d| {
+        s.node.metrics.client_auth_failed_total.inc();
+        let why = match d {
+            Denied::Missing => "no token",
+            Denied::Unknown => "an unknown token",
+        };
+        tracing::warn!(%remote, path, "refused a request with {why}");
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            format!("{path} needs a token (Authorization: Bearer, or the bearer.TOKEN subprotocol): {why}\n"),
+        )
+            .into_response()
+    })
+}
+
+async fn status(headers: HeaderMap, Extension(info): Extension<ConnInfo>, State(s): State<AppState>) -> HttpResponse {
+    if let Err(refusal) = authenticate(&s, &headers, "/status", info.remote) {
+        return refusal;
+    }
     match s.node.inbox.status().await {
         Some(st) => Json(st).into_response(),
         None => unavailable(),
     }
 }
 
-async fn metrics_page(State(s): State<AppState>) -> HttpResponse {
+async fn metrics_page(
+    headers: HeaderMap,
+    Extension(info): Extension<ConnInfo>,
+    State(s): State<AppState>,
+) -> HttpResponse {
+    if let Err(refusal) = authenticate(&s, &headers, "/metrics", info.remote) {
+        return refusal;
+    }
     match s.node.inbox.status().await {
         Some(st) => ([(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)], prometheus::render(&st, &s.node.metrics))
             .into_response(),
