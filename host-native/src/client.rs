@@ -35,7 +35,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use raft_core::kv::{KvOp, KvOutput};
 
-use crate::protocol::{decode_response, encode_request, ErrorCode, Failure, Op, Request, Success};
+use crate::protocol::{decode_response, encode_request, ErrorCode, Failure, Op, Request, Secret, Success};
 
 /// Tuning of a [`Client`].
 #[derive(Clone, Debug)]
@@ -165,6 +165,8 @@ struct Inner {
     conn: Option<Ws>,
     next_id: u64,
     session: Option<u64>,
+    /// The open session's secret.
+    secret: Secret,
     next_seq: u64,
     last_used: Instant,
     opts: ClientOptions,
@@ -194,6 +196,7 @@ impl Client {
             conn: None,
             next_id: 1,
             session: None,
+            secret: [0; 32],
             next_seq: 1,
             last_used: Instant::now(),
             opts,
@@ -292,16 +295,17 @@ fn rejected(f: Failure) -> Error {
 
 impl Inner {
     /// Registers a session if there is none.
-    async fn ensure_session(&mut self, deadline: Instant) -> Result<u64, Error> {
+    async fn ensure_session(&mut self, deadline: Instant) -> Result<(u64, Secret), Error> {
         if let Some(s) = self.session {
-            return Ok(s);
+            return Ok((s, self.secret));
         }
         // A retried register may open a second session; the unused one expires.
         match self.call(Op::Register, deadline, false).await? {
-            (Ok(Success::Registered { session }), _) => {
+            (Ok(Success::Registered { session, secret }), _) => {
                 self.session = Some(session);
+                self.secret = secret;
                 self.next_seq = 1;
-                Ok(session)
+                Ok((session, secret))
             }
             (Ok(other), _) => Err(unexpected(other)),
             (Err(f), _) => Err(rejected(f)),
@@ -312,10 +316,10 @@ impl Inner {
     async fn write(&mut self, op: KvOp) -> Result<KvOutput, Error> {
         let deadline = Instant::now() + self.opts.timeout;
         loop {
-            let session = self.ensure_session(deadline).await?;
+            let (session, secret) = self.ensure_session(deadline).await?;
             let seq = self.next_seq;
             // One write at a time: the lowest seq awaited is this one.
-            let write = Op::Write { session, seq, ack: seq, op: op.clone() };
+            let write = Op::Write { session, secret, seq, ack: seq, op: op.clone() };
             let (result, maybe_applied) = self.call(write, deadline, true).await?;
             match result {
                 Ok(s) => {
@@ -349,7 +353,7 @@ impl Inner {
     async fn keep_alive(&mut self) -> Result<(), Error> {
         let Some(session) = self.session else { return Ok(()) };
         let deadline = Instant::now() + self.opts.timeout;
-        match self.call(Op::KeepAlive { session, ack: self.next_seq }, deadline, true).await? {
+        match self.call(Op::KeepAlive { session, secret: self.secret, ack: self.next_seq }, deadline, true).await? {
             (Ok(_), _) => Ok(()),
             (Err(f), _) if f.error == ErrorCode::SessionExpired => {
                 self.session = None;

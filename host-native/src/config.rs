@@ -127,6 +127,11 @@ pub struct Limits {
     /// not yet taken by the other side — before it is closed (code 1008):
     /// a client that sends but does not read cannot make the node hold more.
     pub max_queued_bytes: usize,
+    /// Open sessions one principal may hold (one token's name; with
+    /// authentication off, one remote address): a `register` beyond it gets
+    /// `busy`, so one client cannot take the whole session table. Decided at
+    /// apply: must be the same on every node.
+    pub max_sessions_per_principal: usize,
 }
 
 impl Default for Limits {
@@ -147,6 +152,7 @@ impl Default for Limits {
             idle_timeout_ms: 60_000,
             frame_timeout_ms: 10_000,
             max_queued_bytes: 8 << 20,
+            max_sessions_per_principal: 1024,
         }
     }
 }
@@ -328,6 +334,9 @@ impl Config {
         }
         if l.handshake_timeout_ms == 0 || l.idle_timeout_ms == 0 || l.frame_timeout_ms == 0 {
             return err("limits: timeouts must be positive".into());
+        }
+        if l.max_sessions_per_principal == 0 {
+            return err("limits.max_sessions_per_principal must be at least 1".into());
         }
         if l.max_queued_bytes < l.max_client_frame + 64 * 1024 {
             return err("limits.max_queued_bytes must hold one reply of max_client_frame (+ 64 KiB)".into());

@@ -73,6 +73,7 @@ pub async fn run(config: Config, id: NodeId, data_dir: Option<PathBuf>) -> Resul
     let _ = getrandom::fill(&mut seed);
     raft_cfg.seed = u64::from_le_bytes(seed) ^ id;
     raft_cfg.sessions.timeout_ticks = config.session_timeout_ticks();
+    raft_cfg.sessions.max_per_owner = config.limits.max_sessions_per_principal;
     raft_cfg.snapshot_entries = config.limits.snapshot_entries;
     // Keys come from clients: a random seed keeps them from aiming at one bucket.
     let kv = KvStore::with_hash_seed(u64::from_le_bytes(seed).rotate_left(17));
