@@ -50,6 +50,9 @@ pub struct ClientOptions {
     pub keepalive_after: Duration,
     /// Largest reply frame accepted.
     pub max_frame: usize,
+    /// The bearer token sent in the WebSocket upgrade (needed when the
+    /// cluster's configuration names `[[tokens]]`).
+    pub token: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -59,6 +62,7 @@ impl Default for ClientOptions {
             attempt_timeout: Duration::from_secs(1),
             keepalive_after: Duration::from_secs(20),
             max_frame: 16 << 20,
+            token: None,
         }
     }
 }
@@ -458,10 +462,19 @@ impl Inner {
             let cfg = WebSocketConfig::default()
                 .max_message_size(Some(self.opts.max_frame))
                 .read_buffer_size(crate::protocol::READ_BUFFER);
-            match tokio::time::timeout_at(until, tokio_tungstenite::connect_async_with_config(&url, Some(cfg), true))
+            let request = match upgrade_request(&url, self.opts.token.as_deref()) {
+                Ok(r) => r,
+                Err(e) => return Attempt::Unreached(e),
+            };
+            match tokio::time::timeout_at(until, tokio_tungstenite::connect_async_with_config(request, Some(cfg), true))
                 .await
             {
                 Ok(Ok((ws, _))) => self.conn = Some(ws),
+                // A refused token is an answer: every node would say the same.
+                Ok(Err(tokio_tungstenite::tungstenite::Error::Http(r))) if r.status().as_u16() == 401 => {
+                    let why = if self.opts.token.is_some() { "refused the token" } else { "needs a token" };
+                    return Attempt::Reply(Err(crate::protocol::Failure::forbidden(format!("{url} {why} (401)"))));
+                }
                 Ok(Err(e)) => return Attempt::Unreached(format!("cannot connect to {url}: {e}")),
                 Err(_) => return Attempt::Unreached(format!("connecting to {url} timed out")),
             }
@@ -498,6 +511,20 @@ impl Inner {
             Err(_) => Attempt::Lost(format!("no reply from {} in time", self.target)),
         }
     }
+}
+
+/// The WebSocket upgrade request for `url`, with the bearer token if any.
+fn upgrade_request(
+    url: &str,
+    token: Option<&str>,
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, String> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url.into_client_request().map_err(|e| format!("{url}: {e}"))?;
+    if let Some(t) = token {
+        let v = format!("Bearer {t}").parse().map_err(|_| "the token is not a valid header value".to_string())?;
+        req.headers_mut().insert("authorization", v);
+    }
+    Ok(req)
 }
 
 fn backoff(n: u32) -> Duration {

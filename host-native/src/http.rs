@@ -25,6 +25,12 @@ const MAX_BODY: usize = 16 << 20;
 /// answer. Any other status, a body that is not UTF-8 text, or no answer
 /// within 3 s is an error naming the server.
 pub async fn get(base: &str, path: &str) -> Result<String, String> {
+    get_as(base, path, None).await
+}
+
+/// [`get`] with a bearer token (`/status` and `/metrics` need one when the
+/// cluster's configuration names `[[tokens]]`).
+pub async fn get_as(base: &str, path: &str, token: Option<&str>) -> Result<String, String> {
     let uri: Uri = base.parse().map_err(|e| format!("{base:?} is not a URL: {e}"))?;
     match uri.scheme_str() {
         None | Some("http") | Some("ws") => {}
@@ -41,10 +47,11 @@ pub async fn get(base: &str, path: &str) -> Result<String, String> {
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let request = Request::get(path)
-            .header(HOST, &authority)
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| format!("bad request for {path:?}: {e}"))?;
+        let mut request = Request::get(path).header(HOST, &authority);
+        if let Some(t) = token {
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let request = request.body(Empty::<Bytes>::new()).map_err(|e| format!("bad request for {path:?}: {e}"))?;
         let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
         let status = response.status();
         let body = Limited::new(response.into_body(), MAX_BODY).collect().await.map_err(|e| e.to_string())?;

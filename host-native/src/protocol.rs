@@ -215,17 +215,20 @@ pub enum ErrorCode {
     BadRequest = 4,
     /// The write may have applied or may still apply: retry with the same session and seq.
     UnknownOutcome = 5,
+    /// The connection's token does not allow this request (its role is too low).
+    Forbidden = 6,
 }
 
 impl ErrorCode {
     /// Every code, in discriminant order.
-    pub const ALL: [ErrorCode; 6] = [
+    pub const ALL: [ErrorCode; 7] = [
         ErrorCode::NotLeader,
         ErrorCode::Busy,
         ErrorCode::SessionExpired,
         ErrorCode::StaleSeq,
         ErrorCode::BadRequest,
         ErrorCode::UnknownOutcome,
+        ErrorCode::Forbidden,
     ];
 
     /// The code's name on the wire.
@@ -237,6 +240,7 @@ impl ErrorCode {
             ErrorCode::StaleSeq => "stale_seq",
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::UnknownOutcome => "unknown_outcome",
+            ErrorCode::Forbidden => "forbidden",
         }
     }
 
@@ -250,6 +254,11 @@ impl Failure {
     /// A `bad_request` with a message.
     pub fn bad_request(message: impl Into<String>) -> Failure {
         Failure { error: ErrorCode::BadRequest, leader: None, message: Some(message.into()) }
+    }
+
+    /// A `forbidden` with a message.
+    pub fn forbidden(message: impl Into<String>) -> Failure {
+        Failure { error: ErrorCode::Forbidden, leader: None, message: Some(message.into()) }
     }
 
     /// Maps a raft-core error; `addr_of` turns a node id into its URL.

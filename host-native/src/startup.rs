@@ -54,6 +54,15 @@ pub async fn run(config: Config, id: NodeId, data_dir: Option<PathBuf>) -> Resul
         let hint = if e.kind() == std::io::ErrorKind::AddrInUse { " (is another node running there?)" } else { "" };
         StartError(format!("cannot listen on {}: {e}{hint}", me.listen))
     })?;
+    if config.tokens.is_empty() {
+        tracing::warn!(
+            "client authentication is off (no [[tokens]] in the configuration): anyone who can reach {} can read, \
+             write and ask /status and /metrics",
+            me.listen
+        );
+    } else {
+        tracing::info!(tokens = config.tokens.len(), "client authentication is on");
+    }
     if config.uses_dev_secret() {
         tracing::warn!("using the built-in development secret: fine on one machine, change it for anything else");
     }

@@ -18,7 +18,7 @@
 //! commit.
 
 use raft_core::{Body, Message};
-use raftkv::peer::batch::{decode_batch, encode_batch};
+use raftkv::peer::batch::{Opener, Sealer, TAG_LEN};
 use raftkv::peer::handshake::Handshake;
 use raftkv::protocol::{
     decode_request, decode_response, encode_request, encode_response, ErrorCode, Failure, LeaderHint, Op, Request,
@@ -79,6 +79,7 @@ fn error_code_tag(e: &ErrorCode) -> u8 {
         ErrorCode::StaleSeq => 3,
         ErrorCode::BadRequest => 4,
         ErrorCode::UnknownOutcome => 5,
+        ErrorCode::Forbidden => 6,
     }
 }
 
@@ -131,6 +132,7 @@ fn failures() -> Vec<Failure> {
         code(ErrorCode::StaleSeq),
         Failure::bad_request("x"),
         Failure { error: ErrorCode::UnknownOutcome, leader: hint, message: None },
+        Failure::forbidden("x"),
     ]
 }
 
@@ -207,13 +209,14 @@ fn client_replies() {
         golden(&format!("{r:?}"), &encode_response(&r), want);
         assert_eq!(decode_response(want, 1 << 20).as_ref(), Ok(&r), "{CHANGED}");
     }
-    let want: [&[u8]; 6] = [
+    let want: [&[u8]; 7] = [
         b"RKVC\x02\x01\x09\x01\x00\x01\x02\x08ws://h:2\x00",
         b"RKVC\x02\x01\x09\x01\x01\x00\x00",
         b"RKVC\x02\x01\x09\x01\x02\x00\x00",
         b"RKVC\x02\x01\x09\x01\x03\x00\x00",
         b"RKVC\x02\x01\x09\x01\x04\x00\x01\x01x",
         b"RKVC\x02\x01\x09\x01\x05\x01\x02\x08ws://h:2\x00",
+        b"RKVC\x02\x01\x09\x01\x06\x00\x01\x01x",
     ];
     for (f, want) in failures().into_iter().zip(want) {
         let r = Response { id: Some(9), result: Err(f) };
@@ -245,7 +248,11 @@ fn peer_batch_frame() {
         Message::new(1, 2, 3, Body::VoteResp { granted: true }),
         Message::new(1, 2, 3, Body::PreVoteResp { granted: false }),
     ];
-    let want: &[u8] = b"RKVB\x01\x02\x01\x02\x03\x00\x00\x03\x01\x01\x02\x03\x00\x00\x01\x00";
-    golden("batch of two messages", &encode_batch(&msgs), want);
-    assert_eq!(decode_batch(want, 1 << 20), Ok(msgs), "{CHANGED}");
+    // Version 2: (seq, messages), then an HMAC-SHA256 tag under the link key.
+    let want: &[u8] = b"RKVB\x02\x00\x02\x01\x02\x03\x00\x00\x03\x01\x01\x02\x03\x00\x00\x01\x00\xd0\x22q\xe3\xcb[d\xe1\x0cK\xf3\xa5(oS\x0c\xd2s\x90v}\xbcyZ=Y\xa8x\xdd\xcaM\xb7";
+    let mut sealer = Sealer::new([0x42; 32]);
+    let f = sealer.seal(&msgs);
+    golden("batch of two messages (frame 0, key 0x42..)", &f, want);
+    assert_eq!(want.len() - TAG_LEN, b"RKVB\x02\x00\x02\x01\x02\x03\x00\x00\x03\x01\x01\x02\x03\x00\x00\x01\x00".len());
+    assert_eq!(Opener::new([0x42; 32]).open(want, 1 << 20), Ok(msgs), "{CHANGED}");
 }

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use raft_core::{Message, NodeId};
 
 use crate::metrics::Metrics;
-use crate::peer::batch::encode_batch;
+use crate::peer::batch::Sealer;
 use crate::peer::handshake::{dial_handshake, PeerAuth, HANDSHAKE_TIMEOUT};
 
 /// How long one frame may take to go out before the link is given up.
@@ -80,15 +80,15 @@ pub async fn run_sender(
                 .await
                 .map_err(|e| format!("cannot connect to {url}: {e}"))?;
             let mut ws = binary_frames(ws);
-            dial_handshake(&mut ws, &auth, to).await?;
-            Ok::<_, String>(ws)
+            let key = dial_handshake(&mut ws, &auth, to, HANDSHAKE_TIMEOUT).await?;
+            Ok::<_, String>((ws, Sealer::new(key)))
         };
         let result = match tokio::time::timeout(HANDSHAKE_TIMEOUT * 2, attempt).await {
             Ok(r) => r,
             Err(_) => Err("connection attempt timed out".to_string()),
         };
-        let mut ws = match result {
-            Ok(ws) => ws,
+        let (mut ws, mut sealer) = match result {
+            Ok(link) => link,
             Err(e) => {
                 metrics.peer_connects_failed_total.inc();
                 if !reported {
@@ -129,7 +129,7 @@ pub async fn run_sender(
                         }
                     }
                     let n = batch.len() as u64;
-                    let frame = encode_batch(&batch);
+                    let frame = sealer.seal(&batch);
                     batch.clear();
                     // A peer that stops reading (paused, or its machine gone
                     // without a reset) must not hold this link forever.

@@ -8,7 +8,7 @@ use clap::Args;
 
 use raftkv::{Client, ClientOptions, Config};
 
-/// `--config`, `--addr`, `--timeout`.
+/// `--config`, `--addr`, `--timeout`, `--token`.
 #[derive(Args, Debug)]
 pub struct ClientArgs {
     /// Cluster configuration to take node addresses from (default: the embedded one).
@@ -20,6 +20,9 @@ pub struct ClientArgs {
     /// Seconds to wait for an answer.
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,
+    /// Bearer token for a cluster with client authentication (see `raftkv token`).
+    #[arg(long, env = "RAFTKV_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 impl ClientArgs {
@@ -37,7 +40,11 @@ impl ClientArgs {
         if !(self.timeout > 0.0 && self.timeout < 86_400.0) {
             return Err("--timeout must be a positive number of seconds".into());
         }
-        Ok(ClientOptions { timeout: Duration::from_secs_f64(self.timeout), ..ClientOptions::default() })
+        Ok(ClientOptions {
+            timeout: Duration::from_secs_f64(self.timeout),
+            token: self.token.clone(),
+            ..ClientOptions::default()
+        })
     }
 
     /// A client of the cluster.

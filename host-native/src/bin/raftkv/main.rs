@@ -2,13 +2,14 @@
 //!
 //! This file parses the command line and hands each command to its module:
 //! [`cluster`], [`status`], [`bench`](mod@bench) (the load generator, a part of the
-//! binary only), [`kv`] (put, append, get, delete, cas); `node` is a few
-//! lines over the library.
+//! binary only), [`kv`] (put, append, get, delete, cas), [`secure`] (tokens);
+//! `node` is a few lines over the library.
 
 mod bench;
 mod client_args;
 mod cluster;
 mod kv;
+mod secure;
 mod signal;
 mod status;
 
@@ -116,6 +117,18 @@ enum Command {
         #[command(flatten)]
         c: ClientArgs,
     },
+    /// Make a client token: prints it, and adds its hash (with a name and a role) to --config.
+    Token {
+        /// Whose token: sessions are counted per name.
+        #[arg(long)]
+        name: String,
+        /// read, write or admin.
+        #[arg(long, value_enum, default_value = "write")]
+        role: RoleArg,
+        /// The configuration to add the token's hash to (otherwise the entry is printed).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Show every node's status.
     Status {
         #[command(flatten)]
@@ -124,6 +137,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A token's role on the command line.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum RoleArg {
+    Read,
+    Write,
+    Admin,
+}
+
+impl From<RoleArg> for raftkv::auth::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Read => raftkv::auth::Role::Read,
+            RoleArg::Write => raftkv::auth::Role::Write,
+            RoleArg::Admin => raftkv::auth::Role::Admin,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -184,7 +215,8 @@ async fn run(command: Command) -> Result<ExitCode, String> {
         }
         Command::Cluster { dir, config, demo, web } => cluster::run(dir, config, demo, web).await,
         Command::Kv(cmd) => kv::run(cmd).await,
-        Command::Status { c, json } => status::run(&c.addrs()?, json).await,
+        Command::Token { name, role, config } => secure::token(&name, role.into(), config.as_deref()),
+        Command::Status { c, json } => status::run(&c.addrs()?, c.token.as_deref(), json).await,
         Command::Bench {
             target,
             clients,
