@@ -82,7 +82,12 @@ pub struct SnapshotMeta {
 /// One journal record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
-    /// Term, vote or role changed.
+    /// Term, vote or role changed. Written on every role change (the seed
+    /// asks for role and term to be journaled then, and tooling reads the
+    /// role), but only a change of term or vote must be durable before the
+    /// node acts on it: a record that changes the role alone is issued with
+    /// `Ready::must_sync` false, so a node that keeps failing pre-votes costs
+    /// no fsync. Restart always begins as follower whatever the role says.
     HardState(HardState),
     /// Entries `first_index ..` were appended.
     Append {
