@@ -9,7 +9,7 @@
 //! of the latest change (a change is unfinished while that index is above the
 //! commit index).
 //!
-//! [`crate::storage::Storage`] owns the only [`ConfigLog`] and keeps it in step
+//! `Storage` (in [`crate::storage`]) owns the only [`ConfigLog`] and keeps it in step
 //! with every append, truncation, compaction and snapshot install, so it can
 //! never disagree with the log.
 

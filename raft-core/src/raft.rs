@@ -25,6 +25,7 @@
 //! only a leader knows itself as leader, …) in debug builds: they are the
 //! documentation that cannot go stale.
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
@@ -1308,7 +1309,7 @@ impl<S: StateMachine> Raft<S> {
             sessions: self.machine.sessions.clone(),
             state: self.machine.sm.snapshot(),
         };
-        let meta = SnapshotMeta { index, term, membership, id: index };
+        let meta = SnapshotMeta { index, term, membership: Box::new(membership), id: index };
         let snap = Arc::new(Snapshot { meta: meta.clone(), data: body.encode() });
         self.snapshot = Some(snap.clone());
         self.out.snapshot(SnapshotOut { snapshot: snap, installed: false });
@@ -1424,7 +1425,7 @@ impl<S: StateMachine> Raft<S> {
             self.storage.reset_to_snapshot(index, snap_term, membership.clone());
         }
         self.sync_membership();
-        let meta = SnapshotMeta { index, term: snap_term, membership, id: index };
+        let meta = SnapshotMeta { index, term: snap_term, membership: Box::new(membership), id: index };
         let snap = Arc::new(Snapshot { meta: meta.clone(), data: buf });
         self.snapshot = Some(snap.clone());
         self.compact_pending = None;

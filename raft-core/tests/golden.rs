@@ -197,7 +197,12 @@ fn records() -> Vec<Record> {
         Record::HardState(HardState { term: 3, voted_for: Some(2), role: Role::Candidate }),
         Record::Append { first_index: 5, entries: vec![noop] },
         Record::Truncate { from_index: 6 },
-        Record::Snapshot(SnapshotMeta { index: 9, term: 2, membership: Membership::bootstrap(&[1, 2, 3]), id: 9 }),
+        Record::Snapshot(SnapshotMeta {
+            index: 9,
+            term: 2,
+            membership: Box::new(Membership::bootstrap(&[1, 2, 3])),
+            id: 9,
+        }),
         Record::Checkpoint { last_seq: 41 },
     ]
 }

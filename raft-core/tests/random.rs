@@ -55,8 +55,11 @@ fn random_run(seed: u64, bugs: Bugs, liveness: bool) -> (Sim, Vec<String>) {
     // damaged state (a node left behind) outlives the faults that would mask it.
     let max_gap_ms = if rng.chance(0.3) { 2_000 } else { 400 };
     // Half the runs change membership as they go: nodes join as learners,
-    // are promoted, replace voters, are removed; leadership moves.
-    let churning = rng.chance(0.5);
+    // are promoted, replace voters, are removed; leadership moves. Only with
+    // CheckQuorum: without leader stickiness a removed node that never learnt
+    // of its removal can call elections forever (dissertation §4.2.3), which
+    // is Raft's known behaviour, not a fault of these runs.
+    let churning = rng.chance(0.5) && cfg.raft.check_quorum;
     let mut sim = Sim::new(cfg);
     let ids = sim.ids();
     let mut next_cmd = 1u64;
@@ -100,12 +103,19 @@ fn random_run(seed: u64, bugs: Bugs, liveness: bool) -> (Sim, Vec<String>) {
         // are no longer the cluster's (without PreVote and CheckQuorum, a
         // removed node that never learnt of its removal would keep calling
         // elections, as the dissertation's §4.2.3 describes).
+        // Only a node that no live node counts as a member (in the
+        // configuration in force or in the committed one) is stopped.
         if sim.run_until(3 * SEC, |s| s.leader().is_some()) {
-            let members =
-                sim.leader().and_then(|l| sim.raft(l)).map(|r| r.membership().member_ids()).unwrap_or_default();
+            let mut members: Vec<u64> = Vec::new();
+            for id in sim.ids() {
+                if let Some(r) = sim.raft(id) {
+                    members.extend(r.membership().member_ids());
+                    members.extend(r.committed_membership().member_ids());
+                }
+            }
             for id in sim.ids() {
                 if !members.contains(&id) {
-                    sim.crash(id);
+                    sim.stop(id);
                 }
             }
         }

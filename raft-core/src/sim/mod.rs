@@ -256,6 +256,8 @@ pub struct Sim {
     history: Vec<Operation>,
     /// Recent events for display: (time, node, event). Bounded.
     pub log: VecDeque<(u64, NodeId, Event)>,
+    /// Nodes stopped for good (restarts scheduled earlier do not happen).
+    stopped: BTreeSet<NodeId>,
     /// The newest commit index seen anywhere (its deciding configuration is
     /// the checker's).
     decided_at: Index,
@@ -289,6 +291,7 @@ impl Sim {
             trace: false,
             trace_lines: Vec::new(),
             decided_at: 0,
+            stopped: BTreeSet::new(),
             cfg,
         };
         for (k, &id) in ids.iter().enumerate() {
@@ -360,7 +363,11 @@ impl Sim {
                     self.disk_done(node, seq);
                 }
             }
-            Action::Restart { node } => self.restart_slot(node),
+            Action::Restart { node } => {
+                if !self.stopped.contains(&self.nodes[node].id) {
+                    self.restart_slot(node)
+                }
+            }
             Action::RestoreLink { from, to } => self.restore_link(from, to),
             Action::ClientSend { node, token, req } => {
                 let k = self.slot(node);
@@ -757,8 +764,17 @@ impl Sim {
         }
     }
 
+    /// Crashes a node and keeps it down: restarts scheduled earlier (by a
+    /// fault) do not happen, only an explicit [`Sim::restart`] brings it back
+    /// (an operator stopping a node it removed from the cluster).
+    pub fn stop(&mut self, id: NodeId) {
+        self.crash(id);
+        self.stopped.insert(id);
+    }
+
     /// Restarts a crashed node from its journal.
     pub fn restart(&mut self, id: NodeId) {
+        self.stopped.remove(&id);
         let k = self.slot(id);
         self.restart_slot(k);
     }

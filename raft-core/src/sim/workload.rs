@@ -74,8 +74,9 @@ pub fn checked_run(seed: u64, events: u64, bugs: Bugs) -> RunReport {
         long_idle: if short_sessions { 0.05 } else { 0.0 },
         ..ClientConfig::default()
     });
-    // Half the runs change membership while clients work (see nemesis::churn).
-    let churning = rng.chance(0.5);
+    // Half the runs change membership while clients work (see nemesis::churn),
+    // those with CheckQuorum (leader stickiness keeps removed nodes harmless).
+    let churning = rng.chance(0.5) && sim.config().raft.check_quorum;
     let mut next_fault = 0u64;
     while sim.stats.events < events {
         sim.run_for(rng.range(1, 40) * 1_000);
