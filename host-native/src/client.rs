@@ -27,11 +27,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
 use raft_core::kv::{KvOp, KvOutput};
 
@@ -53,6 +52,9 @@ pub struct ClientOptions {
     /// The bearer token sent in the WebSocket upgrade (needed when the
     /// cluster's configuration names `[[tokens]]`).
     pub token: Option<String>,
+    /// For `wss://` nodes: the TLS client configuration trusting the
+    /// cluster's CA ([`crate::tls::client_config`]).
+    pub tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl Default for ClientOptions {
@@ -63,6 +65,7 @@ impl Default for ClientOptions {
             keepalive_after: Duration::from_secs(20),
             max_frame: 16 << 20,
             token: None,
+            tls: None,
         }
     }
 }
@@ -135,7 +138,13 @@ pub struct CasResult {
     pub current: Option<String>,
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Ws = WebSocketStream<crate::tls::Stream>;
+
+/// Why a connection could not be made.
+enum ConnectError {
+    Dial(String),
+    Ws(tokio_tungstenite::tungstenite::Error),
+}
 
 /// A client of a raftkv cluster. Calls on one client run one at a time;
 /// use several clients for concurrency.
@@ -470,16 +479,22 @@ impl Inner {
                 Ok(r) => r,
                 Err(e) => return Attempt::Unreached(e),
             };
-            match tokio::time::timeout_at(until, tokio_tungstenite::connect_async_with_config(request, Some(cfg), true))
-                .await
-            {
+            let tls = self.opts.tls.clone();
+            let connect = async {
+                let stream = crate::tls::dial(&url, tls.as_ref()).await.map_err(ConnectError::Dial)?;
+                tokio_tungstenite::client_async_with_config(request, stream, Some(cfg)).await.map_err(ConnectError::Ws)
+            };
+            match tokio::time::timeout_at(until, connect).await {
                 Ok(Ok((ws, _))) => self.conn = Some(ws),
+                Ok(Err(ConnectError::Dial(e))) => return Attempt::Unreached(e),
                 // A refused token is an answer: every node would say the same.
-                Ok(Err(tokio_tungstenite::tungstenite::Error::Http(r))) if r.status().as_u16() == 401 => {
+                Ok(Err(ConnectError::Ws(tokio_tungstenite::tungstenite::Error::Http(r))))
+                    if r.status().as_u16() == 401 =>
+                {
                     let why = if self.opts.token.is_some() { "refused the token" } else { "needs a token" };
                     return Attempt::Reply(Err(crate::protocol::Failure::forbidden(format!("{url} {why} (401)"))));
                 }
-                Ok(Err(e)) => return Attempt::Unreached(format!("cannot connect to {url}: {e}")),
+                Ok(Err(ConnectError::Ws(e))) => return Attempt::Unreached(format!("cannot connect to {url}: {e}")),
                 Err(_) => return Attempt::Unreached(format!("connecting to {url} timed out")),
             }
         }

@@ -180,6 +180,17 @@ impl Role {
     }
 }
 
+/// `[tls]`: where the cluster's CA and the nodes' certificates are (see
+/// `tls`; `raftkv certs` writes them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The CA certificate (PEM) every node and client trusts.
+    pub ca: PathBuf,
+    /// The directory of `node-ID.pem` and `node-ID-key.pem`.
+    pub dir: PathBuf,
+}
+
 /// One `[[tokens]]` entry of the configuration (see `auth`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -216,6 +227,10 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// The nodes, in any order.
     pub nodes: Vec<NodeConfig>,
+    /// TLS on every route and mutual TLS between peers; none: plain
+    /// `ws://`, allowed only on loopback addresses (or with `--insecure`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
@@ -312,6 +327,12 @@ impl Config {
             let u = n.url();
             if !(u.starts_with("ws://") || u.starts_with("wss://")) {
                 return err(format!("node {}: url must start with ws:// or wss://", n.id));
+            }
+            if u.starts_with("wss://") != self.tls.is_some() {
+                return err(format!(
+                    "node {}: url {u}: wss:// URLs go with a [tls] section (ca, dir), ws:// URLs without one",
+                    n.id
+                ));
             }
         }
         let l = &self.limits;

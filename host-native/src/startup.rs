@@ -33,11 +33,19 @@ const INBOX_CAPACITY: usize = 4096;
 /// Starts node `id` of `config` and serves until the process ends. Refuses to
 /// start (with a message naming the problem) on a data directory of another
 /// node, a corrupt journal, or an address in use.
-pub async fn run(config: Config, id: NodeId, data_dir: Option<PathBuf>) -> Result<(), StartError> {
+/// `insecure`: allow plain `ws://` on an address other than loopback.
+pub async fn run(config: Config, id: NodeId, data_dir: Option<PathBuf>, insecure: bool) -> Result<(), StartError> {
     let me = config
         .node(id)
         .cloned()
         .ok_or_else(|| StartError(format!("node {id} is not in the configuration (ids: {:?})", config.ids())))?;
+    let tls = crate::tls::load_node(&config, id).map_err(|e| StartError(format!("TLS: {e}")))?;
+    if tls.is_none() && !me.listen.ip().is_loopback() && !insecure {
+        return Err(StartError(format!(
+            "refusing to listen on {} without TLS: add [tls] (see `raftkv certs`), or pass --insecure",
+            me.listen
+        )));
+    }
     let dir = data_dir.unwrap_or_else(|| config.node_dir(id));
     check_identity(&dir, &config.cluster_id, id)?;
     let metrics = Arc::new(Metrics::default());
@@ -96,6 +104,7 @@ pub async fn run(config: Config, id: NodeId, data_dir: Option<PathBuf>) -> Resul
             rx,
             config.limits.peer_batch_bytes,
             config.limits.max_transport_frame,
+            tls.as_ref().map(|t| t.peers.clone()),
             metrics.clone(),
         ));
     }
@@ -105,7 +114,10 @@ pub async fn run(config: Config, id: NodeId, data_dir: Option<PathBuf>) -> Resul
     let task = NodeTask::new(raft, peers, disk, metrics);
     let node = tokio::spawn(task.run(inputs, durable_rx, Duration::from_millis(config.tick_ms)));
     tracing::info!(node = id, listen = %me.listen, url = %me.url(), "serving /raft, /client, /status, /metrics");
-    let server = tokio::spawn(routes::serve(listener, handle));
+    if tls.is_some() {
+        tracing::info!("TLS on every route; peers use mutual TLS");
+    }
+    let server = tokio::spawn(routes::serve(listener, handle, tls.map(|t| t.acceptor)));
     tokio::select! {
         r = node => Err(StartError(format!("node task ended: {r:?}"))),
         r = server => Err(StartError(format!("server ended: {r:?}"))),

@@ -740,3 +740,90 @@ async fn sessions_cannot_be_taken_or_exhausted() {
     memory("41 registers (quota 40)", before, after, after);
     eprintln!("sessions_cannot_be_taken_or_exhausted: {:?}", started.elapsed());
 }
+
+/// Item 1: `raftkv certs` turns TLS on in a configuration; the nodes serve
+/// only TLS, link up over mutual TLS, and the library, the CLI and `/status`
+/// speak `wss://` with the CA. A client with another CA and a plain `ws://`
+/// client are refused; a peer whose certificate names another node is
+/// refused; a node refuses a non-loopback address without TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_everywhere_and_the_wrong_ca_is_refused() {
+    let started = Instant::now();
+    let mut c = Cluster::configure("tls", 3, "");
+    let certs = c.dir.join("certs");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["certs", "--dir"])
+        .arg(&certs)
+        .arg("--config")
+        .arg(&c.config)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for id in c.ids() {
+        c.spawn(id);
+    }
+    let tls = raftkv::tls::client_config(&certs.join("ca.pem")).unwrap();
+    let wss = |id: u64| format!("wss://127.0.0.1:{}", c.ports[id as usize - 1]);
+    let t = Instant::now();
+    let leader = 'found: loop {
+        for id in c.ids() {
+            if let Ok(b) = raftkv::http::get_with(&wss(id), "/status", None, Some(&tls)).await {
+                if serde_json::from_str::<serde_json::Value>(&b).unwrap()["role"] == "leader" {
+                    break 'found id;
+                }
+            }
+        }
+        assert!(t.elapsed() < WAIT, "no leader over TLS\n{}", c.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(c.log(leader).contains("peers use mutual TLS"));
+    let urls: Vec<String> = c.ids().into_iter().map(wss).collect();
+    let opts = raftkv::ClientOptions { tls: Some(tls.clone()), ..raftkv::ClientOptions::default() };
+    let lib = raftkv::Client::new(urls.clone(), opts);
+    lib.put("k", "over tls").await.unwrap();
+    assert_eq!(lib.get("k").await.unwrap().as_deref(), Some("over tls"));
+    let o = c.cli(&["get", "k"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "over tls", "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Another CA: refused. Plain ws:// to a TLS port: refused.
+    let other = c.dir.join("other-ca");
+    raftkv::tls::write_dev_certs(&raftkv::Config::default_local(), &other).unwrap();
+    let wrong = raftkv::tls::client_config(&other.join("ca.pem")).unwrap();
+    let e = raftkv::http::get_with(&wss(leader), "/status", None, Some(&wrong)).await.unwrap_err();
+    assert!(e.contains("TLS") || e.contains("certificate"), "{e}");
+    let opts =
+        raftkv::ClientOptions { tls: Some(wrong), timeout: Duration::from_secs(1), ..raftkv::ClientOptions::default() };
+    assert!(raftkv::Client::new(urls.clone(), opts).get("k").await.is_err(), "the wrong CA reads nothing");
+    let plain = format!("ws://127.0.0.1:{}", c.ports[leader as usize - 1]);
+    assert!(raftkv::http::get(&plain, "/status").await.is_err(), "no plain HTTP on a TLS node");
+    assert!(c.metric_tls(leader, &tls, "conn_tls_failed_total").await >= 2);
+
+    // A node with another node's certificate: its links are refused.
+    let victim = c.ids().into_iter().find(|&i| i != leader).unwrap();
+    let imposter = c.ids().into_iter().find(|&i| i != leader && i != victim).unwrap();
+    c.kill(victim);
+    for ext in ["pem", "key.pem"] {
+        let from = if ext == "pem" { format!("node-{imposter}.pem") } else { format!("node-{imposter}-key.pem") };
+        let to = if ext == "pem" { format!("node-{victim}.pem") } else { format!("node-{victim}-key.pem") };
+        std::fs::copy(certs.join(from), certs.join(to)).unwrap();
+    }
+    c.spawn(victim);
+    let want = format!("does not name node {victim}");
+    eventually("the peer with another node's certificate is refused", || {
+        let found = c.log(leader).contains(&want);
+        async move { found }
+    })
+    .await;
+
+    // Without [tls], a node will not listen on a non-loopback address.
+    let mut p = Cluster::configure("insecure", 1, "");
+    let cfg = std::fs::read_to_string(&p.config).unwrap().replace("listen = \"127.0.0.1:", "listen = \"0.0.0.0:");
+    std::fs::write(&p.config, cfg).unwrap();
+    p.spawn(1);
+    let t = Instant::now();
+    while p.exited(1).is_none() && t.elapsed() < WAIT {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(p.log(1).contains("refusing to listen on 0.0.0.0"), "{}", p.log(1));
+    eprintln!("tls_everywhere_and_the_wrong_ca_is_refused: {:?}", started.elapsed());
+}

@@ -69,6 +69,7 @@ pub async fn run_sender(
     mut rx: mpsc::Receiver<Message>,
     batch_bytes: usize,
     max_frame: usize,
+    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     metrics: Arc<Metrics>,
 ) {
     let url = format!("{url}/raft");
@@ -76,7 +77,12 @@ pub async fn run_sender(
     let mut reported = false;
     loop {
         let attempt = async {
-            let (ws, _) = tokio_tungstenite::connect_async_with_config(&url, Some(ws_config(max_frame)), true)
+            let stream = crate::tls::dial(&url, tls.as_ref()).await?;
+            // Over TLS the peer's certificate must name the node we mean to reach.
+            if tls.is_some() && !stream.server_cert.as_ref().is_some_and(|c| crate::tls::cert_names_node(c, to)) {
+                return Err(format!("{url}: its TLS certificate does not name node {to}"));
+            }
+            let (ws, _) = tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(ws_config(max_frame)))
                 .await
                 .map_err(|e| format!("cannot connect to {url}: {e}"))?;
             let mut ws = binary_frames(ws);

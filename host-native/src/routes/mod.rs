@@ -62,7 +62,7 @@ struct AppState {
 
 /// Serves the node's routes on `listener` until the process ends, within
 /// the connection limits of its configuration (see [`crate::listen`]).
-pub async fn serve(listener: tokio::net::TcpListener, node: NodeHandle) {
+pub async fn serve(listener: tokio::net::TcpListener, node: NodeHandle, tls: Option<tokio_rustls::TlsAcceptor>) {
     let limits = &node.config.limits;
     let fds = crate::listen::fd_usage();
     let max = crate::listen::connection_limit(limits, fds);
@@ -86,7 +86,7 @@ pub async fn serve(listener: tokio::net::TcpListener, node: NodeHandle) {
         .route("/status", get(status))
         .route("/metrics", get(metrics_page))
         .with_state(state);
-    crate::listen::serve(listener, app, gate, handshake, metrics).await
+    crate::listen::serve(listener, app, gate, handshake, tls, metrics).await
 }
 
 /// The WebSocket settings every route shares: message and frame limits, and

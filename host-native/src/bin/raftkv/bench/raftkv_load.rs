@@ -14,10 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
 use raftkv::protocol::{decode_response, encode_request, ErrorCode, Op, Request, Secret, Success, READ_BUFFER};
 use raftkv::ClientOptions;
@@ -25,7 +24,7 @@ use raftkv::KvOp;
 
 use super::driver::{StartLine, Worker, Workset};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Ws = WebSocketStream<raftkv::tls::Stream>;
 
 /// Connects to the cluster and opens a session on the leader, following
 /// `not_leader` hints (reads must go to the leader too, so a read-only client
@@ -42,7 +41,8 @@ async fn open_session(
     while Instant::now() < deadline {
         let url = format!("{target}/client");
         let attempt = async {
-            let (mut ws, _) = tokio_tungstenite::connect_async_with_config(&url, Some(cfg), true)
+            let stream = raftkv::tls::dial(&url, opts.tls.as_ref()).await?;
+            let (mut ws, _) = tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(cfg))
                 .await
                 .map_err(|e| format!("cannot connect to {url}: {e}"))?;
             let frame = encode_request(&Request { id: 0, op: Op::Register });
