@@ -22,7 +22,7 @@ use crate::journal::{check_identity, spawn_disk_thread, Journal};
 use crate::metrics::Metrics;
 use crate::node::NodeTask;
 use crate::peer::handshake::PeerAuth;
-use crate::peer::outgoing::run_sender;
+use crate::peer::outgoing::{run_sender, LinkConfig};
 use crate::routes::{self, NodeHandle};
 
 pub use crate::journal::StartError;
@@ -102,9 +102,11 @@ pub async fn run(config: Config, id: NodeId, data_dir: Option<PathBuf>, insecure
             peer.url(),
             auth.clone(),
             rx,
-            config.limits.peer_batch_bytes,
-            config.limits.max_transport_frame,
-            tls.as_ref().map(|t| t.peers.clone()),
+            LinkConfig {
+                batch_bytes: config.limits.peer_batch_bytes,
+                max_frame: config.limits.max_transport_frame,
+                tls: tls.as_ref().map(|t| t.peers.clone()),
+            },
             metrics.clone(),
         ));
     }

@@ -59,6 +59,17 @@ fn ws_config(max_frame: usize) -> WebSocketConfig {
         .read_buffer_size(PEER_DIALER_READ_BUFFER)
 }
 
+/// How a sending link is set up.
+#[derive(Clone, Debug)]
+pub struct LinkConfig {
+    /// Largest batch frame (one larger message still goes alone).
+    pub batch_bytes: usize,
+    /// Largest frame at all.
+    pub max_frame: usize,
+    /// For `wss://` peers: mutual TLS with this node's certificate.
+    pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+}
+
 /// Runs the link that sends messages to peer `to` at `url`, forever: connect,
 /// handshake, send batches; on any failure drop what is queued (Raft resends)
 /// and reconnect with exponential back-off.
@@ -67,11 +78,10 @@ pub async fn run_sender(
     url: String,
     auth: Arc<PeerAuth>,
     mut rx: mpsc::Receiver<Message>,
-    batch_bytes: usize,
-    max_frame: usize,
-    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    link: LinkConfig,
     metrics: Arc<Metrics>,
 ) {
+    let LinkConfig { batch_bytes, max_frame, tls } = link;
     let url = format!("{url}/raft");
     let mut backoff = BACKOFF_MIN;
     let mut reported = false;
