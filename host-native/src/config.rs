@@ -127,6 +127,11 @@ pub struct Limits {
     /// not yet taken by the other side — before it is closed (code 1008):
     /// a client that sends but does not read cannot make the node hold more.
     pub max_queued_bytes: usize,
+    /// Open sessions one principal may hold (one token's name; with
+    /// authentication off, one remote address): a `register` beyond it gets
+    /// `busy`, so one client cannot take the whole session table. Decided at
+    /// apply: must be the same on every node.
+    pub max_sessions_per_principal: usize,
 }
 
 impl Default for Limits {
@@ -147,6 +152,7 @@ impl Default for Limits {
             idle_timeout_ms: 60_000,
             frame_timeout_ms: 10_000,
             max_queued_bytes: 8 << 20,
+            max_sessions_per_principal: 1024,
         }
     }
 }
@@ -172,6 +178,17 @@ impl Role {
             Role::Admin => "admin",
         }
     }
+}
+
+/// `[tls]`: where the cluster's CA and the nodes' certificates are (see
+/// `tls`; `raftkv certs` writes them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The CA certificate (PEM) every node and client trusts.
+    pub ca: PathBuf,
+    /// The directory of `node-ID.pem` and `node-ID-key.pem`.
+    pub dir: PathBuf,
 }
 
 /// One `[[tokens]]` entry of the configuration (see `auth`).
@@ -210,6 +227,10 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// The nodes, in any order.
     pub nodes: Vec<NodeConfig>,
+    /// TLS on every route and mutual TLS between peers; none: plain
+    /// `ws://`, allowed only on loopback addresses (or with `--insecure`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
@@ -307,6 +328,12 @@ impl Config {
             if !(u.starts_with("ws://") || u.starts_with("wss://")) {
                 return err(format!("node {}: url must start with ws:// or wss://", n.id));
             }
+            if u.starts_with("wss://") != self.tls.is_some() {
+                return err(format!(
+                    "node {}: url {u}: wss:// URLs go with a [tls] section (ca, dir), ws:// URLs without one",
+                    n.id
+                ));
+            }
         }
         let l = &self.limits;
         if l.max_client_frame < (2 << 20) + 64 * 1024 {
@@ -328,6 +355,9 @@ impl Config {
         }
         if l.handshake_timeout_ms == 0 || l.idle_timeout_ms == 0 || l.frame_timeout_ms == 0 {
             return err("limits: timeouts must be positive".into());
+        }
+        if l.max_sessions_per_principal == 0 {
+            return err("limits.max_sessions_per_principal must be at least 1".into());
         }
         if l.max_queued_bytes < l.max_client_frame + 64 * 1024 {
             return err("limits.max_queued_bytes must hold one reply of max_client_frame (+ 64 KiB)".into());

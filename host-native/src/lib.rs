@@ -19,6 +19,8 @@
 //!     request needs which role.
 //!   * [`inbox`] — what the I/O tasks send to the node task ([`inbox::Input`]),
 //!     and the [`inbox::Inbox`] they send it with.
+//!   * [`tls`] — rustls: the node's server side, mutual TLS for peers, the
+//!     client side, [`tls::dial`], the development CA.
 //!   * [`http`] — a plain HTTP GET of `/status` and the like (hyper's client).
 //! * The server, bottom-up:
 //!   * [`listen`] — the accept loop and every limit on what an outsider's
@@ -52,6 +54,7 @@ pub mod peer;
 pub mod protocol;
 pub mod routes;
 pub mod startup;
+pub mod tls;
 
 pub use client::{Client, ClientOptions, Error};
 pub use config::Config;

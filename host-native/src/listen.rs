@@ -289,16 +289,21 @@ pub struct ConnInfo {
     pub io: Arc<IoStats>,
     /// Held while the connection (or the WebSocket it became) lives.
     pub slot: Arc<Slot>,
+    /// The client certificate the remote presented over TLS (verified
+    /// against the cluster's CA), if any: peers must present one.
+    pub peer_cert: Option<Arc<tokio_rustls::rustls::pki_types::CertificateDer<'static>>>,
 }
 
 /// Accepts connections on `listener` and serves `app` on each, under
-/// `gate`, until the process ends. A connection that has not sent its
-/// request headers within `handshake_timeout` is closed.
+/// `gate`, until the process ends; over TLS when `tls` is given. A
+/// connection that has not finished its TLS handshake and sent its request
+/// headers within `handshake_timeout` is closed.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     gate: Arc<Gate>,
     handshake_timeout: Duration,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     metrics: Arc<Metrics>,
 ) {
     let mut last_error: Option<Instant> = None;
@@ -326,12 +331,33 @@ pub async fn serve(
         // Small frames matter more than throughput here: no Nagle delay.
         let _ = tcp.set_nodelay(true);
         let io = Arc::new(IoStats::default());
-        let info = ConnInfo { remote, io: io.clone(), slot: Arc::new(slot) };
+        let mut info = ConnInfo { remote, io: io.clone(), slot: Arc::new(slot), peer_cert: None };
         let app = app.clone();
         let metrics = metrics.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let stream = Metered::new(tcp, io);
-            serve_http(stream, app, info, handshake_timeout, &metrics).await;
+            let Some(acceptor) = tls else {
+                return serve_http(stream, app, info, handshake_timeout, &metrics).await;
+            };
+            let started = Instant::now();
+            let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    metrics.conn_tls_failed_total.inc();
+                    tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    metrics.conn_handshake_timeouts_total.inc();
+                    return;
+                }
+            };
+            info.peer_cert =
+                tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| Arc::new(c.clone().into_owned()));
+            // The header deadline is what is left of the handshake's.
+            let left = handshake_timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+            serve_http(tls, app, info, left, &metrics).await;
         });
     }
 }

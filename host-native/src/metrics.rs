@@ -68,6 +68,7 @@ metrics! {
     conn_refused_limit_total: "Connections closed at once: the node's connection limit (max_connections, fitted to the fd limit).",
     conn_refused_address_total: "Connections closed at once: max_connections_per_address for their address.",
     conn_accept_errors_total: "accept() failures (e.g. out of file descriptors).",
+    conn_tls_failed_total: "TLS handshakes that failed (wrong CA, bad certificate, not TLS).",
     conn_handshake_timeouts_total: "Connections closed for not finishing TLS or the HTTP headers within handshake_timeout_ms.",
     client_refused_reserve_total: "/client upgrades refused (503): only reserved_connections left.",
     ws_idle_closed_total: "WebSockets closed for sending nothing within idle_timeout_ms.",

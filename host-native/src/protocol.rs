@@ -7,15 +7,15 @@
 //! any order.
 //!
 //! ```text
-//! {"id":1,"op":"register"}                                   -> {"id":1,"ok":true,"session":17}
-//! {"id":2,"op":"put","session":17,"seq":1,"ack":1,"key":"k","value":"v"}   -> {"id":2,"ok":true}
-//! {"id":3,"op":"append","session":17,"seq":2,"ack":2,"key":"k","value":"w"}-> {"id":3,"ok":true}
-//! {"id":4,"op":"cas","session":17,"seq":3,"ack":3,"key":"k","expect":"vw","value":"x"}
+//! {"id":1,"op":"register"}                  -> {"id":1,"ok":true,"session":17,"secret":"<43 chars>"}
+//! {"id":2,"op":"put","session":17,"secret":S,"seq":1,"ack":1,"key":"k","value":"v"}   -> {"id":2,"ok":true}
+//! {"id":3,"op":"append","session":17,"secret":S,"seq":2,"ack":2,"key":"k","value":"w"}-> {"id":3,"ok":true}
+//! {"id":4,"op":"cas","session":17,"secret":S,"seq":3,"ack":3,"key":"k","expect":"vw","value":"x"}
 //!                                           -> {"id":4,"ok":true,"swapped":true}
 //!                                           (or "swapped":false,"current":<value or null>)
-//! {"id":5,"op":"delete","session":17,"seq":4,"ack":4,"key":"k"}  -> {"id":5,"ok":true,"existed":true}
+//! {"id":5,"op":"delete","session":17,"secret":S,"seq":4,"ack":4,"key":"k"}  -> {"id":5,"ok":true,"existed":true}
 //! {"id":6,"op":"get","key":"k"}                              -> {"id":6,"ok":true,"value":null}
-//! {"id":7,"op":"keepalive","session":17,"ack":5}             -> {"id":7,"ok":true}
+//! {"id":7,"op":"keepalive","session":17,"secret":S,"ack":5}  -> {"id":7,"ok":true}
 //! errors: {"id":N,"ok":false,"error":"not_leader","leader":{"id":2,"addr":"ws://127.0.0.1:7002"}}
 //! ```
 //!
@@ -38,14 +38,44 @@
 //! postcard numbers enum variants by position, so every enum below documents
 //! its variants' numbers; new variants go at the end, and `tests/golden.rs`
 //! pins the bytes of every request and reply. Version 2 is the first with
-//! [`Op`] wrapping [`KvOp`] (version 1 had one variant per operation).
+//! [`Op`] wrapping [`KvOp`] (version 1 had one variant per operation), and
+//! with session secrets.
+//!
+//! # Session secrets
+//!
+//! `register` answers with the session's id and a secret: 32 bytes the node
+//! drew from the OS's random source (base64url in JSON). Every write and
+//! keep-alive on the session must carry it; the log keeps only its SHA-256
+//! ([`secret_hash`]), and a request with another secret is answered
+//! `session_expired` and changes nothing.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use base64::Engine as _;
 use raft_core::codec::{decode_with_header, encode_with_header};
 use raft_core::kv::{KvOp, KvOutput};
-use raft_core::{ClientError, ClientReply, ClientRequest, NodeId};
+use sha2::{Digest, Sha256};
+
+use raft_core::{ClientError, ClientReply, ClientRequest, NodeId, Owner, SecretHash};
+
+/// A session's secret: what `register` returns and every write presents.
+pub type Secret = [u8; 32];
+
+/// The hash of a secret, as the log keeps it.
+pub fn secret_hash(secret: &Secret) -> SecretHash {
+    Sha256::digest(secret).into()
+}
+
+/// A secret in JSON: base64url without padding (43 characters).
+pub fn secret_to_text(secret: &Secret) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+}
+
+/// A secret from its JSON text.
+pub fn secret_from_text(text: &str) -> Option<Secret> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()?.try_into().ok()
+}
 
 /// Magic number of binary client frames.
 pub const CLIENT_MAGIC: [u8; 4] = *b"RKVC";
@@ -85,6 +115,8 @@ pub enum Op {
     Write {
         /// The session.
         session: u64,
+        /// The secret `register` returned for it.
+        secret: Secret,
         /// This write's number within the session (from 1).
         seq: u64,
         /// Lowest seq whose reply the client still awaits.
@@ -96,6 +128,8 @@ pub enum Op {
     KeepAlive {
         /// The session.
         session: u64,
+        /// The secret `register` returned for it.
+        secret: Secret,
         /// Lowest seq whose reply the client still awaits.
         ack: u64,
     },
@@ -122,7 +156,7 @@ impl Op {
     pub fn validate(&self) -> Result<(), String> {
         let ints: &[(&str, u64)] = match self {
             Op::Write { session, seq, ack, .. } => &[("session", *session), ("seq", *seq), ("ack", *ack)],
-            Op::KeepAlive { session, ack } => &[("session", *session), ("ack", *ack)],
+            Op::KeepAlive { session, ack, .. } => &[("session", *session), ("ack", *ack)],
             Op::Register | Op::Read { .. } => &[],
         };
         for (name, v) in ints {
@@ -140,12 +174,18 @@ impl Op {
     }
 
     /// The raft-core request carrying this operation: the same fields, the
-    /// command encoded as the log stores it.
-    pub fn into_client_request(self) -> ClientRequest {
+    /// command encoded as the log stores it, secrets as their hashes. A
+    /// `register` is for `owner`, with a new secret whose hash is `fresh`
+    /// (drawn by the caller, who hands the secret to the client).
+    pub fn into_client_request(self, owner: Owner, fresh: SecretHash) -> ClientRequest {
         match self {
-            Op::Register => ClientRequest::Register,
-            Op::Write { session, seq, ack, op } => ClientRequest::Write { session, seq, ack, command: op.encode() },
-            Op::KeepAlive { session, ack } => ClientRequest::KeepAlive { session, ack },
+            Op::Register => ClientRequest::Register { owner, secret_hash: fresh },
+            Op::Write { session, secret, seq, ack, op } => {
+                ClientRequest::Write { session, secret_hash: secret_hash(&secret), seq, ack, command: op.encode() }
+            }
+            Op::KeepAlive { session, secret, ack } => {
+                ClientRequest::KeepAlive { session, secret_hash: secret_hash(&secret), ack }
+            }
             Op::Read { op } => ClientRequest::Read { query: op.encode() },
         }
     }
@@ -168,6 +208,8 @@ pub enum Success {
     Registered {
         /// Its id.
         session: u64,
+        /// Its secret, for every write and keep-alive on it.
+        secret: Secret,
     },
     /// `keepalive`.
     KeptAlive,
@@ -281,7 +323,8 @@ impl Failure {
 pub fn outcome(reply: ClientReply, addr_of: impl Fn(NodeId) -> Option<String>) -> Result<Success, Failure> {
     match reply {
         ClientReply::Rejected(e) => Err(Failure::from_error(e, addr_of)),
-        ClientReply::Registered { session } => Ok(Success::Registered { session }),
+        // The secret is the connection's to fill in: it drew it.
+        ClientReply::Registered { session } => Ok(Success::Registered { session, secret: [0; 32] }),
         ClientReply::KeptAlive => Ok(Success::KeptAlive),
         ClientReply::Written { output } | ClientReply::Read { output } => match KvOutput::decode(&output) {
             Ok(KvOutput::Invalid) => Err(Failure::bad_request("the state machine refused the command")),
@@ -332,6 +375,13 @@ impl Fields<'_> {
             _ => Err(format!("\"{name}\" must be a string")),
         }
     }
+    fn secret(&self, name: &str) -> Result<Secret, String> {
+        match self.get(name)? {
+            Value::String(s) => secret_from_text(s)
+                .ok_or_else(|| format!("\"{name}\" must be the 43-character secret that register returned")),
+            _ => Err(format!("\"{name}\" must be a string")),
+        }
+    }
     fn string_or_null(&self, name: &str) -> Result<Option<String>, String> {
         match self.get(name)? {
             Value::String(s) => Ok(Some(s.clone())),
@@ -351,6 +401,7 @@ impl Fields<'_> {
     /// The session fields of a write, then the operation named `name`.
     fn write(&self, name: &str) -> Result<Op, String> {
         let (session, seq, ack) = (self.int("session")?, self.int("seq")?, self.int("ack")?);
+        let secret = self.secret("secret")?;
         let key = self.string("key")?;
         let op = match name {
             "put" => KvOp::Put { key, value: self.string("value")? },
@@ -359,7 +410,7 @@ impl Fields<'_> {
             "delete" => KvOp::Delete { key },
             other => return Err(format!("unknown op {other:?}")),
         };
-        Ok(Op::Write { session, seq, ack, op })
+        Ok(Op::Write { session, secret, seq, ack, op })
     }
 }
 
@@ -367,11 +418,11 @@ impl Fields<'_> {
 fn json_fields(op: &str) -> Option<&'static [&'static str]> {
     Some(match op {
         "register" => &[],
-        "keepalive" => &["session", "ack"],
+        "keepalive" => &["session", "secret", "ack"],
         "get" => &["key"],
-        "put" | "append" => &["session", "seq", "ack", "key", "value"],
-        "cas" => &["session", "seq", "ack", "key", "expect", "value"],
-        "delete" => &["session", "seq", "ack", "key"],
+        "put" | "append" => &["session", "secret", "seq", "ack", "key", "value"],
+        "cas" => &["session", "secret", "seq", "ack", "key", "expect", "value"],
+        "delete" => &["session", "secret", "seq", "ack", "key"],
         _ => return None,
     })
 }
@@ -404,7 +455,9 @@ pub fn parse_json_request(text: &str) -> Result<Request, BadRequest> {
         f.only(allowed)?;
         Ok(match name {
             "register" => Op::Register,
-            "keepalive" => Op::KeepAlive { session: f.int("session")?, ack: f.int("ack")? },
+            "keepalive" => {
+                Op::KeepAlive { session: f.int("session")?, secret: f.secret("secret")?, ack: f.int("ack")? }
+            }
             "get" => Op::Read { op: KvOp::Get { key: f.string("key")? } },
             write => f.write(write)?,
         })
@@ -444,8 +497,9 @@ pub fn response_to_json(r: &Response) -> String {
         Ok(s) => {
             obj.insert("ok".into(), Value::Bool(true));
             match s {
-                Success::Registered { session } => {
+                Success::Registered { session, secret } => {
                     obj.insert("session".into(), json!(session));
+                    obj.insert("secret".into(), json!(secret_to_text(secret)));
                 }
                 // (A node never sends `Invalid` as a success; should a binary
                 // reply carry one, it has nothing to show.)
@@ -486,14 +540,16 @@ pub fn request_to_json(r: &Request) -> String {
     obj.insert("op".into(), json!(r.op.name()));
     match &r.op {
         Op::Register => {}
-        Op::Write { session, seq, ack, op } => {
+        Op::Write { session, secret, seq, ack, op } => {
             obj.insert("session".into(), json!(session));
+            obj.insert("secret".into(), json!(secret_to_text(secret)));
             obj.insert("seq".into(), json!(seq));
             obj.insert("ack".into(), json!(ack));
             insert_kv_fields(op, &mut obj);
         }
-        Op::KeepAlive { session, ack } => {
+        Op::KeepAlive { session, secret, ack } => {
             obj.insert("session".into(), json!(session));
+            obj.insert("secret".into(), json!(secret_to_text(secret)));
             obj.insert("ack".into(), json!(ack));
         }
         Op::Read { op } => insert_kv_fields(op, &mut obj),
@@ -549,14 +605,17 @@ mod tests {
         let r = parse_json_request(r#"{"id":1,"op":"register"}"#).unwrap();
         assert_eq!(r, Request { id: 1, op: Op::Register });
         let r = parse_json_request(
-            r#"{"id":4,"op":"cas","session":17,"seq":3,"ack":3,"key":"k","expect":null,"value":"x"}"#,
+            r#"{"id":4,"op":"cas","session":17,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":3,"ack":3,"key":"k","expect":null,"value":"x"}"#,
         )
         .unwrap();
         let cas = KvOp::Cas { key: "k".into(), expect: None, value: "x".into() };
-        assert_eq!(r.op, Op::Write { session: 17, seq: 3, ack: 3, op: cas });
-        let r = parse_json_request(r#"{"id":7,"op":"keepalive","session":17,"ack":5}"#).unwrap();
-        assert_eq!(r.op, Op::KeepAlive { session: 17, ack: 5 });
-        let write = |op| Op::Write { session: 1, seq: 2, ack: 2, op };
+        assert_eq!(r.op, Op::Write { session: 17, secret: [4; 32], seq: 3, ack: 3, op: cas });
+        let r = parse_json_request(
+            r#"{"id":7,"op":"keepalive","session":17,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","ack":5}"#,
+        )
+        .unwrap();
+        assert_eq!(r.op, Op::KeepAlive { session: 17, secret: [4; 32], ack: 5 });
+        let write = |op| Op::Write { session: 1, secret: [4; 32], seq: 2, ack: 2, op };
         for op in [
             Op::Register,
             write(put("k", "v")),
@@ -564,7 +623,7 @@ mod tests {
             write(KvOp::Cas { key: "k".into(), expect: Some("".into()), value: "v".into() }),
             write(KvOp::Delete { key: "k".into() }),
             Op::Read { op: KvOp::Get { key: "k".into() } },
-            Op::KeepAlive { session: 1, ack: 2 },
+            Op::KeepAlive { session: 1, secret: [4; 32], ack: 2 },
         ] {
             let r = Request { id: 9, op };
             assert_eq!(parse_json_request(&request_to_json(&r)).unwrap(), r);
@@ -572,7 +631,7 @@ mod tests {
         }
         assert_eq!(
             request_to_json(&Request { id: 2, op: write(put("k", "v")) }),
-            r#"{"id":2,"op":"put","session":1,"seq":2,"ack":2,"key":"k","value":"v"}"#
+            r#"{"id":2,"op":"put","session":1,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":2,"ack":2,"key":"k","value":"v"}"#
         );
     }
 
@@ -583,7 +642,11 @@ mod tests {
         assert_eq!(bad(r#"{"op":"get","key":"k"}"#).id, None);
         let b = bad(r#"{"id":3,"op":"frobnicate"}"#);
         assert_eq!((b.id, b.message.contains("unknown op")), (Some(3), true));
-        assert!(bad(r#"{"id":3,"op":"put","session":1,"seq":1,"ack":1,"key":"k"}"#).message.contains("\"value\""));
+        assert!(bad(r#"{"id":3,"op":"put","session":1,"seq":1,"ack":1,"key":"k"}"#).message.contains("\"secret\""));
+        let no_value = r#"{"id":3,"op":"put","session":1,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":1,"ack":1,"key":"k"}"#;
+        assert!(bad(no_value).message.contains("\"value\""));
+        let short = r#"{"id":3,"op":"put","session":1,"secret":"BAQE","seq":1,"ack":1,"key":"k","value":"v"}"#;
+        assert!(bad(short).message.contains("43-character"));
         assert!(bad(r#"{"id":3,"op":"put","session":"1","seq":1,"ack":1,"key":"k","value":"v"}"#)
             .message
             .contains("integer"));
@@ -592,7 +655,7 @@ mod tests {
             .contains("integer"));
         assert!(bad(r#"{"id":3,"op":"get","key":5}"#).message.contains("string"));
         assert!(bad(r#"{"id":3,"op":"get","key":"k","extra":1}"#).message.contains("unknown field"));
-        assert!(bad(r#"{"id":3,"op":"cas","session":1,"seq":1,"ack":1,"key":"k","value":"v"}"#)
+        assert!(bad(r#"{"id":3,"op":"cas","session":1,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":1,"ack":1,"key":"k","value":"v"}"#)
             .message
             .contains("expect"));
         assert!(bad(r#"{"id":9007199254740992,"op":"register"}"#).message.contains("2^53"));
@@ -608,11 +671,13 @@ mod tests {
     fn binary_writes_write_and_reads_read() {
         let get = KvOp::Get { key: "k".into() };
         let frame = |op| encode_request(&Request { id: 5, op });
-        let b = decode_request(&frame(Op::Write { session: 1, seq: 1, ack: 1, op: get.clone() }), 1 << 20);
+        let b =
+            decode_request(&frame(Op::Write { session: 1, secret: [0; 32], seq: 1, ack: 1, op: get.clone() }), 1 << 20);
         assert_eq!(b.unwrap_err(), BadRequest { id: Some(5), message: "\"get\" is a read, not a write".into() });
         let b = decode_request(&frame(Op::Read { op: put("k", "v") }), 1 << 20).unwrap_err();
         assert_eq!(b.message, "\"put\" is a write, not a read");
-        let b = decode_request(&frame(Op::KeepAlive { session: MAX_SAFE_INTEGER + 1, ack: 1 }), 1 << 20);
+        let b =
+            decode_request(&frame(Op::KeepAlive { session: MAX_SAFE_INTEGER + 1, secret: [0; 32], ack: 1 }), 1 << 20);
         assert!(b.unwrap_err().message.contains("2^53"));
         assert!(decode_request(&frame(Op::Read { op: get }), 1 << 20).is_ok());
     }
@@ -620,13 +685,23 @@ mod tests {
     #[test]
     fn ops_become_the_cores_requests() {
         let op = put("k", "v");
-        let w = Op::Write { session: 3, seq: 4, ack: 2, op: op.clone() };
-        assert_eq!(w.into_client_request(), ClientRequest::Write { session: 3, seq: 4, ack: 2, command: op.encode() });
+        let h = secret_hash(&[9; 32]);
+        let w = Op::Write { session: 3, secret: [9; 32], seq: 4, ack: 2, op: op.clone() };
+        let want = ClientRequest::Write { session: 3, secret_hash: h, seq: 4, ack: 2, command: op.encode() };
+        assert_eq!(w.into_client_request(0, [0; 32]), want, "the log gets the hash, never the secret");
         let g = KvOp::Get { key: "k".into() };
-        assert_eq!(Op::Read { op: g.clone() }.into_client_request(), ClientRequest::Read { query: g.encode() });
-        assert_eq!(Op::Register.into_client_request(), ClientRequest::Register);
-        let ka = Op::KeepAlive { session: 3, ack: 5 }.into_client_request();
-        assert_eq!(ka, ClientRequest::KeepAlive { session: 3, ack: 5 });
+        assert_eq!(
+            Op::Read { op: g.clone() }.into_client_request(0, [0; 32]),
+            ClientRequest::Read { query: g.encode() }
+        );
+        assert_eq!(
+            Op::Register.into_client_request(5, [6; 32]),
+            ClientRequest::Register { owner: 5, secret_hash: [6; 32] }
+        );
+        let ka = Op::KeepAlive { session: 3, secret: [9; 32], ack: 5 }.into_client_request(0, [0; 32]);
+        assert_eq!(ka, ClientRequest::KeepAlive { session: 3, secret_hash: h, ack: 5 });
+        assert_eq!(secret_from_text(&secret_to_text(&[9; 32])), Some([9; 32]));
+        assert_eq!(secret_from_text("short"), None);
     }
 
     #[test]
@@ -637,7 +712,10 @@ mod tests {
         let read = ClientReply::Read { output: KvOutput::Value(Some("v".into())).encode().into() };
         assert_eq!(outcome(read, none), Ok(Success::Output(KvOutput::Value(Some("v".into())))));
         assert_eq!(outcome(ClientReply::KeptAlive, none), Ok(Success::KeptAlive));
-        assert_eq!(outcome(ClientReply::Registered { session: 9 }, none), Ok(Success::Registered { session: 9 }));
+        assert_eq!(
+            outcome(ClientReply::Registered { session: 9 }, none),
+            Ok(Success::Registered { session: 9, secret: [0; 32] })
+        );
         assert_eq!(outcome(out(KvOutput::Invalid), none).unwrap_err().error, ErrorCode::BadRequest);
         let garbage = ClientReply::Read { output: vec![0xff, 0xff].into() };
         assert_eq!(outcome(garbage, none).unwrap_err().message.as_deref(), Some("unreadable output"));
@@ -670,7 +748,10 @@ mod tests {
         let addr = |id: NodeId| Some(format!("ws://127.0.0.1:700{id}"));
         let r = |id, result| response_to_json(&Response { id: Some(id), result });
         let out = |o| Ok(Success::Output(o));
-        assert_eq!(r(1, Ok(Success::Registered { session: 17 })), r#"{"id":1,"ok":true,"session":17}"#);
+        assert_eq!(
+            r(1, Ok(Success::Registered { session: 17, secret: [0xff; 32] })),
+            r#"{"id":1,"ok":true,"session":17,"secret":"__________________________________________8"}"#
+        );
         assert_eq!(r(2, out(KvOutput::Written)), r#"{"id":2,"ok":true}"#);
         assert_eq!(r(7, Ok(Success::KeptAlive)), r#"{"id":7,"ok":true}"#);
         assert_eq!(r(4, out(KvOutput::Cas { swapped: true, current: None })), r#"{"id":4,"ok":true,"swapped":true}"#);

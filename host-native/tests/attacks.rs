@@ -646,3 +646,184 @@ fn the_token_command_writes_only_the_hash() {
     assert_eq!(parsed.tokens[0].sha256, raftkv::auth::hex(&raftkv::auth::token_hash(&token)));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A JSON connection to `/client` from the loopback address `from`.
+async fn json_from(
+    from: &str,
+    to: &str,
+) -> (
+    impl futures_util::Sink<tokio_tungstenite::tungstenite::Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+    impl futures_util::Stream<
+            Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
+        > + Unpin,
+) {
+    use futures_util::StreamExt;
+    let tcp = tcp_from(from, to).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(format!("ws://{to}/client"), tcp).await.unwrap();
+    ws.split()
+}
+
+async fn call(
+    tx: &mut (impl futures_util::Sink<tokio_tungstenite::tungstenite::Message, Error = tokio_tungstenite::tungstenite::Error>
+              + Unpin),
+    rx: &mut (impl futures_util::Stream<
+        Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
+    > + Unpin),
+    req: serde_json::Value,
+) -> serde_json::Value {
+    use futures_util::{SinkExt, StreamExt};
+    tx.send(tokio_tungstenite::tungstenite::Message::text(req.to_string())).await.unwrap();
+    loop {
+        match tokio::time::timeout(WAIT, rx.next()).await.expect("a reply in time") {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                return serde_json::from_str(t.as_str()).unwrap()
+            }
+            Some(Ok(_)) => {}
+            other => panic!("connection ended: {other:?}"),
+        }
+    }
+}
+
+/// Item 3: session ids are log indexes and can be guessed, but a write or
+/// keep-alive on another's session without its secret is refused and moves
+/// nothing (the victim's next write succeeds); one address (or token) can
+/// hold only `max_sessions_per_principal` sessions, and others still register.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_cannot_be_taken_or_exhausted() {
+    use serde_json::json;
+    let started = Instant::now();
+    let c = Cluster::start("sessions", 3, "[limits]\nmax_sessions_per_principal = 40\n");
+    let leader = c.wait_leader(&c.ids()).await;
+    let a = addr(&c, leader);
+    let before = c.rss_kib(leader);
+
+    // The victim.
+    let (mut vt, mut vr) = json_from("127.0.0.1", &a).await;
+    let r = call(&mut vt, &mut vr, json!({"id":1,"op":"register"})).await;
+    let (s, k) = (r["session"].as_u64().unwrap(), r["secret"].as_str().unwrap().to_string());
+    assert_eq!(k.len(), 43, "{r}");
+    let put = |id: u64, seq: u64, secret: &str| json!({"id":id,"op":"put","session":s,"secret":secret,"seq":seq,"ack":seq,"key":"v","value":format!("{seq}")});
+    assert_eq!(call(&mut vt, &mut vr, put(2, 1, &k)).await["ok"], true);
+
+    // The hijacker knows the session id (a log index) but not the secret.
+    let (mut ht, mut hr) = json_from("127.0.0.2", &a).await;
+    let guess = raftkv::protocol::secret_to_text(&[7; 32]);
+    let r = call(&mut ht, &mut hr, put(1, 100, &guess)).await;
+    assert_eq!(r["error"], "session_expired", "a wrong secret: {r}");
+    let ka = json!({"id":2,"op":"keepalive","session":s,"secret":guess,"ack":100});
+    assert_eq!(call(&mut ht, &mut hr, ka).await["error"], "session_expired");
+    let no_secret = json!({"id":3,"op":"put","session":s,"seq":100,"ack":100,"key":"v","value":"x"});
+    assert_eq!(call(&mut ht, &mut hr, no_secret).await["error"], "bad_request");
+    // The victim carries on at seq 2: no stale_seq.
+    assert_eq!(call(&mut vt, &mut vr, put(3, 2, &k)).await, json!({"id":3,"ok":true}));
+    assert_eq!(c.client().get("v").await.unwrap().as_deref(), Some("2"));
+
+    // Exhaustion: one address registers until busy; another still gets a session.
+    let (mut et, mut er) = json_from("127.0.0.3", &a).await;
+    let mut opened = 0;
+    let mut refusal = None;
+    for id in 0..100 {
+        let r = call(&mut et, &mut er, json!({"id":id,"op":"register"})).await;
+        if r["ok"] == true {
+            opened += 1;
+        } else {
+            refusal = Some(r);
+            break;
+        }
+    }
+    let refusal = refusal.expect("registers are bounded per address");
+    assert_eq!(refusal["error"], "busy", "{refusal}");
+    assert_eq!(opened, 40, "the quota is max_sessions_per_principal");
+    let (mut ot, mut or) = json_from("127.0.0.4", &a).await;
+    assert_eq!(call(&mut ot, &mut or, json!({"id":1,"op":"register"})).await["ok"], true, "others still register");
+    let after = c.rss_kib(leader);
+    memory("41 registers (quota 40)", before, after, after);
+    eprintln!("sessions_cannot_be_taken_or_exhausted: {:?}", started.elapsed());
+}
+
+/// Item 1: `raftkv certs` turns TLS on in a configuration; the nodes serve
+/// only TLS, link up over mutual TLS, and the library, the CLI and `/status`
+/// speak `wss://` with the CA. A client with another CA and a plain `ws://`
+/// client are refused; a peer whose certificate names another node is
+/// refused; a node refuses a non-loopback address without TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_everywhere_and_the_wrong_ca_is_refused() {
+    let started = Instant::now();
+    let mut c = Cluster::configure("tls", 3, "");
+    let certs = c.dir.join("certs");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["certs", "--dir"])
+        .arg(&certs)
+        .arg("--config")
+        .arg(&c.config)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for id in c.ids() {
+        c.spawn(id);
+    }
+    let tls = raftkv::tls::client_config(&certs.join("ca.pem")).unwrap();
+    let wss = |id: u64| format!("wss://127.0.0.1:{}", c.ports[id as usize - 1]);
+    let t = Instant::now();
+    let leader = 'found: loop {
+        for id in c.ids() {
+            if let Ok(b) = raftkv::http::get_with(&wss(id), "/status", None, Some(&tls)).await {
+                if serde_json::from_str::<serde_json::Value>(&b).unwrap()["role"] == "leader" {
+                    break 'found id;
+                }
+            }
+        }
+        assert!(t.elapsed() < WAIT, "no leader over TLS\n{}", c.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(c.log(leader).contains("peers use mutual TLS"));
+    let urls: Vec<String> = c.ids().into_iter().map(wss).collect();
+    let opts = raftkv::ClientOptions { tls: Some(tls.clone()), ..raftkv::ClientOptions::default() };
+    let lib = raftkv::Client::new(urls.clone(), opts);
+    lib.put("k", "over tls").await.unwrap();
+    assert_eq!(lib.get("k").await.unwrap().as_deref(), Some("over tls"));
+    let o = c.cli(&["get", "k"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "over tls", "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Another CA: refused. Plain ws:// to a TLS port: refused.
+    let other = c.dir.join("other-ca");
+    raftkv::tls::write_dev_certs(&raftkv::Config::default_local(), &other).unwrap();
+    let wrong = raftkv::tls::client_config(&other.join("ca.pem")).unwrap();
+    let e = raftkv::http::get_with(&wss(leader), "/status", None, Some(&wrong)).await.unwrap_err();
+    assert!(e.contains("TLS") || e.contains("certificate"), "{e}");
+    let opts =
+        raftkv::ClientOptions { tls: Some(wrong), timeout: Duration::from_secs(1), ..raftkv::ClientOptions::default() };
+    assert!(raftkv::Client::new(urls.clone(), opts).get("k").await.is_err(), "the wrong CA reads nothing");
+    let plain = format!("ws://127.0.0.1:{}", c.ports[leader as usize - 1]);
+    assert!(raftkv::http::get(&plain, "/status").await.is_err(), "no plain HTTP on a TLS node");
+    assert!(c.metric_tls(leader, &tls, "conn_tls_failed_total").await >= 2);
+
+    // A node with another node's certificate: its links are refused.
+    let victim = c.ids().into_iter().find(|&i| i != leader).unwrap();
+    let imposter = c.ids().into_iter().find(|&i| i != leader && i != victim).unwrap();
+    c.kill(victim);
+    for ext in ["pem", "key.pem"] {
+        let from = if ext == "pem" { format!("node-{imposter}.pem") } else { format!("node-{imposter}-key.pem") };
+        let to = if ext == "pem" { format!("node-{victim}.pem") } else { format!("node-{victim}-key.pem") };
+        std::fs::copy(certs.join(from), certs.join(to)).unwrap();
+    }
+    c.spawn(victim);
+    let want = format!("does not name node {victim}");
+    eventually("the peer with another node's certificate is refused", || {
+        let found = c.log(leader).contains(&want);
+        async move { found }
+    })
+    .await;
+
+    // Without [tls], a node will not listen on a non-loopback address.
+    let mut p = Cluster::configure("insecure", 1, "");
+    let cfg = std::fs::read_to_string(&p.config).unwrap().replace("listen = \"127.0.0.1:", "listen = \"0.0.0.0:");
+    std::fs::write(&p.config, cfg).unwrap();
+    p.spawn(1);
+    let t = Instant::now();
+    while p.exited(1).is_none() && t.elapsed() < WAIT {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(p.log(1).contains("refusing to listen on 0.0.0.0"), "{}", p.log(1));
+    eprintln!("tls_everywhere_and_the_wrong_ca_is_refused: {:?}", started.elapsed());
+}

@@ -97,7 +97,8 @@ fn handshake_tag(h: &Handshake) -> u8 {
 // ---------------------------------------------------------------------------
 
 fn ops() -> Vec<Op> {
-    let write = |op| Op::Write { session: 17, seq: 2, ack: 1, op };
+    // Session secrets are 0x5e ('^') bytes: 32 of them, no length prefix.
+    let write = |op| Op::Write { session: 17, secret: [0x5e; 32], seq: 2, ack: 1, op };
     vec![
         Op::Register,
         write(KvOp::Put { key: "k".into(), value: "v".into() }),
@@ -105,14 +106,14 @@ fn ops() -> Vec<Op> {
         write(KvOp::Cas { key: "k".into(), expect: Some("v".into()), value: "x".into() }),
         write(KvOp::Cas { key: "k".into(), expect: None, value: "x".into() }),
         write(KvOp::Delete { key: "k".into() }),
-        Op::KeepAlive { session: 17, ack: 3 },
+        Op::KeepAlive { session: 17, secret: [0x5e; 32], ack: 3 },
         Op::Read { op: KvOp::Get { key: "k".into() } },
     ]
 }
 
 fn successes() -> Vec<Success> {
     vec![
-        Success::Registered { session: 17 },
+        Success::Registered { session: 17, secret: [0x5e; 32] },
         Success::KeptAlive,
         Success::Output(KvOutput::Written),
         Success::Output(KvOutput::Value(Some("v".into()))),
@@ -178,12 +179,12 @@ fn tags_are_positions() {
 fn client_requests() {
     let want: [&[u8]; 8] = [
         b"RKVC\x02\x09\x00",
-        b"RKVC\x02\x09\x01\x11\x02\x01\x00\x01k\x01v",
-        b"RKVC\x02\x09\x01\x11\x02\x01\x01\x01k\x01w",
-        b"RKVC\x02\x09\x01\x11\x02\x01\x04\x01k\x01\x01v\x01x",
-        b"RKVC\x02\x09\x01\x11\x02\x01\x04\x01k\x00\x01x",
-        b"RKVC\x02\x09\x01\x11\x02\x01\x03\x01k",
-        b"RKVC\x02\x09\x02\x11\x03",
+        b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x00\x01k\x01v",
+        b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x01\x01k\x01w",
+        b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x04\x01k\x01\x01v\x01x",
+        b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x04\x01k\x00\x01x",
+        b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x03\x01k",
+        b"RKVC\x02\x09\x02\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x03",
         b"RKVC\x02\x09\x03\x02\x01k",
     ];
     for (op, want) in ops().into_iter().zip(want) {
@@ -196,7 +197,7 @@ fn client_requests() {
 #[test]
 fn client_replies() {
     let want: [&[u8]; 7] = [
-        b"RKVC\x02\x01\x09\x00\x00\x11",
+        b"RKVC\x02\x01\x09\x00\x00\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
         b"RKVC\x02\x01\x09\x00\x01",
         b"RKVC\x02\x01\x09\x00\x02\x00",
         b"RKVC\x02\x01\x09\x00\x02\x01\x01\x01v",

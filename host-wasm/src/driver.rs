@@ -498,7 +498,8 @@ impl Driver {
                 let text = "open a session".to_string();
                 let p = Pending { token, node, purpose: Purpose::Register, text, sent: self.now() };
                 self.client.pending.push(p);
-                self.sim.submit(node, token, ClientRequest::Register);
+                // The demo's one client owns its sessions; the page has no outsiders.
+                self.sim.submit(node, token, ClientRequest::Register { owner: 1, secret_hash: [0; 32] });
             }
             return;
         }
@@ -515,7 +516,11 @@ impl Driver {
         let token = self.client.token();
         let text = format!("{} (seq {seq})", words::kv_op(&op));
         self.client.pending.push(Pending { token, node, purpose: Purpose::Write { seq }, text, sent: self.now() });
-        self.sim.submit(node, token, ClientRequest::Write { session, seq, ack, command: op.encode() });
+        self.sim.submit(
+            node,
+            token,
+            ClientRequest::Write { session, secret_hash: [0; 32], seq, ack, command: op.encode() },
+        );
     }
 
     fn client_retry(&mut self, seq: u64, node: NodeId) {

@@ -1143,21 +1143,21 @@ impl<S: StateMachine> Raft<S> {
         }
         let payload = match request {
             ClientRequest::Read { query } => return self.read(token, query),
-            ClientRequest::Register => Payload::Register,
-            ClientRequest::Write { session, seq, ack, command } => {
-                if let Err(e) = self.machine.sessions.precheck(session, seq, ack) {
+            ClientRequest::Register { owner, secret_hash } => Payload::Register { owner, secret_hash },
+            ClientRequest::Write { session, secret_hash, seq, ack, command } => {
+                if let Err(e) = self.machine.sessions.precheck(session, &secret_hash, seq, ack) {
                     return self.out.reply(token, Err(e));
                 }
                 if let Err(why) = self.machine.sm.validate_command(&command) {
                     return self.out.reply(token, Err(ClientError::BadRequest(why.into())));
                 }
-                Payload::Write { session, seq, ack, command: command.into() }
+                Payload::Write { session, secret_hash, seq, ack, command: command.into() }
             }
-            ClientRequest::KeepAlive { session, ack } => {
+            ClientRequest::KeepAlive { session, secret_hash, ack } => {
                 if ack == 0 {
                     return self.out.reply(token, Err(ClientError::BadRequest("ack starts at 1".into())));
                 }
-                Payload::KeepAlive { session, ack }
+                Payload::KeepAlive { session, secret_hash, ack }
             }
         };
         // While leadership moves, nothing new is taken: the target must catch up.

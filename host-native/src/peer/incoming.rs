@@ -59,6 +59,14 @@ pub async fn serve_incoming(
             return;
         }
     };
+    // Over TLS the peer must also hold a certificate of the cluster's CA
+    // that names the node its handshake proved to be.
+    if config.tls.is_some() && !conn.peer_cert.as_deref().is_some_and(|c| crate::tls::cert_names_node(c, peer)) {
+        metrics.peer_handshakes_failed_total.inc();
+        tracing::warn!(peer, %remote, "refused a peer link: its TLS certificate does not name node {peer}");
+        close(&mut socket, Verdict::Policy.code(), "certificate does not name the node").await;
+        return;
+    }
     tracing::info!(peer, %remote, "accepted link from peer");
     let mut dog = Watchdog::new(conn.io.clone(), &config.limits);
     let mut check = tokio::time::interval(dog.period());

@@ -59,6 +59,17 @@ fn ws_config(max_frame: usize) -> WebSocketConfig {
         .read_buffer_size(PEER_DIALER_READ_BUFFER)
 }
 
+/// How a sending link is set up.
+#[derive(Clone, Debug)]
+pub struct LinkConfig {
+    /// Largest batch frame (one larger message still goes alone).
+    pub batch_bytes: usize,
+    /// Largest frame at all.
+    pub max_frame: usize,
+    /// For `wss://` peers: mutual TLS with this node's certificate.
+    pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+}
+
 /// Runs the link that sends messages to peer `to` at `url`, forever: connect,
 /// handshake, send batches; on any failure drop what is queued (Raft resends)
 /// and reconnect with exponential back-off.
@@ -67,16 +78,21 @@ pub async fn run_sender(
     url: String,
     auth: Arc<PeerAuth>,
     mut rx: mpsc::Receiver<Message>,
-    batch_bytes: usize,
-    max_frame: usize,
+    link: LinkConfig,
     metrics: Arc<Metrics>,
 ) {
+    let LinkConfig { batch_bytes, max_frame, tls } = link;
     let url = format!("{url}/raft");
     let mut backoff = BACKOFF_MIN;
     let mut reported = false;
     loop {
         let attempt = async {
-            let (ws, _) = tokio_tungstenite::connect_async_with_config(&url, Some(ws_config(max_frame)), true)
+            let stream = crate::tls::dial(&url, tls.as_ref()).await?;
+            // Over TLS the peer's certificate must name the node we mean to reach.
+            if tls.is_some() && !stream.server_cert.as_ref().is_some_and(|c| crate::tls::cert_names_node(c, to)) {
+                return Err(format!("{url}: its TLS certificate does not name node {to}"));
+            }
+            let (ws, _) = tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(ws_config(max_frame)))
                 .await
                 .map_err(|e| format!("cannot connect to {url}: {e}"))?;
             let mut ws = binary_frames(ws);

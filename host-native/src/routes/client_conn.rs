@@ -18,7 +18,7 @@ use axum::extract::ws::{Message as WsMessage, WebSocket};
 use axum::http::{header, HeaderMap};
 use futures_util::SinkExt;
 
-use raft_core::{ClientToken, NodeId};
+use raft_core::{ClientToken, NodeId, Owner};
 
 use crate::auth::{required_role, Principal};
 use crate::config::Config;
@@ -26,8 +26,8 @@ use crate::inbox::{Inbox, Input, ReplyRoute};
 use crate::listen::{close, is_too_big, IoStats, Verdict, Watchdog};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    decode_request, encode_response, outcome, parse_json_request, response_to_json, BadRequest, Failure, Request,
-    Response,
+    decode_request, encode_response, outcome, parse_json_request, response_to_json, secret_hash, BadRequest, Failure,
+    Op, Request, Response, Secret, Success,
 };
 
 /// What one connection needs of its node.
@@ -43,6 +43,21 @@ pub struct Connection {
     pub metrics: Arc<Metrics>,
     /// Who is on the connection (its token's name and role).
     pub principal: Principal,
+    /// Whom its sessions are counted against: the principal when
+    /// authentication is on, else the remote address.
+    pub owner: Owner,
+}
+
+/// 32 bytes from the OS's random source (`None`, logged, if it fails).
+fn fresh_secret() -> Option<Secret> {
+    let mut s = [0u8; 32];
+    match getrandom::fill(&mut s) {
+        Ok(()) => Some(s),
+        Err(e) => {
+            tracing::error!(error = %e, "no system randomness for a session secret; closing the connection");
+            None
+        }
+    }
 }
 
 /// Whether a browser page from `origin` may use `/client`. Requests without
@@ -68,6 +83,8 @@ pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> Result<(), Str
 struct Pending {
     id: u64,
     json: bool,
+    /// For a `register`: the secret drawn for the new session.
+    secret: Option<Secret>,
 }
 
 /// Serves one upgraded `/client` connection until either side closes it,
@@ -147,8 +164,19 @@ pub async fn serve(mut socket: WebSocket, node: Connection, io: Arc<IoStats>) {
                     Ok(Request { id, op }) => {
                         counter = counter.wrapping_add(1);
                         let token = (conn << 32) | counter as u64;
-                        pending.insert(token, Pending { id, json });
-                        let input = Input::Client { token, request: op.into_client_request(), reply: reply_tx.clone() };
+                        // A new session's secret comes from the OS's random
+                        // source; the log gets only its hash.
+                        let secret = match op {
+                            Op::Register => match fresh_secret() {
+                                Some(s) => Some(s),
+                                None => break None,
+                            },
+                            _ => None,
+                        };
+                        let fresh = secret.as_ref().map(secret_hash).unwrap_or_default();
+                        pending.insert(token, Pending { id, json, secret });
+                        let request = op.into_client_request(node.owner, fresh);
+                        let input = Input::Client { token, request, reply: reply_tx.clone() };
                         if node.inbox.send(input).await.is_err() {
                             break None;
                         }
@@ -165,7 +193,11 @@ pub async fn serve(mut socket: WebSocket, node: Connection, io: Arc<IoStats>) {
                 while let Some((token, reply)) = next.take() {
                     held.taken(&reply);
                     if let Some(p) = pending.remove(&token) {
-                        let r = Response { id: Some(p.id), result: outcome(reply, &addr_of) };
+                        let mut result = outcome(reply, &addr_of);
+                        if let (Ok(Success::Registered { secret, .. }), Some(drawn)) = (&mut result, p.secret) {
+                            *secret = drawn;
+                        }
+                        let r = Response { id: Some(p.id), result };
                         done = feed(&mut socket, &mut dog, encode(&r, p.json, &node.metrics)).await;
                         if done.is_err() {
                             break;

@@ -62,7 +62,7 @@ struct AppState {
 
 /// Serves the node's routes on `listener` until the process ends, within
 /// the connection limits of its configuration (see [`crate::listen`]).
-pub async fn serve(listener: tokio::net::TcpListener, node: NodeHandle) {
+pub async fn serve(listener: tokio::net::TcpListener, node: NodeHandle, tls: Option<tokio_rustls::TlsAcceptor>) {
     let limits = &node.config.limits;
     let fds = crate::listen::fd_usage();
     let max = crate::listen::connection_limit(limits, fds);
@@ -86,7 +86,7 @@ pub async fn serve(listener: tokio::net::TcpListener, node: NodeHandle) {
         .route("/status", get(status))
         .route("/metrics", get(metrics_page))
         .with_state(state);
-    crate::listen::serve(listener, app, gate, handshake, metrics).await
+    crate::listen::serve(listener, app, gate, handshake, tls, metrics).await
 }
 
 /// The WebSocket settings every route shares: message and frame limits, and
@@ -141,6 +141,7 @@ async fn client_ws(
         inbox: s.node.inbox,
         config: s.node.config,
         metrics: s.node.metrics,
+        owner: owner_of(&principal, remote, s.tokens.enabled()),
         principal,
     };
     // A browser that sent its token as a subprotocol gets `raftkv` back.
@@ -174,6 +175,16 @@ fn authenticate(
         )
             .into_response()
     })
+}
+
+/// Whom a connection's sessions count against: its principal's name when
+/// authentication is on, its remote address when it is off (everyone is
+/// `anonymous` then). The first 8 bytes of a SHA-256 with a label.
+fn owner_of(p: &Principal, remote: std::net::SocketAddr, auth: bool) -> raft_core::Owner {
+    use sha2::{Digest, Sha256};
+    let name = if auth { format!("principal:{}", p.name) } else { format!("address:{}", remote.ip()) };
+    let h = Sha256::digest(name.as_bytes());
+    u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
 }
 
 async fn status(headers: HeaderMap, Extension(info): Extension<ConnInfo>, State(s): State<AppState>) -> HttpResponse {

@@ -137,6 +137,23 @@ impl Cluster {
             .unwrap_or(0)
     }
 
+    /// [`Cluster::metric`] of a TLS node.
+    pub async fn metric_tls(
+        &self,
+        id: u64,
+        tls: &std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
+        name: &str,
+    ) -> u64 {
+        let url = format!("wss://127.0.0.1:{}", self.ports[id as usize - 1]);
+        let page = raftkv::http::get_with(&url, "/metrics", None, Some(tls)).await.unwrap_or_default();
+        let prefix = format!("raftkv_{name}{{");
+        page.lines()
+            .find(|l| l.starts_with(&prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Whether node `id`'s process has exited (and its status).
     pub fn exited(&mut self, id: u64) -> Option<std::process::ExitStatus> {
         self.children[id as usize - 1].as_mut().and_then(|c| c.try_wait().unwrap())

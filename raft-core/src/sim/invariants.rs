@@ -40,9 +40,9 @@ pub fn chain_hash(prev: u64, e: &Entry) -> u64 {
         Payload::Noop => (0, 0, 0, 0),
         Payload::Command(_) => (1, 0, 0, 0),
         Payload::ConfChange(_) => (2, 0, 0, 0),
-        Payload::Register => (3, 0, 0, 0),
+        Payload::Register { owner, .. } => (3, *owner, 0, 0),
         Payload::Write { session, seq, ack, .. } => (4, *session, *seq, *ack),
-        Payload::KeepAlive { session, ack } => (5, *session, 0, *ack),
+        Payload::KeepAlive { session, ack, .. } => (5, *session, 0, *ack),
     };
     let encoded;
     let data: &[u8] = match &e.payload {

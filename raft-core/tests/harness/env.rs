@@ -535,10 +535,11 @@ impl Env {
             text::num(a, k)
         };
         let request = match what.as_str() {
-            "register" => ClientRequest::Register,
+            "register" => ClientRequest::Register { owner: 0, secret_hash: [0; 32] },
             "write" => {
                 let op: Vec<String> = args[2..].iter().filter(|a| !a.contains('=')).cloned().collect();
                 ClientRequest::Write {
+                    secret_hash: [0; 32],
                     session: named("s")?,
                     seq: named("seq")?,
                     ack: named("ack")?,
@@ -549,18 +550,18 @@ impl Env {
                 let key = args.get(2).ok_or("submit read needs a key")?;
                 ClientRequest::Read { query: KvOp::Get { key: key.clone() }.encode() }
             }
-            "keepalive" => ClientRequest::KeepAlive { session: named("s")?, ack: named("ack")? },
+            "keepalive" => ClientRequest::KeepAlive { session: named("s")?, secret_hash: [0; 32], ack: named("ack")? },
             other => return Err(format!("submit: unknown request `{other}`")),
         };
         self.next_token += 1;
         let token = self.next_token;
         let shown = match &request {
-            ClientRequest::Register => "register".to_string(),
-            ClientRequest::Write { session, seq, ack, command } => {
+            ClientRequest::Register { .. } => "register".to_string(),
+            ClientRequest::Write { session, seq, ack, command, .. } => {
                 format!("write(s={session},seq={seq},ack={ack},{})", text::kv_op(command))
             }
             ClientRequest::Read { query } => format!("read {}", text::kv_op(query)),
-            ClientRequest::KeepAlive { session, ack } => format!("keepalive(s={session},ack={ack})"),
+            ClientRequest::KeepAlive { session, ack, .. } => format!("keepalive(s={session},ack={ack})"),
         };
         self.input(id, format!("{id}: submit t{token} {shown}"), out, |r| {
             r.submit(token, request);

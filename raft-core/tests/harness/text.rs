@@ -139,11 +139,12 @@ pub fn payload(p: &Payload) -> String {
         Payload::Noop => "noop".into(),
         Payload::Command(b) => kv_op(b),
         Payload::ConfChange(cc) => conf_change(cc),
-        Payload::Register => "register".into(),
-        Payload::Write { session, seq, ack, command } => {
+        // (Sessions' owners and secret hashes are not shown: scripts use one of each.)
+        Payload::Register { .. } => "register".into(),
+        Payload::Write { session, seq, ack, command, .. } => {
             format!("write(s={session},seq={seq},ack={ack},{})", kv_op(command))
         }
-        Payload::KeepAlive { session, ack } => format!("keepalive(s={session},ack={ack})"),
+        Payload::KeepAlive { session, ack, .. } => format!("keepalive(s={session},ack={ack})"),
     }
 }
 
@@ -405,12 +406,13 @@ fn fields<'a>(args: &'a str, names: &[&str]) -> Result<Vec<&'a str>, String> {
 pub fn parse_payload(s: &str) -> Result<Payload, String> {
     Ok(match s {
         "noop" => Payload::Noop,
-        "register" => Payload::Register,
+        "register" => Payload::Register { owner: 0, secret_hash: [0; 32] },
         _ if s.starts_with("write(") => {
             let inner = call(s, "write").ok_or_else(|| format!("`{s}`: unbalanced"))?;
             let f = fields(inner, &["s", "seq", "ack"])?;
             let command = f.get(3).ok_or_else(|| format!("`{s}`: missing the command"))?;
             Payload::Write {
+                secret_hash: [0; 32],
                 session: num(f[0], "session")?,
                 seq: num(f[1], "seq")?,
                 ack: num(f[2], "ack")?,
@@ -420,7 +422,7 @@ pub fn parse_payload(s: &str) -> Result<Payload, String> {
         _ if s.starts_with("keepalive(") => {
             let inner = call(s, "keepalive").ok_or_else(|| format!("`{s}`: unbalanced"))?;
             let f = fields(inner, &["s", "ack"])?;
-            Payload::KeepAlive { session: num(f[0], "session")?, ack: num(f[1], "ack")? }
+            Payload::KeepAlive { session: num(f[0], "session")?, secret_hash: [0; 32], ack: num(f[1], "ack")? }
         }
         _ if s.starts_with("conf(") => {
             Payload::ConfChange(parse_conf_change(call(s, "conf").ok_or_else(|| format!("`{s}`: unbalanced"))?)?)
