@@ -171,6 +171,7 @@ impl Config {
             || self.max_pending_writes == 0
             || self.sessions.max_sessions == 0
             || self.sessions.max_outstanding == 0
+            || self.sessions.max_reply_bytes == 0
             || self.sessions.timeout_ticks == 0
             || self.snapshot_log_bytes == 0
             || self.snapshot_chunk_bytes == 0

@@ -1,0 +1,1 @@
+//! Checking watch streams (filled in with the watch work).
