@@ -67,7 +67,7 @@ fn main() {
     let before = live();
     let n = 10_000u64;
     for i in 0..n {
-        c.submit(i, ClientRequest::Register);
+        c.submit(i, ClientRequest::Register { owner: i, secret_hash: [0; 32] });
     }
     c.pump();
     c.replies.clear();

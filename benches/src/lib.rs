@@ -144,7 +144,7 @@ impl<S: StateMachine> MemCluster<S> {
 pub fn closed_loop_cluster(nodes: usize, clients: usize) -> (MemCluster<KvStore>, Vec<u64>) {
     let mut cl = MemCluster::with_config(nodes, |_| KvStore::default(), |c| c.sessions.max_sessions = 1 << 16);
     for i in 0..clients {
-        cl.submit(i as u64, ClientRequest::Register);
+        cl.submit(i as u64, ClientRequest::Register { owner: i as u64, secret_hash: [0; 32] });
     }
     cl.pump();
     let mut regs = std::mem::take(&mut cl.replies);
@@ -166,6 +166,7 @@ pub fn closed_loop_run(cl: &mut MemCluster<KvStore>, sessions: &[u64], seqs: &mu
         (0..sessions.len()).map(|i| KvOp::Put { key: format!("k{i}"), value: "v".repeat(16) }.encode()).collect();
     let write = |session: u64, seq: u64, i: usize| ClientRequest::Write {
         session,
+        secret_hash: [0; 32],
         seq,
         ack: seq,
         command: commands[i].clone(),

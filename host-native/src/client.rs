@@ -27,15 +27,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
 use raft_core::kv::{KeyValue, KvOp, KvOutput, Txn, TxnResult};
 
-use crate::protocol::{decode_response, encode_request, ErrorCode, Failure, Op, Request, Success};
+use crate::protocol::{decode_response, encode_request, ErrorCode, Failure, Op, Request, Secret, Success};
 
 /// Tuning of a [`Client`].
 #[derive(Clone, Debug)]
@@ -50,6 +49,12 @@ pub struct ClientOptions {
     pub keepalive_after: Duration,
     /// Largest reply frame accepted.
     pub max_frame: usize,
+    /// The bearer token sent in the WebSocket upgrade (needed when the
+    /// cluster's configuration names `[[tokens]]`).
+    pub token: Option<String>,
+    /// For `wss://` nodes: the TLS client configuration trusting the
+    /// cluster's CA ([`crate::tls::client_config`]).
+    pub tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl Default for ClientOptions {
@@ -59,6 +64,8 @@ impl Default for ClientOptions {
             attempt_timeout: Duration::from_secs(1),
             keepalive_after: Duration::from_secs(20),
             max_frame: 16 << 20,
+            token: None,
+            tls: None,
         }
     }
 }
@@ -176,7 +183,13 @@ pub struct Lease {
     pub ttl: Duration,
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Ws = WebSocketStream<crate::tls::Stream>;
+
+/// Why a connection could not be made.
+enum ConnectError {
+    Dial(String),
+    Ws(tokio_tungstenite::tungstenite::Error),
+}
 
 /// A client of a raftkv cluster. Calls on one client run one at a time;
 /// use several clients for concurrency.
@@ -206,6 +219,8 @@ struct Inner {
     conn: Option<Ws>,
     next_id: u64,
     session: Option<u64>,
+    /// The open session's secret.
+    secret: Secret,
     next_seq: u64,
     last_used: Instant,
     opts: ClientOptions,
@@ -235,6 +250,7 @@ impl Client {
             conn: None,
             next_id: 1,
             session: None,
+            secret: [0; 32],
             next_seq: 1,
             last_used: Instant::now(),
             opts,
@@ -438,16 +454,17 @@ fn rejected(f: Failure) -> Error {
 
 impl Inner {
     /// Registers a session if there is none.
-    async fn ensure_session(&mut self, deadline: Instant) -> Result<u64, Error> {
+    async fn ensure_session(&mut self, deadline: Instant) -> Result<(u64, Secret), Error> {
         if let Some(s) = self.session {
-            return Ok(s);
+            return Ok((s, self.secret));
         }
         // A retried register may open a second session; the unused one expires.
         match self.call(Op::Register, deadline, false).await? {
-            (Ok(Success::Registered { session }), _) => {
+            (Ok(Success::Registered { session, secret }), _) => {
                 self.session = Some(session);
+                self.secret = secret;
                 self.next_seq = 1;
-                Ok(session)
+                Ok((session, secret))
             }
             (Ok(other), _) => Err(unexpected(other)),
             (Err(f), _) => Err(rejected(f)),
@@ -458,10 +475,10 @@ impl Inner {
     async fn write(&mut self, op: KvOp) -> Result<KvOutput, Error> {
         let deadline = Instant::now() + self.opts.timeout;
         loop {
-            let session = self.ensure_session(deadline).await?;
+            let (session, secret) = self.ensure_session(deadline).await?;
             let seq = self.next_seq;
             // One write at a time: the lowest seq awaited is this one.
-            let write = Op::Write { session, seq, ack: seq, op: op.clone() };
+            let write = Op::Write { session, secret, seq, ack: seq, op: op.clone() };
             let (result, maybe_applied) = self.call(write, deadline, true).await?;
             match result {
                 Ok(s) => {
@@ -495,7 +512,7 @@ impl Inner {
     async fn keep_alive(&mut self) -> Result<(), Error> {
         let Some(session) = self.session else { return Ok(()) };
         let deadline = Instant::now() + self.opts.timeout;
-        match self.call(Op::KeepAlive { session, ack: self.next_seq }, deadline, true).await? {
+        match self.call(Op::KeepAlive { session, secret: self.secret, ack: self.next_seq }, deadline, true).await? {
             (Ok(_), _) => Ok(()),
             (Err(f), _) if f.error == ErrorCode::SessionExpired => {
                 self.session = None;
@@ -608,11 +625,26 @@ impl Inner {
             let cfg = WebSocketConfig::default()
                 .max_message_size(Some(self.opts.max_frame))
                 .read_buffer_size(crate::protocol::READ_BUFFER);
-            match tokio::time::timeout_at(until, tokio_tungstenite::connect_async_with_config(&url, Some(cfg), true))
-                .await
-            {
+            let request = match upgrade_request(&url, self.opts.token.as_deref()) {
+                Ok(r) => r,
+                Err(e) => return Attempt::Unreached(e),
+            };
+            let tls = self.opts.tls.clone();
+            let connect = async {
+                let stream = crate::tls::dial(&url, tls.as_ref()).await.map_err(ConnectError::Dial)?;
+                tokio_tungstenite::client_async_with_config(request, stream, Some(cfg)).await.map_err(ConnectError::Ws)
+            };
+            match tokio::time::timeout_at(until, connect).await {
                 Ok(Ok((ws, _))) => self.conn = Some(ws),
-                Ok(Err(e)) => return Attempt::Unreached(format!("cannot connect to {url}: {e}")),
+                Ok(Err(ConnectError::Dial(e))) => return Attempt::Unreached(e),
+                // A refused token is an answer: every node would say the same.
+                Ok(Err(ConnectError::Ws(tokio_tungstenite::tungstenite::Error::Http(r))))
+                    if r.status().as_u16() == 401 =>
+                {
+                    let why = if self.opts.token.is_some() { "refused the token" } else { "needs a token" };
+                    return Attempt::Reply(Err(crate::protocol::Failure::forbidden(format!("{url} {why} (401)"))));
+                }
+                Ok(Err(ConnectError::Ws(e))) => return Attempt::Unreached(format!("cannot connect to {url}: {e}")),
                 Err(_) => return Attempt::Unreached(format!("connecting to {url} timed out")),
             }
         }
@@ -648,6 +680,20 @@ impl Inner {
             Err(_) => Attempt::Lost(format!("no reply from {} in time", self.target)),
         }
     }
+}
+
+/// The WebSocket upgrade request for `url`, with the bearer token if any.
+fn upgrade_request(
+    url: &str,
+    token: Option<&str>,
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, String> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url.into_client_request().map_err(|e| format!("{url}: {e}"))?;
+    if let Some(t) = token {
+        let v = format!("Bearer {t}").parse().map_err(|_| "the token is not a valid header value".to_string())?;
+        req.headers_mut().insert("authorization", v);
+    }
+    Ok(req)
 }
 
 fn backoff(n: u32) -> Duration {

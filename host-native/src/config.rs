@@ -99,6 +99,39 @@ pub struct Limits {
     /// A node snapshots its state every this many applied entries; the journal
     /// and the in-memory log then drop what the snapshot covers.
     pub snapshot_entries: u64,
+    /// Connections a node holds open at once (peers, clients, `/status`);
+    /// more are closed as soon as they are accepted. Lowered at start-up to
+    /// fit the process's file-descriptor limit (less `fd_headroom`).
+    pub max_connections: usize,
+    /// Connections one remote IP address may hold open at once.
+    pub max_connections_per_address: usize,
+    /// Of `max_connections`, kept from client WebSockets: a `/client`
+    /// upgrade is refused (503) once only this many are left, so peers and
+    /// `/status` still get in.
+    pub reserved_connections: usize,
+    /// File descriptors kept for the journal, outgoing peer links and the
+    /// rest of the process when the connection limit is fitted to the
+    /// file-descriptor limit.
+    pub fd_headroom: usize,
+    /// Time a new connection has to finish its TLS handshake and send its
+    /// HTTP request headers (and, on `/raft`, each step of the peer
+    /// handshake); then it is closed.
+    pub handshake_timeout_ms: u64,
+    /// A client WebSocket that sends no frame for this long is closed (code
+    /// 1001). The client library sends keep-alives well within it.
+    pub idle_timeout_ms: u64,
+    /// A WebSocket frame whose first bytes arrived must be complete within
+    /// this long, or the connection is closed (code 1008).
+    pub frame_timeout_ms: u64,
+    /// Bytes a connection may owe its peer — replies and pongs written but
+    /// not yet taken by the other side — before it is closed (code 1008):
+    /// a client that sends but does not read cannot make the node hold more.
+    pub max_queued_bytes: usize,
+    /// Open sessions one principal may hold (one token's name; with
+    /// authentication off, one remote address): a `register` beyond it gets
+    /// `busy`, so one client cannot take the whole session table. Decided at
+    /// apply: must be the same on every node.
+    pub max_sessions_per_principal: usize,
 }
 
 impl Default for Limits {
@@ -111,8 +144,63 @@ impl Default for Limits {
             client_inflight: 1024,
             segment_bytes: 64 << 20,
             snapshot_entries: 10_000,
+            max_connections: 1024,
+            max_connections_per_address: 256,
+            reserved_connections: 32,
+            fd_headroom: 64,
+            handshake_timeout_ms: 5_000,
+            idle_timeout_ms: 60_000,
+            frame_timeout_ms: 10_000,
+            max_queued_bytes: 8 << 20,
+            max_sessions_per_principal: 1024,
         }
     }
+}
+
+/// What a token may do. Ordered: each role may do what the ones before it may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Linearizable reads, `/status`, `/metrics`.
+    Read,
+    /// Also sessions and writes.
+    Write,
+    /// Also membership, snapshot and transfer commands.
+    Admin,
+}
+
+impl Role {
+    /// The role's name in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Write => "write",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// `[tls]`: where the cluster's CA and the nodes' certificates are (see
+/// `tls`; `raftkv certs` writes them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The CA certificate (PEM) every node and client trusts.
+    pub ca: PathBuf,
+    /// The directory of `node-ID.pem` and `node-ID-key.pem`.
+    pub dir: PathBuf,
+}
+
+/// One `[[tokens]]` entry of the configuration (see `auth`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    /// Whose token it is: the principal sessions are counted against.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// SHA-256 of the token, 64 hex digits.
+    pub sha256: String,
 }
 
 /// A whole cluster's configuration.
@@ -139,9 +227,16 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// The nodes, in any order.
     pub nodes: Vec<NodeConfig>,
+    /// TLS on every route and mutual TLS between peers; none: plain
+    /// `ws://`, allowed only on loopback addresses (or with `--insecure`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Client tokens (hashes) and their roles; none: authentication is off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<TokenEntry>,
 }
 
 fn default_tick_ms() -> u64 {
@@ -233,6 +328,12 @@ impl Config {
             if !(u.starts_with("ws://") || u.starts_with("wss://")) {
                 return err(format!("node {}: url must start with ws:// or wss://", n.id));
             }
+            if u.starts_with("wss://") != self.tls.is_some() {
+                return err(format!(
+                    "node {}: url {u}: wss:// URLs go with a [tls] section (ca, dir), ws:// URLs without one",
+                    n.id
+                ));
+            }
         }
         let l = &self.limits;
         if l.max_client_frame < (2 << 20) + 64 * 1024 {
@@ -248,6 +349,32 @@ impl Config {
         }
         if l.snapshot_entries == 0 {
             return err("limits.snapshot_entries must be at least 1".into());
+        }
+        if l.max_connections <= l.reserved_connections || l.max_connections_per_address == 0 {
+            return err("limits.max_connections must exceed reserved_connections; per address at least 1".into());
+        }
+        if l.handshake_timeout_ms == 0 || l.idle_timeout_ms == 0 || l.frame_timeout_ms == 0 {
+            return err("limits: timeouts must be positive".into());
+        }
+        if l.max_sessions_per_principal == 0 {
+            return err("limits.max_sessions_per_principal must be at least 1".into());
+        }
+        if l.max_queued_bytes < l.max_client_frame + 64 * 1024 {
+            return err("limits.max_queued_bytes must hold one reply of max_client_frame (+ 64 KiB)".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut hashes = std::collections::HashSet::new();
+        for t in &self.tokens {
+            if t.name.is_empty() || t.name.len() > 64 || !names.insert(&t.name) {
+                return err(format!("token name {:?} must be 1 to 64 bytes and unique", t.name));
+            }
+            let h = t.sha256.to_ascii_lowercase();
+            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return err(format!("token {:?}: sha256 must be 64 hex digits", t.name));
+            }
+            if !hashes.insert(h) {
+                return err(format!("token {:?}: two tokens have the same hash", t.name));
+            }
         }
         if l.segment_bytes < 4096 {
             return err("limits.segment_bytes must be at least 4096".into());

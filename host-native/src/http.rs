@@ -1,7 +1,7 @@
 //! A plain HTTP GET of a node's `/status` or `/metrics` (or the demo page's
 //! API): what `raftkv status`, the demo page's `/api/status` and the
 //! process-level tests use. One request per connection, on hyper's HTTP/1.1
-//! client; nodes speak no TLS, so neither does this.
+//! client, over TLS for `wss://` and `https://` ([`get_with`]).
 
 use std::time::Duration;
 
@@ -11,7 +11,6 @@ use hyper::client::conn::http1;
 use hyper::header::HOST;
 use hyper::{Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 /// The whole exchange, connection included, must finish within this: a
 /// status query is for a person or a test waiting on it.
@@ -25,26 +24,44 @@ const MAX_BODY: usize = 16 << 20;
 /// answer. Any other status, a body that is not UTF-8 text, or no answer
 /// within 3 s is an error naming the server.
 pub async fn get(base: &str, path: &str) -> Result<String, String> {
+    get_as(base, path, None).await
+}
+
+/// [`get`] with a bearer token (`/status` and `/metrics` need one when the
+/// cluster's configuration names `[[tokens]]`).
+pub async fn get_as(base: &str, path: &str, token: Option<&str>) -> Result<String, String> {
+    get_with(base, path, token, None).await
+}
+
+/// [`get_as`] over TLS too: `wss://` and `https://` bases are checked
+/// against `tls`'s roots.
+pub async fn get_with(
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    tls: Option<&std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
+) -> Result<String, String> {
     let uri: Uri = base.parse().map_err(|e| format!("{base:?} is not a URL: {e}"))?;
     match uri.scheme_str() {
-        None | Some("http") | Some("ws") => {}
-        Some(other) => return Err(format!("{base}: {other}:// is not supported (nodes speak plain HTTP)")),
+        None | Some("http") | Some("ws") | Some("https") | Some("wss") => {}
+        Some(other) => return Err(format!("{base}: {other}:// is not supported")),
     }
     let Some(authority) = uri.authority().map(|a| a.as_str().to_string()) else {
         return Err(format!("{base:?} names no host:port"));
     };
     let exchange = async {
-        let tcp = TcpStream::connect(&authority).await.map_err(|e| e.to_string())?;
+        let tcp = crate::tls::dial(base, tls).await?;
         let (mut sender, conn) = http1::handshake(TokioIo::new(tcp)).await.map_err(|e| e.to_string())?;
         // The connection is driven by its own task; it ends when `sender`
         // is dropped at the end of this exchange.
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let request = Request::get(path)
-            .header(HOST, &authority)
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| format!("bad request for {path:?}: {e}"))?;
+        let mut request = Request::get(path).header(HOST, &authority);
+        if let Some(t) = token {
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let request = request.body(Empty::<Bytes>::new()).map_err(|e| format!("bad request for {path:?}: {e}"))?;
         let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
         let status = response.status();
         let body = Limited::new(response.into_body(), MAX_BODY).collect().await.map_err(|e| e.to_string())?;
@@ -94,7 +111,8 @@ mod tests {
         let (addr, _server) = one_shot("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n").await;
         let e = get(&format!("http://{addr}"), "/status").await.unwrap_err();
         assert!(e.contains(&addr) && e.contains("503"), "{e}");
-        assert!(get("https://127.0.0.1:1", "/").await.unwrap_err().contains("not supported"));
+        assert!(get("ftp://127.0.0.1:1", "/").await.unwrap_err().contains("not supported"));
+        assert!(get("https://127.0.0.1:1", "/").await.is_err());
         assert!(get("not a url", "/").await.is_err());
         // Nothing listens on port 1.
         assert!(get("127.0.0.1:1", "/status").await.is_err());

@@ -6,6 +6,8 @@
 //! these types, every I/O task writes them, and neither side needs to know
 //! the other.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -18,8 +20,76 @@ use raft_core::{ClientReply, ClientRequest, ClientToken, Message, NodeId};
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a client reply goes: the connection's channel, tagged with the
-/// request's token so the connection can find the request it answers.
-pub type ReplyRoute = mpsc::Sender<(ClientToken, ClientReply)>;
+/// request's token so the connection can find the request it answers. The
+/// bytes of the replies in it are bounded: a connection whose client does not
+/// read stops taking replies, and past `max` bytes further ones are dropped
+/// and the connection told to close.
+#[derive(Clone, Debug)]
+pub struct ReplyRoute {
+    tx: mpsc::Sender<(ClientToken, ClientReply)>,
+    held: Arc<HeldReplies>,
+}
+
+/// The bytes of the replies waiting in one connection's channel.
+#[derive(Debug)]
+pub struct HeldReplies {
+    bytes: AtomicU64,
+    max: u64,
+    overflowed: AtomicBool,
+}
+
+impl HeldReplies {
+    /// The connection took `reply` out of the channel.
+    pub fn taken(&self, reply: &ClientReply) {
+        self.bytes.fetch_sub(reply_size(reply) as u64, Ordering::Relaxed);
+    }
+    /// Whether a reply was dropped for the byte bound (the connection must close).
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+}
+
+/// The bytes a reply takes (its output, or a few for the small ones).
+pub fn reply_size(reply: &ClientReply) -> usize {
+    match reply {
+        ClientReply::Written { output } | ClientReply::Read { output } => output.len() + 16,
+        _ => 16,
+    }
+}
+
+impl ReplyRoute {
+    /// A route holding at most `capacity` replies and `max_bytes` of them,
+    /// and the connection's ends of it.
+    pub fn channel(
+        capacity: usize,
+        max_bytes: usize,
+    ) -> (ReplyRoute, mpsc::Receiver<(ClientToken, ClientReply)>, Arc<HeldReplies>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let held = Arc::new(HeldReplies {
+            bytes: AtomicU64::new(0),
+            max: max_bytes as u64,
+            overflowed: AtomicBool::new(false),
+        });
+        (ReplyRoute { tx, held: held.clone() }, rx, held)
+    }
+
+    /// Hands `reply` to the connection without waiting; `false` if it was
+    /// dropped (the connection is gone, full, or over its byte bound).
+    pub fn try_send(&self, token: ClientToken, reply: ClientReply) -> bool {
+        let size = reply_size(&reply) as u64;
+        let held = self.held.bytes.fetch_add(size, Ordering::Relaxed) + size;
+        if held > self.held.max {
+            self.held.bytes.fetch_sub(size, Ordering::Relaxed);
+            self.held.overflowed.store(true, Ordering::Relaxed);
+            return false;
+        }
+        if self.tx.try_send((token, reply)).is_err() {
+            self.held.bytes.fetch_sub(size, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
 
 /// Something for the node task to do.
 #[derive(Debug)]

@@ -593,7 +593,8 @@ mod tests {
 
         // A snapshot (file first, then its record) starts a new segment that
         // holds only the entries after it.
-        let meta = SnapshotMeta { index: 150, term: 3, membership: raft_core::Membership::bootstrap(&[1]), id: 150 };
+        let meta =
+            SnapshotMeta { index: 150, term: 3, membership: Box::new(raft_core::Membership::bootstrap(&[1])), id: 150 };
         let data = vec![42u8; 64];
         j.store_snapshot(&Snapshot { meta: meta.clone(), data: data.clone() }).unwrap();
         j.append(&[(seq, Record::Snapshot(meta.clone()))]).unwrap();
@@ -602,7 +603,8 @@ mod tests {
             j.append(&[(seq, append(201 + k * 5, 5, 3))]).unwrap();
             seq += 1;
         }
-        let newer = SnapshotMeta { index: 220, term: 3, membership: raft_core::Membership::bootstrap(&[1]), id: 220 };
+        let newer =
+            SnapshotMeta { index: 220, term: 3, membership: Box::new(raft_core::Membership::bootstrap(&[1])), id: 220 };
         j.store_snapshot(&Snapshot { meta: newer.clone(), data: vec![7u8; 8] }).unwrap();
         j.append(&[(seq, Record::Snapshot(newer.clone()))]).unwrap();
         let snaps: Vec<_> = fs::read_dir(d.join("snapshots")).unwrap().collect();

@@ -15,10 +15,16 @@
 //!   * [`config`] — the TOML cluster configuration.
 //!   * [`metrics`] — counters exported by `/metrics`.
 //!   * [`protocol`] — the public client protocol (JSON and postcard frames).
+//!   * [`auth`] — client tokens (stored as hashes), roles, and which
+//!     request needs which role.
 //!   * [`inbox`] — what the I/O tasks send to the node task ([`inbox::Input`]),
 //!     and the [`inbox::Inbox`] they send it with.
+//!   * [`tls`] — rustls: the node's server side, mutual TLS for peers, the
+//!     client side, [`tls::dial`], the development CA.
 //!   * [`http`] — a plain HTTP GET of `/status` and the like (hyper's client).
 //! * The server, bottom-up:
+//!   * [`listen`] — the accept loop and every limit on what an outsider's
+//!     connection can make the node hold (counts, timeouts, queued bytes).
 //!   * [`journal`] — the data directory and the journal on disk (segments,
 //!     group commit, recovery).
 //!   * [`node`] — the node task, the one task that owns the Raft core.
@@ -35,17 +41,20 @@
 
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod http;
 pub mod inbox;
 pub mod journal;
+pub mod listen;
 pub mod metrics;
 pub mod node;
 pub mod peer;
 pub mod protocol;
 pub mod routes;
 pub mod startup;
+pub mod tls;
 
 pub use client::{Client, ClientOptions, Error};
 pub use config::Config;

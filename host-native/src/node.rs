@@ -121,8 +121,8 @@ impl NodeTask {
             }
             for (token, reply) in ready.replies {
                 match self.reply_routes.remove(&token) {
-                    Some(tx) => {
-                        if tx.try_send((token, reply)).is_err() {
+                    Some(route) => {
+                        if !route.try_send(token, reply) {
                             self.metrics.client_replies_dropped_total.inc();
                         }
                     }

@@ -7,24 +7,24 @@
 //! any order.
 //!
 //! ```text
-//! {"id":1,"op":"register"}                                   -> {"id":1,"ok":true,"session":17}
-//! {"id":2,"op":"put","session":17,"seq":1,"ack":1,"key":"k","value":"v"}   -> {"id":2,"ok":true,"revision":18}
-//! {"id":3,"op":"append","session":17,"seq":2,"ack":2,"key":"k","value":"w"}-> {"id":3,"ok":true,"revision":19}
-//! {"id":4,"op":"cas","session":17,"seq":3,"ack":3,"key":"k","expect":"vw","value":"x"}
+//! {"id":1,"op":"register"}                                   -> {"id":1,"ok":true,"session":17,"secret":"<43 chars>"}
+//! {"id":2,"op":"put","session":17,"secret":S,"seq":1,"ack":1,"key":"k","value":"v"}   -> {"id":2,"ok":true,"revision":18}
+//! {"id":3,"op":"append","session":17,"secret":S,"seq":2,"ack":2,"key":"k","value":"w"}-> {"id":3,"ok":true,"revision":19}
+//! {"id":4,"op":"cas","session":17,"secret":S,"seq":3,"ack":3,"key":"k","expect":"vw","value":"x"}
 //!                                           -> {"id":4,"ok":true,"swapped":true,"revision":20}
 //!                                           (or "swapped":false,"current":<value or null>)
-//! {"id":5,"op":"delete","session":17,"seq":4,"ack":4,"key":"k"}  -> {"id":5,"ok":true,"existed":true,"revision":21}
+//! {"id":5,"op":"delete","session":17,"secret":S,"seq":4,"ack":4,"key":"k"}  -> {"id":5,"ok":true,"existed":true,"revision":21}
 //! {"id":6,"op":"get","key":"k"}                -> {"id":6,"ok":true,"value":null,"kv":null,"revision":21}
-//! {"id":7,"op":"keepalive","session":17,"ack":5}             -> {"id":7,"ok":true}
+//! {"id":7,"op":"keepalive","session":17,"secret":S,"ack":5}             -> {"id":7,"ok":true}
 //! {"id":8,"op":"prefix","prefix":"app/","limit":2}
 //!     -> {"id":8,"ok":true,"kvs":[{"key":"app/a","value":"1","create_revision":9,"mod_revision":9,
 //!         "version":1,"lease":0}, ...],"next":"app/c","revision":21}
 //! {"id":9,"op":"range","from":"a","to":"b"}  {"id":10,"op":"count","prefix":"app/"} -> "count":3
-//! {"id":11,"op":"lease_grant","session":17,"seq":5,"ack":5,"ttl_ms":10000}
+//! {"id":11,"op":"lease_grant","session":17,"secret":S,"seq":5,"ack":5,"ttl_ms":10000}
 //!                                           -> {"id":11,"ok":true,"lease":22,"ttl_ms":10000,"revision":22}
-//! {"id":12,"op":"put","session":17,"seq":6,"ack":6,"key":"lock","value":"me","lease":22}
-//! {"id":13,"op":"lease_keep_alive","session":17,"seq":7,"ack":7,"lease":22}   (and "lease_revoke")
-//! {"id":14,"op":"txn","session":17,"seq":8,"ack":8,
+//! {"id":12,"op":"put","session":17,"secret":S,"seq":6,"ack":6,"key":"lock","value":"me","lease":22}
+//! {"id":13,"op":"lease_keep_alive","session":17,"secret":S,"seq":7,"ack":7,"lease":22}   (and "lease_revoke")
+//! {"id":14,"op":"txn","session":17,"secret":S,"seq":8,"ack":8,
 //!     "compare":[{"key":"k","version":0}],            (also "value", "mod_revision", "exists"; "cmp": "=" "!=" "<" ">")
 //!     "success":[{"op":"put","key":"k","value":"v"}], "failure":[{"op":"get","key":"k"}]}
 //!     -> {"id":14,"ok":true,"succeeded":true,"results":[{"put":true}],"revision":25}
@@ -51,14 +51,44 @@
 //! postcard numbers enum variants by position, so every enum below documents
 //! its variants' numbers; new variants go at the end, and `tests/golden.rs`
 //! pins the bytes of every request and reply. Version 2 is the first with
-//! [`Op`] wrapping [`KvOp`] (version 1 had one variant per operation).
+//! [`Op`] wrapping [`KvOp`] (version 1 had one variant per operation), and
+//! with session secrets.
+//!
+//! # Session secrets
+//!
+//! `register` answers with the session's id and a secret: 32 bytes the node
+//! drew from the OS's random source (base64url in JSON). Every write and
+//! keep-alive on the session must carry it; the log keeps only its SHA-256
+//! ([`secret_hash`]), and a request with another secret is answered
+//! `session_expired` and changes nothing.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use base64::Engine as _;
 use raft_core::codec::{decode_with_header, encode_with_header};
 use raft_core::kv::{prefix_end, Cmp, Compare, KeyValue, KvOp, KvOutput, Txn, TxnOp, TxnResult};
-use raft_core::{ClientError, ClientReply, ClientRequest, NodeId};
+use sha2::{Digest, Sha256};
+
+use raft_core::{ClientError, ClientReply, ClientRequest, NodeId, Owner, SecretHash};
+
+/// A session's secret: what `register` returns and every write presents.
+pub type Secret = [u8; 32];
+
+/// The hash of a secret, as the log keeps it.
+pub fn secret_hash(secret: &Secret) -> SecretHash {
+    Sha256::digest(secret).into()
+}
+
+/// A secret in JSON: base64url without padding (43 characters).
+pub fn secret_to_text(secret: &Secret) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+}
+
+/// A secret from its JSON text.
+pub fn secret_from_text(text: &str) -> Option<Secret> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()?.try_into().ok()
+}
 
 /// Magic number of binary client frames.
 pub const CLIENT_MAGIC: [u8; 4] = *b"RKVC";
@@ -98,6 +128,8 @@ pub enum Op {
     Write {
         /// The session.
         session: u64,
+        /// The secret `register` returned for it.
+        secret: Secret,
         /// This write's number within the session (from 1).
         seq: u64,
         /// Lowest seq whose reply the client still awaits.
@@ -109,6 +141,8 @@ pub enum Op {
     KeepAlive {
         /// The session.
         session: u64,
+        /// The secret `register` returned for it.
+        secret: Secret,
         /// Lowest seq whose reply the client still awaits.
         ack: u64,
     },
@@ -135,7 +169,7 @@ impl Op {
     pub fn validate(&self) -> Result<(), String> {
         let ints: &[(&str, u64)] = match self {
             Op::Write { session, seq, ack, .. } => &[("session", *session), ("seq", *seq), ("ack", *ack)],
-            Op::KeepAlive { session, ack } => &[("session", *session), ("ack", *ack)],
+            Op::KeepAlive { session, ack, .. } => &[("session", *session), ("ack", *ack)],
             Op::Register | Op::Read { .. } => &[],
         };
         for (name, v) in ints {
@@ -153,12 +187,18 @@ impl Op {
     }
 
     /// The raft-core request carrying this operation: the same fields, the
-    /// command encoded as the log stores it.
-    pub fn into_client_request(self) -> ClientRequest {
+    /// command encoded as the log stores it, secrets as their hashes. A
+    /// `register` is for `owner`, with a new secret whose hash is `fresh`
+    /// (drawn by the caller, who hands the secret to the client).
+    pub fn into_client_request(self, owner: Owner, fresh: SecretHash) -> ClientRequest {
         match self {
-            Op::Register => ClientRequest::Register,
-            Op::Write { session, seq, ack, op } => ClientRequest::Write { session, seq, ack, command: op.encode() },
-            Op::KeepAlive { session, ack } => ClientRequest::KeepAlive { session, ack },
+            Op::Register => ClientRequest::Register { owner, secret_hash: fresh },
+            Op::Write { session, secret, seq, ack, op } => {
+                ClientRequest::Write { session, secret_hash: secret_hash(&secret), seq, ack, command: op.encode() }
+            }
+            Op::KeepAlive { session, secret, ack } => {
+                ClientRequest::KeepAlive { session, secret_hash: secret_hash(&secret), ack }
+            }
             Op::Read { op } => ClientRequest::Read { query: op.encode() },
         }
     }
@@ -181,6 +221,8 @@ pub enum Success {
     Registered {
         /// Its id.
         session: u64,
+        /// Its secret, for every write and keep-alive on it.
+        secret: Secret,
     },
     /// `keepalive`.
     KeptAlive,
@@ -228,17 +270,20 @@ pub enum ErrorCode {
     BadRequest = 4,
     /// The write may have applied or may still apply: retry with the same session and seq.
     UnknownOutcome = 5,
+    /// The connection's token does not allow this request (its role is too low).
+    Forbidden = 6,
 }
 
 impl ErrorCode {
     /// Every code, in discriminant order.
-    pub const ALL: [ErrorCode; 6] = [
+    pub const ALL: [ErrorCode; 7] = [
         ErrorCode::NotLeader,
         ErrorCode::Busy,
         ErrorCode::SessionExpired,
         ErrorCode::StaleSeq,
         ErrorCode::BadRequest,
         ErrorCode::UnknownOutcome,
+        ErrorCode::Forbidden,
     ];
 
     /// The code's name on the wire.
@@ -250,6 +295,7 @@ impl ErrorCode {
             ErrorCode::StaleSeq => "stale_seq",
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::UnknownOutcome => "unknown_outcome",
+            ErrorCode::Forbidden => "forbidden",
         }
     }
 
@@ -263,6 +309,11 @@ impl Failure {
     /// A `bad_request` with a message.
     pub fn bad_request(message: impl Into<String>) -> Failure {
         Failure { error: ErrorCode::BadRequest, leader: None, message: Some(message.into()) }
+    }
+
+    /// A `forbidden` with a message.
+    pub fn forbidden(message: impl Into<String>) -> Failure {
+        Failure { error: ErrorCode::Forbidden, leader: None, message: Some(message.into()) }
     }
 
     /// Maps a raft-core error; `addr_of` turns a node id into its URL.
@@ -285,7 +336,8 @@ impl Failure {
 pub fn outcome(reply: ClientReply, addr_of: impl Fn(NodeId) -> Option<String>) -> Result<Success, Failure> {
     match reply {
         ClientReply::Rejected(e) => Err(Failure::from_error(e, addr_of)),
-        ClientReply::Registered { session } => Ok(Success::Registered { session }),
+        // The secret is the connection's to fill in: it drew it.
+        ClientReply::Registered { session } => Ok(Success::Registered { session, secret: [0; 32] }),
         ClientReply::KeptAlive => Ok(Success::KeptAlive),
         ClientReply::Written { output } | ClientReply::Read { output } => match KvOutput::decode(&output) {
             Ok(KvOutput::Invalid) => Err(Failure::bad_request("the state machine refused the command")),
@@ -336,6 +388,13 @@ impl Fields<'_> {
             _ => Err(format!("\"{name}\" must be a string")),
         }
     }
+    fn secret(&self, name: &str) -> Result<Secret, String> {
+        match self.get(name)? {
+            Value::String(s) => secret_from_text(s)
+                .ok_or_else(|| format!("\"{name}\" must be the 43-character secret that register returned")),
+            _ => Err(format!("\"{name}\" must be a string")),
+        }
+    }
     fn string_or_null(&self, name: &str) -> Result<Option<String>, String> {
         match self.get(name)? {
             Value::String(s) => Ok(Some(s.clone())),
@@ -368,6 +427,7 @@ impl Fields<'_> {
     /// The session fields of a write, then the operation named `name`.
     fn write(&self, name: &str) -> Result<Op, String> {
         let (session, seq, ack) = (self.int("session")?, self.int("seq")?, self.int("ack")?);
+        let secret = self.secret("secret")?;
         let op = match name {
             "put" | "put_lease" => {
                 let (key, value) = (self.string("key")?, self.string("value")?);
@@ -394,7 +454,7 @@ impl Fields<'_> {
             "lease_revoke" => KvOp::LeaseRevoke { id: self.int("lease")? },
             other => return Err(format!("unknown op {other:?}")),
         };
-        Ok(Op::Write { session, seq, ack, op })
+        Ok(Op::Write { session, secret, seq, ack, op })
     }
 
     /// A read: get, range, prefix or count.
@@ -524,18 +584,18 @@ fn txn_op_from_json(v: &Value) -> Result<TxnOp, String> {
 fn json_fields(op: &str) -> Option<&'static [&'static str]> {
     Some(match op {
         "register" => &[],
-        "keepalive" => &["session", "ack"],
+        "keepalive" => &["session", "secret", "ack"],
         "get" => &["key"],
         "range" => &["from", "to", "limit"],
         "prefix" => &["prefix", "from", "limit"],
         "count" => &["from", "to", "prefix"],
-        "put" | "put_lease" => &["session", "seq", "ack", "key", "value", "lease"],
-        "append" => &["session", "seq", "ack", "key", "value"],
-        "cas" => &["session", "seq", "ack", "key", "expect", "value"],
-        "delete" => &["session", "seq", "ack", "key"],
-        "txn" => &["session", "seq", "ack", "compare", "success", "failure"],
-        "lease_grant" => &["session", "seq", "ack", "ttl_ms"],
-        "lease_keep_alive" | "lease_revoke" => &["session", "seq", "ack", "lease"],
+        "put" | "put_lease" => &["session", "secret", "seq", "ack", "key", "value", "lease"],
+        "append" => &["session", "secret", "seq", "ack", "key", "value"],
+        "cas" => &["session", "secret", "seq", "ack", "key", "expect", "value"],
+        "delete" => &["session", "secret", "seq", "ack", "key"],
+        "txn" => &["session", "secret", "seq", "ack", "compare", "success", "failure"],
+        "lease_grant" => &["session", "secret", "seq", "ack", "ttl_ms"],
+        "lease_keep_alive" | "lease_revoke" => &["session", "secret", "seq", "ack", "lease"],
         _ => return None,
     })
 }
@@ -568,7 +628,9 @@ pub fn parse_json_request(text: &str) -> Result<Request, BadRequest> {
         f.only(allowed)?;
         Ok(match name {
             "register" => Op::Register,
-            "keepalive" => Op::KeepAlive { session: f.int("session")?, ack: f.int("ack")? },
+            "keepalive" => {
+                Op::KeepAlive { session: f.int("session")?, secret: f.secret("secret")?, ack: f.int("ack")? }
+            }
             "get" | "range" | "prefix" | "count" => f.read(name)?,
             write => f.write(write)?,
         })
@@ -722,8 +784,9 @@ pub fn response_to_json(r: &Response) -> String {
         Ok(s) => {
             obj.insert("ok".into(), Value::Bool(true));
             match s {
-                Success::Registered { session } => {
+                Success::Registered { session, secret } => {
                     obj.insert("session".into(), json!(session));
+                    obj.insert("secret".into(), json!(secret_to_text(secret)));
                 }
                 Success::KeptAlive => {}
                 Success::Output(out) => insert_output_fields(out, &mut obj),
@@ -751,14 +814,16 @@ pub fn request_to_json(r: &Request) -> String {
     obj.insert("op".into(), json!(r.op.name()));
     match &r.op {
         Op::Register => {}
-        Op::Write { session, seq, ack, op } => {
+        Op::Write { session, secret, seq, ack, op } => {
             obj.insert("session".into(), json!(session));
+            obj.insert("secret".into(), json!(secret_to_text(secret)));
             obj.insert("seq".into(), json!(seq));
             obj.insert("ack".into(), json!(ack));
             insert_kv_fields(op, &mut obj);
         }
-        Op::KeepAlive { session, ack } => {
+        Op::KeepAlive { session, secret, ack } => {
             obj.insert("session".into(), json!(session));
+            obj.insert("secret".into(), json!(secret_to_text(secret)));
             obj.insert("ack".into(), json!(ack));
         }
         Op::Read { op } => insert_kv_fields(op, &mut obj),
@@ -814,14 +879,17 @@ mod tests {
         let r = parse_json_request(r#"{"id":1,"op":"register"}"#).unwrap();
         assert_eq!(r, Request { id: 1, op: Op::Register });
         let r = parse_json_request(
-            r#"{"id":4,"op":"cas","session":17,"seq":3,"ack":3,"key":"k","expect":null,"value":"x"}"#,
+            r#"{"id":4,"op":"cas","session":17,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":3,"ack":3,"key":"k","expect":null,"value":"x"}"#,
         )
         .unwrap();
         let cas = KvOp::Cas { key: "k".into(), expect: None, value: "x".into() };
-        assert_eq!(r.op, Op::Write { session: 17, seq: 3, ack: 3, op: cas });
-        let r = parse_json_request(r#"{"id":7,"op":"keepalive","session":17,"ack":5}"#).unwrap();
-        assert_eq!(r.op, Op::KeepAlive { session: 17, ack: 5 });
-        let write = |op| Op::Write { session: 1, seq: 2, ack: 2, op };
+        assert_eq!(r.op, Op::Write { session: 17, secret: [4; 32], seq: 3, ack: 3, op: cas });
+        let r = parse_json_request(
+            r#"{"id":7,"op":"keepalive","session":17,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","ack":5}"#,
+        )
+        .unwrap();
+        assert_eq!(r.op, Op::KeepAlive { session: 17, secret: [4; 32], ack: 5 });
+        let write = |op| Op::Write { session: 1, secret: [4; 32], seq: 2, ack: 2, op };
         for op in [
             Op::Register,
             write(put("k", "v")),
@@ -829,7 +897,7 @@ mod tests {
             write(KvOp::Cas { key: "k".into(), expect: Some("".into()), value: "v".into() }),
             write(KvOp::Delete { key: "k".into() }),
             Op::Read { op: KvOp::Get { key: "k".into() } },
-            Op::KeepAlive { session: 1, ack: 2 },
+            Op::KeepAlive { session: 1, secret: [4; 32], ack: 2 },
         ] {
             let r = Request { id: 9, op };
             assert_eq!(parse_json_request(&request_to_json(&r)).unwrap(), r);
@@ -837,7 +905,7 @@ mod tests {
         }
         assert_eq!(
             request_to_json(&Request { id: 2, op: write(put("k", "v")) }),
-            r#"{"id":2,"op":"put","session":1,"seq":2,"ack":2,"key":"k","value":"v"}"#
+            r#"{"id":2,"op":"put","session":1,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":2,"ack":2,"key":"k","value":"v"}"#
         );
     }
 
@@ -848,13 +916,13 @@ mod tests {
         let r = parse_json_request(r#"{"id":10,"op":"count","prefix":"app/"}"#).unwrap();
         assert_eq!(r.op, Op::Read { op: KvOp::Count { from: "app/".into(), to: Some("app0".into()) } });
         let r = parse_json_request(
-            r#"{"id":12,"op":"put","session":1,"seq":6,"ack":6,"key":"lock","value":"me","lease":22}"#,
+            r#"{"id":12,"op":"put","session":1,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":6,"ack":6,"key":"lock","value":"me","lease":22}"#,
         )
         .unwrap();
-        let w = |op| Op::Write { session: 1, seq: 6, ack: 6, op };
+        let w = |op| Op::Write { session: 1, secret: [4; 32], seq: 6, ack: 6, op };
         assert_eq!(r.op, w(KvOp::PutLease { key: "lock".into(), value: "me".into(), lease: 22 }));
         let r = parse_json_request(
-            r#"{"id":14,"op":"txn","session":1,"seq":6,"ack":6,"compare":[{"key":"k","version":0},{"key":"j","value":"x","cmp":"!="},{"key":"i","exists":true},{"key":"h","mod_revision":4,"cmp":">"}],"success":[{"op":"put","key":"k","value":"v"}],"failure":[{"op":"get","key":"k"},{"op":"delete","key":"j"}]}"#,
+            r#"{"id":14,"op":"txn","session":1,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":6,"ack":6,"compare":[{"key":"k","version":0},{"key":"j","value":"x","cmp":"!="},{"key":"i","exists":true},{"key":"h","mod_revision":4,"cmp":">"}],"success":[{"op":"put","key":"k","value":"v"}],"failure":[{"op":"get","key":"k"},{"op":"delete","key":"j"}]}"#,
         )
         .unwrap();
         let txn = Txn {
@@ -883,15 +951,15 @@ mod tests {
             assert_eq!(parse_json_request(&request_to_json(&r)).unwrap(), r);
             assert_eq!(decode_request(&encode_request(&r), 1 << 20).unwrap(), r);
         }
-        assert!(bad(r#"{"id":3,"op":"txn","session":1,"seq":1,"ack":1,"compare":[{"key":"k"}]}"#)
+        assert!(bad(r#"{"id":3,"op":"txn","session":1,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":1,"ack":1,"compare":[{"key":"k"}]}"#)
             .message
             .contains("exactly one"));
-        assert!(bad(r#"{"id":3,"op":"txn","session":1,"seq":1,"ack":1,"success":[{"op":"frob","key":"k"}]}"#)
+        assert!(bad(r#"{"id":3,"op":"txn","session":1,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":1,"ack":1,"success":[{"op":"frob","key":"k"}]}"#)
             .message
             .contains("unknown transaction operation"));
         assert!(bad(r#"{"id":3,"op":"count","prefix":"a","from":"b"}"#).message.contains("not both"));
         assert!(bad(r#"{"id":3,"op":"range","from":"a","limit":1001}"#).message.contains("limit"));
-        assert!(bad(r#"{"id":3,"op":"lease_grant","session":1,"seq":1,"ack":1,"ttl_ms":0}"#).message.contains("TTL"));
+        assert!(bad(r#"{"id":3,"op":"lease_grant","session":1,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":1,"ack":1,"ttl_ms":0}"#).message.contains("TTL"));
         assert_eq!(txn_from_json(r#"{"success":[{"op":"get","key":"k"}]}"#).unwrap().success.len(), 1);
         assert!(txn_from_json(r#"{"succes":[]}"#).unwrap_err().contains("unknown field"));
     }
@@ -903,7 +971,11 @@ mod tests {
         assert_eq!(bad(r#"{"op":"get","key":"k"}"#).id, None);
         let b = bad(r#"{"id":3,"op":"frobnicate"}"#);
         assert_eq!((b.id, b.message.contains("unknown op")), (Some(3), true));
-        assert!(bad(r#"{"id":3,"op":"put","session":1,"seq":1,"ack":1,"key":"k"}"#).message.contains("\"value\""));
+        assert!(bad(r#"{"id":3,"op":"put","session":1,"seq":1,"ack":1,"key":"k"}"#).message.contains("\"secret\""));
+        let no_value = r#"{"id":3,"op":"put","session":1,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":1,"ack":1,"key":"k"}"#;
+        assert!(bad(no_value).message.contains("\"value\""));
+        let short = r#"{"id":3,"op":"put","session":1,"secret":"BAQE","seq":1,"ack":1,"key":"k","value":"v"}"#;
+        assert!(bad(short).message.contains("43-character"));
         assert!(bad(r#"{"id":3,"op":"put","session":"1","seq":1,"ack":1,"key":"k","value":"v"}"#)
             .message
             .contains("integer"));
@@ -912,7 +984,7 @@ mod tests {
             .contains("integer"));
         assert!(bad(r#"{"id":3,"op":"get","key":5}"#).message.contains("string"));
         assert!(bad(r#"{"id":3,"op":"get","key":"k","extra":1}"#).message.contains("unknown field"));
-        assert!(bad(r#"{"id":3,"op":"cas","session":1,"seq":1,"ack":1,"key":"k","value":"v"}"#)
+        assert!(bad(r#"{"id":3,"op":"cas","session":1,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":1,"ack":1,"key":"k","value":"v"}"#)
             .message
             .contains("expect"));
         assert!(bad(r#"{"id":9007199254740992,"op":"register"}"#).message.contains("2^53"));
@@ -928,11 +1000,13 @@ mod tests {
     fn binary_writes_write_and_reads_read() {
         let get = KvOp::Get { key: "k".into() };
         let frame = |op| encode_request(&Request { id: 5, op });
-        let b = decode_request(&frame(Op::Write { session: 1, seq: 1, ack: 1, op: get.clone() }), 1 << 20);
+        let b =
+            decode_request(&frame(Op::Write { session: 1, secret: [0; 32], seq: 1, ack: 1, op: get.clone() }), 1 << 20);
         assert_eq!(b.unwrap_err(), BadRequest { id: Some(5), message: "\"get\" is a read, not a write".into() });
         let b = decode_request(&frame(Op::Read { op: put("k", "v") }), 1 << 20).unwrap_err();
         assert_eq!(b.message, "\"put\" is a write, not a read");
-        let b = decode_request(&frame(Op::KeepAlive { session: MAX_SAFE_INTEGER + 1, ack: 1 }), 1 << 20);
+        let b =
+            decode_request(&frame(Op::KeepAlive { session: MAX_SAFE_INTEGER + 1, secret: [0; 32], ack: 1 }), 1 << 20);
         assert!(b.unwrap_err().message.contains("2^53"));
         assert!(decode_request(&frame(Op::Read { op: get }), 1 << 20).is_ok());
     }
@@ -940,13 +1014,23 @@ mod tests {
     #[test]
     fn ops_become_the_cores_requests() {
         let op = put("k", "v");
-        let w = Op::Write { session: 3, seq: 4, ack: 2, op: op.clone() };
-        assert_eq!(w.into_client_request(), ClientRequest::Write { session: 3, seq: 4, ack: 2, command: op.encode() });
+        let h = secret_hash(&[9; 32]);
+        let w = Op::Write { session: 3, secret: [9; 32], seq: 4, ack: 2, op: op.clone() };
+        let want = ClientRequest::Write { session: 3, secret_hash: h, seq: 4, ack: 2, command: op.encode() };
+        assert_eq!(w.into_client_request(0, [0; 32]), want, "the log gets the hash, never the secret");
         let g = KvOp::Get { key: "k".into() };
-        assert_eq!(Op::Read { op: g.clone() }.into_client_request(), ClientRequest::Read { query: g.encode() });
-        assert_eq!(Op::Register.into_client_request(), ClientRequest::Register);
-        let ka = Op::KeepAlive { session: 3, ack: 5 }.into_client_request();
-        assert_eq!(ka, ClientRequest::KeepAlive { session: 3, ack: 5 });
+        assert_eq!(
+            Op::Read { op: g.clone() }.into_client_request(0, [0; 32]),
+            ClientRequest::Read { query: g.encode() }
+        );
+        assert_eq!(
+            Op::Register.into_client_request(5, [6; 32]),
+            ClientRequest::Register { owner: 5, secret_hash: [6; 32] }
+        );
+        let ka = Op::KeepAlive { session: 3, secret: [9; 32], ack: 5 }.into_client_request(0, [0; 32]);
+        assert_eq!(ka, ClientRequest::KeepAlive { session: 3, secret_hash: h, ack: 5 });
+        assert_eq!(secret_from_text(&secret_to_text(&[9; 32])), Some([9; 32]));
+        assert_eq!(secret_from_text("short"), None);
     }
 
     #[test]
@@ -959,7 +1043,10 @@ mod tests {
         let read = ClientReply::Read { output: v.encode().into() };
         assert_eq!(outcome(read, none), Ok(Success::Output(v)));
         assert_eq!(outcome(ClientReply::KeptAlive, none), Ok(Success::KeptAlive));
-        assert_eq!(outcome(ClientReply::Registered { session: 9 }, none), Ok(Success::Registered { session: 9 }));
+        assert_eq!(
+            outcome(ClientReply::Registered { session: 9 }, none),
+            Ok(Success::Registered { session: 9, secret: [0; 32] })
+        );
         assert_eq!(outcome(out(KvOutput::Invalid), none).unwrap_err().error, ErrorCode::BadRequest);
         let garbage = ClientReply::Read { output: vec![0xff, 0xff].into() };
         assert_eq!(outcome(garbage, none).unwrap_err().message.as_deref(), Some("unreadable output"));
@@ -992,7 +1079,10 @@ mod tests {
         let addr = |id: NodeId| Some(format!("ws://127.0.0.1:700{id}"));
         let r = |id, result| response_to_json(&Response { id: Some(id), result });
         let out = |o| Ok(Success::Output(o));
-        assert_eq!(r(1, Ok(Success::Registered { session: 17 })), r#"{"id":1,"ok":true,"session":17}"#);
+        assert_eq!(
+            r(1, Ok(Success::Registered { session: 17, secret: [0xff; 32] })),
+            r#"{"id":1,"ok":true,"session":17,"secret":"__________________________________________8"}"#
+        );
         assert_eq!(r(2, out(KvOutput::Written { revision: 18 })), r#"{"id":2,"ok":true,"revision":18}"#);
         assert_eq!(r(7, Ok(Success::KeptAlive)), r#"{"id":7,"ok":true}"#);
         assert_eq!(

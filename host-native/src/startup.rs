@@ -23,7 +23,7 @@ use crate::journal::{check_identity, spawn_disk_thread, Journal};
 use crate::metrics::Metrics;
 use crate::node::NodeTask;
 use crate::peer::handshake::PeerAuth;
-use crate::peer::outgoing::run_sender;
+use crate::peer::outgoing::{run_sender, LinkConfig};
 use crate::routes::{self, NodeHandle};
 
 pub use crate::journal::StartError;
@@ -34,11 +34,19 @@ const INBOX_CAPACITY: usize = 4096;
 /// Starts node `id` of `config` and serves until the process ends. Refuses to
 /// start (with a message naming the problem) on a data directory of another
 /// node, a corrupt journal, or an address in use.
-pub async fn run(config: Config, id: NodeId, data_dir: Option<PathBuf>) -> Result<(), StartError> {
+/// `insecure`: allow plain `ws://` on an address other than loopback.
+pub async fn run(config: Config, id: NodeId, data_dir: Option<PathBuf>, insecure: bool) -> Result<(), StartError> {
     let me = config
         .node(id)
         .cloned()
         .ok_or_else(|| StartError(format!("node {id} is not in the configuration (ids: {:?})", config.ids())))?;
+    let tls = crate::tls::load_node(&config, id).map_err(|e| StartError(format!("TLS: {e}")))?;
+    if tls.is_none() && !me.listen.ip().is_loopback() && !insecure {
+        return Err(StartError(format!(
+            "refusing to listen on {} without TLS: add [tls] (see `raftkv certs`), or pass --insecure",
+            me.listen
+        )));
+    }
     let dir = data_dir.unwrap_or_else(|| config.node_dir(id));
     check_identity(&dir, &config.cluster_id, id)?;
     let metrics = Arc::new(Metrics::default());
@@ -55,6 +63,15 @@ pub async fn run(config: Config, id: NodeId, data_dir: Option<PathBuf>) -> Resul
         let hint = if e.kind() == std::io::ErrorKind::AddrInUse { " (is another node running there?)" } else { "" };
         StartError(format!("cannot listen on {}: {e}{hint}", me.listen))
     })?;
+    if config.tokens.is_empty() {
+        tracing::warn!(
+            "client authentication is off (no [[tokens]] in the configuration): anyone who can reach {} can read, \
+             write and ask /status and /metrics",
+            me.listen
+        );
+    } else {
+        tracing::info!(tokens = config.tokens.len(), "client authentication is on");
+    }
     if config.uses_dev_secret() {
         tracing::warn!("using the built-in development secret: fine on one machine, change it for anything else");
     }
@@ -65,6 +82,7 @@ pub async fn run(config: Config, id: NodeId, data_dir: Option<PathBuf>) -> Resul
     let _ = getrandom::fill(&mut seed);
     raft_cfg.seed = u64::from_le_bytes(seed) ^ id;
     raft_cfg.sessions.timeout_ticks = config.session_timeout_ticks();
+    raft_cfg.sessions.max_per_owner = config.limits.max_sessions_per_principal;
     raft_cfg.snapshot_entries = config.limits.snapshot_entries;
     // Lease TTLs are milliseconds; the store counts them in ticks.
     let kv = KvStore::with_limits(KvLimits { tick_ms: config.tick_ms, ..KvLimits::default() });
@@ -85,8 +103,11 @@ pub async fn run(config: Config, id: NodeId, data_dir: Option<PathBuf>) -> Resul
             peer.url(),
             auth.clone(),
             rx,
-            config.limits.peer_batch_bytes,
-            config.limits.max_transport_frame,
+            LinkConfig {
+                batch_bytes: config.limits.peer_batch_bytes,
+                max_frame: config.limits.max_transport_frame,
+                tls: tls.as_ref().map(|t| t.peers.clone()),
+            },
             metrics.clone(),
         ));
     }
@@ -96,7 +117,10 @@ pub async fn run(config: Config, id: NodeId, data_dir: Option<PathBuf>) -> Resul
     let task = NodeTask::new(raft, peers, disk, metrics);
     let node = tokio::spawn(task.run(inputs, durable_rx, Duration::from_millis(config.tick_ms)));
     tracing::info!(node = id, listen = %me.listen, url = %me.url(), "serving /raft, /client, /status, /metrics");
-    let server = tokio::spawn(routes::serve(listener, handle));
+    if tls.is_some() {
+        tracing::info!("TLS on every route; peers use mutual TLS");
+    }
+    let server = tokio::spawn(routes::serve(listener, handle, tls.map(|t| t.acceptor)));
     tokio::select! {
         r = node => Err(StartError(format!("node task ended: {r:?}"))),
         r = server => Err(StartError(format!("server ended: {r:?}"))),

@@ -19,7 +19,7 @@
 
 use raft_core::kv::{Compare, KeyValue, Txn, TxnOp, TxnResult};
 use raft_core::{Body, Message};
-use raftkv::peer::batch::{decode_batch, encode_batch};
+use raftkv::peer::batch::{Opener, Sealer, TAG_LEN};
 use raftkv::peer::handshake::Handshake;
 use raftkv::protocol::{
     decode_request, decode_response, encode_request, encode_response, ErrorCode, Failure, LeaderHint, Op, Request,
@@ -80,6 +80,7 @@ fn error_code_tag(e: &ErrorCode) -> u8 {
         ErrorCode::StaleSeq => 3,
         ErrorCode::BadRequest => 4,
         ErrorCode::UnknownOutcome => 5,
+        ErrorCode::Forbidden => 6,
     }
 }
 
@@ -97,7 +98,8 @@ fn handshake_tag(h: &Handshake) -> u8 {
 // ---------------------------------------------------------------------------
 
 fn ops() -> Vec<Op> {
-    let write = |op| Op::Write { session: 17, seq: 2, ack: 1, op };
+    // Session secrets are 0x5e ('^') bytes: 32 of them, no length prefix.
+    let write = |op| Op::Write { session: 17, secret: [0x5e; 32], seq: 2, ack: 1, op };
     vec![
         Op::Register,
         write(KvOp::Put { key: "k".into(), value: "v".into() }),
@@ -105,7 +107,7 @@ fn ops() -> Vec<Op> {
         write(KvOp::Cas { key: "k".into(), expect: Some("v".into()), value: "x".into() }),
         write(KvOp::Cas { key: "k".into(), expect: None, value: "x".into() }),
         write(KvOp::Delete { key: "k".into() }),
-        Op::KeepAlive { session: 17, ack: 3 },
+        Op::KeepAlive { session: 17, secret: [0x5e; 32], ack: 3 },
         Op::Read { op: KvOp::Get { key: "k".into() } },
         Op::Read { op: KvOp::Prefix { prefix: "p/".into(), from: None, limit: 10 } },
         write(KvOp::PutLease { key: "k".into(), value: "v".into(), lease: 5 }),
@@ -124,7 +126,7 @@ fn kv() -> KeyValue {
 
 fn successes() -> Vec<Success> {
     vec![
-        Success::Registered { session: 17 },
+        Success::Registered { session: 17, secret: [0x5e; 32] },
         Success::KeptAlive,
         Success::Output(KvOutput::Written { revision: 7 }),
         Success::Output(KvOutput::Value { kv: Some(kv()), revision: 7 }),
@@ -147,6 +149,7 @@ fn failures() -> Vec<Failure> {
         code(ErrorCode::StaleSeq),
         Failure::bad_request("x"),
         Failure { error: ErrorCode::UnknownOutcome, leader: hint, message: None },
+        Failure::forbidden("x"),
     ]
 }
 
@@ -192,17 +195,17 @@ fn tags_are_positions() {
 fn client_requests() {
     let want: [&[u8]; 12] = [
         b"RKVC\x02\x09\x00",
-        b"RKVC\x02\x09\x01\x11\x02\x01\x00\x01k\x01v",
-        b"RKVC\x02\x09\x01\x11\x02\x01\x01\x01k\x01w",
-        b"RKVC\x02\x09\x01\x11\x02\x01\x04\x01k\x01\x01v\x01x",
-        b"RKVC\x02\x09\x01\x11\x02\x01\x04\x01k\x00\x01x",
-        b"RKVC\x02\x09\x01\x11\x02\x01\x03\x01k",
-        b"RKVC\x02\x09\x02\x11\x03",
+        b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x00\x01k\x01v",
+        b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x01\x01k\x01w",
+        b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x04\x01k\x01\x01v\x01x",
+        b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x04\x01k\x00\x01x",
+        b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x03\x01k",
+        b"RKVC\x02\x09\x02\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x03",
         b"RKVC\x02\x09\x03\x02\x01k",
         b"RKVC\x02\x09\x03\x06\x02p/\x00\x0a",
-        b"RKVC\x02\x09\x01\x11\x02\x01\x09\x01k\x01v\x05",
-        b"RKVC\x02\x09\x01\x11\x02\x01\x0a\xe8\x07",
-        b"RKVC\x02\x09\x01\x11\x02\x01\x08\x01\x03\x01k\x00\x01\x00\x01k\x01v\x00\x00",
+        b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x09\x01k\x01v\x05",
+        b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x0a\xe8\x07",
+        b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x08\x01\x03\x01k\x00\x01\x00\x01k\x01v\x00\x00",
     ];
     for (op, want) in ops().into_iter().zip(want) {
         let r = Request { id: 9, op };
@@ -214,7 +217,7 @@ fn client_requests() {
 #[test]
 fn client_replies() {
     let want: [&[u8]; 10] = [
-        b"RKVC\x02\x01\x09\x00\x00\x11",
+        b"RKVC\x02\x01\x09\x00\x00\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
         b"RKVC\x02\x01\x09\x00\x01",
         b"RKVC\x02\x01\x09\x00\x02\x00\x07",
         b"RKVC\x02\x01\x09\x00\x02\x01\x01\x01k\x01v\x03\x04\x02\x00\x07",
@@ -230,13 +233,14 @@ fn client_replies() {
         golden(&format!("{r:?}"), &encode_response(&r), want);
         assert_eq!(decode_response(want, 1 << 20).as_ref(), Ok(&r), "{CHANGED}");
     }
-    let want: [&[u8]; 6] = [
+    let want: [&[u8]; 7] = [
         b"RKVC\x02\x01\x09\x01\x00\x01\x02\x08ws://h:2\x00",
         b"RKVC\x02\x01\x09\x01\x01\x00\x00",
         b"RKVC\x02\x01\x09\x01\x02\x00\x00",
         b"RKVC\x02\x01\x09\x01\x03\x00\x00",
         b"RKVC\x02\x01\x09\x01\x04\x00\x01\x01x",
         b"RKVC\x02\x01\x09\x01\x05\x01\x02\x08ws://h:2\x00",
+        b"RKVC\x02\x01\x09\x01\x06\x00\x01\x01x",
     ];
     for (f, want) in failures().into_iter().zip(want) {
         let r = Response { id: Some(9), result: Err(f) };
@@ -268,7 +272,11 @@ fn peer_batch_frame() {
         Message::new(1, 2, 3, Body::VoteResp { granted: true }),
         Message::new(1, 2, 3, Body::PreVoteResp { granted: false }),
     ];
-    let want: &[u8] = b"RKVB\x01\x02\x01\x02\x03\x00\x00\x03\x01\x01\x02\x03\x00\x00\x01\x00";
-    golden("batch of two messages", &encode_batch(&msgs), want);
-    assert_eq!(decode_batch(want, 1 << 20), Ok(msgs), "{CHANGED}");
+    // Version 2: (seq, messages), then an HMAC-SHA256 tag under the link key.
+    let want: &[u8] = b"RKVB\x02\x00\x02\x01\x02\x03\x00\x00\x03\x01\x01\x02\x03\x00\x00\x01\x00\xd0\x22q\xe3\xcb[d\xe1\x0cK\xf3\xa5(oS\x0c\xd2s\x90v}\xbcyZ=Y\xa8x\xdd\xcaM\xb7";
+    let mut sealer = Sealer::new([0x42; 32]);
+    let f = sealer.seal(&msgs);
+    golden("batch of two messages (frame 0, key 0x42..)", &f, want);
+    assert_eq!(want.len() - TAG_LEN, b"RKVB\x02\x00\x02\x01\x02\x03\x00\x00\x03\x01\x01\x02\x03\x00\x00\x01\x00".len());
+    assert_eq!(Opener::new([0x42; 32]).open(want, 1 << 20), Ok(msgs), "{CHANGED}");
 }

@@ -60,6 +60,13 @@ impl Cluster {
         self.d.advance(us(us_));
     }
 
+    /// Runs `us` simulated microseconds, or less: it stops right after an
+    /// event that made a safety check fail. Returns whether it stopped there.
+    pub fn advance_to_violation(&mut self, us_: f64) -> bool {
+        let end = self.d.now().saturating_add(us(us_));
+        self.d.run_until_violation(end)
+    }
+
     /// Runs until simulated time `t` (µs).
     pub fn run_until(&mut self, t: f64) {
         self.d.run_until(us(t));
@@ -91,6 +98,27 @@ impl Cluster {
     /// Feed lines newer than `since` (JSON array).
     pub fn feed(&self, since: f64) -> String {
         json(&self.d.feed_since(us(since)))
+    }
+
+    /// Each node's log entries with indexes `lo..=hi` (JSON array by node id).
+    pub fn log_window(&mut self, lo: f64, hi: f64) -> String {
+        json(&self.d.log_window(us(lo), us(hi)))
+    }
+
+    /// Messages in flight of a kind (`"Vote"`, `"Append"`, …; `""`: all), optionally from one node (0: any).
+    pub fn in_flight(&self, kind: &str, from: u32) -> u32 {
+        let from = from as u64;
+        self.d
+            .sim()
+            .in_flight()
+            .values()
+            .filter(|f| (kind.is_empty() || f.msg.body.name() == kind) && (from == 0 || f.msg.from == from))
+            .count() as u32
+    }
+
+    /// Simulated time of the first safety violation, µs (-1: none).
+    pub fn first_violation(&self) -> f64 {
+        self.d.first_violation().map_or(-1.0, |t| t as f64)
     }
 
     /// Every record of a node's journal (JSON array).
@@ -141,6 +169,11 @@ impl Cluster {
     /// A node's commit index.
     pub fn commit(&self, node: u32) -> f64 {
         self.d.sim().raft(node as u64).map_or(0.0, |r| r.commit_index() as f64)
+    }
+
+    /// A node's durable index: its log is on disk up to here (0 if down).
+    pub fn durable(&self, node: u32) -> f64 {
+        self.d.sim().raft(node as u64).map_or(0.0, |r| r.durable_index() as f64)
     }
 
     /// A node's last log index.

@@ -9,17 +9,18 @@
 //! replies are handled right after the event that delivered them, so the same
 //! options and actions always give the same run, whatever the frame rate.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use raft_core::client::{ClientReply, ClientRequest};
 use raft_core::raft::Event;
 use raft_core::sim::clients::ClientConfig;
 use raft_core::sim::Sim;
-use raft_core::{NodeId, Role};
+use raft_core::{Index, NodeId, Role};
 use serde::Serialize;
 
 use crate::action::{Action, ClientOp, Op};
 use crate::client::{Answer, HandClient, Pending, Purpose, Write};
+use crate::committed::CommittedTerms;
 use crate::journal_view::JournalCache;
 use crate::options::{Options, OptionsError};
 use crate::words;
@@ -39,9 +40,76 @@ pub struct FeedItem {
     pub text: String,
     /// Whether it matters to someone watching (minor lines are hidden by default).
     pub major: bool,
+    /// The first line of the run this line continues (0: none). A run of
+    /// commit events with nothing else between them is one line, rewritten as
+    /// it grows: each rewrite has a new id and names the run's first line, so
+    /// a reader removes whichever line of that run it showed before.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub replaces: u64,
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
 const FEED_LIMIT: usize = 1_000;
+
+/// A run of commit events longer than this (simulated time) starts a new line,
+/// so that a busy cluster still shows when things happened.
+const COMMIT_RUN_US: u64 = 1_000_000;
+
+/// Commit events since the feed's last other line, shown as one line: who
+/// led and how far it committed, and how far each follower has learned.
+#[derive(Default)]
+struct CommitRun {
+    /// Feed id of the line that shows it now.
+    id: u64,
+    /// Feed id of its first line.
+    first: u64,
+    /// Time of its first event.
+    since: u64,
+    /// The leader, the index it reached and how many times it advanced.
+    leader: Option<(NodeId, Index, u32)>,
+    /// Followers that learned of commits, and how far.
+    learned: BTreeMap<NodeId, Index>,
+}
+
+impl CommitRun {
+    fn text(&self) -> (String, bool) {
+        let mut by_index: BTreeMap<core::cmp::Reverse<Index>, Vec<NodeId>> = BTreeMap::new();
+        for (&n, &i) in &self.learned {
+            by_index.entry(core::cmp::Reverse(i)).or_default().push(n);
+        }
+        let hi = self.leader.map(|(_, i, _)| i);
+        let learned: Vec<String> = by_index
+            .iter()
+            .enumerate()
+            .map(|(k, (core::cmp::Reverse(i), ids))| {
+                let who =
+                    if ids.len() == 1 { format!("node {}", ids[0]) } else { format!("nodes {}", words::ids(ids)) };
+                match (k, hi) {
+                    (_, Some(h)) if *i == h => format!("{who} learned it"),
+                    (0, Some(_)) => format!("{who} learned up to {i}"),
+                    (0, None) => format!("{who} learned that entries up to {i} are committed"),
+                    _ => format!("{who} up to {i}"),
+                }
+            })
+            .collect();
+        match self.leader {
+            Some((l, i, n)) => {
+                let times =
+                    if n > 1 { format!(" ({n} commits since {})", words::dur(self.since)) } else { String::new() };
+                let mut text = format!("node {l} (leader) committed entries up to {i}{times}: a majority stores them");
+                if !learned.is_empty() {
+                    text += "; ";
+                    text += &learned.join(", ");
+                }
+                (text, true)
+            }
+            None => (learned.join(", "), false),
+        }
+    }
+}
 
 /// A simulated cluster driven by the page.
 pub struct Driver {
@@ -60,6 +128,12 @@ pub struct Driver {
     pub(crate) journals: Vec<JournalCache>,
     /// Simulated clients were started.
     pub(crate) load: bool,
+    /// The commit events the feed's last line shows, if it is a commit line.
+    commit_run: Option<CommitRun>,
+    /// The term of each committed entry, as first reported.
+    pub(crate) committed: CommittedTerms,
+    /// When the simulator first reported a safety violation.
+    first_violation: Option<u64>,
 }
 
 impl Driver {
@@ -80,6 +154,9 @@ impl Driver {
             roles: vec![Some(Role::Follower); n],
             journals: (0..n).map(|_| JournalCache::default()).collect(),
             load: false,
+            commit_run: None,
+            committed: CommittedTerms::default(),
+            first_violation: None,
         };
         let text = format!(
             "a cluster of {n} nodes starts (seed {}); every node is a follower in term 0 with an empty log",
@@ -133,6 +210,16 @@ impl Driver {
         self.future.back().or(self.done.last()).map_or(0, |a| a.t)
     }
 
+    /// Simulated time of the first safety violation, if any.
+    pub fn first_violation(&self) -> Option<u64> {
+        self.first_violation
+    }
+
+    /// The term committed at `index` (as first reported by any node), if known.
+    pub fn committed_term(&self, index: Index) -> Option<raft_core::Term> {
+        self.committed.term(index)
+    }
+
     /// The feed lines with id above `since`.
     pub fn feed_since(&self, since: u64) -> Vec<FeedItem> {
         self.feed.iter().filter(|f| f.id > since).cloned().collect()
@@ -144,11 +231,21 @@ impl Driver {
 
     /// Runs the simulation until simulated time `end` (never backwards).
     pub fn run_until(&mut self, end: u64) {
+        self.run_to(end, false);
+    }
+
+    /// Like [`Driver::run_until`], but stops right after an event that made a
+    /// safety check fail (the page pauses there). Returns whether it did.
+    pub fn run_until_violation(&mut self, end: u64) -> bool {
+        self.run_to(end, true)
+    }
+
+    fn run_to(&mut self, end: u64, stop_on_violation: bool) -> bool {
         loop {
             self.apply_due(end);
             let now = self.sim.now();
             if now > end {
-                return;
+                return false;
             }
             let target = self.future.front().map_or(u64::MAX, |a| a.at);
             let viol = self.sim.violations().len();
@@ -156,14 +253,17 @@ impl Driver {
                 !s.log.is_empty() || !s.inbox.is_empty() || s.stats.events >= target || s.violations().len() != viol
             });
             self.after_events();
+            if stop_on_violation && self.sim.violations().len() != viol {
+                return true;
+            }
             if !stopped {
-                return;
+                return false;
             }
             if let Some(a) = self.future.front() {
                 if a.at <= self.sim.stats.events && a.t > end {
                     // The recorded run moved past `end` without events before acting.
                     self.sim.run_until_time(end);
-                    return;
+                    return false;
                 }
             }
         }
@@ -398,7 +498,8 @@ impl Driver {
                 let text = "open a session".to_string();
                 let p = Pending { token, node, purpose: Purpose::Register, text, sent: self.now() };
                 self.client.pending.push(p);
-                self.sim.submit(node, token, ClientRequest::Register);
+                // The demo's one client owns its sessions; the page has no outsiders.
+                self.sim.submit(node, token, ClientRequest::Register { owner: 1, secret_hash: [0; 32] });
             }
             return;
         }
@@ -415,7 +516,11 @@ impl Driver {
         let token = self.client.token();
         let text = format!("{} (seq {seq})", words::kv_op(&op));
         self.client.pending.push(Pending { token, node, purpose: Purpose::Write { seq }, text, sent: self.now() });
-        self.sim.submit(node, token, ClientRequest::Write { session, seq, ack, command: op.encode() });
+        self.sim.submit(
+            node,
+            token,
+            ClientRequest::Write { session, secret_hash: [0; 32], seq, ack, command: op.encode() },
+        );
     }
 
     fn client_retry(&mut self, seq: u64, node: NodeId) {
@@ -491,6 +596,7 @@ impl Driver {
         if v.len() > self.violations_seen {
             let new: Vec<String> = v[self.violations_seen..].to_vec();
             self.violations_seen = v.len();
+            self.first_violation.get_or_insert(self.sim.now());
             for text in new {
                 self.say(0, "violation", format!("SAFETY VIOLATION: {text}"), true);
             }
@@ -560,15 +666,19 @@ impl Driver {
                 ("snapshot", format!("node {node} installed the leader's snapshot up to entry {index}"), true)
             }
             Event::Committed { index } => {
-                if role == Some(Role::Leader) {
-                    let text = format!("node {node} (leader) committed entries up to {index}: a majority stores them");
-                    ("commit", text, true)
-                } else {
-                    ("commit", format!("node {node} learned that entries up to {index} are committed"), false)
+                if let Some(r) = self.sim.raft(node) {
+                    let log = r.log();
+                    self.committed.extend(index, |i| log.term(i));
                 }
+                self.commit_line(t, node, index, role == Some(Role::Leader));
+                return;
             }
             Event::Truncated { from_index } => {
-                let text = format!("node {node} dropped its conflicting entries from {from_index} on");
+                let mut text = format!("node {node} dropped its conflicting entries from {from_index} on");
+                if let Some(term) = self.committed.term(from_index) {
+                    text +=
+                        &format!(" — but entry {from_index} (term {term}) was committed: a committed entry is lost");
+                }
                 ("truncate", text, true)
             }
             Event::ConfigChanged { membership } => {
@@ -588,6 +698,44 @@ impl Driver {
         self.push(t, node, kind, text, major);
     }
 
+    /// Adds a commit event to the feed's commit line, or starts one.
+    fn commit_line(&mut self, t: u64, node: NodeId, index: Index, leader: bool) {
+        let last = self.feed.back().map(|f| f.id);
+        let go_on = self.commit_run.as_ref().is_some_and(|r| {
+            Some(r.id) == last
+                && t.saturating_sub(r.since) < COMMIT_RUN_US
+                && (!leader || r.leader.is_none_or(|(l, ..)| l == node))
+        });
+        if !go_on {
+            self.commit_run = Some(CommitRun { since: t, ..CommitRun::default() });
+        }
+        let run = self.commit_run.as_mut().expect("set above");
+        if leader {
+            let n = run.leader.map_or(0, |(_, _, n)| n);
+            run.leader = Some((node, index, n + 1));
+        } else {
+            let e = run.learned.entry(node).or_insert(index);
+            *e = (*e).max(index);
+        }
+        let (text, major) = run.text();
+        let replaces = if go_on {
+            self.feed.pop_back();
+            run.first
+        } else {
+            0
+        };
+        let id = self.push(t, node, "commit", text, major);
+        if let Some(f) = self.feed.back_mut() {
+            f.replaces = replaces;
+        }
+        if let Some(r) = self.commit_run.as_mut() {
+            r.id = id;
+            if !go_on {
+                r.first = id;
+            }
+        }
+    }
+
     fn say_if(&mut self, cond: bool, text: String) {
         if cond {
             self.say(0, "network", text, true);
@@ -599,12 +747,13 @@ impl Driver {
         self.push(t, node, kind, text, major);
     }
 
-    fn push(&mut self, t: u64, node: NodeId, kind: &'static str, text: String, major: bool) {
+    fn push(&mut self, t: u64, node: NodeId, kind: &'static str, text: String, major: bool) -> u64 {
         if self.feed.len() >= FEED_LIMIT {
             self.feed.pop_front();
         }
         let id = self.next_feed;
         self.next_feed += 1;
-        self.feed.push_back(FeedItem { id, t, node, kind, text, major });
+        self.feed.push_back(FeedItem { id, t, node, kind, text, major, replaces: 0 });
+        id
     }
 }

@@ -25,12 +25,16 @@ pub struct EntryView {
     pub k: &'static str,
     /// Short text.
     pub s: String,
+    /// Overwrites a committed entry: another term was committed at this index
+    /// (never on a correct build; set by the view, see [`crate::committed`]).
+    #[serde(skip_serializing_if = "core::ops::Not::not")]
+    pub x: bool,
 }
 
 /// The view of one entry.
 pub fn entry_view(e: &Entry) -> EntryView {
     let (k, s) = words::entry(e);
-    EntryView { i: e.index, t: e.term, k, s }
+    EntryView { i: e.index, t: e.term, k, s, x: false }
 }
 
 /// One journal record.
@@ -178,11 +182,24 @@ impl JournalCache {
             self.disk = None;
             return None;
         }
+        let mut d = self.recovered(disk).clone();
+        d.log = d.log.split_off(d.log.len().saturating_sub(log_tail));
+        Some(d)
+    }
+
+    /// The entries with indexes `lo..=hi` a restart would recover from `disk`
+    /// (the log table shows them for a crashed node).
+    pub fn disk_entries(&mut self, disk: &Disk, lo: Index, hi: Index) -> Vec<EntryView> {
+        self.recovered(disk).log.iter().filter(|e| (lo..=hi).contains(&e.i)).cloned().collect()
+    }
+
+    /// What `disk` recovers to, whole log included, cached until the disk changes.
+    fn recovered(&mut self, disk: &Disk) -> &DiskState {
         let key = (disk.closed.len(), disk.bytes.len());
         if self.disk.as_ref().map(|d| d.0) != Some(key) {
-            self.disk = Some((key, disk_state(disk, log_tail)));
+            self.disk = Some((key, disk_state(disk)));
         }
-        self.disk.as_ref().map(|d| d.1.clone())
+        &self.disk.as_ref().expect("set above").1
     }
 }
 
@@ -212,19 +229,19 @@ pub struct DiskState {
     pub snapshot_index: Index,
     /// Last log index on disk.
     pub last_index: Index,
-    /// Last entries on disk.
+    /// Entries on disk (after the snapshot; the view sends only the last few).
     pub log: Vec<EntryView>,
     /// Recovery would fail with this.
     pub error: Option<String>,
 }
 
-fn disk_state(disk: &Disk, tail: usize) -> DiskState {
+fn disk_state(disk: &Disk) -> DiskState {
     let mut segs: Vec<&[u8]> = disk.closed.iter().map(Vec::as_slice).collect();
     segs.push(&disk.bytes);
     match journal::recover_segments(&segs) {
         Ok((s, _)) => {
             let last = s.log.last_index();
-            let lo = s.log.first_index().max(last.saturating_sub(tail as u64) + 1);
+            let lo = s.log.first_index();
             DiskState {
                 term: s.hard.term,
                 voted_for: s.hard.voted_for,

@@ -11,6 +11,7 @@
 pub mod action;
 pub mod bindings;
 pub mod client;
+pub mod committed;
 pub mod driver;
 pub mod journal_view;
 pub mod options;

@@ -35,6 +35,11 @@ pub struct Options {
     pub pre_vote: bool,
     /// Leaders step down without a majority; followers ignore votes while a leader is alive.
     pub check_quorum: bool,
+    /// Most entries in one AppendEntries (1 makes replication go entry by
+    /// entry, which the Figure 8 scenario needs to stop between two entries).
+    pub max_entries_per_msg: usize,
+    /// Most AppendEntries in flight to one follower.
+    pub max_inflight_msgs: usize,
     /// Take a snapshot every this many applied entries (0: only by hand).
     pub snapshot_entries: u64,
     /// Bytes per InstallSnapshot chunk.
@@ -59,6 +64,13 @@ pub struct BugOptions {
     pub no_dedup: bool,
 }
 
+impl BugOptions {
+    /// Whether any bug is switched on (the page then runs the `bugs` build).
+    pub fn any(&self) -> bool {
+        self.stale_read_local || self.commit_old_term || self.vote_without_log_check || self.no_dedup
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -75,6 +87,8 @@ impl Default for Options {
             long_delay_us: 500_000,
             pre_vote: true,
             check_quorum: true,
+            max_entries_per_msg: 1024,
+            max_inflight_msgs: 64,
             snapshot_entries: 0,
             snapshot_chunk_bytes: 1024,
             session_timeout_ticks: 100_000,
@@ -122,6 +136,9 @@ impl Options {
                 return bad("probabilities are between 0 and 1");
             }
         }
+        if self.max_entries_per_msg == 0 || self.max_inflight_msgs == 0 {
+            return bad("max_entries_per_msg and max_inflight_msgs must be positive");
+        }
         if self.snapshot_chunk_bytes == 0 || self.session_timeout_ticks == 0 {
             return bad("snapshot_chunk_bytes and session_timeout_ticks must be positive");
         }
@@ -135,6 +152,8 @@ impl Options {
         raft.heartbeat_ticks = self.heartbeat_ticks;
         raft.pre_vote = self.pre_vote;
         raft.check_quorum = self.check_quorum;
+        raft.max_entries_per_msg = self.max_entries_per_msg;
+        raft.max_inflight_msgs = self.max_inflight_msgs;
         raft.snapshot_entries = self.snapshot_entries;
         raft.snapshot_chunk_bytes = self.snapshot_chunk_bytes;
         raft.sessions.timeout_ticks = self.session_timeout_ticks;

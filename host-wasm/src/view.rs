@@ -9,6 +9,7 @@ use raft_core::{Index, NodeId, Term};
 use serde::{Deserialize, Serialize};
 
 use crate::client::HandClient;
+use crate::committed::CommittedTerms;
 use crate::driver::Driver;
 use crate::journal_view::{entry_view, journal_records, DiskState, EntryView, RecordView};
 
@@ -30,6 +31,11 @@ impl Default for ViewOptions {
     fn default() -> Self {
         ViewOptions { log_tail: 40, journal_tail: 12, max_keys: 64, max_messages: 400 }
     }
+}
+
+fn flagged(mut v: EntryView, committed: &CommittedTerms) -> EntryView {
+    v.x = committed.conflicts(v.i, v.t);
+    v
 }
 
 /// Journal summary of one node.
@@ -288,6 +294,8 @@ pub struct StateView<'a> {
     pub stats: StatsView,
     /// Built with the `bugs` feature.
     pub bugs_build: bool,
+    /// Simulated time of the first safety violation.
+    pub first_violation: Option<u64>,
 }
 
 impl Driver {
@@ -335,7 +343,10 @@ impl Driver {
                         first: log.first_index(),
                         last,
                         snapshot: log.snapshot_index(),
-                        log: (lo..=last).filter_map(|i| log.entry(i)).map(entry_view).collect(),
+                        log: (lo..=last)
+                            .filter_map(|i| log.entry(i))
+                            .map(|e| flagged(entry_view(e), &self.committed))
+                            .collect(),
                         progress: r
                             .progress()
                             .iter()
@@ -388,7 +399,7 @@ impl Driver {
                         first: d.snapshot_index + 1,
                         last: d.last_index,
                         snapshot: d.snapshot_index,
-                        log: d.log.clone(),
+                        log: d.log.iter().cloned().map(|e| flagged(e, &self.committed)).collect(),
                         progress: Vec::new(),
                         kv: Vec::new(),
                         keys: 0,
@@ -447,7 +458,29 @@ impl Driver {
                 ops_ok: self.sim.completed_ops(),
             },
             bugs_build: cfg!(feature = "bugs"),
+            first_violation: self.first_violation(),
         }
+    }
+
+    /// Each node's log entries with indexes in `lo..=hi` (a crashed node's
+    /// from its disk), by node id, for the page's log table.
+    pub fn log_window(&mut self, lo: Index, hi: Index) -> Vec<Vec<EntryView>> {
+        let mut out = Vec::new();
+        for id in self.sim.ids() {
+            let k = (id - 1) as usize;
+            let entries: Vec<EntryView> = match self.sim.raft(id) {
+                Some(r) => {
+                    let log = r.log();
+                    (lo.max(log.first_index())..=hi.min(log.last_index()))
+                        .filter_map(|i| log.entry(i))
+                        .map(entry_view)
+                        .collect()
+                }
+                None => self.journals[k].disk_entries(&self.sim.node(id).disk, lo, hi),
+            };
+            out.push(entries.into_iter().map(|e| flagged(e, &self.committed)).collect());
+        }
+        out
     }
 
     /// Every record of a node's journal.

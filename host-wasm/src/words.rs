@@ -51,7 +51,7 @@ pub fn kv_output(out: &KvOutput) -> String {
 pub fn entry(e: &Entry) -> (&'static str, String) {
     match &e.payload {
         Payload::Noop => ("noop", "no-op".into()),
-        Payload::Register => ("register", "open session".into()),
+        Payload::Register { .. } => ("register", "open session".into()),
         Payload::KeepAlive { session, .. } => ("keepalive", format!("keep-alive s{session}")),
         Payload::ConfChange(_) => ("conf", "config change".into()),
         Payload::Command(c) => match KvOp::decode(c) {

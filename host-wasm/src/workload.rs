@@ -103,6 +103,9 @@ pub struct OpView {
     pub outcome: &'static str,
     /// The result, for ok operations.
     pub result: String,
+    /// The operation the violation hinges on (see [`culprit`]).
+    #[serde(skip_serializing_if = "core::ops::Not::not")]
+    pub culprit: bool,
 }
 
 /// The outcome of one run.
@@ -120,6 +123,9 @@ pub struct Report {
     pub events: u64,
     /// Simulated time at the end, µs.
     pub end: u64,
+    /// The moment to look at, µs: the first safety violation, or when the
+    /// culprit of a non-linearizable history returned its answer.
+    pub violation_at: Option<u64>,
     /// Client operations recorded, and those that completed.
     pub ops: (usize, usize),
     /// The failing history (only when the verdict is not `Ok`; at most 300 operations).
@@ -145,11 +151,35 @@ pub fn op_view(o: &Operation, end: u64) -> OpView {
         ret: o.ret.min(end),
         outcome,
         result,
+        culprit: false,
     }
 }
 
-/// Judges a history with raft-core's linearizability checker (Wing–Gong
-/// search per key). A violation comes with the smallest failing sub-history
+/// In a failing history, the operation whose answer cannot be explained:
+/// one without which the rest is linearizable. A read is preferred (a stale
+/// read is the usual culprit), then the earliest to return. The checker's
+/// minimal history is built around such an operation (its "witness"), so
+/// on that history this finds it.
+pub fn culprit(ops: &[Operation]) -> Option<usize> {
+    let limits = Limits { max_steps: 1_000_000 };
+    let mut best: Option<(bool, u64, usize)> = None; // (not a read, return time, position)
+    for (i, o) in ops.iter().enumerate() {
+        if !matches!(o.outcome, Outcome::Ok(_)) {
+            continue;
+        }
+        let rest: Vec<Operation> = ops.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, o)| o.clone()).collect();
+        if checker::check(&rest, &limits) == checker::Verdict::Linearizable {
+            let rank = (!matches!(o.op, raft_core::kv::KvOp::Get { .. }), o.ret, i);
+            if best.is_none_or(|b| rank < b) {
+                best = Some(rank);
+            }
+        }
+    }
+    best.map(|(_, _, i)| i)
+}
+
+/// Judges a history with raft-core's linearizability checker (revision
+/// order, replayed per key). A violation comes with the smallest failing sub-history
 /// the checker found.
 pub fn check_history(history: &[Operation]) -> (Verdict, Vec<Operation>) {
     match checker::check(history, &Limits { max_steps: 5_000_000 }) {
@@ -261,16 +291,21 @@ pub fn run(w: &WorkloadOptions) -> Result<Report, OptionsError> {
     let history = d.sim().history();
     let (checked, minimal) = check_history(history);
     let verdict = if !violations.is_empty() { Verdict::Unsafe } else { checked };
+    let mut violation_at = d.first_violation();
     let history_view: Vec<OpView> = match &verdict {
         Verdict::Ok => Vec::new(),
-        // The checker's minimal failing sub-history, or the key's whole history.
+        Verdict::NotLinearizable { .. } if !minimal.is_empty() => {
+            let blame = culprit(&minimal);
+            violation_at = blame.map(|i| minimal[i].ret).or_else(|| minimal.iter().map(|o| o.ret).max());
+            let mut v: Vec<OpView> = minimal.iter().take(300).map(|o| op_view(o, now)).collect();
+            if let Some(op) = blame.and_then(|i| v.get_mut(i)) {
+                op.culprit = true;
+            }
+            v
+        }
+        // The key's whole history (the checker gave up, or found nothing smaller).
         Verdict::NotLinearizable { key } | Verdict::Inconclusive { key } => {
-            let ops: Vec<&Operation> = if minimal.is_empty() {
-                history.iter().filter(|o| o.op.key() == key).collect()
-            } else {
-                minimal.iter().collect()
-            };
-            ops.into_iter().take(300).map(|o| op_view(o, now)).collect()
+            history.iter().filter(|o| o.op.key() == key).take(300).map(|o| op_view(o, now)).collect()
         }
         Verdict::Unsafe => history.iter().rev().take(300).rev().map(|o| op_view(o, now)).collect(),
     };
@@ -281,6 +316,7 @@ pub fn run(w: &WorkloadOptions) -> Result<Report, OptionsError> {
         violations,
         events: d.events(),
         end: now,
+        violation_at,
         ops: (history.len(), d.sim().completed_ops()),
         history: history_view,
         options: d.options().clone(),

@@ -202,3 +202,196 @@ fn test_mode_catches_stale_reads_with_the_bug_on() {
     eprintln!("caught: {caught:?}");
     assert!(!caught.is_empty(), "stale reads went unnoticed in 16 seeds");
 }
+
+#[test]
+fn a_busy_cluster_commits_on_one_feed_line_per_run() {
+    let mut d = cluster(12);
+    d.run_until_leader(5_000_000).unwrap();
+    d.act(Op::StartClients { count: 4, keys: 3 });
+    let mut seen = 0;
+    let mut shown: Vec<host_wasm::FeedItem> = Vec::new();
+    let run = |f: &host_wasm::FeedItem| if f.replaces != 0 { f.replaces } else { f.id };
+    // Read the feed the way the page does: new lines since the last one seen,
+    // each possibly rewriting the line of its run shown before.
+    for k in 0..25 {
+        d.advance(if k % 2 == 0 { 100_000 } else { 7_000 });
+        for f in d.feed_since(seen) {
+            seen = f.id;
+            if f.replaces != 0 {
+                // The run's earlier line, if this reader saw it (a run may also
+                // start and grow between two reads).
+                let before = shown.len();
+                shown.retain(|g| run(g) != f.replaces);
+                assert!(before - shown.len() <= 1, "{} rewrites one line", f.id);
+            }
+            shown.push(f);
+        }
+    }
+    let commits: Vec<&host_wasm::FeedItem> = shown.iter().filter(|f| f.kind == "commit").collect();
+    // 2.5 s of steady commits (hundreds of commit events at five nodes) are a
+    // few lines: a run only breaks on another line or after a simulated second.
+    assert!((1..=4).contains(&commits.len()), "{commits:#?}");
+    let last = commits.last().unwrap();
+    assert!(last.major && last.text.contains("(leader) committed entries up to"), "{last:?}");
+    assert!(last.text.contains("commits since") && last.text.contains("learned"), "{last:?}");
+    let merged: usize = commits
+        .iter()
+        .filter_map(|f| f.text.split(" commits since").next()?.rsplit('(').next()?.parse::<usize>().ok())
+        .sum();
+    assert!(merged >= 20, "the lines stand for many commits: {commits:#?}");
+    // What the page shows is what a fresh reader gets.
+    let fresh: Vec<u64> = d.feed_since(0).iter().map(|f| f.id).collect();
+    assert_eq!(fresh, shown.iter().map(|f| f.id).collect::<Vec<_>>());
+}
+
+/// The paper's Figure 8 through the page's actions (the recipe of the page's
+/// scenario): X, written in term 1 at index i, reaches only node 2; node 5
+/// wins term 2 and writes its own entry at i, which reaches nobody; node 1 (or
+/// 2) returns, leads term 3 and copies X to a majority one entry at a time;
+/// the moment its leader counts X committed, nodes 1 and 2 go down; node 5
+/// comes back. Returns the driver and i.
+fn figure8(bugs: host_wasm::options::BugOptions) -> (Driver, u64) {
+    let o = Options {
+        seed: 8,
+        pre_vote: false,
+        check_quorum: false,
+        max_entries_per_msg: 1,
+        max_inflight_msgs: 1,
+        bugs,
+        ..Options::default()
+    };
+    let mut d = Driver::new(o).unwrap();
+    let until = |d: &mut Driver, what: &str, p: &dyn Fn(&Driver) -> bool| {
+        for _ in 0..200_000 {
+            if p(d) {
+                return;
+            }
+            d.step();
+        }
+        panic!("never: {what}");
+    };
+    let leads = |d: &Driver, id| d.sim().raft(id).is_some_and(|r| r.is_leader());
+    let last = |d: &Driver, id| d.sim().raft(id).map_or(0, |r| r.log().last_index());
+    d.act(Op::Timeout { node: 1 });
+    until(&mut d, "node 1 leads", &|d| leads(d, 1));
+    d.act(put(1, "w", "0"));
+    until(&mut d, "w=0 everywhere", &|d| (1..=5).all(|id| d.sim().raft(id).unwrap().commit_index() >= 3));
+    for to in [3, 4, 5] {
+        d.act(Op::Cut { from: 1, to, both: false });
+    }
+    d.act(put(1, "x", "1"));
+    let i = last(&d, 1);
+    until(&mut d, "node 2 holds X", &|d| last(d, 2) >= i);
+    d.act(Op::Crash { node: 1 });
+    d.act(Op::Timeout { node: 5 });
+    until(&mut d, "node 5 leads", &|d| leads(d, 5));
+    for to in 1..=4 {
+        d.act(Op::Cut { from: 5, to, both: false });
+    }
+    // Its entry at i must be durable, and what it sent must be lost on the cut
+    // links before they are restored.
+    until(&mut d, "node 5's entry at i is durable and lost on the wire", &|d| {
+        d.sim().raft(5).unwrap().durable_index() >= i && d.sim().in_flight().values().all(|f| f.msg.from != 5)
+    });
+    d.act(Op::Crash { node: 5 });
+    d.act(Op::Heal);
+    d.act(Op::Restart { node: 1 });
+    let mut l = 0;
+    for _ in 0..6 {
+        d.act(Op::Timeout { node: 1 });
+        let end = d.now() + 150_000;
+        while d.now() < end && !leads(&d, 1) && !leads(&d, 2) {
+            d.step();
+        }
+        if let Some(x) = [1, 2].into_iter().find(|&x| leads(&d, x)) {
+            l = x;
+            break;
+        }
+    }
+    assert!(l != 0, "node 1 or 2 should lead again");
+    until(&mut d, "X counts as committed", &|d| d.sim().raft(l).unwrap().commit_index() >= i);
+    for from in [1, 2] {
+        for to in [3, 4] {
+            d.act(Op::Cut { from, to, both: false });
+        }
+    }
+    d.act(Op::Crash { node: 1 });
+    d.act(Op::Crash { node: 2 });
+    d.act(Op::Restart { node: 5 });
+    for _ in 0..5 {
+        d.act(Op::Timeout { node: 5 });
+        d.advance(300_000);
+    }
+    (d, i)
+}
+
+#[test]
+fn figure8_on_the_correct_build_commits_x_only_with_the_new_term_and_node_5_cannot_win() {
+    let (mut d, i) = figure8(Default::default());
+    assert!(d.sim().violations().is_empty(), "{:?}", d.sim().violations());
+    assert_eq!(d.first_violation(), None);
+    assert_eq!(d.committed_term(i), Some(1), "X (term 1) is what was committed at {i}");
+    for id in [3, 4, 5] {
+        let e = d.sim().raft(id).unwrap().log().term(i);
+        assert_eq!(e, Some(1), "node {id} holds X at {i}: node 5 could not win with its term-2 entry");
+    }
+    let s = d.state(&ViewOptions::default());
+    assert!(s.nodes.iter().all(|n| n.log.iter().all(|e| !e.x)), "nothing overwrote a committed entry");
+}
+
+#[cfg(feature = "bugs")]
+#[test]
+fn figure8_with_commit_old_term_loses_a_committed_entry_and_flags_the_cell() {
+    let bugs = host_wasm::options::BugOptions { commit_old_term: true, ..Default::default() };
+    let (mut d, i) = figure8(bugs);
+    let v = d.sim().violations().to_vec();
+    assert!(!v.is_empty(), "the lost entry went unnoticed");
+    assert!(d.first_violation().is_some());
+    assert_eq!(d.committed_term(i), Some(1));
+    assert!(d.sim().raft(5).unwrap().term() > 1);
+    let s = d.state(&ViewOptions::default());
+    let flagged: Vec<(u64, u64)> =
+        s.nodes.iter().flat_map(|n| n.log.iter().filter(|e| e.x).map(move |e| (n.id, e.i))).collect();
+    assert!(flagged.contains(&(5, i)), "node 5's own entry at {i} is flagged: {flagged:?}");
+    assert!(flagged.iter().any(|&(n, x)| (n == 3 || n == 4) && x == i), "the overwritten cell: {flagged:?}");
+    let feed = d.feed_since(0);
+    assert!(feed.iter().any(|f| f.kind == "truncate" && f.text.contains("a committed entry is lost")), "{feed:#?}");
+    assert!(feed.iter().any(|f| f.kind == "violation"));
+    // Replayed, the run stops right after the event that broke the check.
+    let at = d.first_violation().unwrap();
+    let mut r = Driver::replay(d.options().clone(), d.trace(), 0).unwrap();
+    assert!(r.run_until_violation(d.now()), "the replay reaches the violation");
+    assert_eq!(r.now(), at);
+    assert_eq!(r.first_violation(), Some(at));
+    assert!(!r.run_until_violation(r.now()), "nothing more happens in no time");
+}
+
+#[cfg(feature = "bugs")]
+#[test]
+fn a_stale_read_is_named_and_its_moment_replays() {
+    let bugs = host_wasm::options::BugOptions { stale_read_local: true, ..Default::default() };
+    let mut found = false;
+    for seed in 1..=16 {
+        let w = host_wasm::workload::WorkloadOptions { seed, bugs, ..Default::default() };
+        let r = host_wasm::workload::run(&w).unwrap();
+        if !matches!(r.verdict, host_wasm::workload::Verdict::NotLinearizable { .. }) {
+            continue;
+        }
+        found = true;
+        let blamed: Vec<_> = r.history.iter().filter(|o| o.culprit).collect();
+        assert_eq!(blamed.len(), 1, "seed {seed}: one culprit: {:#?}", r.history);
+        let c = blamed[0];
+        assert!(c.op.starts_with("get "), "seed {seed}: the culprit is a read: {c:?}");
+        assert_eq!(r.violation_at, Some(c.ret), "seed {seed}");
+        // Loaded at that moment, the run has just delivered that read's answer.
+        let d = Driver::replay(r.options.clone(), r.actions.clone(), c.ret).unwrap();
+        let h = d.sim().history();
+        assert!(
+            h.iter().any(|o| o.client == c.client && o.call == c.call && o.ret == c.ret),
+            "seed {seed}: the read has returned at {}",
+            c.ret
+        );
+        assert!(d.now() >= c.ret && d.now() < c.ret + 1_000);
+    }
+    assert!(found, "no stale read in 16 seeds");
+}

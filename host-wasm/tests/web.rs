@@ -89,3 +89,40 @@ fn a_test_mode_seed_reports_a_verdict() {
     assert_eq!(r["verdict"]["kind"], "ok", "{r}");
     assert!(r["actions"].as_array().unwrap().len() > 2);
 }
+
+#[wasm_bindgen_test]
+fn log_window_and_in_flight_answer_what_the_page_asks() {
+    let mut c = Cluster::new("{\"seed\":8,\"nodes\":3}").unwrap();
+    c.run_until_leader(5_000_000.0);
+    for i in 0..6 {
+        c.act(&format!("{{\"op\":\"client\",\"req\":{{\"kind\":\"put\",\"key\":\"k\",\"value\":\"{i}\"}}}}")).unwrap();
+        c.advance(30_000.0);
+    }
+    c.advance(500_000.0);
+    let l = c.leader();
+    let last = c.last_index(l);
+    let w = parse(&c.log_window(last - 2.0, last + 5.0));
+    let w = w.as_array().unwrap();
+    assert_eq!(w.len(), 3, "one list per node");
+    for entries in w {
+        let idx: Vec<u64> = entries.as_array().unwrap().iter().map(|e| e["i"].as_u64().unwrap()).collect();
+        assert_eq!(idx, vec![last as u64 - 2, last as u64 - 1, last as u64], "the window, nothing past the log");
+        assert!(entries.as_array().unwrap().iter().all(|e| e["x"].is_null()), "nothing flagged on a correct run");
+    }
+    // A crashed node's window comes from its disk.
+    let f = if l == 1 { 2 } else { 1 };
+    c.act(&format!("{{\"op\":\"crash\",\"node\":{f}}}")).unwrap();
+    let w = parse(&c.log_window(1.0, last));
+    assert_eq!(w[(f - 1) as usize].as_array().unwrap().len() as f64, last);
+    // Heartbeats leave the leader every few ticks; nothing else is on the wire.
+    for _ in 0..100 {
+        if c.in_flight("", 0) > 0 {
+            break;
+        }
+        c.advance(2_000.0);
+    }
+    assert!(c.in_flight("Heartbeat", l) > 0);
+    assert_eq!(c.in_flight("", 0), c.in_flight("Heartbeat", 0) + c.in_flight("AppendResp", 0));
+    assert_eq!(c.in_flight("Vote", 0), 0);
+    assert_eq!(c.first_violation(), -1.0);
+}

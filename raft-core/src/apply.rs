@@ -61,14 +61,16 @@ impl<S: StateMachine> Machine<S> {
                 output = sm.apply(index, time, data);
                 None
             }
-            Payload::Register => Some(self.sessions.register(index).map(|session| ClientReply::Registered { session })),
-            Payload::Write { session, seq, ack, command } => Some(
+            Payload::Register { owner, secret_hash } => Some(
+                self.sessions.register(index, *owner, *secret_hash).map(|session| ClientReply::Registered { session }),
+            ),
+            Payload::Write { session, secret_hash, seq, ack, command } => Some(
                 self.sessions
-                    .write(*session, *seq, *ack, || sm.apply(index, time, command))
+                    .write(*session, secret_hash, *seq, *ack, || sm.apply(index, time, command))
                     .map(|output| ClientReply::Written { output }),
             ),
-            Payload::KeepAlive { session, ack } => {
-                Some(self.sessions.keep_alive(*session, *ack).map(|_| ClientReply::KeptAlive))
+            Payload::KeepAlive { session, secret_hash, ack } => {
+                Some(self.sessions.keep_alive(*session, secret_hash, *ack).map(|_| ClientReply::KeptAlive))
             }
         };
         self.index = index;

@@ -24,6 +24,20 @@ use crate::types::{Bytes, NodeId};
 /// A host's handle for routing a reply back to whoever asked.
 pub type ClientToken = u64;
 
+/// The hash of a session's secret. The host draws the secret from a source
+/// outsiders cannot predict, gives it to the client that registered, and puts
+/// only its hash in the log: the `Register` entry carries the hash of the
+/// session's secret, every `Write` and `KeepAlive` the hash of the secret the
+/// client presented, and the session table compares them at apply, so every
+/// replica decides alike and a session id alone (a log index: guessable)
+/// lets nobody write on another's session.
+pub type SecretHash = [u8; 32];
+
+/// Who opened a session, as the host names its principals (e.g. a hash of
+/// the client's token name). Sessions are counted per owner against
+/// [`crate::session::SessionLimits::max_per_owner`].
+pub type Owner = u64;
+
 /// A client request.
 ///
 /// **Encoding.** postcard numbers the variants by position — `Register` 0,
@@ -33,12 +47,19 @@ pub type ClientToken = u64;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientRequest {
     /// Open a session. The session id is the index of the log entry.
-    Register,
+    Register {
+        /// Whose session it is (counted against the owner's quota).
+        owner: Owner,
+        /// Hash of the session's secret.
+        secret_hash: SecretHash,
+    },
     /// A write on a session. `seq` numbers the session's writes from 1; `ack`
     /// is the lowest seq the client still awaits a reply for (`ack <= seq`).
     Write {
         /// The session.
         session: u64,
+        /// Hash of the secret the client presented for it.
+        secret_hash: SecretHash,
         /// This write's number within the session.
         seq: u64,
         /// Lowest seq whose reply the client still awaits.
@@ -50,6 +71,8 @@ pub enum ClientRequest {
     KeepAlive {
         /// The session.
         session: u64,
+        /// Hash of the secret the client presented for it.
+        secret_hash: SecretHash,
         /// Lowest seq whose reply the client still awaits.
         ack: u64,
     },

@@ -49,7 +49,13 @@ pub struct Bugs {
 pub struct Config {
     /// This node's id.
     pub id: NodeId,
-    /// Every voting member, this node included. Order does not matter.
+    /// The voters the cluster was bootstrapped with: the configuration as of
+    /// index 0, before any membership change in the log. Every node of a
+    /// cluster is given the same list, including nodes that join later (and
+    /// are not in it: they enter as learners through a change). Once the log
+    /// or a snapshot carries a configuration, that is the one in force; a node
+    /// given a different bootstrap list would misread the changes in its log.
+    /// Order does not matter.
     pub voters: Vec<NodeId>,
     /// Minimum election timeout `E` in ticks; the actual timeout is drawn from `[E, 2E)`.
     pub election_ticks: u32,
@@ -99,6 +105,13 @@ pub struct Config {
     pub max_promotion_lag: u64,
     /// Seed of the election-timeout PRNG. Give each node a different one.
     pub seed: u64,
+    /// A number that grows with every start of this node (hosts keep a
+    /// counter beside the journal; 0: not numbered). It rides on every
+    /// AppendEntries answer, so a leader can tell a follower that restarted —
+    /// and may have lost the unsynced or damaged tail of its journal — from
+    /// an old duplicate, and probes it afresh instead of trusting the match
+    /// index it had.
+    pub epoch: u64,
     /// Deliberate bugs (honoured only with the `bugs` feature).
     pub bugs: Bugs,
 }
@@ -136,6 +149,7 @@ impl Config {
             max_snapshot_bytes: 1 << 30,
             max_promotion_lag: 1_000,
             seed: id,
+            epoch: 0,
             bugs: Bugs::default(),
         }
     }
@@ -145,8 +159,8 @@ impl Config {
         if self.id == 0 {
             return Err(ConfigError("node id 0 is reserved"));
         }
-        if !self.voters.is_empty() && !self.voters.contains(&self.id) {
-            return Err(ConfigError("this node is not among the voters"));
+        if self.voters.is_empty() {
+            return Err(ConfigError("the bootstrap voters are empty"));
         }
         let mut v = self.voters.clone();
         v.sort_unstable();
@@ -172,6 +186,7 @@ impl Config {
             || self.sessions.max_sessions == 0
             || self.sessions.max_outstanding == 0
             || self.sessions.max_reply_bytes == 0
+            || self.sessions.max_per_owner == 0
             || self.sessions.timeout_ticks == 0
             || self.snapshot_log_bytes == 0
             || self.snapshot_chunk_bytes == 0

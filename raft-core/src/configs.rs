@@ -9,7 +9,7 @@
 //! of the latest change (a change is unfinished while that index is above the
 //! commit index).
 //!
-//! [`crate::storage::Storage`] owns the only [`ConfigLog`] and keeps it in step
+//! `Storage` (in [`crate::storage`]) owns the only [`ConfigLog`] and keeps it in step
 //! with every append, truncation, compaction and snapshot install, so it can
 //! never disagree with the log.
 
@@ -51,6 +51,12 @@ impl ConfigLog {
     /// Index of the newest configuration entry (the base's index if none).
     pub fn latest_index(&self) -> Index {
         self.changes.back().map_or(self.base_index, |c| c.0)
+    }
+
+    /// Index of the configuration entry in force as of `index` (the base's
+    /// index if none).
+    pub fn index_as_of(&self, index: Index) -> Index {
+        self.changes.iter().rev().find(|c| c.0 <= index).map_or(self.base_index, |c| c.0)
     }
 
     /// The configuration as of `index`: the newest one at or below it.

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::client::{Owner, SecretHash};
 use crate::membership::ConfChange;
 use crate::types::{Bytes, Index, Term};
 
@@ -17,11 +18,18 @@ pub enum Payload {
     /// appended to its log (see [`crate::membership`]).
     ConfChange(ConfChange),
     /// Opens a client session whose id is this entry's index.
-    Register,
+    Register {
+        /// Whose session it is.
+        owner: Owner,
+        /// Hash of the session's secret.
+        secret_hash: SecretHash,
+    },
     /// A client write on a session (applied at most once per `(session, seq)`).
     Write {
         /// The session.
         session: u64,
+        /// Hash of the secret the client presented.
+        secret_hash: SecretHash,
         /// The write's number within the session.
         seq: u64,
         /// Lowest seq the client still awaits.
@@ -33,6 +41,8 @@ pub enum Payload {
     KeepAlive {
         /// The session.
         session: u64,
+        /// Hash of the secret the client presented.
+        secret_hash: SecretHash,
         /// Lowest seq the client still awaits.
         ack: u64,
     },
@@ -42,7 +52,7 @@ impl Payload {
     /// Bytes of user data carried, used for the memory and batch limits.
     pub fn data_len(&self) -> usize {
         match self {
-            Payload::Noop | Payload::Register | Payload::KeepAlive { .. } => 0,
+            Payload::Noop | Payload::Register { .. } | Payload::KeepAlive { .. } => 0,
             Payload::ConfChange(cc) => match cc {
                 ConfChange::Begin { changes, .. } => 16 * changes.len(),
                 ConfChange::LeaveJoint => 0,

@@ -38,6 +38,7 @@
 //! covers everything those held ([`Replay::apply`] accepts them anywhere and
 //! applies them only if they are newer than what it has).
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 use serde::{Deserialize, Serialize};
@@ -71,8 +72,9 @@ pub struct SnapshotMeta {
     /// Term of that entry.
     pub term: Term,
     /// The configuration as of `index` (not a newer one: a snapshot records
-    /// what its own entries say).
-    pub membership: Membership,
+    /// what its own entries say). Boxed so that every `Record` stays small:
+    /// records are moved around by the million during replay.
+    pub membership: Box<Membership>,
     /// Host-chosen identifier of the snapshot's data (a file, a buffer).
     pub id: u64,
 }
@@ -80,7 +82,12 @@ pub struct SnapshotMeta {
 /// One journal record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
-    /// Term, vote or role changed.
+    /// Term, vote or role changed. Written on every role change (the seed
+    /// asks for role and term to be journaled then, and tooling reads the
+    /// role), but only a change of term or vote must be durable before the
+    /// node acts on it: a record that changes the role alone is issued with
+    /// `Ready::must_sync` false, so a node that keeps failing pre-votes costs
+    /// no fsync. Restart always begins as follower whatever the role says.
     HardState(HardState),
     /// Entries `first_index ..` were appended.
     Append {
@@ -619,7 +626,7 @@ mod tests {
         r.apply(1, &Record::Append { first_index: 1, entries: vec![e(1), e(2), e(3)] }).unwrap();
         // A new segment: checkpoints, then the next record continues the sequence.
         r.apply(CHECKPOINT_SEQ, &Record::HardState(hs)).unwrap();
-        let snap = SnapshotMeta { index: 2, term: 2, membership: Membership::bootstrap(&[1, 2, 3]), id: 9 };
+        let snap = SnapshotMeta { index: 2, term: 2, membership: Box::new(Membership::bootstrap(&[1, 2, 3])), id: 9 };
         r.apply(CHECKPOINT_SEQ, &Record::Snapshot(snap.clone())).unwrap();
         r.apply(2, &Record::Append { first_index: 4, entries: vec![e(4)] }).unwrap();
         assert!(r.apply(CHECKPOINT_SEQ, &Record::Truncate { from_index: 4 }).is_err());
@@ -632,7 +639,12 @@ mod tests {
         r.apply(CHECKPOINT_SEQ, &Record::HardState(hs)).unwrap();
         r.apply(
             CHECKPOINT_SEQ,
-            &Record::Snapshot(SnapshotMeta { index: 3, term: 2, membership: Membership::bootstrap(&[1]), id: 1 }),
+            &Record::Snapshot(SnapshotMeta {
+                index: 3,
+                term: 2,
+                membership: Box::new(Membership::bootstrap(&[1])),
+                id: 1,
+            }),
         )
         .unwrap();
         r.apply(57, &Record::Append { first_index: 4, entries: vec![e(4)] }).unwrap();
@@ -646,7 +658,12 @@ mod tests {
         full.apply(1, &Record::Append { first_index: 1, entries: (1..=10).map(e).collect() }).unwrap();
         full.apply(
             2,
-            &Record::Snapshot(SnapshotMeta { index: 6, term: 2, membership: Membership::bootstrap(&[1]), id: 6 }),
+            &Record::Snapshot(SnapshotMeta {
+                index: 6,
+                term: 2,
+                membership: Box::new(Membership::bootstrap(&[1])),
+                id: 6,
+            }),
         )
         .unwrap();
         let cp = full.checkpoint();
@@ -664,7 +681,12 @@ mod tests {
         let mut r = Replay::new();
         r.apply(
             CHECKPOINT_SEQ,
-            &Record::Snapshot(SnapshotMeta { index: 6, term: 2, membership: Membership::bootstrap(&[1]), id: 6 }),
+            &Record::Snapshot(SnapshotMeta {
+                index: 6,
+                term: 2,
+                membership: Box::new(Membership::bootstrap(&[1])),
+                id: 6,
+            }),
         )
         .unwrap();
         r.apply(9, &Record::Append { first_index: 5, entries: (5..=8).map(e).collect() }).unwrap();

@@ -83,7 +83,7 @@ pub mod types;
 #[cfg(feature = "sim")]
 pub mod sim;
 
-pub use client::{ClientError, ClientReply, ClientRequest, ClientToken};
+pub use client::{ClientError, ClientReply, ClientRequest, ClientToken, Owner, SecretHash};
 pub use entry::{Entry, Payload};
 pub use kv::{KvOp, KvOutput, KvStore};
 pub use membership::{Change, ConfChange, Member, Membership};

@@ -13,6 +13,7 @@
 //! sender repeats.
 
 use alloc::collections::VecDeque;
+use alloc::vec::Vec;
 
 use crate::client::{ClientError, ClientReply, ClientToken};
 use crate::message::{Body, Message};
@@ -107,8 +108,19 @@ impl Outbox {
         self.ready.is_empty()
     }
 
-    /// Takes what is waiting (records are added by the caller).
-    pub fn take(&mut self) -> Ready {
-        core::mem::take(&mut self.ready)
+    /// Takes what is waiting, with the journal records `Storage` issued.
+    /// Built field by field: this runs after every input, most of the time
+    /// with nothing in it, so it must not move a whole `Ready` around twice.
+    pub fn take(&mut self, records: Vec<(Seq, crate::journal::Record)>, must_sync: bool) -> Ready {
+        let r = &mut self.ready;
+        Ready {
+            records,
+            messages: core::mem::take(&mut r.messages),
+            applied: core::mem::take(&mut r.applied),
+            replies: core::mem::take(&mut r.replies),
+            snapshot: r.snapshot.take(),
+            events: core::mem::take(&mut r.events),
+            must_sync,
+        }
     }
 }

@@ -54,6 +54,8 @@ pub struct Progress {
     pub(crate) oldest_at_heartbeat: Option<Index>,
     /// In Snapshot state: the transfer in progress.
     pub(crate) transfer: Option<Outgoing>,
+    /// The follower's epoch (start number) last heard; 0 before any.
+    pub epoch: u64,
 }
 
 impl Progress {
@@ -71,7 +73,19 @@ impl Progress {
             inflight_bytes: 0,
             oldest_at_heartbeat: None,
             transfer: None,
+            epoch: 0,
         }
+    }
+
+    /// The follower restarted (a new epoch): what it held may be gone, so
+    /// forget its match and probe from the end of our log, as a new leader
+    /// would.
+    pub(crate) fn restarted(&mut self, epoch: u64, last: Index) {
+        let round = self.acked_round;
+        *self = Progress::new(self.id, last);
+        self.epoch = epoch;
+        self.recent_active = true;
+        self.acked_round = round;
     }
 
     /// Number of append messages in flight.

@@ -25,6 +25,7 @@
 //! only a leader knows itself as leader, …) in debug builds: they are the
 //! documentation that cannot go stale.
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
@@ -158,6 +159,9 @@ pub struct Raft<S: StateMachine> {
     config: JointConfig,
     /// The `ConfigLog` version and commit index `membership` was taken at.
     membership_seen: (u64, Index),
+    /// Index of the committed configuration the leader's followers were last
+    /// matched against.
+    committed_config_seen: Index,
     term: Term,
     voted_for: Option<NodeId>,
     /// The leader of the current term, once known (this node when it leads).
@@ -224,6 +228,7 @@ impl<S: StateMachine> Raft<S> {
             config: membership.quorum(),
             membership,
             membership_seen: (u64::MAX, 0),
+            committed_config_seen: 0,
             term: hard.term,
             voted_for: hard.voted_for,
             leader: None,
@@ -242,7 +247,7 @@ impl<S: StateMachine> Raft<S> {
             node.snapshot = Some(Arc::new(Snapshot { meta, data: data.to_vec() }));
         }
         node.sync_membership();
-        node.out.take(); // a recovered configuration is not news
+        node.out.take(Vec::new(), false); // a recovered configuration is not news
         node.debug_check();
         Ok(node)
     }
@@ -464,9 +469,11 @@ impl<S: StateMachine> Raft<S> {
                 self.broadcast_append(false);
             }
         }
-        let mut ready = self.out.take();
-        (ready.records, ready.must_sync) = self.storage.take_records();
-        ready
+        if self.out.is_empty() && !self.storage.has_records() {
+            return Ready::default();
+        }
+        let (records, must_sync) = self.storage.take_records();
+        self.out.take(records, must_sync)
     }
 
     /// Whether [`Raft::take_ready`] would return anything.
@@ -589,6 +596,10 @@ impl<S: StateMachine> Raft<S> {
     pub fn votes(&self) -> &[(NodeId, bool)] {
         self.role.campaign().map_or(&[], Campaign::votes)
     }
+    /// Leader: the target of a leadership transfer in progress.
+    pub fn transfer_target(&self) -> Option<NodeId> {
+        self.role.leader().and_then(|l| l.transfer).map(|t| t.target)
+    }
     /// Messages waiting for durability.
     pub fn held_messages(&self) -> usize {
         self.out.held()
@@ -641,9 +652,14 @@ impl<S: StateMachine> Raft<S> {
             // A stale sender learns our term so it steps down instead of
             // stalling the cluster (a partitioned old leader, a late candidate).
             let answer = match m.body {
-                Body::Append { .. } => {
-                    Some(Body::AppendResp { index: 0, success: false, hint_index: 0, hint_term: 0, round: 0, epoch: 0 })
-                }
+                Body::Append { .. } => Some(Body::AppendResp {
+                    index: 0,
+                    success: false,
+                    hint_index: 0,
+                    hint_term: 0,
+                    round: 0,
+                    epoch: self.cfg.epoch,
+                }),
                 Body::PreVote { .. } => Some(Body::PreVoteResp { granted: false }),
                 Body::Vote { .. } => Some(Body::VoteResp { granted: false }),
                 Body::InstallSnapshot { index, snap_term, .. } => {
@@ -699,7 +715,9 @@ impl<S: StateMachine> Raft<S> {
 
     fn step_leader(&mut self, m: Message) {
         match m.body {
-            Body::AppendResp { index, success, hint_index, hint_term, round, .. } => {
+            Body::AppendResp { index, success, hint_index, hint_term, round, epoch }
+                if self.note_epoch(m.from, epoch) =>
+            {
                 self.handle_append_resp(m.from, index, success, hint_index, hint_term, round)
             }
             Body::InstallSnapshotResp { index, snap_term, offset, done } => {
@@ -969,6 +987,25 @@ impl<S: StateMachine> Raft<S> {
         }
     }
 
+    /// A follower's answer carries its epoch: a newer one means it restarted
+    /// (its progress is reset, and the answer then read afresh); an older one
+    /// is a message from its previous life (ignored). Returns whether to go on.
+    fn note_epoch(&mut self, from: NodeId, epoch: u64) -> bool {
+        let last = self.storage.log().last_index();
+        let Some(pr) = self.role.leader_mut().and_then(|l| l.progress_mut(from)) else { return true };
+        if epoch < pr.epoch {
+            return false;
+        }
+        if epoch > pr.epoch {
+            if pr.epoch != 0 {
+                pr.restarted(epoch, last);
+            } else {
+                pr.epoch = epoch;
+            }
+        }
+        true
+    }
+
     /// Leader side: a follower answered an AppendEntries.
     fn handle_append_resp(
         &mut self,
@@ -1049,7 +1086,8 @@ impl<S: StateMachine> Raft<S> {
             Verdict::Silent => {}
             Verdict::Reject { hint_index, hint_term } => {
                 let index = prev.0;
-                self.send(from, Body::AppendResp { index, success: false, hint_index, hint_term, round, epoch: 0 });
+                let epoch = self.cfg.epoch;
+                self.send(from, Body::AppendResp { index, success: false, hint_index, hint_term, round, epoch });
             }
             Verdict::Accept { last } => {
                 // Commit what the leader says is committed, but only as far as
@@ -1061,7 +1099,8 @@ impl<S: StateMachine> Raft<S> {
                     self.apply_committed();
                     self.sync_membership();
                 }
-                let ack = Body::AppendResp { index: last, success: true, hint_index: 0, hint_term: 0, round, epoch: 0 };
+                let epoch = self.cfg.epoch;
+                let ack = Body::AppendResp { index: last, success: true, hint_index: 0, hint_term: 0, round, epoch };
                 match self.storage.sync_point(last) {
                     None => self.send(from, ack),
                     Some(seq) => self.send_after(seq, from, ack),
@@ -1119,21 +1158,21 @@ impl<S: StateMachine> Raft<S> {
         }
         let payload = match request {
             ClientRequest::Read { query } => return self.read(token, query),
-            ClientRequest::Register => Payload::Register,
-            ClientRequest::Write { session, seq, ack, command } => {
-                if let Err(e) = self.machine.sessions.precheck(session, seq, ack) {
+            ClientRequest::Register { owner, secret_hash } => Payload::Register { owner, secret_hash },
+            ClientRequest::Write { session, secret_hash, seq, ack, command } => {
+                if let Err(e) = self.machine.sessions.precheck(session, &secret_hash, seq, ack) {
                     return self.out.reply(token, Err(e));
                 }
                 if let Err(why) = self.machine.sm.validate_command(&command) {
                     return self.out.reply(token, Err(ClientError::BadRequest(why.into())));
                 }
-                Payload::Write { session, seq, ack, command: command.into() }
+                Payload::Write { session, secret_hash, seq, ack, command: command.into() }
             }
-            ClientRequest::KeepAlive { session, ack } => {
+            ClientRequest::KeepAlive { session, secret_hash, ack } => {
                 if ack == 0 {
                     return self.out.reply(token, Err(ClientError::BadRequest("ack starts at 1".into())));
                 }
-                Payload::KeepAlive { session, ack }
+                Payload::KeepAlive { session, secret_hash, ack }
             }
         };
         // While leadership moves, nothing new is taken: the target must catch up.
@@ -1285,7 +1324,7 @@ impl<S: StateMachine> Raft<S> {
             sessions: self.machine.sessions.clone(),
             state: self.machine.sm.snapshot(),
         };
-        let meta = SnapshotMeta { index, term, membership, id: index };
+        let meta = SnapshotMeta { index, term, membership: Box::new(membership), id: index };
         let snap = Arc::new(Snapshot { meta: meta.clone(), data: body.encode() });
         self.snapshot = Some(snap.clone());
         self.out.snapshot(SnapshotOut { snapshot: snap, installed: false });
@@ -1401,7 +1440,7 @@ impl<S: StateMachine> Raft<S> {
             self.storage.reset_to_snapshot(index, snap_term, membership.clone());
         }
         self.sync_membership();
-        let meta = SnapshotMeta { index, term: snap_term, membership, id: index };
+        let meta = SnapshotMeta { index, term: snap_term, membership: Box::new(membership), id: index };
         let snap = Arc::new(Snapshot { meta: meta.clone(), data: buf });
         self.snapshot = Some(snap.clone());
         self.compact_pending = None;
@@ -1448,10 +1487,16 @@ impl<S: StateMachine> Raft<S> {
     /// committed joint configuration is left.
     fn after_leader_commit(&mut self) {
         self.sync_membership();
-        let followers = self.link_ids();
-        let last = self.storage.log().last_index();
-        if let Some(l) = self.role.leader_mut() {
-            l.track(&followers, last);
+        // Only a newly committed configuration changes whom to replicate to
+        // (this runs on every commit: keep it free of work otherwise).
+        let committed_at = self.storage.configs().index_as_of(self.commit);
+        if committed_at != self.committed_config_seen {
+            self.committed_config_seen = committed_at;
+            let followers = self.link_ids();
+            let last = self.storage.log().last_index();
+            if let Some(l) = self.role.leader_mut() {
+                l.track(&followers, last);
+            }
         }
         let settled = self.storage.configs().latest_index() <= self.commit;
         if settled && !self.membership.is_voter(self.cfg.id) {

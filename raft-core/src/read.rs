@@ -151,7 +151,7 @@ mod tests {
         assert!(!q.confirm(2));
         q.release(5, &sm, &mut out);
         assert_eq!(q.len(), 0);
-        assert_eq!(out.take().replies.len(), 2);
+        assert_eq!(out.take(Vec::new(), false).replies.len(), 2);
     }
 
     #[test]

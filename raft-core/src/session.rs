@@ -15,14 +15,20 @@
 //! * Before each entry, the clock advances to the entry's timestamp and
 //!   sessions idle longer than the timeout expire, freeing their memory.
 //!   A write on a missing session → `SessionExpired`.
-//! * At most `max_sessions` sessions; a `Register` beyond that gets `Busy`.
+//! * At most `max_sessions` sessions, and at most `max_per_owner` of one
+//!   owner (the host's principal); a `Register` beyond either gets `Busy`, so
+//!   one client cannot take the whole table.
+//! * Every session has the hash of its secret (from its `Register` entry);
+//!   a write or keep-alive whose hash differs is answered `SessionExpired`
+//!   and changes nothing — not the ack, not the idle clock — so knowing a
+//!   session's id (a log index) is not enough to use it.
 
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
-use crate::client::ClientError;
+use crate::client::{ClientError, Owner, SecretHash};
 use crate::hash::FxBuild;
 use crate::types::Bytes;
 use crate::types::Index;
@@ -41,11 +47,19 @@ pub struct SessionLimits {
     /// effect; acknowledging replies frees the room). One reply may take it
     /// past the bound, by at most the largest output.
     pub max_reply_bytes: usize,
+    /// Most open sessions of one owner.
+    pub max_per_owner: usize,
 }
 
 impl Default for SessionLimits {
     fn default() -> Self {
-        SessionLimits { timeout_ticks: 6_000, max_sessions: 65_536, max_outstanding: 128, max_reply_bytes: 8 << 20 }
+        SessionLimits {
+            timeout_ticks: 6_000,
+            max_sessions: 65_536,
+            max_outstanding: 128,
+            max_reply_bytes: 8 << 20,
+            max_per_owner: 65_536,
+        }
     }
 }
 
@@ -54,6 +68,10 @@ impl Default for SessionLimits {
 pub struct Session {
     /// Its id (the index of its Register entry).
     pub id: u64,
+    /// Whose it is.
+    pub owner: Owner,
+    /// Hash of its secret.
+    pub secret_hash: SecretHash,
     /// Cluster time of its last activity.
     pub last_active: u64,
     /// Lowest seq the client still awaits.
@@ -76,6 +94,8 @@ pub struct Sessions {
     table: hashbrown::HashMap<u64, Session, FxBuild>,
     /// (last_active, id), to find idle sessions without a scan.
     idle: BTreeSet<(u64, u64)>,
+    /// Open sessions per owner (derived from `table`; not in snapshots).
+    owners: hashbrown::HashMap<Owner, usize, FxBuild>,
     /// Test-only: skip duplicate detection (the `bugs` feature's `no_dedup`).
     pub(crate) no_dedup: bool,
 }
@@ -101,6 +121,7 @@ impl From<SessionsWire> for Sessions {
         let mut s = Sessions { limits: w.limits, clock: w.clock, ..Sessions::default() };
         for x in w.sessions {
             s.idle.insert((x.last_active, x.id));
+            *s.owners.entry(x.owner).or_insert(0) += 1;
             s.table.insert(x.id, x);
         }
         s
@@ -158,8 +179,24 @@ impl Sessions {
                 break;
             }
             self.idle.pop_first();
-            self.table.remove(&id);
+            if let Some(s) = self.table.remove(&id) {
+                self.release(s.owner);
+            }
         }
+    }
+
+    fn release(&mut self, owner: Owner) {
+        if let Some(n) = self.owners.get_mut(&owner) {
+            *n -= 1;
+            if *n == 0 {
+                self.owners.remove(&owner);
+            }
+        }
+    }
+
+    /// Open sessions of `owner`.
+    pub fn of_owner(&self, owner: Owner) -> usize {
+        self.owners.get(&owner).copied().unwrap_or(0)
     }
 
     fn touch(&mut self, id: u64) {
@@ -173,20 +210,37 @@ impl Sessions {
         }
     }
 
-    /// Applies a `Register` entry at `index`.
-    pub fn register(&mut self, index: Index) -> Result<u64, ClientError> {
-        if self.table.len() >= self.limits.max_sessions {
+    /// Applies a `Register` entry at `index` for `owner`, whose secret hashes
+    /// to `secret_hash`.
+    pub fn register(&mut self, index: Index, owner: Owner, secret_hash: SecretHash) -> Result<u64, ClientError> {
+        if self.table.len() >= self.limits.max_sessions || self.of_owner(owner) >= self.limits.max_per_owner {
             return Err(ClientError::Busy);
         }
-        let s = Session { id: index, last_active: self.clock, ack: 1, replies: VecDeque::new() };
+        let s = Session { id: index, owner, secret_hash, last_active: self.clock, ack: 1, replies: VecDeque::new() };
         self.idle.insert((s.last_active, index));
         self.table.insert(index, s);
+        *self.owners.entry(owner).or_insert(0) += 1;
         Ok(index)
     }
 
+    /// The session `id`, if it is open and `secret_hash` is its secret's.
+    fn owned(&self, id: u64, secret_hash: &SecretHash) -> Option<&Session> {
+        self.table.get(&id).filter(|s| same_hash(&s.secret_hash, secret_hash))
+    }
+
     /// Applies a write entry; `apply` runs the command if (and only if) it is new.
-    pub fn write(&mut self, session: u64, seq: u64, ack: u64, apply: impl FnOnce() -> Bytes) -> Outcome {
+    pub fn write(
+        &mut self,
+        session: u64,
+        secret_hash: &SecretHash,
+        seq: u64,
+        ack: u64,
+        apply: impl FnOnce() -> Bytes,
+    ) -> Outcome {
         check_seq(seq, ack)?;
+        if self.owned(session, secret_hash).is_none() {
+            return Err(ClientError::SessionExpired);
+        }
         let clock = self.clock;
         let Some(s) = self.table.get_mut(&session) else { return Err(ClientError::SessionExpired) };
         if s.last_active != clock {
@@ -221,8 +275,8 @@ impl Sessions {
     }
 
     /// Applies a keep-alive entry.
-    pub fn keep_alive(&mut self, session: u64, ack: u64) -> Result<(), ClientError> {
-        if !self.table.contains_key(&session) {
+    pub fn keep_alive(&mut self, session: u64, secret_hash: &SecretHash, ack: u64) -> Result<(), ClientError> {
+        if self.owned(session, secret_hash).is_none() {
             return Err(ClientError::SessionExpired);
         }
         self.touch(session);
@@ -237,8 +291,11 @@ impl Sessions {
 
     /// Whether a write could be accepted now, judged before queueing on the
     /// leader's applied state (the decision that counts is made at apply).
-    pub fn precheck(&self, session: u64, seq: u64, ack: u64) -> Result<(), ClientError> {
+    pub fn precheck(&self, session: u64, secret_hash: &SecretHash, seq: u64, ack: u64) -> Result<(), ClientError> {
         check_seq(seq, ack)?;
+        if self.table.contains_key(&session) && self.owned(session, secret_hash).is_none() {
+            return Err(ClientError::SessionExpired);
+        }
         if let Some(s) = self.table.get(&session) {
             if seq < s.ack {
                 return Err(ClientError::StaleSeq);
@@ -249,6 +306,11 @@ impl Sessions {
         }
         Ok(())
     }
+}
+
+/// Equal without an early exit (the time taken says nothing of where they differ).
+fn same_hash(a: &SecretHash, b: &SecretHash) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The rule every write's numbers must follow.
@@ -272,17 +334,19 @@ mod tests {
     use super::*;
     use alloc::vec;
 
+    const K: SecretHash = [7; 32];
+
     fn limits() -> SessionLimits {
-        SessionLimits { timeout_ticks: 100, max_sessions: 2, max_outstanding: 3, max_reply_bytes: 10 }
+        SessionLimits { timeout_ticks: 100, max_sessions: 2, max_outstanding: 3, max_reply_bytes: 10, max_per_owner: 2 }
     }
 
     #[test]
     fn duplicates_are_answered_from_the_cache() {
         let mut t = Sessions::new(limits());
-        let id = t.register(5).unwrap();
+        let id = t.register(5, 1, K).unwrap();
         let applied = core::cell::Cell::new(0);
         let w = |t: &mut Sessions, seq, ack| {
-            t.write(id, seq, ack, || {
+            t.write(id, &K, seq, ack, || {
                 applied.set(applied.get() + 1);
                 Bytes::from(vec![seq as u8])
             })
@@ -302,31 +366,59 @@ mod tests {
     #[test]
     fn cached_replies_are_bounded_in_bytes() {
         let mut t = Sessions::new(limits());
-        let id = t.register(1).unwrap();
+        let id = t.register(1, 1, K).unwrap();
         let big = |n: usize| move || Bytes::from(vec![7u8; n]);
-        assert!(t.write(id, 1, 1, big(6)).is_ok());
-        assert!(t.write(id, 2, 1, big(6)).is_ok(), "6 bytes cached, under 10: one more");
-        assert_eq!(t.write(id, 3, 1, big(1)), Err(ClientError::Busy), "12 bytes cached: full");
-        assert_eq!(t.write(id, 2, 1, big(1)).map(|b| b.len()), Ok(6), "a retry is still answered");
-        assert!(t.write(id, 3, 3, big(1)).is_ok(), "acknowledging frees the room");
+        assert!(t.write(id, &K, 1, 1, big(6)).is_ok());
+        assert!(t.write(id, &K, 2, 1, big(6)).is_ok(), "6 bytes cached, under 10: one more");
+        assert_eq!(t.write(id, &K, 3, 1, big(1)), Err(ClientError::Busy), "12 bytes cached: full");
+        assert_eq!(t.write(id, &K, 2, 1, big(1)).map(|b| b.len()), Ok(6), "a retry is still answered");
+        assert!(t.write(id, &K, 3, 3, big(1)).is_ok(), "acknowledging frees the room");
     }
 
     #[test]
     fn idle_sessions_expire_and_free_memory() {
         let mut t = Sessions::new(limits());
         t.advance(10);
-        let a = t.register(1).unwrap();
+        let a = t.register(1, 1, K).unwrap();
         t.advance(50);
-        let b = t.register(2).unwrap();
-        assert_eq!(t.register(3), Err(ClientError::Busy), "session limit");
+        let b = t.register(2, 2, K).unwrap();
+        assert_eq!(t.register(3, 3, K), Err(ClientError::Busy), "session limit");
         t.advance(105);
-        t.keep_alive(b, 1).unwrap();
+        t.keep_alive(b, &K, 1).unwrap();
         t.advance(111);
         assert!(t.get(a).is_none(), "idle since 10, expired at 111");
-        assert_eq!(t.write(a, 1, 1, Bytes::default), Err(ClientError::SessionExpired));
+        assert_eq!(t.of_owner(1), 0, "the owner's count follows");
+        assert_eq!(t.write(a, &K, 1, 1, Bytes::default), Err(ClientError::SessionExpired));
         assert!(t.get(b).is_some(), "kept alive at 105");
         t.advance(1000);
         assert!(t.is_empty());
-        assert!(t.idle.is_empty());
+        assert!(t.idle.is_empty() && t.owners.is_empty());
+    }
+
+    #[test]
+    fn a_session_is_used_only_with_its_secret() {
+        let mut t = Sessions::new(SessionLimits { max_sessions: 10, ..limits() });
+        let id = t.register(4, 1, K).unwrap();
+        let wrong = [8; 32];
+        assert_eq!(t.write(id, &K, 1, 1, || Bytes::from(vec![1])), Ok(Bytes::from(vec![1])));
+        // The hijacker's write at seq 100 / ack 100 changes nothing.
+        assert_eq!(t.write(id, &wrong, 100, 100, || Bytes::from(vec![9])), Err(ClientError::SessionExpired));
+        assert_eq!(t.keep_alive(id, &wrong, 100), Err(ClientError::SessionExpired));
+        assert_eq!(t.precheck(id, &wrong, 100, 100), Err(ClientError::SessionExpired));
+        assert_eq!(t.get(id).unwrap().ack, 1, "the ack did not move");
+        assert_eq!(t.write(id, &K, 2, 2, || Bytes::from(vec![2])), Ok(Bytes::from(vec![2])), "the owner goes on");
+        // A snapshot keeps the hash and the owner counts.
+        let wire: SessionsWire = t.clone().into();
+        let back: Sessions = wire.into();
+        assert_eq!(back, t);
+        assert_eq!(back.of_owner(1), 1);
+    }
+
+    #[test]
+    fn one_owner_cannot_take_the_table() {
+        let mut t = Sessions::new(SessionLimits { max_sessions: 10, ..limits() });
+        assert!(t.register(1, 1, K).is_ok() && t.register(2, 1, K).is_ok());
+        assert_eq!(t.register(3, 1, K), Err(ClientError::Busy), "owner 1's quota of 2");
+        assert!(t.register(4, 2, K).is_ok(), "owner 2 still gets one");
     }
 }

@@ -74,7 +74,7 @@ fn payload_tag(p: &Payload) -> u8 {
         Payload::Noop => 0,
         Payload::Command(_) => 1,
         Payload::ConfChange(_) => 2,
-        Payload::Register => 3,
+        Payload::Register { .. } => 3,
         Payload::Write { .. } => 4,
         Payload::KeepAlive { .. } => 5,
     }
@@ -170,7 +170,7 @@ fn txn_result_tag(r: &TxnResult) -> u8 {
 
 fn request_tag(r: &ClientRequest) -> u8 {
     match r {
-        ClientRequest::Register => 0,
+        ClientRequest::Register { .. } => 0,
         ClientRequest::Write { .. } => 1,
         ClientRequest::KeepAlive { .. } => 2,
         ClientRequest::Read { .. } => 3,
@@ -214,9 +214,9 @@ fn entries() -> Vec<Entry> {
                 Change::Remove { id: 1 },
             ],
         }),
-        Payload::Register,
-        Payload::Write { session: 5, seq: 1, ack: 1, command: b"w".as_slice().into() },
-        Payload::KeepAlive { session: 5, ack: 2 },
+        Payload::Register { owner: 2, secret_hash: [0xab; 32] },
+        Payload::Write { session: 5, secret_hash: [0xcd; 32], seq: 1, ack: 1, command: b"w".as_slice().into() },
+        Payload::KeepAlive { session: 5, secret_hash: [0xcd; 32], ack: 2 },
     ];
     payloads.into_iter().zip(5..).map(|(payload, index)| Entry { term: 3, index, time: 100, payload }).collect()
 }
@@ -246,7 +246,12 @@ fn records() -> Vec<Record> {
         Record::HardState(HardState { term: 3, voted_for: Some(2), role: Role::Candidate }),
         Record::Append { first_index: 5, entries: vec![noop] },
         Record::Truncate { from_index: 6 },
-        Record::Snapshot(SnapshotMeta { index: 9, term: 2, membership: Membership::bootstrap(&[1, 2, 3]), id: 9 }),
+        Record::Snapshot(SnapshotMeta {
+            index: 9,
+            term: 2,
+            membership: Box::new(Membership::bootstrap(&[1, 2, 3])),
+            id: 9,
+        }),
         Record::Checkpoint { last_seq: 41 },
     ]
 }
@@ -323,9 +328,9 @@ fn kv_outputs() -> Vec<KvOutput> {
 
 fn requests() -> Vec<ClientRequest> {
     vec![
-        ClientRequest::Register,
-        ClientRequest::Write { session: 7, seq: 2, ack: 1, command: b"w".to_vec() },
-        ClientRequest::KeepAlive { session: 7, ack: 3 },
+        ClientRequest::Register { owner: 2, secret_hash: [0xab; 32] },
+        ClientRequest::Write { session: 7, secret_hash: [0xcd; 32], seq: 2, ack: 1, command: b"w".to_vec() },
+        ClientRequest::KeepAlive { session: 7, secret_hash: [0xcd; 32], ack: 3 },
         ClientRequest::Read { query: b"q".to_vec() },
     ]
 }
@@ -396,7 +401,7 @@ fn peer_messages() {
         b"RKVM\x02\x01\x02\x03\x00\x00\x01\x01",
         b"RKVM\x02\x01\x02\x03\x00\x00\x02\x05\x02\x00",
         b"RKVM\x02\x01\x02\x03\x00\x00\x03\x00",
-        b"RKVM\x02\x01\x02\x03\x00\x00\x04\x04\x02\x06\x03\x05d\x00\x03\x06d\x01\x01c\x03\x07d\x02\x00\x01\x03\x00\x04\x09\x01\x05\x00\x02\x01\x03\x08d\x03\x03\x09d\x04\x05\x01\x01\x01w\x03\x0ad\x05\x05\x02\x04\x07",
+        b"RKVM\x02\x01\x02\x03\x00\x00\x04\x04\x02\x06\x03\x05d\x00\x03\x06d\x01\x01c\x03\x07d\x02\x00\x01\x03\x00\x04\x09\x01\x05\x00\x02\x01\x03\x08d\x03\x02\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\x03\x09d\x04\x05\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\x01\x01\x01w\x03\x0ad\x05\x05\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\x02\x04\x07",
         b"RKVM\x02\x01\x02\x03\x00\x00\x05\x0a\x01\x00\x00\x07\x03",
         b"RKVM\x02\x01\x02\x03\x00\x00\x06\x09\x02\x00\x04snap\x01",
         b"RKVM\x02\x01\x02\x03\x00\x00\x07\x09\x02\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x01",
@@ -490,7 +495,7 @@ fn key_value_outputs() {
 
 #[test]
 fn client_requests_replies_and_errors() {
-    let want: [&[u8]; 4] = [b"\x00", b"\x01\x07\x02\x01\x01w", b"\x02\x07\x03", b"\x03\x01q"];
+    let want: [&[u8]; 4] = [b"\x00\x02\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab", b"\x01\x07\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\x02\x01\x01w", b"\x02\x07\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\x03", b"\x03\x01q"];
     for (r, want) in requests().iter().zip(want) {
         golden(&format!("{r:?}"), &postcard(r), want);
     }
@@ -509,8 +514,8 @@ fn snapshot_header_and_body() {
     // One session with one cached reply, one lease and one key attached to
     // it: every part of the body holds something.
     let mut sessions = Sessions::new(SessionLimits::default());
-    assert_eq!(sessions.register(7), Ok(7));
-    let written = sessions.write(7, 1, 1, || KvOutput::Written { revision: 8 }.encode().into());
+    assert_eq!(sessions.register(7, 2, [0xab; 32]), Ok(7));
+    let written = sessions.write(7, &[0xab; 32], 1, 1, || KvOutput::Written { revision: 8 }.encode().into());
     assert_eq!(written.map(|b| b.to_vec()), Ok(KvOutput::Written { revision: 8 }.encode()));
     let mut kv = KvStore::default();
     kv.advance(8, 100);
@@ -524,7 +529,7 @@ fn snapshot_header_and_body() {
         sessions,
         state: kv.snapshot(),
     };
-    let want: &[u8] = b"RKVS\x02\xb6D\x89\x10\x09\x02\x03\x01\x00\x02\x00\x03\x00\x00\x00\x00\xf0.\x80\x80\x04\x80\x01\x80\x80\x80\x04\x00\x01\x07\x00\x01\x01\x01\x02\x00\x08\x10\x09d\x01\x01k\x01v\x09\x09\x01\x08\x01\x082\x05i";
+    let want: &[u8] = b"RKVS\x02\xad\xfb\x01\xc0\x09\x02\x03\x01\x00\x02\x00\x03\x00\x00\x00\x00\xf0.\x80\x80\x04\x80\x01\x80\x80\x80\x04\x80\x80\x04\x00\x01\x07\x02\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\x00\x01\x01\x01\x02\x00\x08\x10\x09d\x01\x01k\x01v\x09\x09\x01\x08\x01\x082\x05i";
     golden("snapshot", &body.encode(), want);
     assert_eq!(SnapshotBody::decode(want, 1 << 20).as_ref(), Ok(&body), "{CHANGED}");
 }

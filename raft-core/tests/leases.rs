@@ -13,6 +13,8 @@ use raft_core::{ClientReply, ClientRequest, ClientToken, NodeId, Payload};
 
 const T: ClientToken = 0xFFFF << 40;
 const MS: u64 = 1_000;
+/// The hash of every session secret in these tests.
+const K: [u8; 32] = [7; 32];
 
 fn ask(sim: &mut Sim, node: NodeId, req: ClientRequest) -> Option<ClientReply> {
     let tok = T + sim.inbox.len() as u64 + sim.now();
@@ -22,14 +24,14 @@ fn ask(sim: &mut Sim, node: NodeId, req: ClientRequest) -> Option<ClientReply> {
 }
 
 fn register(sim: &mut Sim, node: NodeId) -> u64 {
-    match ask(sim, node, ClientRequest::Register) {
+    match ask(sim, node, ClientRequest::Register { owner: 1, secret_hash: K }) {
         Some(ClientReply::Registered { session }) => session,
         other => panic!("register failed: {other:?}"),
     }
 }
 
 fn write(sim: &mut Sim, node: NodeId, session: u64, seq: u64, op: KvOp) -> KvOutput {
-    match ask(sim, node, ClientRequest::Write { session, seq, ack: seq, command: op.encode() }) {
+    match ask(sim, node, ClientRequest::Write { session, secret_hash: K, seq, ack: seq, command: op.encode() }) {
         Some(ClientReply::Written { output }) => KvOutput::decode(&output).unwrap(),
         other => panic!("write failed: {other:?}"),
     }

@@ -127,3 +127,79 @@ fn vote_before_durable_bug_is_caught() {
     println!("caught at seed {s}: {v}");
     assert_eq!(double_vote_run(s, Bugs::default()), None, "seed {s} without the bug must be clean");
 }
+
+/// The single-server change bug (raft-dev, 2015), built step by step. Four
+/// voters; S1 leads term 1 and appends "add S5", which only S5 receives; S1
+/// crashes. S2 wins term 2 with S3 and S4 and — the bug — at once appends
+/// "remove S1" before anything of its own term has committed; with S4 cut
+/// off, S2 and S3 commit it (a majority of {2,3,4}). S1 returns: in its
+/// configuration {1,2,3,4,5} it wins with S4 and S5 (S4's log is older than
+/// S1's), and overwrites the committed removal. The fixed engine refuses
+/// S2's change (`TermNotCommitted`) and the run is clean.
+fn single_server_change_run(seed: u64, bugs: Bugs) -> Option<String> {
+    use raft_core::membership::{Change, ConfChange};
+    let mut cfg = SimConfig { nodes: 4, seed, latency_us: (1_000, 1_000), disk_us: (200, 200), ..SimConfig::default() }
+        .with_bugs(bugs);
+    cfg.raft.pre_vote = false;
+    cfg.raft.check_quorum = false;
+    let mut sim = Sim::new(cfg);
+    let leader = |s: &Sim, id| s.raft(id).is_some_and(|r| r.is_leader());
+    let direct = |change| ConfChange::Begin { joint: false, changes: vec![change] };
+    sim.force_timeout(1);
+    assert!(sim.run_until(SEC, |s| leader(s, 1)));
+    one(&mut sim, cmd(1), 4, true);
+    let s5 = sim.add_node();
+    sim.run_for(50 * MS);
+    // (1) S1 appends "add S5"; only S5 receives it. S1 crashes.
+    for to in [2, 3, 4] {
+        sim.cut_link(1, to);
+    }
+    sim.propose_conf_change(1, direct(Change::AddVoter { id: s5, inc: 0 }), true).expect("S1 may add S5");
+    sim.run_for(20 * MS);
+    sim.crash(1);
+    sim.heal();
+    // S5 must not disturb term 2: it hears nothing and says nothing until (3).
+    sim.disconnect(s5);
+    // (2) S2 wins term 2 with S3 and S4; S4 is cut off from S2 at once.
+    sim.force_timeout(2);
+    assert!(sim.run_until(SEC, |s| leader(s, 2)), "S2 should win with S3 and S4");
+    sim.cut_link(2, 4);
+    let pending: Vec<u64> =
+        sim.in_flight().iter().filter(|(_, f)| f.msg.from == 2 && f.msg.to == 4).map(|(&id, _)| id).collect();
+    for id in pending {
+        sim.drop_message(id);
+    }
+    let refused = sim.propose_conf_change(2, direct(Change::Remove { id: 1 }), true).is_err();
+    sim.run_for(100 * MS);
+    // (3) S2 and S3 go away; S1 returns and campaigns with S4 and S5.
+    sim.connect(s5);
+    for peer in [2, 3] {
+        for other in [1, 4, s5] {
+            sim.cut_link(peer, other);
+            sim.cut_link(other, peer);
+        }
+    }
+    sim.restart(1);
+    for _ in 0..5 {
+        sim.force_timeout(1);
+        sim.run_for(300 * MS);
+        if leader(&sim, 1) {
+            break;
+        }
+    }
+    // (4) The partition heals: S1's log meets the committed removal.
+    sim.heal();
+    sim.run_for(2 * SEC);
+    if bugs == Bugs::default() {
+        assert!(refused, "the fixed engine refuses a change before its term's first commit");
+    }
+    sim.violations().first().cloned()
+}
+
+#[test]
+fn single_server_change_before_term_commit_is_caught() {
+    let bug = Bugs { conf_change_before_term_commit: true, ..Bugs::default() };
+    let v = single_server_change_run(seed(1), bug).expect("a change before the term's first commit went unnoticed");
+    println!("caught: {v}");
+    assert_eq!(single_server_change_run(seed(1), Bugs::default()), None, "without the bug the same run must be clean");
+}

@@ -89,6 +89,10 @@ scripts! {
     install_snapshot,
     compacted_append,
     compacted_append_bug,
+    membership_learner,
+    membership_joint,
+    transfer_and_removal,
+    lost_tail,
 }
 
 #[test]

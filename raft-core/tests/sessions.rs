@@ -20,15 +20,18 @@ fn ask(sim: &mut Sim, node: NodeId, req: ClientRequest) -> Option<ClientReply> {
 }
 
 fn register(sim: &mut Sim, node: NodeId) -> u64 {
-    match ask(sim, node, ClientRequest::Register) {
+    match ask(sim, node, ClientRequest::Register { owner: 1, secret_hash: K }) {
         Some(ClientReply::Registered { session }) => session,
         other => panic!("register failed: {other:?}"),
     }
 }
 
 fn write(session: u64, seq: u64, ack: u64, op: KvOp) -> ClientRequest {
-    ClientRequest::Write { session, seq, ack, command: op.encode() }
+    ClientRequest::Write { session, secret_hash: K, seq, ack, command: op.encode() }
 }
+
+/// The secret hash every session of these tests has.
+const K: [u8; 32] = [3; 32];
 
 fn append(key: &str, v: &str) -> KvOp {
     KvOp::Append { key: key.into(), value: v.into() }
@@ -161,7 +164,10 @@ fn expiry_ignores_a_new_leaders_own_clock() {
     sim.disconnect(lonely);
     for _ in 0..60 {
         // The client keeps its session alive (a third of the timeout, idle).
-        assert_eq!(ask(&mut sim, l2, ClientRequest::KeepAlive { session: s, ack: 3 }), Some(ClientReply::KeptAlive));
+        assert_eq!(
+            ask(&mut sim, l2, ClientRequest::KeepAlive { session: s, secret_hash: K, ack: 3 }),
+            Some(ClientReply::KeptAlive)
+        );
         sim.run_for(SEC);
     }
     written(ask(&mut sim, l2, write(s, 3, 3, append("k", "c"))));
@@ -188,7 +194,10 @@ fn session_limit_and_busy_queues() {
     let l = check_one_leader(&mut sim);
     let s = register(&mut sim, l);
     register(&mut sim, l);
-    assert_eq!(ask(&mut sim, l, ClientRequest::Register), Some(ClientReply::Rejected(ClientError::Busy)));
+    assert_eq!(
+        ask(&mut sim, l, ClientRequest::Register { owner: 1, secret_hash: K }),
+        Some(ClientReply::Rejected(ClientError::Busy))
+    );
     for id in sim.ids() {
         assert_eq!(sim.raft(id).unwrap().sessions().len(), 2);
     }

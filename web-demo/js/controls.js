@@ -3,11 +3,14 @@
 // to the cluster goes through app.act, so it lands in the trace.
 
 import { $, $$ } from './util.js';
+import { writeLocation } from './trace.js';
+import { endLesson, startTour } from './lessons.js';
 
 export function speedLabel(speed) {
   return speed >= 0.999 ? 'real time' : `1/${Math.round(1 / speed)}`;
 }
 
+// v is the slider's value: simulated time runs at 10^-v of real time.
 export function setSpeed(app, v) {
   const slider = $('#speed');
   slider.value = Math.max(0, Math.min(3, v));
@@ -32,25 +35,32 @@ export function initControls(app) {
   $('#play').onclick = () => app.setPlaying(!app.playing);
   $('#step').onclick = () => app.step();
   $('#speed').oninput = (e) => setSpeed(app, e.target.value);
+  $('#speed').onchange = () => writeLocation(app);
   setSpeed(app, $('#speed').value);
+  $('#skip-quiet').onchange = (e) => { app.skipQuiet = e.target.checked; };
+  $('#menu-btn').onclick = () => {
+    const open = $('.bar').classList.toggle('open');
+    $('#menu-btn').setAttribute('aria-expanded', String(open));
+  };
+  $('#setup').addEventListener('click', (e) => {
+    if (e.target.closest('button')) $('.bar').classList.remove('open');
+  });
 
   // Setup.
   $('#nodes').innerHTML = [3, 4, 5, 6, 7, 8, 9].map((n) => `<option>${n}</option>`).join('');
   $('#nodes').value = '5';
   $('#new').onclick = () => {
+    endLesson(app);
     app.reset({ nodes: Number($('#nodes').value), seed: Number($('#seed').value) || 0 });
-    $('#scenario-text').textContent = '';
     app.setPlaying(true);
   };
+  $('#tour-btn').onclick = () => startTour(app);
   app.onReset.push(() => {
     $('#nodes').value = String(app.options.nodes);
     $('#seed').value = String(app.options.seed);
-    for (const s of ['#c-node']) nodeOptions($(s), app.options.nodes, true);
+    nodeOptions($('#c-node'), app.options.nodes, true);
     for (const s of ['#n-from', '#n-to']) nodeOptions($(s), app.options.nodes, false);
     $('#n-to').value = '2';
-    app.renderer.clearFeed();
-    app.renderer.sig = {};
-    app.renderer.hidePop();
     syncNetwork(app);
   });
 
@@ -64,12 +74,13 @@ export function initControls(app) {
     nodeAction(app, b.dataset.do, app.selected);
   });
 
-  // The ring: select a node, cut a link, open a message.
+  // The ring: open a message, select a node, cut a link. Messages come
+  // first: they are drawn over the nodes.
   $('#ring').addEventListener('click', (e) => {
     const msg = e.target.closest('[data-msg]');
     if (msg) {
-      const box = $('.stage').getBoundingClientRect();
-      app.renderer.showPop(Number(msg.dataset.msg), Math.min(e.clientX - box.left + 10, box.width - 230), Math.max(4, e.clientY - box.top - 40));
+      const box = $('.ring-box').getBoundingClientRect();
+      app.view.showPop(Number(msg.dataset.msg), Math.max(4, Math.min(e.clientX - box.left + 10, box.width - 230)), Math.max(4, e.clientY - box.top - 40));
       return;
     }
     const node = e.target.closest('[data-node]');
@@ -84,14 +95,14 @@ export function initControls(app) {
       app.act({ op: down ? 'restore' : 'cut', from: a, to: b, both: true });
       return;
     }
-    app.renderer.hidePop();
+    app.view.hidePop();
   });
   $('#msg-pop').addEventListener('click', (e) => {
     const b = e.target.closest('button[data-msg-do]');
     if (!b) return;
-    const id = app.renderer.popMsg;
+    const id = app.view.popMsg;
     if (b.dataset.msgDo !== 'close') app.act({ op: b.dataset.msgDo, id });
-    if (b.dataset.msgDo === 'drop' || b.dataset.msgDo === 'close') app.renderer.hidePop();
+    if (b.dataset.msgDo === 'drop' || b.dataset.msgDo === 'close') app.view.hidePop();
   });
   $('#log-table').addEventListener('click', (e) => {
     const th = e.target.closest('th[data-node]');
@@ -123,12 +134,14 @@ export function initControls(app) {
   $('#n-cut1').onclick = () => app.act({ op: 'cut', from: Number($('#n-from').value), to: Number($('#n-to').value) });
   $('#n-restore1').onclick = () => app.act({ op: 'restore', from: Number($('#n-from').value), to: Number($('#n-to').value) });
 
-  // Client panel.
-  $('#c-op').onchange = () => {
+  // Client panel: the value field for writes, `expect` only for cas.
+  const opFields = () => {
     const op = $('#c-op').value;
     $('.c-expect').hidden = op !== 'cas';
-    $('#c-value').disabled = op === 'get' || op === 'delete';
+    $('.c-value').hidden = op === 'get' || op === 'delete';
   };
+  $('#c-op').onchange = opFields;
+  opFields();
   $('#client-form').onsubmit = (e) => {
     e.preventDefault();
     const kind = $('#c-op').value;
@@ -187,9 +200,9 @@ export function syncNetwork(app) {
   showOutputs();
 }
 
-function select(app, id) {
+export function select(app, id) {
   app.selected = id;
-  app.renderer.sig.node = null;
+  app.view.cache.node = null;
   showTab('node');
   app.refresh();
 }

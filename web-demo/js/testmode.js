@@ -3,9 +3,11 @@
 // linearizability checker. A failing seed shows its history as a timeline and
 // loads into the main view.
 
-import { $, esc } from './util.js';
+import { $, esc, secs } from './util.js';
 import { bugsBuildAvailable } from './wasm.js';
 import { loadTrace } from './trace.js';
+import { currentBugs } from './breakit.js';
+import { showBanner } from './narration.js';
 
 let worker = null;
 
@@ -35,7 +37,10 @@ export function run(app, opts = {}) {
     nodes: opts.nodes ?? Number($('#t-nodes').value),
     duration_us: (opts.secs ?? Number($('#t-secs').value)) * 1e6,
   };
-  job.bugs = job.pkg === 'pkg-bugs' ? { stale_read_local: true } : {};
+  // The broken build runs with the bugs switched on under Break it, or with
+  // stale local reads if none is.
+  const chosen = currentBugs(app);
+  job.bugs = job.pkg === 'pkg-bugs' ? (Object.keys(chosen).length ? chosen : { stale_read_local: true }) : {};
   const results = [];
   let failures = 0;
   $('#t-results').innerHTML = '';
@@ -44,7 +49,7 @@ export function run(app, opts = {}) {
   $('#t-progress').value = 0;
   const summary = $('#t-summary');
   summary.className = 'summary';
-  summary.textContent = `running ${job.count} seeds${job.pkg === 'pkg-bugs' ? ' on the broken build' : ''}…`;
+  summary.textContent = `running ${job.count} seeds${job.pkg === 'pkg-bugs' ? ` on the broken build (${Object.keys(job.bugs).join(', ')})` : ''}…`;
   $('#t-run').disabled = true;
   $('#t-stop').disabled = false;
   const started = performance.now();
@@ -102,12 +107,31 @@ function showFailure(app, r) {
   const box = $('#t-fail');
   box.innerHTML = `<h3>Seed ${r.seed}: ${esc(verdictText(r))}</h3>
     <div class="hint">${r.verdict.kind === 'not_linearizable'
-      ? 'The smallest failing sub-history the checker found: no order of these operations, each taking effect at one instant between its call and its return, explains the results.'
+      ? 'The smallest failing sub-history the checker found: no order of these operations, each taking effect at one instant between its call and its return, explains the results. The operation marked ✗ (in red) is the one without which the rest would be explained.'
       : 'The last operations of the run.'}</div>
     ${timeline(r.history)}
-    <div class="row"><button id="t-load">Load seed ${r.seed} into the main view</button></div>
-    ${r.options.bugs && r.options.bugs.stale_read_local ? '<div class="hint">The main view runs the normal build; with the bug off there, the replay diverges once a read would have been stale.</div>' : ''}`;
-  $('#t-load').onclick = () => loadTrace(app, { options: r.options, actions: r.actions, t: r.end });
+    <div class="row"><button id="t-load">Load seed ${r.seed} at ${r.violation_at != null ? `the violation (${secs(r.violation_at)})` : 'its end'}</button></div>
+    <div class="hint">It loads on the build that failed, with the same bugs switched on under Break it.</div>`;
+  $('#t-load').onclick = () => loadFailure(app, r).catch((err) => console.error(err));
+}
+
+// Loads a failing seed into the main view: on the build it failed on, at the
+// moment of the violation (for a history that is not linearizable, when the
+// culprit's answer arrived).
+async function loadFailure(app, r) {
+  app.lastFailure = r;
+  const t = r.violation_at ?? r.end;
+  await loadTrace(app, { options: r.options, actions: r.actions, t });
+  const c = r.history.find((o) => o.culprit);
+  const bugs = Object.entries(r.options.bugs || {}).filter(([, v]) => v).map(([k]) => k);
+  const build = bugs.length ? `the broken build (${bugs.join(', ')})` : 'the normal build';
+  const what = r.verdict.kind === 'unsafe'
+    ? `The simulator's safety checks failed here: ${esc(r.violations[0] || '')}`
+    : c ? `Client ${c.client}'s <code>${esc(c.op)}</code> has just returned <b>${esc(c.result)}</b>: no order of the
+        operations in the history, each taking effect at one instant between its call and its return, gives that
+        answer. It is marked in red in test mode's history.` : 'The history is not linearizable.';
+  showBanner(app, `Seed ${r.seed}, loaded on ${build}`, `<p>Paused at ${secs(t)}, the moment of the violation. ${what}</p>
+    <p class="hint">The time slider rewinds to see how it came about; the run replays exactly.</p>`);
 }
 
 // The history as a timeline: one lane per client, a bar per operation from its
@@ -128,8 +152,8 @@ function timeline(ops) {
     const i = clients.indexOf(o.client);
     const y = i * lane + 8;
     const w = Math.max(3, x(o.ret) - x(o.call));
-    const label = `${o.op}${o.outcome === 'ok' ? ` → ${o.result}` : ` (${o.outcome})`}`;
-    svg += `<g><title>${esc(label)}: ${((o.call) / 1e3).toFixed(1)}–${(o.ret / 1e3).toFixed(1)} ms</title>
+    const label = `${o.culprit ? (o.op.startsWith('get ') ? '✗ stale read: ' : '✗ ') : ''}${o.op}${o.outcome === 'ok' ? ` → ${o.result}` : ` (${o.outcome})`}`;
+    svg += `<g class="${o.culprit ? 'culprit' : ''}"><title>${esc(label)}: ${((o.call) / 1e3).toFixed(1)}–${(o.ret / 1e3).toFixed(1)} ms${o.culprit ? ' — the answer no order of these operations explains' : ''}</title>
       <rect x="${x(o.call)}" y="${y}" width="${w}" height="12" rx="3" fill="${color[o.outcome]}"/>
       ${x(o.call) > W / 2
         ? `<text x="${x(o.call) + w}" y="${y + 23}" text-anchor="end">${esc(label.slice(0, 40))}</text>`

@@ -2,8 +2,11 @@
 // (each stamped by the simulator with the point where it happened), so:
 // the time slider rewinds by replaying up to a time; the URL carries options,
 // actions and the current time; export/import move the same data as a file.
+// The URL also carries the speed and, during the tour or a scenario, which
+// lesson and step is shown (speed and text do not change the run itself).
 
 import { $, b64encode, b64decode } from './util.js';
+import { showIdle } from './narration.js';
 
 function optionsDiff(app) {
   const d = {};
@@ -18,14 +21,19 @@ export function shareURL(app) {
   const url = new URL(location.href);
   const actions = JSON.parse(app.cluster.trace());
   const o = optionsDiff(app);
+  const p = new URLSearchParams();
+  if (app.lesson) {
+    p.set('lesson', app.lesson.lesson.id);
+    p.set('step', String(app.lesson.k + 1));
+  }
+  p.set('speed', String(Math.round(1 / app.speed)));
   if (actions.length === 0) {
-    const p = new URLSearchParams();
     for (const [k, v] of Object.entries(o)) p.set(k, typeof v === 'object' ? JSON.stringify(v) : v);
     p.set('t', String(Math.round(app.cluster.now())));
-    url.hash = p.toString();
   } else {
-    url.hash = `run=${b64encode(JSON.stringify({ o, a: actions, t: Math.round(app.cluster.now()) }))}`;
+    p.set('run', b64encode(JSON.stringify({ o, a: actions, t: Math.round(app.cluster.now()) })));
   }
+  url.hash = p.toString();
   return url.toString();
 }
 
@@ -37,15 +45,23 @@ export function writeLocation(app) {
   }
 }
 
-// Reads options/actions/time from the address: `#run=…` or `#seed=7&nodes=3&t=…`.
+// Reads the address: `#run=…` or `#seed=7&nodes=3&t=…`, each optionally with
+// `speed=100` (1/100) and `lesson=tour&step=3`.
 export function readLocation() {
   const h = location.hash.slice(1);
   if (!h) return null;
   const p = new URLSearchParams(h);
+  const extra = {};
+  const speed = Number(p.get('speed'));
+  if (speed >= 1 && speed <= 1000) extra.speed = 1 / speed;
+  if (p.has('lesson')) {
+    extra.lesson = p.get('lesson');
+    extra.step = Math.max(0, Number(p.get('step') || 1) - 1);
+  }
   if (p.has('run')) {
     try {
       const r = JSON.parse(b64decode(p.get('run')));
-      return { options: r.o || {}, actions: r.a || [], t: r.t || 0 };
+      return { options: r.o || {}, actions: r.a || [], t: r.t || 0, ...extra };
     } catch (e) {
       console.warn('ignoring a damaged run link', e);
       return null;
@@ -53,7 +69,7 @@ export function readLocation() {
   }
   const options = {};
   for (const [k, v] of p) {
-    if (k === 't' || k === 'paused') continue;
+    if (['t', 'paused', 'speed', 'lesson', 'step'].includes(k)) continue;
     try {
       options[k] = JSON.parse(v);
     } catch {
@@ -61,7 +77,8 @@ export function readLocation() {
     }
   }
   const t = Number(p.get('t') || 0);
-  return t > 0 ? { options, actions: [], t, paused: true } : { options, paused: p.has('paused') };
+  const base = t > 0 ? { options, actions: [], t, paused: true } : { options, paused: p.has('paused') || !!extra.lesson };
+  return { ...base, ...extra };
 }
 
 export function initTrace(app) {
@@ -115,7 +132,8 @@ export function initTrace(app) {
     const f = e.target.files[0];
     if (!f) return;
     try {
-      loadTrace(app, JSON.parse(await f.text()));
+      await loadTrace(app, JSON.parse(await f.text()));
+      showIdle(app);
     } catch (err) {
       alert(`Could not import this trace: ${err.message}`);
     }
@@ -123,10 +141,13 @@ export function initTrace(app) {
   };
 }
 
-// Loads an exported trace (or a test-mode report) into the main view.
-export function loadTrace(app, tr) {
+// Loads an exported trace (or a test-mode report) into the main view, on
+// the build its options need.
+export async function loadTrace(app, tr) {
   if (!tr || !tr.options || !Array.isArray(tr.actions)) throw new Error('not a raftkv trace');
+  await app.useBuildFor(tr.options);
   app.setPlaying(false);
+  app.lesson = null;
   app.replay(tr.options, tr.actions, tr.t ?? 0);
   app.horizon = Math.max(tr.t ?? 0, app.cluster.trace_end());
   writeLocation(app);

@@ -12,6 +12,11 @@
 //!                                         <- Welcome
 //! ```
 //!
+//! Both sides then derive the link key, HMAC(secret, "link", both nonces,
+//! cluster, dialer, acceptor): every batch frame after `Welcome` carries a MAC
+//! under it (see `peer::batch`), so a relay that passed the handshake cannot
+//! rewrite, replay or drop what follows.
+//!
 //! Each side proves the shared secret over the other's fresh random nonce, so
 //! the secret never crosses the wire and a recorded handshake cannot be
 //! replayed. The role label keeps a node from being used as an oracle that
@@ -40,8 +45,9 @@ pub const HANDSHAKE_MAGIC: [u8; 4] = *b"RKVH";
 pub const HANDSHAKE_VERSION: u8 = 1;
 /// Largest handshake frame accepted.
 const MAX_HANDSHAKE_FRAME: usize = 1024;
-/// How long each handshake step may take.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long each handshake step may take by default (`handshake_timeout_ms`
+/// in the configuration sets it for a node).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The handshake's frames. postcard numbers the variants by position —
 /// `Hello` 0, `Challenge` 1, `Proof` 2, `Welcome` 3 — so new ones go at the
@@ -120,6 +126,36 @@ impl PeerAuth {
         self.mac(role, nonce, prover, verifier).finalize().into_bytes().into()
     }
 
+    /// The key of the link a handshake between `dialer` and `acceptor` over
+    /// these two nonces opened: only the two ends can compute it, and each
+    /// handshake gives a fresh one. Its input has a place for both nodes'
+    /// incarnations (`Message::from_inc`/`to_inc`), 0 until membership
+    /// assigns them.
+    fn link_key(
+        &self,
+        dialer_nonce: &[u8; 32],
+        acceptor_nonce: &[u8; 32],
+        dialer: NodeId,
+        acceptor: NodeId,
+    ) -> [u8; 32] {
+        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.secret) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC takes keys of any length"),
+        };
+        let (dialer_inc, acceptor_inc) = (0u64, 0u64);
+        let input = postcard::to_allocvec(&(
+            "link",
+            dialer_nonce,
+            acceptor_nonce,
+            &self.cluster,
+            (dialer, dialer_inc),
+            (acceptor, acceptor_inc),
+        ))
+        .unwrap_or_default();
+        mac.update(&input);
+        mac.finalize().into_bytes().into()
+    }
+
     fn check(&self, role: &str, nonce: &[u8; 32], prover: NodeId, verifier: NodeId, proof: &[u8; 32]) -> bool {
         // verify_slice compares in constant time.
         self.mac(role, nonce, prover, verifier).verify_slice(proof).is_ok()
@@ -149,13 +185,14 @@ impl Handshake {
 }
 
 /// The acceptor's side of the handshake over any stream of binary frames.
-/// Returns the authenticated peer's id.
-pub async fn accept_handshake<S, E>(ws: &mut S, auth: &PeerAuth) -> Result<NodeId, String>
+/// Returns the authenticated peer's id and the link's key (for the frames'
+/// MACs, see `peer::batch`).
+pub async fn accept_handshake<S, E>(ws: &mut S, auth: &PeerAuth, step: Duration) -> Result<(NodeId, [u8; 32]), String>
 where
     S: futures_util::Stream<Item = Result<Vec<u8>, E>> + futures_util::Sink<Vec<u8>> + Unpin,
     E: std::fmt::Display,
 {
-    let hello = recv_hs(ws).await?;
+    let hello = recv_hs(ws, step).await?;
     let Handshake::Hello { cluster, from, to, nonce: their_nonce } = hello else {
         return Err("expected Hello".into());
     };
@@ -172,18 +209,19 @@ where
     let proof = auth.prove("accept", &their_nonce, auth.me, from);
     let challenge = Handshake::Challenge { cluster: auth.cluster.clone(), from: auth.me, nonce: my_nonce, proof };
     ws.send(challenge.encode()).await.map_err(|_| "connection lost".to_string())?;
-    let Handshake::Proof { proof } = recv_hs(ws).await? else {
+    let Handshake::Proof { proof } = recv_hs(ws, step).await? else {
         return Err("expected Proof".into());
     };
     if !auth.check("dial", &my_nonce, from, auth.me, &proof) {
         return Err(format!("node {from} failed to prove the shared secret"));
     }
     ws.send(Handshake::Welcome.encode()).await.map_err(|_| "connection lost".to_string())?;
-    Ok(from)
+    Ok((from, auth.link_key(&their_nonce, &my_nonce, from, auth.me)))
 }
 
-/// The dialer's side of the handshake, to reach node `to`.
-pub async fn dial_handshake<S, E>(ws: &mut S, auth: &PeerAuth, to: NodeId) -> Result<(), String>
+/// The dialer's side of the handshake, to reach node `to`. Returns the
+/// link's key.
+pub async fn dial_handshake<S, E>(ws: &mut S, auth: &PeerAuth, to: NodeId, step: Duration) -> Result<[u8; 32], String>
 where
     S: futures_util::Stream<Item = Result<Vec<u8>, E>> + futures_util::Sink<Vec<u8>> + Unpin,
     E: std::fmt::Display,
@@ -191,7 +229,7 @@ where
     let my_nonce = nonce();
     let hello = Handshake::Hello { cluster: auth.cluster.clone(), from: auth.me, to, nonce: my_nonce };
     ws.send(hello.encode()).await.map_err(|_| "connection lost".to_string())?;
-    let Handshake::Challenge { cluster, from, nonce: their_nonce, proof } = recv_hs(ws).await? else {
+    let Handshake::Challenge { cluster, from, nonce: their_nonce, proof } = recv_hs(ws, step).await? else {
         return Err("expected Challenge".into());
     };
     if cluster != auth.cluster || from != to {
@@ -202,18 +240,18 @@ where
     }
     let proof = auth.prove("dial", &their_nonce, auth.me, to);
     ws.send(Handshake::Proof { proof }.encode()).await.map_err(|_| "connection lost".to_string())?;
-    match recv_hs(ws).await? {
-        Handshake::Welcome => Ok(()),
+    match recv_hs(ws, step).await? {
+        Handshake::Welcome => Ok(auth.link_key(&my_nonce, &their_nonce, auth.me, to)),
         _ => Err("expected Welcome".into()),
     }
 }
 
-async fn recv_hs<S, E>(ws: &mut S) -> Result<Handshake, String>
+async fn recv_hs<S, E>(ws: &mut S, step: Duration) -> Result<Handshake, String>
 where
     S: futures_util::Stream<Item = Result<Vec<u8>, E>> + Unpin,
     E: std::fmt::Display,
 {
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, ws.next()).await {
+    match tokio::time::timeout(step, ws.next()).await {
         Err(_) => Err("handshake timed out".into()),
         Ok(None) => Err("connection closed during the handshake".into()),
         Ok(Some(Err(e))) => Err(format!("connection error during the handshake: {e}")),
@@ -273,8 +311,20 @@ mod tests {
         let (good1, good2, bad1) = (auth("s3cret-s3cret", 1), auth("s3cret-s3cret", 2), auth("wrong-wrong", 1));
 
         let (mut a, mut b) = pair();
-        let (x, y) = tokio::join!(dial_handshake(&mut a, &good1, 2), accept_handshake(&mut b, &good2));
-        assert_eq!((x, y), (Ok(()), Ok(1)));
+        let (x, y) = tokio::join!(
+            dial_handshake(&mut a, &good1, 2, HANDSHAKE_TIMEOUT),
+            accept_handshake(&mut b, &good2, HANDSHAKE_TIMEOUT)
+        );
+        let (kd, (peer, ka)) = (x.unwrap(), y.unwrap());
+        assert_eq!((peer, kd), (1, ka), "both ends derive the same link key");
+        let (mut a, mut b) = pair();
+        let (x, y) = tokio::join!(
+            dial_handshake(&mut a, &good1, 2, HANDSHAKE_TIMEOUT),
+            accept_handshake(&mut b, &good2, HANDSHAKE_TIMEOUT)
+        );
+        let k2 = x.unwrap();
+        assert_eq!(k2, y.unwrap().1);
+        assert_ne!(k2, kd, "every handshake gives a fresh key");
 
         // The dialer sees that an acceptor with another secret cannot prove it.
         let (a, mut b) = pair();
@@ -282,9 +332,9 @@ mod tests {
         let dialer = async move {
             let mut a = a;
             // Hanging up at once spares the acceptor its timeout.
-            dial_handshake(&mut a, bad, 2).await
+            dial_handshake(&mut a, bad, 2, HANDSHAKE_TIMEOUT).await
         };
-        let (x, _) = tokio::join!(dialer, accept_handshake(&mut b, &good2));
+        let (x, _) = tokio::join!(dialer, accept_handshake(&mut b, &good2, HANDSHAKE_TIMEOUT));
         assert!(x.unwrap_err().contains("failed to prove"));
 
         // A dialer with the wrong secret that goes on anyway is refused.
@@ -292,11 +342,13 @@ mod tests {
         let dialer = async {
             let hello = Handshake::Hello { cluster: "raftkv-local".into(), from: 1, to: 2, nonce: [7u8; 32] };
             a.send(hello.encode()).await.ok();
-            let Ok(Handshake::Challenge { nonce, .. }) = recv_hs(&mut a).await else { panic!("no challenge") };
+            let Ok(Handshake::Challenge { nonce, .. }) = recv_hs(&mut a, HANDSHAKE_TIMEOUT).await else {
+                panic!("no challenge")
+            };
             a.send(Handshake::Proof { proof: bad1.prove("dial", &nonce, 1, 2) }.encode()).await.ok();
             a
         };
-        let (_a, y) = tokio::join!(dialer, accept_handshake(&mut b, &good2));
+        let (_a, y) = tokio::join!(dialer, accept_handshake(&mut b, &good2, HANDSHAKE_TIMEOUT));
         assert!(y.unwrap_err().contains("failed to prove the shared secret"));
 
         // Reflection: the acceptor's own proof over a nonce is no dialer proof.
@@ -304,12 +356,14 @@ mod tests {
         let dialer = async {
             let hello = Handshake::Hello { cluster: "raftkv-local".into(), from: 1, to: 2, nonce: [7u8; 32] };
             a.send(hello.encode()).await.ok();
-            let Ok(Handshake::Challenge { nonce, .. }) = recv_hs(&mut a).await else { panic!("no challenge") };
+            let Ok(Handshake::Challenge { nonce, .. }) = recv_hs(&mut a, HANDSHAKE_TIMEOUT).await else {
+                panic!("no challenge")
+            };
             // What node 2 would answer if asked to accept a dialer with this nonce.
             a.send(Handshake::Proof { proof: good2.prove("accept", &nonce, 2, 1) }.encode()).await.ok();
             a
         };
-        let (_a, y) = tokio::join!(dialer, accept_handshake(&mut b, &good2));
+        let (_a, y) = tokio::join!(dialer, accept_handshake(&mut b, &good2, HANDSHAKE_TIMEOUT));
         assert!(y.is_err());
 
         // Wrong cluster, wrong recipient, unknown node.
@@ -317,7 +371,7 @@ mod tests {
             let (mut a, mut b) = pair();
             let hello = Handshake::Hello { cluster: cluster.into(), from, to, nonce: [1u8; 32] };
             a.send(hello.encode()).await.ok();
-            assert!(accept_handshake(&mut b, &good2).await.is_err());
+            assert!(accept_handshake(&mut b, &good2, HANDSHAKE_TIMEOUT).await.is_err());
         }
     }
 }

@@ -2,15 +2,17 @@
 //! `/raft`, authenticated by the handshake, whose batches are fed to the
 //! node task message by message.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{Message as WsMessage, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 
+use crate::config::Config;
 use crate::inbox::{Inbox, Input};
+use crate::listen::{close, is_too_big, ConnInfo, Verdict, Watchdog};
 use crate::metrics::Metrics;
-use crate::peer::batch::decode_batch;
+use crate::peer::batch::Opener;
 use crate::peer::handshake::{accept_handshake, PeerAuth};
 
 /// Read buffer of the accepting side, which receives the batches: bigger
@@ -20,15 +22,19 @@ use crate::peer::handshake::{accept_handshake, PeerAuth};
 pub const PEER_READ_BUFFER: usize = 32 * 1024;
 
 /// Serves an accepted `/raft` connection: handshake, then feed every message
-/// from the authenticated peer to the node.
+/// from the authenticated peer to the node. A refused handshake, a frame
+/// left unfinished for `frame_timeout_ms` and a message over the transport
+/// limit close the link with a Close frame.
 pub async fn serve_incoming(
     socket: WebSocket,
     auth: Arc<PeerAuth>,
     node: Inbox,
-    max_frame: usize,
+    config: Arc<Config>,
     metrics: Arc<Metrics>,
-    remote: SocketAddr,
+    conn: ConnInfo,
 ) {
+    let remote = conn.remote;
+    let max_frame = config.limits.max_transport_frame;
     let mut ws = socket
         .sink_map_err(|e| e.to_string())
         .with(|b: Vec<u8>| futures_util::future::ready(Ok::<_, String>(WsMessage::Binary(b.into()))))
@@ -41,29 +47,75 @@ pub async fn serve_incoming(
                 Err(e) => Some(Err(e.to_string())),
             })
         });
-    let peer = match accept_handshake(&mut ws, &auth).await {
-        Ok(p) => p,
+    let hs_timeout = Duration::from_millis(config.limits.handshake_timeout_ms);
+    let accepted = accept_handshake(&mut ws, &auth, hs_timeout).await;
+    let mut socket = ws.into_inner().into_inner().into_inner();
+    let (peer, mut opener) = match accepted {
+        Ok((p, key)) => (p, Opener::new(key)),
         Err(e) => {
             metrics.peer_handshakes_failed_total.inc();
             tracing::warn!(%remote, error = %e, "refused a peer connection");
+            close(&mut socket, Verdict::Policy.code(), "peer handshake failed").await;
             return;
         }
     };
+    // Over TLS the peer must also hold a certificate of the cluster's CA
+    // that names the node its handshake proved to be.
+    if config.tls.is_some() && !conn.peer_cert.as_deref().is_some_and(|c| crate::tls::cert_names_node(c, peer)) {
+        metrics.peer_handshakes_failed_total.inc();
+        tracing::warn!(peer, %remote, "refused a peer link: its TLS certificate does not name node {peer}");
+        close(&mut socket, Verdict::Policy.code(), "certificate does not name the node").await;
+        return;
+    }
     tracing::info!(peer, %remote, "accepted link from peer");
-    while let Some(frame) = ws.next().await {
+    let mut dog = Watchdog::new(conn.io.clone(), &config.limits);
+    let mut check = tokio::time::interval(dog.period());
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let verdict = loop {
+        let frame = tokio::select! {
+            f = socket.recv() => f,
+            _ = check.tick() => match dog.check(true) {
+                Some(v) => break Some(v),
+                None => continue,
+            },
+        };
         let bytes = match frame {
-            Ok(b) => b,
-            Err(e) => {
+            Some(Ok(WsMessage::Binary(b))) => b,
+            Some(Ok(WsMessage::Ping(p))) => {
+                dog.received();
+                dog.queued(p.len());
+                if dog.overflowed() {
+                    break Some(Verdict::QueueFull);
+                }
+                continue;
+            }
+            Some(Ok(WsMessage::Pong(_))) => {
+                dog.received();
+                continue;
+            }
+            Some(Ok(WsMessage::Text(_))) => {
+                metrics.peer_frames_rejected_total.inc();
+                tracing::warn!(peer, "closing a peer link that sent a text frame");
+                break Some(Verdict::Policy);
+            }
+            Some(Ok(WsMessage::Close(_))) | None => {
+                tracing::info!(peer, "link from peer closed");
+                break None;
+            }
+            Some(Err(e)) => {
                 tracing::info!(peer, error = %e, "link from peer ended");
-                return;
+                break is_too_big(&e).then_some(Verdict::TooBig);
             }
         };
-        let msgs = match decode_batch(&bytes, max_frame) {
+        dog.received();
+        let msgs = match opener.open(&bytes, max_frame) {
             Ok(m) => m,
             Err(e) => {
+                // The link can no longer be trusted: what follows would be
+                // out of sequence anyway. The dialer reconnects.
                 metrics.peer_frames_rejected_total.inc();
-                tracing::warn!(peer, error = %e, "dropping a peer frame that does not decode");
-                continue;
+                tracing::warn!(peer, %remote, error = %e, "closing a peer link: a frame failed its check");
+                break Some(Verdict::Policy);
             }
         };
         for m in msgs {
@@ -77,5 +129,11 @@ pub async fn serve_incoming(
                 return;
             }
         }
+    };
+    if let Some(v) = verdict {
+        if let Some(c) = v.counter(&metrics) {
+            c.inc();
+        }
+        close(&mut socket, v.code(), v.reason()).await;
     }
 }

@@ -7,8 +7,9 @@
 //!
 //! * [`handshake`] — both sides prove the cluster's secret (HMAC over each
 //!   other's nonce); frames `RKVH`.
-//! * [`batch`] — after `Welcome`, frames `RKVB` of postcard `Vec<Message>`;
-//!   frames over the transport limit close the link.
+//! * [`batch`] — after `Welcome`, frames `RKVB` of postcard `(seq,
+//!   Vec<Message>)` with an HMAC under the key the handshake derived; a frame
+//!   that fails it, or is over the transport limit, closes the link.
 //! * [`outgoing`] — the dialer: one task per peer, fed by the node task.
 //! * [`incoming`] — the acceptor: a `/raft` connection, feeding the node task.
 //!

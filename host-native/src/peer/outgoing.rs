@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use raft_core::{Message, NodeId};
 
 use crate::metrics::Metrics;
-use crate::peer::batch::encode_batch;
+use crate::peer::batch::Sealer;
 use crate::peer::handshake::{dial_handshake, PeerAuth, HANDSHAKE_TIMEOUT};
 
 /// How long one frame may take to go out before the link is given up.
@@ -59,6 +59,17 @@ fn ws_config(max_frame: usize) -> WebSocketConfig {
         .read_buffer_size(PEER_DIALER_READ_BUFFER)
 }
 
+/// How a sending link is set up.
+#[derive(Clone, Debug)]
+pub struct LinkConfig {
+    /// Largest batch frame (one larger message still goes alone).
+    pub batch_bytes: usize,
+    /// Largest frame at all.
+    pub max_frame: usize,
+    /// For `wss://` peers: mutual TLS with this node's certificate.
+    pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+}
+
 /// Runs the link that sends messages to peer `to` at `url`, forever: connect,
 /// handshake, send batches; on any failure drop what is queued (Raft resends)
 /// and reconnect with exponential back-off.
@@ -67,28 +78,33 @@ pub async fn run_sender(
     url: String,
     auth: Arc<PeerAuth>,
     mut rx: mpsc::Receiver<Message>,
-    batch_bytes: usize,
-    max_frame: usize,
+    link: LinkConfig,
     metrics: Arc<Metrics>,
 ) {
+    let LinkConfig { batch_bytes, max_frame, tls } = link;
     let url = format!("{url}/raft");
     let mut backoff = BACKOFF_MIN;
     let mut reported = false;
     loop {
         let attempt = async {
-            let (ws, _) = tokio_tungstenite::connect_async_with_config(&url, Some(ws_config(max_frame)), true)
+            let stream = crate::tls::dial(&url, tls.as_ref()).await?;
+            // Over TLS the peer's certificate must name the node we mean to reach.
+            if tls.is_some() && !stream.server_cert.as_ref().is_some_and(|c| crate::tls::cert_names_node(c, to)) {
+                return Err(format!("{url}: its TLS certificate does not name node {to}"));
+            }
+            let (ws, _) = tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(ws_config(max_frame)))
                 .await
                 .map_err(|e| format!("cannot connect to {url}: {e}"))?;
             let mut ws = binary_frames(ws);
-            dial_handshake(&mut ws, &auth, to).await?;
-            Ok::<_, String>(ws)
+            let key = dial_handshake(&mut ws, &auth, to, HANDSHAKE_TIMEOUT).await?;
+            Ok::<_, String>((ws, Sealer::new(key)))
         };
         let result = match tokio::time::timeout(HANDSHAKE_TIMEOUT * 2, attempt).await {
             Ok(r) => r,
             Err(_) => Err("connection attempt timed out".to_string()),
         };
-        let mut ws = match result {
-            Ok(ws) => ws,
+        let (mut ws, mut sealer) = match result {
+            Ok(link) => link,
             Err(e) => {
                 metrics.peer_connects_failed_total.inc();
                 if !reported {
@@ -129,7 +145,7 @@ pub async fn run_sender(
                         }
                     }
                     let n = batch.len() as u64;
-                    let frame = encode_batch(&batch);
+                    let frame = sealer.seal(&batch);
                     batch.clear();
                     // A peer that stops reading (paused, or its machine gone
                     // without a reset) must not hold this link forever.

@@ -6,7 +6,10 @@
 //! The connection stops reading while `client_inflight` requests are
 //! outstanding, so one client cannot queue unbounded work; it writes every
 //! reply that is ready before flushing, so the replies of one group commit
-//! cost one system call.
+//! cost one system call. It is closed, with a Close frame, when it is idle
+//! too long, leaves a frame unfinished too long, sends a message over the
+//! transport limit (1009), or owes more than `max_queued_bytes` of replies
+//! and pongs to a client that does not read.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,15 +17,17 @@ use std::sync::Arc;
 use axum::extract::ws::{Message as WsMessage, WebSocket};
 use axum::http::{header, HeaderMap};
 use futures_util::SinkExt;
-use tokio::sync::mpsc;
 
-use raft_core::{ClientToken, NodeId};
+use raft_core::{ClientToken, NodeId, Owner};
 
+use crate::auth::{required_role, Principal};
 use crate::config::Config;
-use crate::inbox::{Inbox, Input};
+use crate::inbox::{Inbox, Input, ReplyRoute};
+use crate::listen::{close, is_too_big, IoStats, Verdict, Watchdog};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    decode_request, encode_response, outcome, parse_json_request, response_to_json, BadRequest, Request, Response,
+    decode_request, encode_response, outcome, parse_json_request, response_to_json, secret_hash, BadRequest, Failure,
+    Op, Request, Response, Secret, Success,
 };
 
 /// What one connection needs of its node.
@@ -36,6 +41,23 @@ pub struct Connection {
     pub config: Arc<Config>,
     /// The node's counters.
     pub metrics: Arc<Metrics>,
+    /// Who is on the connection (its token's name and role).
+    pub principal: Principal,
+    /// Whom its sessions are counted against: the principal when
+    /// authentication is on, else the remote address.
+    pub owner: Owner,
+}
+
+/// 32 bytes from the OS's random source (`None`, logged, if it fails).
+fn fresh_secret() -> Option<Secret> {
+    let mut s = [0u8; 32];
+    match getrandom::fill(&mut s) {
+        Ok(()) => Some(s),
+        Err(e) => {
+            tracing::error!(error = %e, "no system randomness for a session secret; closing the connection");
+            None
+        }
+    }
 }
 
 /// Whether a browser page from `origin` may use `/client`. Requests without
@@ -61,28 +83,49 @@ pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> Result<(), Str
 struct Pending {
     id: u64,
     json: bool,
+    /// For a `register`: the secret drawn for the new session.
+    secret: Option<Secret>,
 }
 
-/// Serves one upgraded `/client` connection until either side closes it.
-pub async fn serve(mut socket: WebSocket, node: Connection) {
+/// Serves one upgraded `/client` connection until either side closes it,
+/// or a limit of [`crate::listen::Watchdog`] closes it with a Close frame.
+pub async fn serve(mut socket: WebSocket, node: Connection, io: Arc<IoStats>) {
     let conn = node.id;
     node.metrics.client_connections_total.inc();
     let limits = &node.config.limits;
-    let (reply_tx, mut reply_rx) = mpsc::channel(limits.client_inflight + 1);
+    let (reply_tx, mut reply_rx, held) = ReplyRoute::channel(limits.client_inflight + 1, limits.max_queued_bytes);
     let mut pending: HashMap<ClientToken, Pending> = HashMap::new();
     let mut counter: u32 = 0;
     let config = node.config.clone();
     let addr_of = move |id: NodeId| config.node(id).map(|n| n.url());
-    loop {
+    let mut dog = Watchdog::new(io, limits);
+    let mut check = tokio::time::interval(dog.period());
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let verdict: Option<Verdict> = loop {
         tokio::select! {
             // Stop reading while too many requests are in flight, so a
             // client cannot queue unbounded work.
             frame = socket.recv(), if pending.len() < limits.client_inflight => {
                 let (parsed, json) = match frame {
-                    None | Some(Err(_)) => break,
-                    Some(Ok(WsMessage::Close(_))) => break,
-                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
+                    None => break None,
+                    Some(Err(e)) => break is_too_big(&e).then_some(Verdict::TooBig),
+                    Some(Ok(WsMessage::Close(_))) => break None,
+                    Some(Ok(WsMessage::Ping(p))) => {
+                        // The WebSocket layer answers with a pong of the same
+                        // bytes: they count towards what this client owes.
+                        dog.received();
+                        dog.queued(p.len());
+                        if dog.overflowed() {
+                            break Some(Verdict::QueueFull);
+                        }
+                        continue;
+                    }
+                    Some(Ok(WsMessage::Pong(_))) => {
+                        dog.received();
+                        continue;
+                    }
                     Some(Ok(WsMessage::Text(t))) => {
+                        dog.received();
                         node.metrics.client_requests_total.inc();
                         if t.len() > limits.max_client_frame {
                             (Err(oversize(t.len(), limits.max_client_frame)), true)
@@ -91,6 +134,7 @@ pub async fn serve(mut socket: WebSocket, node: Connection) {
                         }
                     }
                     Some(Ok(WsMessage::Binary(b))) => {
+                        dog.received();
                         node.metrics.client_requests_total.inc();
                         if b.len() > limits.max_client_frame {
                             (Err(oversize(b.len(), limits.max_client_frame)), false)
@@ -102,17 +146,39 @@ pub async fn serve(mut socket: WebSocket, node: Connection) {
                 match parsed {
                     Err(bad) => {
                         node.metrics.client_bad_requests_total.inc();
-                        if send(&mut socket, &bad.response(), json, &node.metrics).await.is_err() {
-                            break;
+                        let frame = encode(&bad.response(), json, &node.metrics);
+                        if let Err(v) = feed(&mut socket, &mut dog, frame).await.and(flush(&mut socket, &dog).await) {
+                            break v;
+                        }
+                    }
+                    Ok(Request { id, op }) if required_role(&op) > node.principal.role => {
+                        node.metrics.client_forbidden_total.inc();
+                        let p = &node.principal;
+                        let message = format!("token {:?} (role {}) may not {}", p.name, p.role.as_str(), op.name());
+                        let r = Response { id: Some(id), result: Err(Failure::forbidden(message)) };
+                        let frame = encode(&r, json, &node.metrics);
+                        if let Err(v) = feed(&mut socket, &mut dog, frame).await.and(flush(&mut socket, &dog).await) {
+                            break v;
                         }
                     }
                     Ok(Request { id, op }) => {
                         counter = counter.wrapping_add(1);
                         let token = (conn << 32) | counter as u64;
-                        pending.insert(token, Pending { id, json });
-                        let input = Input::Client { token, request: op.into_client_request(), reply: reply_tx.clone() };
+                        // A new session's secret comes from the OS's random
+                        // source; the log gets only its hash.
+                        let secret = match op {
+                            Op::Register => match fresh_secret() {
+                                Some(s) => Some(s),
+                                None => break None,
+                            },
+                            _ => None,
+                        };
+                        let fresh = secret.as_ref().map(secret_hash).unwrap_or_default();
+                        pending.insert(token, Pending { id, json, secret });
+                        let request = op.into_client_request(node.owner, fresh);
+                        let input = Input::Client { token, request, reply: reply_tx.clone() };
                         if node.inbox.send(input).await.is_err() {
-                            break;
+                            break None;
                         }
                     }
                 }
@@ -120,23 +186,75 @@ pub async fn serve(mut socket: WebSocket, node: Connection) {
             Some((token, reply)) = reply_rx.recv() => {
                 // Answer every reply that is ready, then write them out at
                 // once: one system call for a whole group commit's replies.
+                // Each is encoded only once the queue bound allows it, so a
+                // client that does not read costs at most that much work.
                 let mut next = Some((token, reply));
-                let mut ok = true;
+                let mut done = Ok(());
                 while let Some((token, reply)) = next.take() {
+                    held.taken(&reply);
                     if let Some(p) = pending.remove(&token) {
-                        let r = Response { id: Some(p.id), result: outcome(reply, &addr_of) };
-                        if feed(&mut socket, &r, p.json, &node.metrics).await.is_err() {
-                            ok = false;
+                        let mut result = outcome(reply, &addr_of);
+                        if let (Ok(Success::Registered { secret, .. }), Some(drawn)) = (&mut result, p.secret) {
+                            *secret = drawn;
+                        }
+                        let r = Response { id: Some(p.id), result };
+                        done = feed(&mut socket, &mut dog, encode(&r, p.json, &node.metrics)).await;
+                        if done.is_err() {
                             break;
                         }
                     }
                     next = reply_rx.try_recv().ok();
                 }
-                if !ok || socket.flush().await.is_err() {
-                    break;
+                if let Err(v) = done.and(flush(&mut socket, &dog).await) {
+                    break v;
+                }
+            }
+            _ = check.tick() => {
+                if held.overflowed() {
+                    break Some(Verdict::QueueFull);
+                }
+                if let Some(v) = dog.check(!pending.is_empty()) {
+                    break Some(v);
                 }
             }
         }
+    };
+    if let Some(v) = verdict {
+        if let Some(c) = v.counter(&node.metrics) {
+            c.inc();
+        }
+        tracing::debug!(conn, reason = v.reason(), "closing a client connection");
+        close(&mut socket, v.code(), v.reason()).await;
+    }
+}
+
+/// Queues one frame on the connection without writing it out yet, unless
+/// that would put more than `max_queued_bytes` in flight towards a client
+/// that does not read, or the socket takes none of it for an idle timeout.
+/// `Err(None)`: the connection is gone.
+async fn feed(socket: &mut WebSocket, dog: &mut Watchdog, frame: WsMessage) -> Result<(), Option<Verdict>> {
+    let len = match &frame {
+        WsMessage::Text(t) => t.len(),
+        WsMessage::Binary(b) => b.len(),
+        _ => 0,
+    };
+    if dog.would_overflow(len) {
+        return Err(Some(Verdict::QueueFull));
+    }
+    dog.queued(len);
+    match tokio::time::timeout(dog.idle_timeout(), SinkExt::feed(socket, frame)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(None),
+        Err(_) => Err(Some(Verdict::QueueFull)),
+    }
+}
+
+/// Writes out what [`feed`] queued, within an idle timeout.
+async fn flush(socket: &mut WebSocket, dog: &Watchdog) -> Result<(), Option<Verdict>> {
+    match tokio::time::timeout(dog.idle_timeout(), socket.flush()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(None),
+        Err(_) => Err(Some(Verdict::QueueFull)),
     }
 }
 
@@ -144,21 +262,18 @@ fn oversize(len: usize, max: usize) -> BadRequest {
     BadRequest { id: None, message: format!("frame of {len} bytes exceeds the limit of {max} bytes") }
 }
 
-async fn send(socket: &mut WebSocket, r: &Response, json: bool, metrics: &Metrics) -> Result<(), axum::Error> {
-    feed(socket, r, json, metrics).await?;
-    socket.flush().await
-}
-
-/// Queues a reply on the connection without writing it out yet.
-async fn feed(socket: &mut WebSocket, r: &Response, json: bool, metrics: &Metrics) -> Result<(), axum::Error> {
+/// The frame of one reply (counted as ok or error).
+fn encode(r: &Response, json: bool, metrics: &Metrics) -> WsMessage {
     if r.result.is_ok() {
         metrics.client_replies_ok_total.inc();
     } else {
         metrics.client_replies_error_total.inc();
     }
-    let frame =
-        if json { WsMessage::Text(response_to_json(r).into()) } else { WsMessage::Binary(encode_response(r).into()) };
-    SinkExt::feed(socket, frame).await
+    if json {
+        WsMessage::Text(response_to_json(r).into())
+    } else {
+        WsMessage::Binary(encode_response(r).into())
+    }
 }
 
 #[cfg(test)]

@@ -11,22 +11,23 @@ pub mod client_conn;
 pub mod demo;
 pub mod prometheus;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::get;
-use axum::serve::ListenerExt;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 
 use raft_core::NodeId;
 
+use crate::auth::{Denied, Principal, Tokens, SUBPROTOCOL};
 use crate::config::Config;
 use crate::inbox::Inbox;
+use crate::listen::{ConnInfo, Gate};
 use crate::metrics::Metrics;
 use crate::peer::handshake::PeerAuth;
 use crate::peer::incoming::{serve_incoming, PEER_READ_BUFFER};
@@ -53,43 +54,70 @@ struct AppState {
     node: NodeHandle,
     /// Numbers client connections, so their request tokens never collide.
     next_conn: Arc<AtomicU64>,
+    /// The node's connection limits.
+    gate: Arc<Gate>,
+    /// The client tokens.
+    tokens: Arc<Tokens>,
 }
 
-/// Serves the node's routes on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, node: NodeHandle) -> std::io::Result<()> {
-    let state = AppState { node, next_conn: Arc::new(AtomicU64::new(1)) };
+/// Serves the node's routes on `listener` until the process ends, within
+/// the connection limits of its configuration (see [`crate::listen`]).
+pub async fn serve(listener: tokio::net::TcpListener, node: NodeHandle, tls: Option<tokio_rustls::TlsAcceptor>) {
+    let limits = &node.config.limits;
+    let fds = crate::listen::fd_usage();
+    let max = crate::listen::connection_limit(limits, fds);
+    if max < limits.max_connections {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            fd_limit = fds.map(|f| f.0),
+            fds_open = fds.map(|f| f.1),
+            fitted = max,
+            "the file-descriptor limit is low: holding at most {max} connections (raise `ulimit -n`)"
+        );
+    }
+    let gate = Arc::new(Gate::new(limits, max, node.metrics.clone()));
+    let handshake = Duration::from_millis(limits.handshake_timeout_ms);
+    let metrics = node.metrics.clone();
+    let tokens = Arc::new(Tokens::new(&node.config));
+    let state = AppState { node, next_conn: Arc::new(AtomicU64::new(1)), gate: gate.clone(), tokens };
     let app = Router::new()
         .route("/raft", get(raft_ws))
         .route("/client", get(client_ws))
         .route("/status", get(status))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics_page))
         .with_state(state);
-    // Small frames matter more than throughput here: no Nagle delay.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
+    crate::listen::serve(listener, app, gate, handshake, tls, metrics).await
+}
+
+/// The WebSocket settings every route shares: message and frame limits, and
+/// the bound on bytes queued towards a peer that does not read (tungstenite
+/// then stops buffering; [`crate::listen::Watchdog`] closes the socket).
+fn ws_limits(ws: WebSocketUpgrade, limits: &crate::config::Limits, read_buffer: usize) -> WebSocketUpgrade {
+    let write_buffer = (limits.max_queued_bytes / 4).min(128 * 1024);
+    ws.max_message_size(limits.max_transport_frame)
+        .max_frame_size(limits.max_transport_frame)
+        .read_buffer_size(read_buffer)
+        .write_buffer_size(write_buffer)
+        .max_write_buffer_size(limits.max_queued_bytes)
 }
 
 async fn raft_ws(
     ws: WebSocketUpgrade,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Extension(conn): Extension<ConnInfo>,
     State(s): State<AppState>,
 ) -> HttpResponse {
-    let limit = s.node.config.limits.max_transport_frame;
     let n = s.node;
-    ws.max_message_size(limit)
-        .max_frame_size(limit)
-        .read_buffer_size(PEER_READ_BUFFER)
-        .on_upgrade(move |socket| serve_incoming(socket, n.auth, n.inbox, limit, n.metrics, remote))
+    ws_limits(ws, &n.config.limits, PEER_READ_BUFFER)
+        .on_upgrade(move |socket| serve_incoming(socket, n.auth, n.inbox, n.config, n.metrics, conn))
 }
 
 async fn client_ws(
     ws: WebSocketUpgrade,
     headers: HeaderMap,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Extension(info): Extension<ConnInfo>,
     State(s): State<AppState>,
 ) -> HttpResponse {
+    let remote = info.remote;
     if let Err(origin) = client_conn::origin_allowed(&headers, &s.node.config.allowed_origins) {
         s.node.metrics.client_origin_refused_total.inc();
         tracing::warn!(%remote, origin, "refused a client connection from a page of another origin");
@@ -99,27 +127,84 @@ async fn client_ws(
         )
             .into_response();
     }
-    let limit = s.node.config.limits.max_transport_frame;
+    let principal = match authenticate(&s, &headers, "/client", remote) {
+        Ok(p) => p,
+        Err(refusal) => return refusal,
+    };
+    let Some(client_slot) = s.gate.admit_client() else {
+        let (open, clients) = s.gate.open();
+        tracing::warn!(%remote, open, clients, "refused a client connection: only the reserve for peers and /status is left");
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many client connections; try later\n").into_response();
+    };
     let conn = client_conn::Connection {
         id: s.next_conn.fetch_add(1, Ordering::Relaxed),
         inbox: s.node.inbox,
         config: s.node.config,
         metrics: s.node.metrics,
+        owner: owner_of(&principal, remote, s.tokens.enabled()),
+        principal,
     };
-    ws.max_message_size(limit)
-        .max_frame_size(limit)
-        .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| client_conn::serve(socket, conn))
+    // A browser that sent its token as a subprotocol gets `raftkv` back.
+    ws_limits(ws, &conn.config.limits, READ_BUFFER).protocols([SUBPROTOCOL]).on_upgrade(move |socket| async move {
+        // Both slots are held for as long as the socket lives.
+        let _held = (info.slot.clone(), client_slot);
+        client_conn::serve(socket, conn, info.io).await
+    })
 }
 
-async fn status(State(s): State<AppState>) -> HttpResponse {
+/// The principal on a request, or the 401 answer: a missing or unknown
+/// token (when authentication is on) is counted and logged.
+#[allow(clippy::result_large_err)]
+fn authenticate(
+    s: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    remote: std::net::SocketAddr,
+) -> Result<Principal, HttpResponse> {
+    s.tokens.from_headers(headers).map_err(|d| {
+        s.node.metrics.client_auth_failed_total.inc();
+        let why = match d {
+            Denied::Missing => "no token",
+            Denied::Unknown => "an unknown token",
+        };
+        tracing::warn!(%remote, path, "refused a request with {why}");
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            format!("{path} needs a token (Authorization: Bearer, or the bearer.TOKEN subprotocol): {why}\n"),
+        )
+            .into_response()
+    })
+}
+
+/// Whom a connection's sessions count against: its principal's name when
+/// authentication is on, its remote address when it is off (everyone is
+/// `anonymous` then). The first 8 bytes of a SHA-256 with a label.
+fn owner_of(p: &Principal, remote: std::net::SocketAddr, auth: bool) -> raft_core::Owner {
+    use sha2::{Digest, Sha256};
+    let name = if auth { format!("principal:{}", p.name) } else { format!("address:{}", remote.ip()) };
+    let h = Sha256::digest(name.as_bytes());
+    u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
+}
+
+async fn status(headers: HeaderMap, Extension(info): Extension<ConnInfo>, State(s): State<AppState>) -> HttpResponse {
+    if let Err(refusal) = authenticate(&s, &headers, "/status", info.remote) {
+        return refusal;
+    }
     match s.node.inbox.status().await {
         Some(st) => Json(st).into_response(),
         None => unavailable(),
     }
 }
 
-async fn metrics(State(s): State<AppState>) -> HttpResponse {
+async fn metrics_page(
+    headers: HeaderMap,
+    Extension(info): Extension<ConnInfo>,
+    State(s): State<AppState>,
+) -> HttpResponse {
+    if let Err(refusal) = authenticate(&s, &headers, "/metrics", info.remote) {
+        return refusal;
+    }
     match s.node.inbox.status().await {
         Some(st) => ([(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)], prometheus::render(&st, &s.node.metrics))
             .into_response(),

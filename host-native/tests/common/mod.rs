@@ -66,8 +66,21 @@ impl Cluster {
 
     /// Starts node `id` (its output appended to its log file).
     pub fn spawn(&mut self, id: u64) {
+        self.spawn_with(id, None)
+    }
+
+    /// Starts node `id` with at most `nofile` file descriptors (`ulimit -n`).
+    pub fn spawn_with(&mut self, id: u64, nofile: Option<u64>) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path(id)).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        let mut cmd = match nofile {
+            None => Command::new(env!("CARGO_BIN_EXE_raftkv")),
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_raftkv")]);
+                c
+            }
+        };
+        let child = cmd
             .args(["node", "--id", &id.to_string(), "--config"])
             .arg(&self.config)
             .env("RUST_LOG", "info")
@@ -96,6 +109,49 @@ impl Cluster {
         let pid = self.children[id as usize - 1].as_ref().expect("node running").id();
         let st = Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
         assert!(st.success(), "kill {sig} {pid}");
+    }
+
+    /// Node `id`'s process id.
+    pub fn pid(&self, id: u64) -> u32 {
+        self.children[id as usize - 1].as_ref().expect("node running").id()
+    }
+
+    /// Node `id`'s resident memory in KiB (`VmRSS` of `/proc/PID/status`).
+    pub fn rss_kib(&self, id: u64) -> u64 {
+        let st = std::fs::read_to_string(format!("/proc/{}/status", self.pid(id))).unwrap_or_default();
+        st.lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// One counter or gauge of node `id`'s `/metrics` (`raftkv_` prefix omitted).
+    pub async fn metric(&self, id: u64, name: &str) -> u64 {
+        let page = raftkv::http::get(&self.url(id), "/metrics").await.unwrap_or_default();
+        let prefix = format!("raftkv_{name}{{");
+        page.lines()
+            .find(|l| l.starts_with(&prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// [`Cluster::metric`] of a TLS node.
+    pub async fn metric_tls(
+        &self,
+        id: u64,
+        tls: &std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
+        name: &str,
+    ) -> u64 {
+        let url = format!("wss://127.0.0.1:{}", self.ports[id as usize - 1]);
+        let page = raftkv::http::get_with(&url, "/metrics", None, Some(tls)).await.unwrap_or_default();
+        let prefix = format!("raftkv_{name}{{");
+        page.lines()
+            .find(|l| l.starts_with(&prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     }
 
     /// Whether node `id`'s process has exited (and its status).

@@ -254,7 +254,6 @@ impl Watcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kv::spec::deleted_event;
     use alloc::vec;
 
     fn put(revision: u64, sub: u32, key: &str) -> Event {
@@ -308,7 +307,13 @@ mod tests {
         // The newest revision is never dropped, however large.
         let mut big = EventLog::new(WindowLimits { max_events: 1, max_bytes: 1 });
         big.push(put(7, 0, "x"));
-        big.push(Event { revision: 7, sub: 1, kind: EventKind::Delete, kv: deleted_event("y", 7), prev: None });
+        big.push(Event {
+            revision: 7,
+            sub: 1,
+            kind: EventKind::Delete,
+            kv: KeyValue { key: "y".into(), mod_revision: 7, ..put(7, 1, "y").kv },
+            prev: None,
+        });
         big.trim();
         assert_eq!((big.len(), big.floor()), (2, 1));
         big.reset(10);

@@ -281,12 +281,17 @@ impl Sim {
     fn send_attempt(&mut self, c: usize) {
         let Some(cur) = self.clients[c].current.clone() else { return };
         let session = self.clients[c].session.unwrap_or(0);
+        // Each simulated client is its own owner and knows its own secret
+        // (the simulator has no outsiders; a host draws secrets at random).
+        let (owner, secret_hash) = (c as u64, [c as u8 ^ 0x5a; 32]);
         let req = match &cur.work {
-            Work::Register => ClientRequest::Register,
-            Work::KeepAlive => ClientRequest::KeepAlive { session, ack: self.clients[c].next_seq },
+            Work::Register => ClientRequest::Register { owner, secret_hash },
+            Work::KeepAlive => ClientRequest::KeepAlive { session, secret_hash, ack: self.clients[c].next_seq },
             Work::Op { op, .. } if op.is_read() => ClientRequest::Read { query: op.encode() },
             // One write in flight per client: everything before `seq` is settled.
-            Work::Op { op, seq, .. } => ClientRequest::Write { session, seq: *seq, ack: *seq, command: op.encode() },
+            Work::Op { op, seq, .. } => {
+                ClientRequest::Write { session, secret_hash, seq: *seq, ack: *seq, command: op.encode() }
+            }
         };
         self.clients[c].attempt += 1;
         let attempt = self.clients[c].attempt;

@@ -22,6 +22,7 @@ use alloc::vec::Vec;
 use crate::entry::{Entry, Payload};
 use crate::journal::Record;
 use crate::log::Log;
+use crate::quorum::{JointConfig, MajorityConfig};
 use crate::types::{Index, NodeId, Term};
 
 fn mix(mut x: u64) -> u64 {
@@ -39,9 +40,9 @@ pub fn chain_hash(prev: u64, e: &Entry) -> u64 {
         Payload::Noop => (0, 0, 0, 0),
         Payload::Command(_) => (1, 0, 0, 0),
         Payload::ConfChange(_) => (2, 0, 0, 0),
-        Payload::Register => (3, 0, 0, 0),
+        Payload::Register { owner, .. } => (3, *owner, 0, 0),
         Payload::Write { session, seq, ack, .. } => (4, *session, *seq, *ack),
-        Payload::KeepAlive { session, ack } => (5, *session, 0, *ack),
+        Payload::KeepAlive { session, ack, .. } => (5, *session, 0, *ack),
     };
     let encoded;
     let data: &[u8] = match &e.payload {
@@ -156,8 +157,10 @@ impl Chain {
 /// The incremental checker.
 #[derive(Debug, Default)]
 pub struct Invariants {
-    quorum: usize,
     ids: Vec<NodeId>,
+    /// The voters a committed prefix must be durable on a quorum of: the
+    /// configuration as of the newest commit anyone reported (bootstrap first).
+    config: JointConfig,
     leaders: BTreeMap<Term, NodeId>,
     by_index_term: BTreeMap<(Index, Term), u64>,
     /// Chain values of the committed prefix, index `i` at `i - 1`.
@@ -176,13 +179,35 @@ impl Invariants {
     /// A checker for a cluster of the given node ids.
     pub fn new(ids: &[NodeId]) -> Self {
         Invariants {
-            quorum: ids.len() / 2 + 1,
+            config: JointConfig::simple(MajorityConfig::new(ids.to_vec())),
             ids: ids.to_vec(),
             mem: ids.iter().map(|_| Chain::default()).collect(),
             durable: ids.iter().map(|_| Chain::default()).collect(),
             applied: ids.iter().map(|_| 0).collect(),
             ..Default::default()
         }
+    }
+
+    /// A node joined the cluster (it starts with an empty log).
+    pub fn add_node(&mut self, id: NodeId) {
+        if !self.ids.contains(&id) {
+            self.ids.push(id);
+            self.mem.push(Chain::default());
+            self.durable.push(Chain::default());
+            self.applied.push(0);
+        }
+    }
+
+    /// The configuration in which the committed prefix must be durable on a
+    /// quorum: the simulator passes the configuration in force on the node
+    /// that reached the newest commit (the leader whose quorum decided it).
+    pub fn set_config(&mut self, config: JointConfig) {
+        self.config = config;
+    }
+
+    /// The configuration the committed prefix is checked against.
+    pub fn config(&self) -> &JointConfig {
+        &self.config
     }
 
     fn committed_at(&self, index: Index) -> Option<u64> {
@@ -376,16 +401,22 @@ impl Invariants {
         self.check_durable_majority(now);
     }
 
-    /// A majority must hold the committed prefix durably.
+    /// A quorum of the committed configuration must hold the committed
+    /// prefix durably.
     pub fn check_durable_majority(&mut self, now: u64) {
         let c = self.committed_index();
         if c == 0 {
             return;
         }
         let want = self.committed.last().copied();
-        let holders = self.durable.iter().filter(|d| d.at(c) == want).count();
-        if holders < self.quorum {
-            self.violate(now, format!("committed entry {c} is durable on only {holders} nodes"));
+        let holds = |id: NodeId| self.ids.iter().position(|&x| x == id).is_some_and(|k| self.durable[k].at(c) == want);
+        if !self.config.is_quorum(holds) {
+            let holders: Vec<NodeId> = self.ids.iter().copied().filter(|&id| holds(id)).collect();
+            let voters = self.config.ids();
+            self.violate(
+                now,
+                format!("committed entry {c} is durable only on {holders:?}, no quorum of voters {voters:?}"),
+            );
         }
     }
 }

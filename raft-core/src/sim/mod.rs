@@ -256,6 +256,11 @@ pub struct Sim {
     history: Vec<Operation>,
     /// Recent events for display: (time, node, event). Bounded.
     pub log: VecDeque<(u64, NodeId, Event)>,
+    /// Nodes stopped for good (restarts scheduled earlier do not happen).
+    stopped: BTreeSet<NodeId>,
+    /// The newest commit index seen anywhere (its deciding configuration is
+    /// the checker's).
+    decided_at: Index,
 }
 
 const LOG_LIMIT: usize = 2_000;
@@ -285,6 +290,8 @@ impl Sim {
             record_applied: true,
             trace: false,
             trace_lines: Vec::new(),
+            decided_at: 0,
+            stopped: BTreeSet::new(),
             cfg,
         };
         for (k, &id) in ids.iter().enumerate() {
@@ -303,6 +310,7 @@ impl Sim {
         c.id = id;
         c.voters = (1..=self.cfg.nodes as NodeId).collect();
         c.seed = self.cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ id;
+        c.epoch = 1;
         if let Some(&n) = self.cfg.snapshot_entries_by_node.get(id as usize - 1) {
             c.snapshot_entries = n;
         }
@@ -355,7 +363,11 @@ impl Sim {
                     self.disk_done(node, seq);
                 }
             }
-            Action::Restart { node } => self.restart_slot(node),
+            Action::Restart { node } => {
+                if !self.stopped.contains(&self.nodes[node].id) {
+                    self.restart_slot(node)
+                }
+            }
             Action::RestoreLink { from, to } => self.restore_link(from, to),
             Action::ClientSend { node, token, req } => {
                 let k = self.slot(node);
@@ -420,6 +432,15 @@ impl Sim {
             return;
         };
         let ready = raft.take_ready();
+        if raft.commit_index() > self.decided_at {
+            // The newest commit anywhere was decided by this node's quorum
+            // (the leader's configuration in force, joint or not): from now
+            // on a quorum of it must hold the committed prefix durably.
+            self.decided_at = raft.commit_index();
+            if self.checker.config() != raft.quorum_config() {
+                self.checker.set_config(raft.quorum_config().clone());
+            }
+        }
         if ready.is_empty() {
             return;
         }
@@ -719,7 +740,9 @@ impl Sim {
                 disk.bytes.truncate(scan.valid_len);
                 disk.durable_len = scan.valid_len;
                 self.checker.on_restart(now, id, &state.log);
-                let cfg = self.node_config(id);
+                let mut cfg = self.node_config(id);
+                // A new start number: the leaders will probe it afresh.
+                cfg.epoch = self.nodes[k].inc + 1;
                 let snap = state.snapshot.as_ref().and_then(|m| self.nodes[k].disk.snapshots.get(&m.id)).cloned();
                 let base = state.log.snapshot_index();
                 match Raft::recover(cfg, state, snap.as_deref(), KvStore::default()) {
@@ -741,8 +764,17 @@ impl Sim {
         }
     }
 
+    /// Crashes a node and keeps it down: restarts scheduled earlier (by a
+    /// fault) do not happen, only an explicit [`Sim::restart`] brings it back
+    /// (an operator stopping a node it removed from the cluster).
+    pub fn stop(&mut self, id: NodeId) {
+        self.crash(id);
+        self.stopped.insert(id);
+    }
+
     /// Restarts a crashed node from its journal.
     pub fn restart(&mut self, id: NodeId) {
+        self.stopped.remove(&id);
         let k = self.slot(id);
         self.restart_slot(k);
     }
@@ -787,8 +819,9 @@ impl Sim {
     /// Splits the cluster: nodes in `side` can talk only among themselves.
     pub fn partition(&mut self, side: &[NodeId]) {
         self.heal();
-        for a in 1..=self.cfg.nodes as NodeId {
-            for b in 1..=self.cfg.nodes as NodeId {
+        let ids = self.ids();
+        for &a in &ids {
+            for &b in &ids {
                 if a != b && side.contains(&a) != side.contains(&b) {
                     self.cut.insert((a, b));
                 }
@@ -959,6 +992,56 @@ impl Sim {
     pub fn final_check(&mut self) {
         let now = self.now;
         self.checker.check_durable_majority(now);
+    }
+
+    // ------------------------------------------------------------------
+    // Membership
+    // ------------------------------------------------------------------
+
+    /// Starts a new node with an empty disk (the next free id), not yet a
+    /// member: it must be added by a configuration change. Returns its id.
+    pub fn add_node(&mut self) -> NodeId {
+        let id = self.nodes.len() as NodeId + 1;
+        let mut disk = Disk::default();
+        journal::write_segment_header(&mut disk.bytes);
+        disk.durable_len = disk.bytes.len();
+        let raft = Raft::new(self.node_config(id), KvStore::default()).ok();
+        self.nodes.push(Node { id, raft, disk, inc: 0, applied: Vec::new(), applied_base: 0 });
+        self.checker.add_node(id);
+        let k = self.nodes.len() - 1;
+        self.schedule_first_tick(k);
+        id
+    }
+
+    /// Proposes a membership change at `id`.
+    pub fn propose_conf_change(
+        &mut self,
+        id: NodeId,
+        cc: crate::membership::ConfChange,
+        force: bool,
+    ) -> Result<(Index, Term), crate::raft::ConfChangeRefused> {
+        let k = self.slot(id);
+        let r = match self.nodes[k].raft.as_mut() {
+            Some(r) => r.propose_conf_change(cc, force),
+            None => Err(crate::raft::ConfChangeRefused::NotLeader { leader_hint: None }),
+        };
+        self.drain(k);
+        r
+    }
+
+    /// Asks the leader `id` to hand leadership to `target` (or the most up to date voter).
+    pub fn transfer_leadership(
+        &mut self,
+        id: NodeId,
+        target: Option<NodeId>,
+    ) -> Result<NodeId, crate::raft::TransferError> {
+        let k = self.slot(id);
+        let r = match self.nodes[k].raft.as_mut() {
+            Some(r) => r.transfer_leadership(target),
+            None => Err(crate::raft::TransferError::NotLeader { leader_hint: None }),
+        };
+        self.drain(k);
+        r
     }
 }
 

@@ -91,3 +91,77 @@ pub fn lose_acks(sim: &mut Sim, rng: &mut Rng, ids: &[NodeId]) {
         sim.take_snapshot(f);
     }
 }
+
+/// Most nodes a churning cluster grows to.
+pub const MAX_CHURN_NODES: usize = 7;
+
+/// One membership change, as an operator would make it on a running cluster:
+/// a fresh node joins as a learner, a learner is promoted (refused while it
+/// lags), a voter is removed (the leader too, sometimes), a learner replaces a
+/// voter in one joint change, leadership moves, or a change races a leader
+/// crash and another follows the moment a new leader is elected. Changes the
+/// leader refuses (another unfinished, its term not committed yet) are simply
+/// not made.
+/// Voters stay between 3 and 5, so "at most f nodes damaged" keeps its meaning.
+pub fn churn(sim: &mut Sim, rng: &mut Rng) {
+    use crate::membership::{Change, ConfChange};
+    let Some(l) = sim.leader() else { return };
+    let Some(m) = sim.raft(l).map(|r| r.membership().clone()) else { return };
+    let voters = m.voter_ids();
+    let learners: Vec<NodeId> = m.learners.iter().map(|x| x.id).collect();
+    let pick = |rng: &mut Rng, v: &[NodeId]| v[rng.below(v.len() as u64) as usize];
+    let direct = |changes| ConfChange::Begin { joint: false, changes };
+    match rng.below(7) {
+        0 | 1 if sim.ids().len() < MAX_CHURN_NODES => {
+            let id = sim.add_node();
+            let _ = sim.propose_conf_change(l, direct(vec![Change::AddLearner { id, inc: 0 }]), false);
+        }
+        2 if !learners.is_empty() && voters.len() < 5 => {
+            let id = pick(rng, &learners);
+            let _ = sim.propose_conf_change(l, direct(vec![Change::AddVoter { id, inc: 0 }]), false);
+        }
+        3 if voters.len() > 3 => {
+            let id = pick(rng, &voters);
+            let _ = sim.propose_conf_change(l, direct(vec![Change::Remove { id }]), false);
+        }
+        4 if !learners.is_empty() => {
+            let (new, old) = (pick(rng, &learners), pick(rng, &voters));
+            let cc = ConfChange::Begin {
+                joint: true,
+                changes: vec![Change::AddVoter { id: new, inc: 0 }, Change::Remove { id: old }],
+            };
+            let _ = sim.propose_conf_change(l, cc, false);
+        }
+        5 => {
+            // A change in flight as its leader crashes, then another the
+            // moment a new leader is elected (before it has committed
+            // anything of its own term, which it must refuse).
+            let change = |sim: &mut Sim, rng: &mut Rng, at: NodeId| {
+                let m = sim.raft(at).map(|r| r.membership().clone()).unwrap_or_default();
+                let voters = m.voter_ids();
+                let cc = if voters.len() > 3 && rng.chance(0.5) {
+                    direct(vec![Change::Remove { id: pick(rng, &voters) }])
+                } else if sim.ids().len() < MAX_CHURN_NODES {
+                    let id = sim.add_node();
+                    direct(vec![Change::AddVoter { id, inc: 0 }])
+                } else {
+                    return;
+                };
+                // Forced: the point is a change racing a leader change.
+                let _ = sim.propose_conf_change(at, cc, true);
+            };
+            change(sim, rng, l);
+            sim.run_for(rng.range(0, 3) * 1_000);
+            sim.crash(l);
+            sim.restart_after(l, rng.range(100, 1_000) * 1_000);
+            if sim.run_until(2_000_000, |s| s.leader().is_some_and(|x| x != l)) {
+                if let Some(n) = sim.leader() {
+                    change(sim, rng, n);
+                }
+            }
+        }
+        _ => {
+            let _ = sim.transfer_leadership(l, None);
+        }
+    }
+}

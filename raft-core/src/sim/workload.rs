@@ -7,7 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::clients::ClientConfig;
-use super::nemesis::random_fault;
+use super::nemesis::{churn, random_fault};
 use super::{Sim, SimConfig};
 use crate::checker::{self, Limits, Operation, Verdict};
 use crate::raft::Bugs;
@@ -74,20 +74,27 @@ pub fn checked_run(seed: u64, events: u64, bugs: Bugs) -> RunReport {
         long_idle: if short_sessions { 0.05 } else { 0.0 },
         ..ClientConfig::default()
     });
-    let ids = sim.ids();
+    // Half the runs change membership while clients work (see nemesis::churn),
+    // those with CheckQuorum (leader stickiness keeps removed nodes harmless).
+    let churning = rng.chance(0.5) && sim.config().raft.check_quorum;
     let mut next_fault = 0u64;
     while sim.stats.events < events {
         sim.run_for(rng.range(1, 40) * 1_000);
         if sim.now() >= next_fault {
             next_fault = sim.now() + rng.range(100, 600) * 1_000;
-            random_fault(&mut sim, &mut rng, &ids);
+            let ids = sim.ids();
+            if churning && rng.chance(0.3) {
+                churn(&mut sim, &mut rng);
+            } else {
+                random_fault(&mut sim, &mut rng, &ids);
+            }
         }
     }
     // Let in-flight operations finish before judging.
     sim.stop_clients();
     sim.heal();
     sim.set_network(0.0, 0.0, 0.0);
-    for &id in &ids {
+    for id in sim.ids() {
         if !sim.is_up(id) {
             sim.restart(id);
         }

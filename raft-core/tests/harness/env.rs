@@ -134,6 +134,26 @@ impl Env {
                 });
             }
             "propose" => self.propose(args, &mut out)?,
+            "conf" => self.conf(args, &mut out)?,
+            "transfer" => {
+                let id = self.one_up(args)?;
+                let target = args.get(1).map(|t| text::num(t, "target")).transpose()?;
+                self.input(id, format!("{id}: transfer -> "), &mut out, |r| match r.transfer_leadership(target) {
+                    Ok(t) => format!("target {t}"),
+                    Err(e) => format!("refused: {e}"),
+                });
+            }
+            "join" => self.join(args, &mut out)?,
+            "membership" => {
+                for id in self.targets(args)? {
+                    let r = self.raft(id)?;
+                    out.push(format!(
+                        "{id}: {} (committed: {})",
+                        text::membership(r.membership()),
+                        text::membership(r.committed_membership())
+                    ));
+                }
+            }
             "submit" => self.submit(args, &mut out)?,
             "persist" => self.persist(args, &mut out)?,
             "snapshot" => {
@@ -236,6 +256,7 @@ impl Env {
                 c.pre_vote = false;
                 c.check_quorum = false;
                 c.snapshot_entries = 0;
+                c.epoch = 1;
                 c
             })
             .collect();
@@ -257,6 +278,7 @@ impl Env {
                     "snapshot_entries" => c.snapshot_entries = text::num(v, k)?,
                     "snapshot_chunk_bytes" => c.snapshot_chunk_bytes = text::num(v, k)? as usize,
                     "max_held_messages" => c.max_held_messages = text::num(v, k)? as usize,
+                    "max_promotion_lag" => c.max_promotion_lag = text::num(v, k)?,
                     "bugs" => {
                         // Here the list names bugs, for every node.
                         c.bugs = Bugs::default();
@@ -269,6 +291,8 @@ impl Env {
                                 "read_index_before_commit" => &mut c.bugs.read_index_before_commit,
                                 "no_dedup" => &mut c.bugs.no_dedup,
                                 "silent_compacted_append" => &mut c.bugs.silent_compacted_append,
+                                "conf_change_before_term_commit" => &mut c.bugs.conf_change_before_term_commit,
+                                "conf_at_commit" => &mut c.bugs.conf_at_commit,
                                 other => return Err(format!("unknown bug `{other}`")),
                             };
                             *on = true;
@@ -295,6 +319,41 @@ impl Env {
             let node = Node { cfg, raft: Some(raft), journal: Vec::new(), durable: 0, snapshots: BTreeMap::new() };
             self.nodes.insert(id, node);
         }
+        Ok(())
+    }
+
+    /// `join <id>`: a new node, not among the bootstrap voters (it is given
+    /// the same bootstrap list as the others and learns every change from
+    /// the leader's log), with the harness defaults of an existing node.
+    fn join(&mut self, args: &[String], out: &mut Vec<String>) -> Result<(), String> {
+        let id = text::num(args.first().ok_or("join which node?")?, "node")?;
+        if self.nodes.contains_key(&id) {
+            return Err(format!("join: node {id} exists"));
+        }
+        let template = self.nodes.values().next().map(|n| n.cfg.clone()).ok_or("join: add-nodes first")?;
+        let mut cfg = template;
+        cfg.id = id;
+        cfg.seed = id;
+        let raft = Raft::new(cfg.clone(), KvStore::default()).map_err(|e| format!("node {id}: {e}"))?;
+        out.push(format!("{id}: joined, not a member yet"));
+        self.nodes
+            .insert(id, Node { cfg, raft: Some(raft), journal: Vec::new(), durable: 0, snapshots: BTreeMap::new() });
+        Ok(())
+    }
+
+    /// `conf <node> <change> [force]`: a membership change, written as
+    /// `+vN` (voter), `+lN` (learner), `-N` (remove), comma-separated, with
+    /// `joint` first for a joint change, or `leave`.
+    fn conf(&mut self, args: &[String], out: &mut Vec<String>) -> Result<(), String> {
+        let id = self.one_up(args)?;
+        let spec = args.get(1).ok_or("conf: which change?")?;
+        let cc = text::parse_conf_change(spec)?;
+        let force = args.get(2).is_some_and(|a| a == "force");
+        let header = format!("{id}: conf {} -> ", text::conf_change(&cc));
+        self.input(id, header, out, |r| match r.propose_conf_change(cc, force) {
+            Ok((index, term)) => text::pos(index, term),
+            Err(e) => format!("refused: {e}"),
+        });
         Ok(())
     }
 
@@ -476,10 +535,11 @@ impl Env {
             text::num(a, k)
         };
         let request = match what.as_str() {
-            "register" => ClientRequest::Register,
+            "register" => ClientRequest::Register { owner: 0, secret_hash: [0; 32] },
             "write" => {
                 let op: Vec<String> = args[2..].iter().filter(|a| !a.contains('=')).cloned().collect();
                 ClientRequest::Write {
+                    secret_hash: [0; 32],
                     session: named("s")?,
                     seq: named("seq")?,
                     ack: named("ack")?,
@@ -490,18 +550,18 @@ impl Env {
                 let key = args.get(2).ok_or("submit read needs a key")?;
                 ClientRequest::Read { query: KvOp::Get { key: key.clone() }.encode() }
             }
-            "keepalive" => ClientRequest::KeepAlive { session: named("s")?, ack: named("ack")? },
+            "keepalive" => ClientRequest::KeepAlive { session: named("s")?, secret_hash: [0; 32], ack: named("ack")? },
             other => return Err(format!("submit: unknown request `{other}`")),
         };
         self.next_token += 1;
         let token = self.next_token;
         let shown = match &request {
-            ClientRequest::Register => "register".to_string(),
-            ClientRequest::Write { session, seq, ack, command } => {
+            ClientRequest::Register { .. } => "register".to_string(),
+            ClientRequest::Write { session, seq, ack, command, .. } => {
                 format!("write(s={session},seq={seq},ack={ack},{})", text::kv_op(command))
             }
             ClientRequest::Read { query } => format!("read {}", text::kv_op(query)),
-            ClientRequest::KeepAlive { session, ack } => format!("keepalive(s={session},ack={ack})"),
+            ClientRequest::KeepAlive { session, ack, .. } => format!("keepalive(s={session},ack={ack})"),
         };
         self.input(id, format!("{id}: submit t{token} {shown}"), out, |r| {
             r.submit(token, request);
@@ -651,6 +711,15 @@ impl Env {
         if node.raft.is_some() {
             return Err(format!("restart {id}: it is up"));
         }
+        // `lose=N`: the last N durable records are gone too (a damaged disk,
+        // a journal tail cut at recovery): more than a crash may take.
+        if let Some(n) = args.iter().find_map(|a| a.strip_prefix("lose=")) {
+            let n = text::num(n, "lose")? as usize;
+            let keep = node.journal.len().saturating_sub(n);
+            node.journal.truncate(keep);
+            node.durable = node.journal.last().map_or(0, |r| r.0);
+        }
+        node.cfg.epoch += 1;
         let mut replay = Replay::new();
         for (seq, rec) in &node.journal {
             // A journal the harness wrote itself must replay: failing is an engine bug.

@@ -143,11 +143,12 @@ pub fn payload(p: &Payload) -> String {
         Payload::Noop => "noop".into(),
         Payload::Command(b) => kv_op(b),
         Payload::ConfChange(cc) => conf_change(cc),
-        Payload::Register => "register".into(),
-        Payload::Write { session, seq, ack, command } => {
+        // (Sessions' owners and secret hashes are not shown: scripts use one of each.)
+        Payload::Register { .. } => "register".into(),
+        Payload::Write { session, seq, ack, command, .. } => {
             format!("write(s={session},seq={seq},ack={ack},{})", kv_op(command))
         }
-        Payload::KeepAlive { session, ack } => format!("keepalive(s={session},ack={ack})"),
+        Payload::KeepAlive { session, ack, .. } => format!("keepalive(s={session},ack={ack})"),
     }
 }
 
@@ -192,17 +193,21 @@ fn body(b: &Body) -> String {
                 format!("Append prev={prev} commit={commit} round={round} {}", entries(es))
             }
         }
-        Body::AppendResp { index, success: true, hint_index, hint_term, round, .. } => {
+        Body::AppendResp { index, success: true, hint_index, hint_term, round, epoch } => {
             // A success carries no hint; print one only if someone sent it anyway.
             let hint = if (*hint_index, *hint_term) == (0, 0) {
                 String::new()
             } else {
                 format!(" hint={}", pos(*hint_index, *hint_term))
             };
-            format!("AppendResp ok idx={index}{hint} round={round}")
+            format!("AppendResp ok idx={index}{hint} round={round}{}", epoch_note(*epoch))
         }
-        Body::AppendResp { index, success: false, hint_index, hint_term, round, .. } => {
-            format!("AppendResp reject idx={index} hint={} round={round}", pos(*hint_index, *hint_term))
+        Body::AppendResp { index, success: false, hint_index, hint_term, round, epoch } => {
+            format!(
+                "AppendResp reject idx={index} hint={} round={round}{}",
+                pos(*hint_index, *hint_term),
+                epoch_note(*epoch)
+            )
         }
         Body::InstallSnapshot { index, snap_term, offset, data, done } => {
             let d = if *done { " done" } else { "" };
@@ -218,6 +223,15 @@ fn body(b: &Body) -> String {
             format!("InstallSnapshotResp snap={} {what}", pos(*index, *snap_term))
         }
         Body::TimeoutNow => "TimeoutNow".into(),
+    }
+}
+
+/// Nodes start in epoch 1 (their first start); a restart's epoch is shown.
+fn epoch_note(epoch: u64) -> String {
+    if epoch > 1 {
+        format!(" epoch={epoch}")
+    } else {
+        String::new()
     }
 }
 
@@ -396,12 +410,13 @@ fn fields<'a>(args: &'a str, names: &[&str]) -> Result<Vec<&'a str>, String> {
 pub fn parse_payload(s: &str) -> Result<Payload, String> {
     Ok(match s {
         "noop" => Payload::Noop,
-        "register" => Payload::Register,
+        "register" => Payload::Register { owner: 0, secret_hash: [0; 32] },
         _ if s.starts_with("write(") => {
             let inner = call(s, "write").ok_or_else(|| format!("`{s}`: unbalanced"))?;
             let f = fields(inner, &["s", "seq", "ack"])?;
             let command = f.get(3).ok_or_else(|| format!("`{s}`: missing the command"))?;
             Payload::Write {
+                secret_hash: [0; 32],
                 session: num(f[0], "session")?,
                 seq: num(f[1], "seq")?,
                 ack: num(f[2], "ack")?,
@@ -411,7 +426,7 @@ pub fn parse_payload(s: &str) -> Result<Payload, String> {
         _ if s.starts_with("keepalive(") => {
             let inner = call(s, "keepalive").ok_or_else(|| format!("`{s}`: unbalanced"))?;
             let f = fields(inner, &["s", "ack"])?;
-            Payload::KeepAlive { session: num(f[0], "session")?, ack: num(f[1], "ack")? }
+            Payload::KeepAlive { session: num(f[0], "session")?, secret_hash: [0; 32], ack: num(f[1], "ack")? }
         }
         _ if s.starts_with("conf(") => {
             Payload::ConfChange(parse_conf_change(call(s, "conf").ok_or_else(|| format!("`{s}`: unbalanced"))?)?)
@@ -492,7 +507,7 @@ pub fn parse_message(line: &str) -> Result<Message, String> {
                 hint_index,
                 hint_term,
                 round: get("round").map_or(Ok(0), |r| num(r, "round"))?,
-                epoch: 0,
+                epoch: get("epoch").map_or(Ok(1), |e| num(e, "epoch"))?,
             }
         }
         "InstallSnapshot" => {

@@ -2,13 +2,14 @@
 //!
 //! This file parses the command line and hands each command to its module:
 //! [`cluster`], [`status`], [`bench`](mod@bench) (the load generator, a part of the
-//! binary only), [`kv`] (put, append, get, delete, cas); `node` is a few
-//! lines over the library.
+//! binary only), [`kv`] (put, append, get, delete, cas), [`secure`] (tokens);
+//! `node` is a few lines over the library.
 
 mod bench;
 mod client_args;
 mod cluster;
 mod kv;
+mod secure;
 mod signal;
 mod status;
 
@@ -42,6 +43,9 @@ enum Command {
         /// Data directory (default: `data_dir/node-ID` from the configuration).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Serve plain ws:// on an address other than loopback (without [tls] a node refuses to).
+        #[arg(long)]
+        insecure: bool,
         /// Threads running the node's tasks (the journal has a thread of its own). 1: everything on one
         /// thread, the default — the node task, connections and peer links hand work to each other without
         /// waking another thread; more helps only with many cores and many client connections.
@@ -116,6 +120,28 @@ enum Command {
         #[command(flatten)]
         c: ClientArgs,
     },
+    /// Write a development CA and a certificate per node into DIR, and turn TLS on in --config
+    /// (created from the embedded default if missing: wss:// URLs, [tls] pointing at DIR).
+    Certs {
+        /// Where the PEM files go.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The configuration to turn TLS on in.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Make a client token: prints it, and adds its hash (with a name and a role) to --config.
+    Token {
+        /// Whose token: sessions are counted per name.
+        #[arg(long)]
+        name: String,
+        /// read, write or admin.
+        #[arg(long, value_enum, default_value = "write")]
+        role: RoleArg,
+        /// The configuration to add the token's hash to (otherwise the entry is printed).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Show every node's status.
     Status {
         #[command(flatten)]
@@ -124,6 +150,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A token's role on the command line.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum RoleArg {
+    Read,
+    Write,
+    Admin,
+}
+
+impl From<RoleArg> for raftkv::auth::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Read => raftkv::auth::Role::Read,
+            RoleArg::Write => raftkv::auth::Role::Write,
+            RoleArg::Admin => raftkv::auth::Role::Admin,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -171,9 +215,9 @@ fn default_log_level(c: &Command) -> &'static str {
 
 async fn run(command: Command) -> Result<ExitCode, String> {
     match command {
-        Command::Node { config, id, data_dir, threads: _ } => {
+        Command::Node { config, id, data_dir, insecure, threads: _ } => {
             let cfg = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
-            let node = raftkv::startup::run(cfg, id, data_dir);
+            let node = raftkv::startup::run(cfg, id, data_dir, insecure);
             tokio::select! {
                 r = node => r.map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string()),
                 _ = signal::stop() => {
@@ -184,7 +228,9 @@ async fn run(command: Command) -> Result<ExitCode, String> {
         }
         Command::Cluster { dir, config, demo, web } => cluster::run(dir, config, demo, web).await,
         Command::Kv(cmd) => kv::run(cmd).await,
-        Command::Status { c, json } => status::run(&c.addrs()?, json).await,
+        Command::Certs { dir, config } => secure::certs(&dir, &config),
+        Command::Token { name, role, config } => secure::token(&name, role.into(), config.as_deref()),
+        Command::Status { c, json } => status::run(&c.addrs()?, c.token.as_deref(), c.tls()?, json).await,
         Command::Bench {
             target,
             clients,

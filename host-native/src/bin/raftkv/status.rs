@@ -4,10 +4,15 @@ use std::process::ExitCode;
 
 /// Prints each node's status (one line each, or its raw JSON with `json`);
 /// fails only if no node answers.
-pub async fn run(addrs: &[String], json: bool) -> Result<ExitCode, String> {
+pub async fn run(
+    addrs: &[String],
+    token: Option<&str>,
+    tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
+    json: bool,
+) -> Result<ExitCode, String> {
     let mut reachable = 0;
     for a in addrs {
-        match raftkv::http::get(a, "/status").await {
+        match raftkv::http::get_with(a, "/status", token, tls.as_ref()).await {
             Ok(body) => {
                 reachable += 1;
                 if json {

@@ -14,23 +14,26 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
-use raftkv::protocol::{decode_response, encode_request, ErrorCode, Op, Request, Success, READ_BUFFER};
+use raftkv::protocol::{decode_response, encode_request, ErrorCode, Op, Request, Secret, Success, READ_BUFFER};
 use raftkv::ClientOptions;
 use raftkv::KvOp;
 
 use super::driver::{StartLine, Worker, Workset};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Ws = WebSocketStream<raftkv::tls::Stream>;
 
 /// Connects to the cluster and opens a session on the leader, following
 /// `not_leader` hints (reads must go to the leader too, so a read-only client
 /// registers as well: that finds the leader and costs one log entry).
-async fn open_session(addrs: &[String], mut target: String, opts: &ClientOptions) -> Result<(Ws, u64, String), String> {
+async fn open_session(
+    addrs: &[String],
+    mut target: String,
+    opts: &ClientOptions,
+) -> Result<(Ws, (u64, Secret), String), String> {
     let deadline = Instant::now() + opts.timeout;
     let mut idx = addrs.iter().position(|a| *a == target).unwrap_or(0);
     let mut last = String::from("no attempt made");
@@ -38,7 +41,8 @@ async fn open_session(addrs: &[String], mut target: String, opts: &ClientOptions
     while Instant::now() < deadline {
         let url = format!("{target}/client");
         let attempt = async {
-            let (mut ws, _) = tokio_tungstenite::connect_async_with_config(&url, Some(cfg), true)
+            let stream = raftkv::tls::dial(&url, opts.tls.as_ref()).await?;
+            let (mut ws, _) = tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(cfg))
                 .await
                 .map_err(|e| format!("cannot connect to {url}: {e}"))?;
             let frame = encode_request(&Request { id: 0, op: Op::Register });
@@ -56,7 +60,7 @@ async fn open_session(addrs: &[String], mut target: String, opts: &ClientOptions
             }
         };
         match tokio::time::timeout(opts.attempt_timeout, attempt).await {
-            Ok(Ok((ws, Ok(Success::Registered { session })))) => return Ok((ws, session, target)),
+            Ok(Ok((ws, Ok(Success::Registered { session, secret })))) => return Ok((ws, (session, secret), target)),
             Ok(Ok((_, Err(f)))) if f.error == ErrorCode::NotLeader && f.leader.is_some() => {
                 if let Some(l) = f.leader {
                     target = l.addr;
@@ -125,7 +129,16 @@ pub async fn client(
                 next_seq += 1;
                 unacked.push_back((seq, false));
                 let ack = unacked.front().map_or(seq, |u| u.0);
-                (Op::Write { session, seq, ack, op: KvOp::Put { key, value: set.value.clone() } }, Some(seq))
+                (
+                    Op::Write {
+                        session: session.0,
+                        secret: session.1,
+                        seq,
+                        ack,
+                        op: KvOp::Put { key, value: set.value.clone() },
+                    },
+                    Some(seq),
+                )
             } else {
                 (Op::Read { op: KvOp::Get { key } }, None)
             };
