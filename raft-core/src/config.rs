@@ -42,6 +42,13 @@ pub struct Bugs {
     /// Put a configuration in force when its entry commits instead of when
     /// it is appended.
     pub conf_at_commit: bool,
+    /// The leader appends no time entry when its clock passes the earliest
+    /// lease deadline, so cluster time stands still in an idle cluster and
+    /// a dead holder's lease never ends (DESIGN §12).
+    pub lease_no_time_entry: bool,
+    /// Watchers resume after a reconnect from the last complete revision + 2
+    /// instead of + 1, losing the events of one revision (DESIGN §12).
+    pub watch_resume_skips: bool,
 }
 
 /// Static configuration of one node.

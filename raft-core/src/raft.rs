@@ -935,6 +935,9 @@ impl<S: StateMachine> Raft<S> {
     /// time, so an idle cluster still reaches it. At most one per heartbeat
     /// interval, and none while an entry already carries a time past it.
     fn maybe_time_entry(&mut self) {
+        if cfg!(feature = "bugs") && self.cfg.bugs.lease_no_time_entry {
+            return;
+        }
         let Some(deadline) = self.machine.sm.next_deadline() else { return };
         let log = self.storage.log();
         let last = log.entry(log.last_index()).map_or(0, |e| e.time);

@@ -3,13 +3,15 @@
 //! decided at apply on every replica; an idle cluster still expires leases,
 //! because the leader appends a no-op (which carries the time) once its clock
 //! passes the earliest deadline; a keep-alive keeps a lease; leases survive a
-//! snapshot install.
+//! snapshot install. `bug_no_time_entry_is_caught...` switches the time entry
+//! off (`Bugs::lease_no_time_entry`) and shows the lock then stays.
 
 mod common;
 use common::*;
 use raft_core::kv::{KvOp, KvOutput};
 use raft_core::sim::Sim;
-use raft_core::{ClientReply, ClientRequest, ClientToken, NodeId, Payload};
+use raft_core::sim::SimConfig;
+use raft_core::{Bugs, ClientReply, ClientRequest, ClientToken, NodeId, Payload};
 
 const T: ClientToken = 0xFFFF << 40;
 const MS: u64 = 1_000;
@@ -131,5 +133,20 @@ fn expiry_is_decided_at_apply_the_same_everywhere_and_survives_snapshots() {
             assert!(deletes.iter().all(|e| e.0 == deletes[0].0), "node {n}: one revision: {at:?}");
         }
     }
+    assert_safe(&sim);
+}
+
+#[test]
+fn bug_no_time_entry_is_caught_a_dead_holders_lock_stays() {
+    // The same run as the first test with the time entry switched off: the
+    // lock outlives its TTL by far, so that test would fail.
+    let bugs = Bugs { lease_no_time_entry: true, ..Bugs::default() };
+    let mut sim = Sim::new(SimConfig { nodes: 3, seed: seed(140), ..SimConfig::default() }.with_bugs(bugs));
+    let l = check_one_leader(&mut sim);
+    let s = register(&mut sim, l);
+    let KvOutput::Lease { id, .. } = write(&mut sim, l, s, 1, KvOp::LeaseGrant { ttl: 2_000 }) else { panic!() };
+    write(&mut sim, l, s, 2, KvOp::PutLease { key: "lock".into(), value: "me".into(), lease: id });
+    let gone = sim.run_until(10 * SEC, |s| s.ids().iter().all(|&n| !present(s, n, "lock")));
+    assert!(!gone, "without time entries an idle cluster cannot expire a lease");
     assert_safe(&sim);
 }
