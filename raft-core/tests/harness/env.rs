@@ -824,7 +824,15 @@ fn kv_command(args: &[String]) -> Result<Vec<u8>, String> {
         ["put", k, v] => KvOp::Put { key: k.to_string(), value: v.to_string() },
         ["append", k, v] => KvOp::Append { key: k.to_string(), value: v.to_string() },
         ["delete", k] => KvOp::Delete { key: k.to_string() },
-        _ => return Err(format!("`{}` is not put K V, append K V or delete K", a.join(" "))),
+        ["lease_grant", ttl] => KvOp::LeaseGrant { ttl: text::num(ttl, "ttl")? },
+        ["lease_keep_alive", id] => KvOp::LeaseKeepAlive { id: text::num(id, "lease")? },
+        ["put_lease", k, v, l] => {
+            KvOp::PutLease { key: k.to_string(), value: v.to_string(), lease: text::num(l, "lease")? }
+        }
+        _ => return Err(format!(
+            "`{}` is not put K V, append K V, delete K, lease_grant TTL_MS, lease_keep_alive ID or put_lease K V ID",
+            a.join(" ")
+        )),
     };
     Ok(op.encode())
 }
