@@ -817,7 +817,10 @@ fn ids_named_one(args: &[String]) -> bool {
     args.first().is_some_and(|a| a != "all" && !a.contains(','))
 }
 
-/// `put k v`, `append k v`, `delete k` as a key-value command's bytes.
+/// The key-value commands `propose` and `submit write` take.
+const KV_COMMANDS: &str = "put K V, append K V, delete K, lease_grant TTL_MS, lease_keep_alive ID or put_lease K V ID";
+
+/// One of [`KV_COMMANDS`] as a key-value command's bytes.
 fn kv_command(args: &[String]) -> Result<Vec<u8>, String> {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let op = match a.as_slice() {
@@ -829,10 +832,7 @@ fn kv_command(args: &[String]) -> Result<Vec<u8>, String> {
         ["put_lease", k, v, l] => {
             KvOp::PutLease { key: k.to_string(), value: v.to_string(), lease: text::num(l, "lease")? }
         }
-        _ => return Err(format!(
-            "`{}` is not put K V, append K V, delete K, lease_grant TTL_MS, lease_keep_alive ID or put_lease K V ID",
-            a.join(" ")
-        )),
+        _ => return Err(format!("`{}` is not {KV_COMMANDS}", a.join(" "))),
     };
     Ok(op.encode())
 }
