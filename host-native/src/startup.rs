@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use raft_core::kv::KvLimits;
 use raft_core::{KvStore, NodeId, Raft};
 
 use crate::config::Config;
@@ -83,8 +84,8 @@ pub async fn run(config: Config, id: NodeId, data_dir: Option<PathBuf>, insecure
     raft_cfg.sessions.timeout_ticks = config.session_timeout_ticks();
     raft_cfg.sessions.max_per_owner = config.limits.max_sessions_per_principal;
     raft_cfg.snapshot_entries = config.limits.snapshot_entries;
-    // Keys come from clients: a random seed keeps them from aiming at one bucket.
-    let kv = KvStore::with_hash_seed(u64::from_le_bytes(seed).rotate_left(17));
+    // Lease TTLs are milliseconds; the store counts them in ticks.
+    let kv = KvStore::with_limits(KvLimits { tick_ms: config.tick_ms, ..KvLimits::default() });
     let raft = Raft::recover(raft_cfg, state, snapshot.as_deref(), kv).map_err(|e| StartError(e.to_string()))?;
 
     let (durable_tx, durable_rx) = mpsc::channel(64);
