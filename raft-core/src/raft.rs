@@ -365,7 +365,10 @@ impl<S: StateMachine> Raft<S> {
 
     /// Makes this node time out and start an election now (for tests and the demo).
     pub fn force_timeout(&mut self) {
-        if !self.is_leader() && self.membership.is_voter(self.cfg.id) {
+        // The same test as a timeout: a wiped or damaged node must not
+        // campaign (and count its own vote as its old self's) however it is
+        // prodded.
+        if !self.is_leader() && self.may_campaign() {
             self.campaign(self.cfg.pre_vote);
         }
         self.debug_check();
@@ -870,6 +873,7 @@ impl<S: StateMachine> Raft<S> {
 
     /// Starts a (pre-)campaign.
     fn campaign(&mut self, pre: bool) {
+        debug_assert!(self.may_campaign(), "node {} campaigns without being a bound voter", self.cfg.id);
         if pre {
             self.pre_campaign();
         } else {
