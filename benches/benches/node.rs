@@ -37,7 +37,7 @@ fn follower() -> Raft<DigestMachine> {
         term: 1,
         from_inc: 0,
         to_inc: 0,
-        body: Body::Append { prev_index: 0, prev_term: 0, entries: vec![], commit: 0, round: 0 },
+        body: Body::Append { prev_index: 0, prev_term: 0, entries: vec![], commit: 0, round: 0, to_epoch: 0 },
     };
     r.step(hb).unwrap();
     let _ = r.take_ready();
@@ -65,6 +65,7 @@ fn follower_append(c: &mut Criterion) {
                         entries: entries(next, n, 1),
                         commit: next - 1,
                         round: 0,
+                        to_epoch: 0,
                     },
                 };
                 next += n as u64;
@@ -120,7 +121,14 @@ fn codec(c: &mut Criterion) {
         term: 3,
         from_inc: 0,
         to_inc: 0,
-        body: Body::Append { prev_index: 9, prev_term: 3, entries: entries(10, 64, 3), commit: 9, round: 1 },
+        body: Body::Append {
+            prev_index: 9,
+            prev_term: 3,
+            entries: entries(10, 64, 3),
+            commit: 9,
+            round: 1,
+            to_epoch: 0,
+        },
     };
     let bytes = m.encode();
     let mut g = c.benchmark_group("codec");

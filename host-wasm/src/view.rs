@@ -190,7 +190,7 @@ fn msg_view(id: u64, f: &InFlight) -> MsgView {
             vec![("last_index", s(*last_index)), ("last_term", s(*last_term))]
         }
         Body::PreVoteResp { granted } | Body::VoteResp { granted } => vec![("granted", granted.to_string())],
-        Body::Append { prev_index, prev_term, entries, commit, round } => {
+        Body::Append { prev_index, prev_term, entries, commit, round, .. } => {
             v.entries = entries.iter().take(8).map(entry_view).collect();
             vec![
                 ("prev_index", s(*prev_index)),

@@ -86,6 +86,10 @@ pub enum Body {
         commit: Index,
         /// The leader's confirmation round (ReadIndex); acknowledged in the response.
         round: u64,
+        /// The receiver's epoch as the leader last heard it (0: not yet): a
+        /// follower that lost data trusts `commit` only from a message sent
+        /// after the leader heard from its current life.
+        to_epoch: u64,
     },
     /// Answer to `Append`. A success is sent only after the entries it covers are durable.
     AppendResp {

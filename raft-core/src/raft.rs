@@ -731,9 +731,9 @@ impl<S: StateMachine> Raft<S> {
 
     fn step_follower(&mut self, m: Message) {
         match m.body {
-            Body::Append { prev_index, prev_term, entries, commit, round } => {
+            Body::Append { prev_index, prev_term, entries, commit, round, to_epoch } => {
                 self.heard_from_leader(m.from);
-                self.handle_append(m.from, (prev_index, prev_term), entries, commit, round);
+                self.handle_append(m.from, (prev_index, prev_term), entries, (commit, to_epoch), round);
             }
             Body::InstallSnapshot { index, snap_term, offset, data, done } => {
                 self.heard_from_leader(m.from);
@@ -1195,7 +1195,14 @@ impl<S: StateMachine> Raft<S> {
     // ------------------------------------------------------------------
 
     /// AppendEntries from the leader of our term.
-    fn handle_append(&mut self, from: NodeId, prev: (Index, Term), entries: Vec<Entry>, commit: Index, round: u64) {
+    fn handle_append(
+        &mut self,
+        from: NodeId,
+        prev: (Index, Term),
+        entries: Vec<Entry>,
+        (commit, to_epoch): (Index, u64),
+        round: u64,
+    ) {
         let silent_bug = self.bug(|b| b.silent_compacted_append);
         let (verdict, truncated) = replication::accept(&mut self.storage, self.commit, prev, entries, silent_bug);
         self.sync_membership();
@@ -1247,11 +1254,17 @@ impl<S: StateMachine> Raft<S> {
                     None => self.send(from, ack),
                     Some(seq) => self.send_after(seq, from, ack),
                 }
-                if self.lost_data && last >= commit {
-                    // Our log now matches this leader's up to its commit index.
-                    // The cleared flag is written after the entries, so it is
-                    // never durable before they are; it needs no fsync of its
-                    // own (lost, the node just stays cautious a while longer).
+                // Our log now matches this leader's up to its commit index, in
+                // a message sent after it heard from this life of ours (an
+                // older one may carry a commit index from before our loss),
+                // and that index holds an entry of the leader's term (so it
+                // covers everything committed before). The cleared flag is
+                // written after the entries, so it is never durable before
+                // them; it needs no fsync of its own (lost, the node just
+                // stays cautious a while longer).
+                let fresh = to_epoch == self.cfg.epoch;
+                let term_committed = self.storage.log().term(commit) == Some(self.term);
+                if self.lost_data && fresh && term_committed && last >= commit {
                     self.lost_data = false;
                     self.write_hard_state();
                     self.out.event(Event::RecoveredLostData { index: commit });

@@ -65,7 +65,7 @@ pub(crate) fn send_appends(pr: &mut Progress, at: &Leading, heartbeat: bool, sen
         let entries = at.log.slice(next, last, at.cfg.max_entries_per_msg, at.cfg.max_bytes_per_msg);
         let bytes: usize = entries.iter().map(Entry::size).sum();
         let sent_last = prev_index + entries.len() as u64;
-        send(Body::Append { prev_index, prev_term, entries, commit: at.commit, round: at.round });
+        send(Body::Append { prev_index, prev_term, entries, commit: at.commit, round: at.round, to_epoch: pr.epoch });
         pr.sent(sent_last, bytes);
         sent_any = true;
         if pr.state != ProgressState::Replicate {
@@ -77,7 +77,14 @@ pub(crate) fn send_appends(pr: &mut Progress, at: &Leading, heartbeat: bool, sen
         // which the follower always accepts.
         let prev_index = pr.match_index;
         if let Some(prev_term) = at.log.term(prev_index) {
-            send(Body::Append { prev_index, prev_term, entries: Vec::new(), commit: at.commit, round: at.round });
+            send(Body::Append {
+                prev_index,
+                prev_term,
+                entries: Vec::new(),
+                commit: at.commit,
+                round: at.round,
+                to_epoch: pr.epoch,
+            });
         }
     }
     false

@@ -48,6 +48,7 @@ fn acknowledgements_waiting_for_a_slow_disk_are_bounded() {
                 entries: vec![e],
                 commit: 0,
                 round: 0,
+                to_epoch: 0,
             },
         };
         r.step(m).unwrap();

@@ -157,15 +157,15 @@ fn random_faults_preserve_safety_and_liveness() {
     let mut crashes = 0u64;
     for &s in &seeds {
         let (sim, stuck) = random_run(s, Bugs::default(), true);
-        if sim.trace && !sim.violations().is_empty() {
-            // TRACE=1: the faults and appends that led here, then the events.
-            for l in &sim.trace_lines {
-                if !l.contains("->") {
-                    println!("{l}");
-                }
+        if !sim.violations().is_empty() || !stuck.is_empty() {
+            // The faults that led here, then the newest events.
+            for l in &sim.fault_log {
+                println!("{l}");
             }
-            for (t, id, e) in &sim.log {
-                println!("t={t} node {id}: {e:?}");
+            if sim.trace {
+                for (t, id, e) in &sim.log {
+                    println!("t={t} node {id}: {e:?}");
+                }
             }
         }
         assert!(

@@ -211,6 +211,9 @@ impl Disk {
     }
 }
 
+/// Most faults kept in [`Sim::fault_log`].
+pub const FAULT_LOG_LIMIT: usize = 64;
+
 /// The (start, end) of every whole frame of a segment image.
 fn frame_bounds(bytes: &[u8]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
@@ -320,6 +323,9 @@ pub struct Sim {
     history: Vec<Operation>,
     /// Recent events for display: (time, node, event). Bounded.
     pub log: VecDeque<(u64, NodeId, Event)>,
+    /// The newest faults (crashes, wipes, damaged records, restarts), for
+    /// failure reports.
+    pub fault_log: Vec<String>,
     /// Nodes stopped for good (restarts scheduled earlier do not happen).
     stopped: BTreeSet<NodeId>,
 
@@ -353,6 +359,7 @@ impl Sim {
             checker: Invariants::new(&ids),
             stats: Stats::default(),
             log: VecDeque::new(),
+            fault_log: Vec::new(),
             clients: Vec::new(),
             inbox: Vec::new(),
             client_cfg: ClientConfig::default(),
@@ -752,9 +759,7 @@ impl Sim {
             return;
         }
         self.stats.crashes += 1;
-        if self.trace {
-            self.trace_lines.push(format!("t={} crash {id}", self.now));
-        }
+        self.note_fault(format!("crash {id}"));
         let node = &mut self.nodes[k];
         node.raft = None;
         node.inc += 1;
@@ -821,14 +826,14 @@ impl Sim {
                     self.stats.losses_found += 1;
                 }
                 disk.durable_len = disk.bytes.len();
-                if self.trace {
-                    self.trace_lines.push(format!(
-                        "t={now} restart {id} last={} hard={:?} lost={:?}",
-                        state.log.last_index(),
-                        state.hard,
-                        scan.lost_at
-                    ));
-                }
+                let note = format!(
+                    "restart {id}: last={} term={} lost_data={} inc={}",
+                    state.log.last_index(),
+                    state.hard.term,
+                    state.hard.lost_data,
+                    incarnation(id, self.nodes[k].disk_gen)
+                );
+                self.note_fault(note);
                 self.checker.on_restart(now, id, &state.log);
                 let mut cfg = self.node_config(id);
                 // A new start number: the leaders will probe it afresh.
@@ -854,6 +859,15 @@ impl Sim {
         }
     }
 
+    /// Remembers a fault (crash, wipe, damage, restart) for a failure report:
+    /// the newest [`FAULT_LOG_LIMIT`] are kept.
+    fn note_fault(&mut self, what: String) {
+        if self.fault_log.len() >= FAULT_LOG_LIMIT {
+            self.fault_log.remove(0);
+        }
+        self.fault_log.push(format!("t={}us {what}", self.now));
+    }
+
     /// Crashes a node and replaces its disk by an empty one: a new storage
     /// incarnation, as after a disk failure or an operator deleting the data
     /// directory. It restarts (when asked) with nothing, not bound to any
@@ -865,9 +879,7 @@ impl Sim {
         node.disk = Disk::fresh();
         node.disk_gen += 1;
         self.stats.wipes += 1;
-        if self.trace {
-            self.trace_lines.push(format!("t={} wipe {id}", self.now));
-        }
+        self.note_fault(format!("wipe {id}"));
         let now = self.now;
         self.checker.on_damage(now, id);
     }
@@ -908,9 +920,7 @@ impl Sim {
             *b ^= 0x10;
         }
         self.stats.tails_lost += 1;
-        if self.trace {
-            self.trace_lines.push(format!("t={} damage {id} frame {pick} of {}", self.now, frames.len()));
-        }
+        self.note_fault(format!("damage {id}: frame {pick} of {}", frames.len()));
         let now = self.now;
         self.checker.on_damage(now, id);
         true

@@ -180,8 +180,11 @@ pub fn damage(sim: &mut Sim, rng: &mut Rng) {
     let Some(voters) = sim.leader().and_then(|l| sim.raft(l)).map(|r| r.membership().voter_ids()) else { return };
     let f = voters.len().saturating_sub(1) / 2;
     let unbound = sim.unbound_voters();
-    // Any damaged node counts (a learner may be promoted while damaged).
-    let hurt = ids.iter().filter(|&&id| sim.is_damaged(id) || unbound.contains(&id)).count();
+    // Any damaged node counts (a learner may be promoted while damaged), and
+    // so does one still flagged lost_data (the checker may already see its
+    // committed prefix repaired while the node waits for a leader's word).
+    let flagged = |id: NodeId| sim.raft(id).is_some_and(|r| r.lost_data());
+    let hurt = ids.iter().filter(|&&id| sim.is_damaged(id) || unbound.contains(&id) || flagged(id)).count();
     if hurt >= f || (!unbound.is_empty() && rng.chance(0.4)) {
         sim.readmit_wiped();
         return;

@@ -3,6 +3,7 @@
 //! linearizability checker, and watchers judged by the watch checker. The tests run it over many seeds; the web demo's
 //! test mode runs it in a Web Worker.
 
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -141,7 +142,14 @@ pub fn checked_run(seed: u64, events: u64, bugs: Bugs) -> RunReport {
         crashes: sim.stats.crashes,
         operations: sim.history().len(),
         completed: sim.completed_ops(),
-        violations: sim.violations().to_vec(),
+        violations: {
+            // A safety violation is reported with the faults that led to it.
+            let mut v = sim.violations().to_vec();
+            if !v.is_empty() {
+                v.extend(sim.fault_log.iter().map(|f| format!("  (fault) {f}")));
+            }
+            v
+        },
         verdict,
         history: sim.history().to_vec(),
         watches: sim.watch_logs().len(),

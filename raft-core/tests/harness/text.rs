@@ -185,7 +185,7 @@ fn body(b: &Body) -> String {
             format!("Vote last={}{t}", pos(*last_index, *last_term))
         }
         Body::VoteResp { granted: g } => format!("VoteResp {}", granted(*g)),
-        Body::Append { prev_index, prev_term, entries: es, commit, round } => {
+        Body::Append { prev_index, prev_term, entries: es, commit, round, .. } => {
             let prev = pos(*prev_index, *prev_term);
             if es.is_empty() {
                 format!("Heartbeat prev={prev} commit={commit} round={round}")
@@ -505,6 +505,7 @@ pub fn parse_message(line: &str) -> Result<Message, String> {
                 entries: list.unwrap_or_default(),
                 commit: num(need("commit")?, "commit")?,
                 round: get("round").map_or(Ok(0), |r| num(r, "round"))?,
+                to_epoch: get("to_epoch").map_or(Ok(0), |e| num(e, "to_epoch"))?,
             }
         }
         "AppendResp" => {
