@@ -237,6 +237,11 @@ pub struct Config {
     /// Client tokens (hashes) and their roles; none: authentication is off.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tokens: Vec<TokenEntry>,
+    /// A voter that comes back with a new incarnation (its directory wiped
+    /// or its journal cut) is rebound by the leader itself once it caught
+    /// up, instead of waiting for `raftkv member replace ID ID`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_readmit: bool,
 }
 
 fn default_tick_ms() -> u64 {
@@ -273,6 +278,12 @@ impl Config {
         let cfg: Config = toml::from_str(text).map_err(|e| ConfigError(format!("bad config: {e}")))?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Parses a configuration without checking it (for settings a member
+    /// sent at `/join`, which lack the secret until the joiner adds its own).
+    pub fn parse_unchecked(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(format!("bad config: {e}")))
     }
 
     /// Reads a configuration file, or the embedded default when `path` is `None`.

@@ -42,9 +42,11 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod backup;
 pub mod client;
 pub mod config;
 pub mod http;
+pub mod identity;
 pub mod inbox;
 pub mod journal;
 pub mod listen;

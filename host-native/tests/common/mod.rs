@@ -57,7 +57,16 @@ impl Cluster {
         }
         let config = dir.join("cluster.toml");
         std::fs::write(&config, cfg).unwrap();
+        // One bound configuration for the whole cluster, as `raftkv cluster` makes.
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_raftkv")).args(["bootstrap", "--config"]).arg(&config).output().unwrap();
+        assert!(out.status.success(), "raftkv bootstrap: {}", String::from_utf8_lossy(&out.stderr));
         Cluster { dir, config, ports, children: (0..n).map(|_| None).collect() }
+    }
+
+    /// The cluster's UUID (what peer handshakes name), from node 1's identity.
+    pub fn cluster_uuid(&self) -> String {
+        raftkv::identity::Identity::load(&self.dir.join("node-1")).unwrap().unwrap().cluster_uuid
     }
 
     pub fn log_path(&self, id: u64) -> PathBuf {
