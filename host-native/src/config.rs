@@ -132,6 +132,9 @@ pub struct Limits {
     /// `busy`, so one client cannot take the whole session table. Decided at
     /// apply: must be the same on every node.
     pub max_sessions_per_principal: usize,
+    /// A learner is made a voter only if it lags the leader's log by at
+    /// most this many entries (unless the promotion is forced).
+    pub max_promotion_lag: u64,
 }
 
 impl Default for Limits {
@@ -153,6 +156,7 @@ impl Default for Limits {
             frame_timeout_ms: 10_000,
             max_queued_bytes: 8 << 20,
             max_sessions_per_principal: 1024,
+            max_promotion_lag: 1_000,
         }
     }
 }

@@ -91,6 +91,9 @@ pub struct NodeTask {
     metrics: Arc<Metrics>,
     /// This directory's incarnation.
     inc: u64,
+    /// The bootstrap configuration of the data directory: the binding of a
+    /// member no change has rebound since.
+    bootstrap: HashMap<NodeId, u64>,
     /// The incarnation each node last said it has (at `/join`): one that
     /// differs from the configuration's binding lost its data.
     seen_inc: HashMap<NodeId, u64>,
@@ -115,6 +118,7 @@ impl NodeTask {
         disk: mpsc::Sender<Batch>,
         metrics: Arc<Metrics>,
         inc: u64,
+        bootstrap: &[crate::identity::BoundMember],
         auto_readmit: bool,
     ) -> NodeTask {
         let mut t = NodeTask {
@@ -127,6 +131,7 @@ impl NodeTask {
             reply_routes: HashMap::new(),
             metrics,
             inc,
+            bootstrap: bootstrap.iter().map(|m| (m.id, m.inc)).collect(),
             seen_inc: HashMap::new(),
             warned_lost: HashSet::new(),
             auto_readmit,
@@ -195,15 +200,22 @@ impl NodeTask {
     /// Members whose node came back with another incarnation than the one
     /// the configuration binds them to.
     fn lost_members(&self) -> Vec<NodeId> {
-        let m = self.raft.membership();
         let mut v: Vec<NodeId> = self
             .seen_inc
             .iter()
-            .filter(|(id, inc)| m.member(**id).is_some_and(|b| b.inc != 0 && b.inc != **inc))
+            .filter(|(id, inc)| self.bound_inc(**id).is_some_and(|b| b != 0 && b != **inc))
             .map(|(id, _)| *id)
             .collect();
         v.sort_unstable();
         v
+    }
+
+    /// The incarnation the configuration in force binds `id` to: its entry's,
+    /// or for a member unchanged since bootstrap (whose entry may say 0),
+    /// the bootstrap configuration's. `None`: not a member.
+    fn bound_inc(&self, id: NodeId) -> Option<u64> {
+        let b = self.raft.membership().member(id)?;
+        Some(if b.inc != 0 { b.inc } else { self.bootstrap.get(&id).copied().unwrap_or(0) })
     }
 
     fn members_view(&self) -> MembersView {
@@ -215,7 +227,7 @@ impl NodeTask {
             .member_ids()
             .into_iter()
             .map(|id| {
-                let inc = m.member(id).map_or(0, |b| b.inc);
+                let inc = self.bound_inc(id).unwrap_or(0);
                 let (match_index, reachable) = if id == r.id() {
                     (r.durable_index(), true)
                 } else {
@@ -252,8 +264,7 @@ impl NodeTask {
     /// Whether this node knows its own data was lost (its journal cut or its
     /// directory wiped: it is bound to another incarnation than its own).
     fn own_lost_data(&self) -> bool {
-        let me = self.raft.id();
-        self.raft.membership().member(me).is_some_and(|b| b.inc != 0 && b.inc != self.inc)
+        self.bound_inc(self.raft.id()).is_some_and(|b| b != 0 && b != self.inc)
     }
 
     fn status(&self) -> Status {
@@ -395,7 +406,7 @@ impl NodeTask {
                 }
                 let changes = if old == new {
                     match self.seen_inc.get(&new) {
-                        Some(&inc) if Some(inc) != m.member(new).map(|b| b.inc) => {
+                        Some(&inc) if Some(inc) != self.bound_inc(new) => {
                             vec![Change::Remove { id: old }, Change::AddVoter { id: new, inc }]
                         }
                         _ => {
@@ -458,9 +469,9 @@ impl NodeTask {
             return;
         }
         let m = self.raft.membership().clone();
-        let cc = match m.member(id) {
+        let cc = match self.bound_inc(id) {
             None => Some(ConfChange::Begin { joint: false, changes: vec![Change::AddLearner { id, inc }] }),
-            Some(b) if b.inc == inc => None,
+            Some(b) if b == inc => None,
             Some(_) if m.is_voter(id) => {
                 self.warn_lost(id);
                 None

@@ -289,6 +289,7 @@ pub async fn run(
     };
     let (inbox, inputs) = Inbox::channel(INBOX_CAPACITY);
     let inc = ident.incarnation;
+    let bootstrap = ident.bootstrap.clone();
     let handle = NodeHandle {
         id,
         config: config.clone(),
@@ -298,7 +299,7 @@ pub async fn run(
         identity: Arc::new(ident),
         addrs: addrs.clone(),
     };
-    let task = NodeTask::new(raft, links, addrs, disk, metrics, inc, config.auto_readmit);
+    let task = NodeTask::new(raft, links, addrs, disk, metrics, inc, &bootstrap, config.auto_readmit);
     let node = tokio::spawn(task.run(inputs, durable_rx, Duration::from_millis(config.tick_ms)));
     tracing::info!(node = id, listen = %me.listen, url = %me.url(), "serving /raft, /join, /client, /status, /metrics");
     if tls.is_some() {
@@ -320,5 +321,6 @@ pub fn core_config(config: &Config, ident: &Identity, seed: u64) -> raft_core::C
     c.sessions.timeout_ticks = config.session_timeout_ticks();
     c.sessions.max_per_owner = config.limits.max_sessions_per_principal;
     c.snapshot_entries = config.limits.snapshot_entries;
+    c.max_promotion_lag = config.limits.max_promotion_lag;
     c
 }
