@@ -52,6 +52,16 @@ pub struct Links {
     pub queue: usize,
 }
 
+/// What the node task knows of its own storage identity.
+pub struct Own {
+    /// This directory's incarnation.
+    pub inc: u64,
+    /// The bootstrap configuration of the directory.
+    pub bootstrap: Vec<crate::identity::BoundMember>,
+    /// Config `auto_readmit`.
+    pub auto_readmit: bool,
+}
+
 /// One peer link the node keeps.
 struct Link {
     url: String,
@@ -110,17 +120,16 @@ pub struct NodeTask {
 impl NodeTask {
     /// A task for `raft` (recovered from its journal) that links to its peers
     /// through `links` at the URLs of `addrs`, sends journal batches to `disk`
-    /// and counts in `metrics`. `inc`: this directory's incarnation.
+    /// and counts in `metrics`; `who`: its storage identity.
     pub fn new(
         raft: Raft<KvStore>,
         links: Links,
         addrs: AddressBook,
         disk: mpsc::Sender<Batch>,
         metrics: Arc<Metrics>,
-        inc: u64,
-        bootstrap: &[crate::identity::BoundMember],
-        auto_readmit: bool,
+        who: Own,
     ) -> NodeTask {
+        let Own { inc, bootstrap, auto_readmit } = who;
         let mut t = NodeTask {
             raft,
             peers: HashMap::new(),

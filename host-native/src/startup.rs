@@ -21,7 +21,7 @@ use crate::identity::{self, Identity, SETTINGS_FILE};
 use crate::inbox::{AddressBook, Inbox};
 use crate::journal::{spawn_disk_thread, write_file_atomically, Journal};
 use crate::metrics::Metrics;
-use crate::node::{Links, NodeTask};
+use crate::node::{Links, NodeTask, Own};
 use crate::peer::handshake::PeerAuth;
 use crate::peer::join::JoinAnswer;
 use crate::peer::outgoing::LinkConfig;
@@ -299,7 +299,8 @@ pub async fn run(
         identity: Arc::new(ident),
         addrs: addrs.clone(),
     };
-    let task = NodeTask::new(raft, links, addrs, disk, metrics, inc, &bootstrap, config.auto_readmit);
+    let task =
+        NodeTask::new(raft, links, addrs, disk, metrics, Own { inc, bootstrap, auto_readmit: config.auto_readmit });
     let node = tokio::spawn(task.run(inputs, durable_rx, Duration::from_millis(config.tick_ms)));
     tracing::info!(node = id, listen = %me.listen, url = %me.url(), "serving /raft, /join, /client, /status, /metrics");
     if tls.is_some() {
