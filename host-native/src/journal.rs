@@ -205,6 +205,7 @@ impl Journal {
         let mut replay = Replay::new();
         let mut segments = Vec::new();
         let mut append_len = None;
+        let mut lost = false;
         for (k, &number) in numbers.iter().enumerate() {
             let last = k + 1 == numbers.len();
             let path = dir.join(segment_name(number));
@@ -241,10 +242,12 @@ impl Journal {
             if s.torn_at.is_some_and(|at| bytes[at..].iter().all(|&b| b == 0)) {
                 s.torn_at = None;
             }
-            if let Some(at) = s.torn_at {
+            if let Some(at) = s.torn_at.or(s.lost_at) {
                 if !last {
                     return Err(where_(at, "damaged record before the end of the journal"));
                 }
+            }
+            if let Some(at) = s.torn_at {
                 tracing::warn!(file = %path.display(), offset = at, "cutting a torn record off the end of the journal");
             }
             let seg = Segment { number, path: path.clone() };
@@ -253,8 +256,24 @@ impl Journal {
                     .apply(*seq, rec)
                     .map_err(|e| StartError(format!("journal file {}: {e}; refusing to start", path.display())))?;
             }
+            if let Some(at) = s.lost_at {
+                // A damaged record before a batch marker that survived: data
+                // this node had made durable (and may have acknowledged) is
+                // gone. Cut there, keep the newest term and vote the marker
+                // gives, and flag the node: it will not vote or count until
+                // it has caught up with a leader (DESIGN §10).
+                tracing::warn!(
+                    file = %path.display(),
+                    offset = at,
+                    "journal records this node had made durable are damaged: cutting them off; \
+                     the node will not vote until it has caught up with the leader"
+                );
+                replay.note_loss(s.lost_hard);
+                lost = true;
+            }
             if last {
-                append_len = Some((s.valid_len, bytes.len(), s.torn_at.is_some(), s.records.is_empty() && k > 0));
+                let cut = s.torn_at.is_some() || s.lost_at.is_some();
+                append_len = Some((s.valid_len, bytes.len(), cut, s.records.is_empty() && k > 0));
             }
             segments.push(seg);
         }
@@ -317,6 +336,12 @@ impl Journal {
                 journal.start_segment(next).map_err(|e| io_err("cannot create a segment in", &journal.dir, e))?;
             }
         }
+        if lost {
+            // The evidence (the damaged frames) is cut: make the finding
+            // durable before anything else, so a crash cannot forget it.
+            journal.metrics.journal_losses_found_total.inc();
+            journal.write_marker().map_err(|e| io_err("cannot write to", &journal.dir, e))?;
+        }
         Ok((journal, state, snapshot))
     }
 
@@ -339,6 +364,8 @@ impl Journal {
             for rec in self.mirror.checkpoint() {
                 encode_record(CHECKPOINT_SEQ, &rec, &mut buf);
             }
+            let marker = Record::BatchEnd { last_seq: st.last_seq, hard: st.hard };
+            encode_record(CHECKPOINT_SEQ, &marker, &mut buf);
         }
         file.write_all(&buf)?;
         file.sync_all()?;
@@ -386,6 +413,10 @@ impl Journal {
                 new_snapshot = Some(meta.id);
             }
         }
+        // The batch marker, in the same write: recovery tells a batch cut
+        // by a crash (no marker) from damage to one written whole.
+        let st = self.mirror.state();
+        encode_record(CHECKPOINT_SEQ, &Record::BatchEnd { last_seq: st.last_seq, hard: st.hard }, &mut self.buf);
         let end = self.len + self.buf.len() as u64;
         if end > self.allocated {
             // No room left (a batch bigger than the space prepared): the
@@ -399,6 +430,21 @@ impl Journal {
         self.metrics.journal_bytes_total.add(self.buf.len() as u64);
         self.metrics.journal_syncs_total.inc();
         Ok(new_snapshot)
+    }
+
+    /// Writes and syncs a batch marker alone (restating the durable state's
+    /// last record and HardState).
+    fn write_marker(&mut self) -> io::Result<()> {
+        self.buf.clear();
+        let st = self.mirror.state();
+        encode_record(CHECKPOINT_SEQ, &Record::BatchEnd { last_seq: st.last_seq, hard: st.hard }, &mut self.buf);
+        let end = self.len + self.buf.len() as u64;
+        self.allocated = self.allocated.max(end);
+        self.file.write_all_at(&self.buf, self.len)?;
+        self.file.sync_data()?;
+        self.len = end;
+        self.metrics.journal_syncs_total.inc();
+        Ok(())
     }
 
     /// The work that follows a durable write but that no record waits for:
@@ -574,7 +620,7 @@ mod tests {
         let m = Arc::new(Metrics::default());
         let (mut j, st, snap) = Journal::open(&d, 4096, m.clone()).unwrap();
         assert_eq!((st.last_seq, snap), (0, None));
-        let hs = HardState { term: 3, voted_for: Some(1), role: Role::Leader };
+        let hs = HardState { term: 3, voted_for: Some(1), role: Role::Leader, lost_data: false };
         j.append(&[(1, Record::HardState(hs))]).unwrap();
         let mut seq = 2;
         for k in 0..40 {
@@ -622,7 +668,7 @@ mod tests {
     }
 
     #[test]
-    fn torn_tail_is_cut_and_corruption_named() {
+    fn torn_tail_is_cut_and_damage_is_loss() {
         let d = tmpdir("torn");
         let m = Arc::new(Metrics::default());
         let (mut j, _, _) = Journal::open(&d, 1 << 20, m.clone()).unwrap();
@@ -652,7 +698,8 @@ mod tests {
         let (mut j, st, _) = Journal::open(&d, 1 << 20, m.clone()).unwrap();
         assert_eq!(st.log.last_index(), 7);
         assert_eq!(fs::read(&seg).unwrap(), written[..end]);
-        // A frame short of its last byte, followed by zeros: torn too.
+        // The batch marker short of its last byte, followed by zeros: a torn
+        // marker; the record before it was written whole and stays.
         j.append(&[(4, append(8, 1, 1))]).unwrap();
         drop(j);
         let written = fs::read(&seg).unwrap();
@@ -660,16 +707,23 @@ mod tests {
         let mut torn = written.clone();
         torn[end - 1] = 0;
         fs::write(&seg, &torn).unwrap();
-        let (mut j, st, _) = Journal::open(&d, 1 << 20, m.clone()).unwrap();
-        assert_eq!(st.log.last_index(), 7);
-        j.append(&[(4, append(8, 1, 1))]).unwrap();
+        let (j, st, _) = Journal::open(&d, 1 << 20, m.clone()).unwrap();
+        assert_eq!(st.log.last_index(), 8);
+        assert!(!st.hard.lost_data, "a torn marker is not loss");
         drop(j);
-        // A flipped byte inside the first frame: refused, file and offset named.
+        // A flipped byte inside the first frame, before batch markers that
+        // survive: loss. The node starts, cut before the damage, flagged; the
+        // flag is durable (a second start still has it).
         let mut bad = fs::read(&seg).unwrap();
         bad[SEGMENT_HEADER_LEN + 20] ^= 0x10;
         fs::write(&seg, &bad).unwrap();
-        let err = Journal::open(&d, 1 << 20, m).unwrap_err().0;
-        assert!(err.contains("00000001.seg") && err.contains("offset 8"), "{err}");
+        let (j, st, _) = Journal::open(&d, 1 << 20, m.clone()).unwrap();
+        assert!(st.hard.lost_data);
+        assert_eq!(st.log.last_index(), 0);
+        assert_eq!(m.journal_losses_found_total.get(), 1);
+        drop(j);
+        let (_, st, _) = Journal::open(&d, 1 << 20, m).unwrap();
+        assert!(st.hard.lost_data, "the finding survives a restart");
         fs::remove_dir_all(&d).unwrap();
     }
 }

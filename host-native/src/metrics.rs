@@ -44,6 +44,7 @@ macro_rules! metrics {
 metrics! {
     journal_records_total: "Journal records written.",
     journal_bytes_total: "Journal bytes written.",
+    journal_losses_found_total: "Recoveries that found durable journal records damaged (the node was flagged lost_data).",
     journal_syncs_total: "Journal fsyncs (one per group-committed batch).",
     journal_segments_created_total: "Journal segments created.",
     journal_segments_deleted_total: "Journal segments deleted.",
@@ -81,4 +82,5 @@ metrics! {
     raft_entries_applied_total: "Log entries applied to the state machine.",
     raft_snapshots_total: "Snapshots this node took.",
     raft_snapshots_installed_total: "Snapshots received from a leader and installed.",
+    raft_follower_restarts_total: "Followers a leader saw answer after a restart or with a new incarnation (progress reset).",
 }

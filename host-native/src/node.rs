@@ -702,6 +702,21 @@ impl NodeTask {
             Event::RemovedSelf { term } => {
                 tracing::warn!(node = id, term, "removed from the configuration: stepped down")
             }
+            Event::FollowerRestarted { id: follower, new_incarnation } => {
+                self.metrics.raft_follower_restarts_total.inc();
+                if new_incarnation {
+                    tracing::warn!(
+                        node = id,
+                        follower,
+                        "follower answered with a new incarnation (its data directory was replaced): probing it afresh"
+                    )
+                } else {
+                    tracing::info!(node = id, follower, "follower restarted: probing it afresh")
+                }
+            }
+            Event::RecoveredLostData { index } => {
+                tracing::warn!(node = id, index, "caught up with the leader after losing journal records: voting again")
+            }
         }
     }
 

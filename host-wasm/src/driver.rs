@@ -694,6 +694,16 @@ impl Driver {
                     format!("node {node} was removed from the cluster and stepped down as leader of term {term}");
                 ("role", text, true)
             }
+            Event::FollowerRestarted { id, new_incarnation } => {
+                let how = if new_incarnation { "with a new disk" } else { "after a restart" };
+                let text =
+                    format!("leader {node} saw node {id} answer {how}: it forgets what it matched and probes again");
+                ("repl", text, false)
+            }
+            Event::RecoveredLostData { index } => {
+                let text = format!("node {node} caught up to commit {index} after losing data: it may vote again");
+                ("role", text, true)
+            }
         };
         self.push(t, node, kind, text, major);
     }

@@ -69,6 +69,10 @@ pub fn record(r: &Record) -> (&'static str, String) {
         Record::Checkpoint { last_seq } => {
             ("checkpoint", format!("a new segment restates everything up to record {last_seq}"))
         }
+        Record::BatchEnd { last_seq, .. } => (
+            "checkpoint",
+            format!("a write ends whole after record {last_seq} (a marker: later damage is loss, not a torn write)"),
+        ),
         Record::HardState(h) => (
             "hard_state",
             format!(

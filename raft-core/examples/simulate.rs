@@ -112,6 +112,13 @@ fn narrate(sim: &Sim, shown: &mut usize) {
                 format!("node {id} now uses the configuration with voters {:?}", membership.voter_ids())
             }
             Event::RemovedSelf { term } => format!("node {id} was removed and steps down (term {term})"),
+            Event::FollowerRestarted { id: f, new_incarnation } => {
+                let how = if *new_incarnation { "with a new disk" } else { "after a restart" };
+                format!("leader {id} probes follower {f} afresh: it answered {how}")
+            }
+            Event::RecoveredLostData { index } => {
+                format!("node {id} caught up to the leader's commit {index} after losing data: it votes again")
+            }
             Event::Committed { index } => {
                 let _ = id;
                 commits = Some(commits.map_or((*t, *t, *index), |(t0, _, i)| (t0, *t, i.max(*index))));

@@ -7,6 +7,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::membership::Member;
 use crate::session::SessionLimits;
 use crate::types::NodeId;
 
@@ -42,6 +43,12 @@ pub struct Bugs {
     /// Put a configuration in force when its entry commits instead of when
     /// it is appended.
     pub conf_at_commit: bool,
+    /// Vote and count votes without looking at incarnations: a node whose
+    /// disk was wiped votes (and is counted) as if it were its old self.
+    pub ignore_incarnation: bool,
+    /// A node that found lost records at recovery votes, campaigns and is
+    /// counted as if it had lost nothing.
+    pub ignore_lost_data: bool,
 }
 
 /// Static configuration of one node.
@@ -56,7 +63,17 @@ pub struct Config {
     /// or a snapshot carries a configuration, that is the one in force; a node
     /// given a different bootstrap list would misread the changes in its log.
     /// Order does not matter.
-    pub voters: Vec<NodeId>,
+    ///
+    /// Each voter names the incarnation of its data directory the cluster was
+    /// bound to at bootstrap (0: unbound, as [`Config::new`] gives). A node
+    /// votes and campaigns only while a configuration it holds names it with
+    /// its own [`Config::inc`], so a node whose directory was wiped (a new
+    /// incarnation) cannot vote as its old self.
+    pub voters: Vec<Member>,
+    /// The incarnation of this node's data directory: a random number drawn
+    /// when the directory was created and never changed (0: unbound). Sent
+    /// on every message as `from_inc`.
+    pub inc: u64,
     /// Minimum election timeout `E` in ticks; the actual timeout is drawn from `[E, 2E)`.
     pub election_ticks: u32,
     /// Draw each election timeout from `[E, 2E)` (the default). Off, every
@@ -112,6 +129,12 @@ pub struct Config {
     /// an old duplicate, and probes it afresh instead of trusting the match
     /// index it had.
     pub epoch: u64,
+    /// With CheckQuorum, a node that has just started ignores (pre-)vote
+    /// requests for the minimum election timeout (DESIGN §10): the leader it
+    /// followed before a quick restart may still count on its stickiness
+    /// (and a lease read relies on it). On by default; node-level scripts
+    /// that drive elections tick by tick turn it off.
+    pub sticky_after_start: bool,
     /// Deliberate bugs (honoured only with the `bugs` feature).
     pub bugs: Bugs,
 }
@@ -127,7 +150,8 @@ impl Config {
     pub fn new(id: NodeId, voters: Vec<NodeId>) -> Self {
         Config {
             id,
-            voters,
+            voters: voters.into_iter().map(|id| Member { id, inc: 0 }).collect(),
+            inc: 0,
             election_ticks: 30,
             election_jitter: true,
             heartbeat_ticks: 10,
@@ -150,6 +174,7 @@ impl Config {
             max_promotion_lag: 1_000,
             seed: id,
             epoch: 0,
+            sticky_after_start: true,
             bugs: Bugs::default(),
         }
     }
@@ -162,7 +187,7 @@ impl Config {
         if self.voters.is_empty() {
             return Err(ConfigError("the bootstrap voters are empty"));
         }
-        let mut v = self.voters.clone();
+        let mut v: Vec<NodeId> = self.voters.iter().map(|m| m.id).collect();
         v.sort_unstable();
         v.dedup();
         if v.len() != self.voters.len() {

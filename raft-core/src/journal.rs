@@ -20,12 +20,30 @@
 //!
 //! The header CRC lets recovery tell a damaged length from a short write.
 //!
+//! # Batch markers: a torn write told from lost data
+//!
+//! A host ends every group-commit write with a [`Record::BatchEnd`] frame
+//! (sequence number 0) in the same write: the sequence number of the batch's
+//! last record and the HardState as of its end. A batch whose marker is on
+//! disk was written whole; one without it may have been cut by a crash before
+//! its fsync returned, so nothing in it was ever acknowledged.
+//!
 //! # Recovery rules
 //!
-//! * A frame cut short by the end of the data, or whose body checksum fails and
-//!   which ends exactly at the end of the data, is an unfinished write: it is cut
-//!   off (see [`Scan::torn_at`]) and recovery goes on.
-//! * Any other bad frame is corruption: [`scan`] refuses with the byte offset.
+//! * A frame cut short by the end of the data, or a damaged frame after which
+//!   no batch marker survives, is an unfinished write: it is cut off (see
+//!   [`Scan::torn_at`]) and recovery goes on.
+//! * A damaged frame followed (after resynchronising on the next valid frame)
+//!   by a batch marker is **data loss**: records the node may have
+//!   acknowledged are gone. The journal is cut there ([`Scan::lost_at`]); the
+//!   newest surviving marker still gives the term and vote (so a lost vote
+//!   record cannot make the node vote twice), and the state is flagged
+//!   [`HardState::lost_data`], which the engine honours until the node has
+//!   caught up with a leader. A replayed marker naming records that are not
+//!   there is loss too.
+//! * A frame whose checksums hold but whose body does not decode, or whose
+//!   length is over the limit, is corruption (a bug, not a disk fault):
+//!   [`scan`] refuses with the byte offset.
 //! * [`Replay`] checks that sequence numbers and entry indexes are contiguous.
 //!
 //! # Checkpoints
@@ -110,6 +128,16 @@ pub enum Record {
         /// Sequence number of the last record the checkpoint covers.
         last_seq: Seq,
     },
+    /// The end of one group-commit write (sequence number 0; see the module
+    /// docs): written by the host, never issued by the engine.
+    BatchEnd {
+        /// Sequence number of the last record of the batch (of the journal
+        /// so far).
+        last_seq: Seq,
+        /// The HardState as of the end of the batch: the newest one the host
+        /// has written.
+        hard: HardState,
+    },
 }
 
 impl Record {
@@ -121,6 +149,7 @@ impl Record {
             Record::Truncate { .. } => "Truncate",
             Record::Snapshot(_) => "Snapshot",
             Record::Checkpoint { .. } => "Checkpoint",
+            Record::BatchEnd { .. } => "BatchEnd",
         }
     }
 }
@@ -207,53 +236,93 @@ pub struct Scan {
     pub valid_len: usize,
     /// If a torn final frame was cut off, its offset.
     pub torn_at: Option<usize>,
+    /// If records were lost (a damaged frame in a batch whose marker
+    /// survived), the offset of the damaged frame: everything from there on
+    /// is dropped (`valid_len` equals it).
+    pub lost_at: Option<usize>,
+    /// With `lost_at`: the HardState of the newest marker after the damage.
+    pub lost_hard: Option<HardState>,
+}
+
+/// Reads one frame at the start of `rest`: `Ok(Some((frame length, record)))`
+/// for a whole valid frame, `Ok(None)` for a damaged or short one, `Err` for
+/// one whose checksums hold but which cannot be a frame we wrote.
+/// A whole frame read: its length in bytes and its record.
+type Frame = (usize, (Seq, Record));
+
+fn read_frame(rest: &[u8], pos: usize) -> Result<Option<Frame>, JournalError> {
+    if rest.len() < FRAME_HEADER_LEN {
+        return Ok(None);
+    }
+    let hcrc = u32::from_le_bytes([rest[8], rest[9], rest[10], rest[11]]);
+    if crc32c(&rest[..8]) != hcrc {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+    if len > MAX_RECORD_LEN {
+        return Err(JournalError::Corrupt { offset: pos, reason: "record length over the limit" });
+    }
+    if rest.len() < FRAME_HEADER_LEN + len {
+        return Ok(None);
+    }
+    let body = &rest[FRAME_HEADER_LEN..FRAME_HEADER_LEN + len];
+    let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+    if crc32c(body) != crc {
+        return Ok(None);
+    }
+    match codec::decode_body::<(Seq, Record)>(body) {
+        Ok(r) => Ok(Some((FRAME_HEADER_LEN + len, r))),
+        Err(_) => Err(JournalError::Corrupt { offset: pos, reason: "record body does not decode" }),
+    }
+}
+
+/// After a damaged frame at `from`: the HardState of the newest batch marker
+/// found by resynchronising on valid frames further on, if any survives.
+fn marker_after(bytes: &[u8], from: usize) -> Option<HardState> {
+    let mut newest: Option<(Seq, HardState)> = None;
+    let mut pos = from + 1;
+    while pos + FRAME_HEADER_LEN <= bytes.len() {
+        match read_frame(&bytes[pos..], pos) {
+            Ok(Some((len, (_, Record::BatchEnd { last_seq, hard })))) => {
+                if newest.is_none_or(|(s, _)| last_seq >= s) {
+                    newest = Some((last_seq, hard));
+                }
+                pos += len;
+            }
+            Ok(Some((len, _))) => pos += len,
+            _ => pos += 1,
+        }
+    }
+    newest.map(|(_, h)| h)
 }
 
 /// Reads every frame of a segment. Never panics, whatever the bytes.
 pub fn scan(bytes: &[u8]) -> Result<Scan, JournalError> {
     codec_header(bytes)?;
-    let mut out = Scan { records: Vec::new(), valid_len: SEGMENT_HEADER_LEN, torn_at: None };
+    let mut out = Scan { valid_len: SEGMENT_HEADER_LEN, ..Scan::default() };
     let mut pos = SEGMENT_HEADER_LEN;
     while pos < bytes.len() {
         let rest = &bytes[pos..];
-        if rest.len() < FRAME_HEADER_LEN {
-            out.torn_at = Some(pos);
-            break;
-        }
-        let hcrc = u32::from_le_bytes([rest[8], rest[9], rest[10], rest[11]]);
-        if crc32c(&rest[..8]) != hcrc {
-            // A damaged header is a torn write only if nothing but zeros follows
-            // (a short or unfinished write into preallocated space).
-            if rest.iter().all(|&b| b == 0) {
-                out.torn_at = Some(pos);
+        match read_frame(rest, pos)? {
+            Some((len, r)) => {
+                out.records.push(r);
+                pos += len;
+                out.valid_len = pos;
+            }
+            None => {
+                // Damaged or short: loss if a later batch marker survives
+                // (that batch was written whole, after this one), else an
+                // unfinished write.
+                match marker_after(bytes, pos) {
+                    Some(hard) => {
+                        out.lost_at = Some(pos);
+                        out.lost_hard = Some(hard);
+                    }
+                    None => out.torn_at = Some(pos),
+                }
                 break;
             }
-            return Err(JournalError::Corrupt { offset: pos, reason: "frame header checksum mismatch" });
         }
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        if len > MAX_RECORD_LEN {
-            return Err(JournalError::Corrupt { offset: pos, reason: "record length over the limit" });
-        }
-        if rest.len() < FRAME_HEADER_LEN + len {
-            out.torn_at = Some(pos);
-            break;
-        }
-        let body = &rest[FRAME_HEADER_LEN..FRAME_HEADER_LEN + len];
-        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-        let at_end = rest.len() == FRAME_HEADER_LEN + len;
-        if crc32c(body) != crc {
-            if at_end {
-                out.torn_at = Some(pos);
-                break;
-            }
-            return Err(JournalError::Corrupt { offset: pos, reason: "record checksum mismatch" });
-        }
-        match codec::decode_body::<(Seq, Record)>(body) {
-            Ok(r) => out.records.push(r),
-            Err(_) => return Err(JournalError::Corrupt { offset: pos, reason: "record body does not decode" }),
-        }
-        pos += FRAME_HEADER_LEN + len;
-        out.valid_len = pos;
     }
     Ok(out)
 }
@@ -299,6 +368,8 @@ pub struct DurableState {
 #[derive(Debug, Default)]
 pub struct Replay {
     state: DurableState,
+    /// A batch marker named records that were not replayed.
+    lost: bool,
 }
 
 impl Replay {
@@ -345,6 +416,7 @@ impl Replay {
                 st.snapshot = Some(meta.clone());
             }
             Record::Checkpoint { .. } => return err("a Checkpoint record needs sequence number 0"),
+            Record::BatchEnd { .. } => return err("a BatchEnd record needs sequence number 0"),
         }
         st.last_seq = seq;
         Ok(())
@@ -390,6 +462,21 @@ impl Replay {
             Record::Truncate { .. } => {
                 return Err(JournalError::Discontiguous { seq: 0, reason: "a Truncate cannot be a checkpoint" })
             }
+            Record::BatchEnd { last_seq, hard } => {
+                if *last_seq > st.last_seq {
+                    // The batch said it ended later than the records we
+                    // have: some vanished without a damaged frame to show.
+                    self.lost = true;
+                } else if *last_seq < st.last_seq {
+                    return Err(JournalError::Discontiguous {
+                        seq: *last_seq,
+                        reason: "a batch marker is older than the records before it",
+                    });
+                }
+                if hard.term >= st.hard.term {
+                    st.hard = *hard;
+                }
+            }
             Record::Checkpoint { last_seq } => {
                 if st.last_seq != 0 && st.last_seq != *last_seq {
                     return Err(JournalError::Discontiguous {
@@ -426,7 +513,18 @@ impl Replay {
     /// Continues replaying from a state recovered earlier (a host that keeps
     /// a mirror of its durable state while it writes, to build checkpoints).
     pub fn from_state(state: DurableState) -> Self {
-        Replay { state }
+        Replay { state, lost: false }
+    }
+
+    /// Records that records were lost (see the module docs): the state keeps
+    /// the newest term and vote a surviving marker gives, and is flagged.
+    pub fn note_loss(&mut self, marker: Option<HardState>) {
+        if let Some(h) = marker {
+            if h.term >= self.state.hard.term {
+                self.state.hard = h;
+            }
+        }
+        self.lost = true;
     }
 
     /// Checkpoint records for a new segment: the HardState, the latest
@@ -452,7 +550,10 @@ impl Replay {
     }
 
     /// Ends replay.
-    pub fn finish(self) -> DurableState {
+    pub fn finish(mut self) -> DurableState {
+        if self.lost {
+            self.state.hard.lost_data = true;
+        }
         self.state
     }
 }
@@ -492,14 +593,20 @@ pub fn recover_segments(segments: &[&[u8]]) -> Result<(DurableState, Scan), (usi
     let mut last = Scan::default();
     for (k, seg) in segments.iter().enumerate() {
         let mut s = scan(seg).map_err(|e| (k, e))?;
-        if let Some(at) = s.torn_at {
+        if let Some(at) = s.torn_at.or(s.lost_at) {
             if k + 1 < segments.len() {
-                return Err((k, JournalError::Corrupt { offset: at, reason: "torn record before the last segment" }));
+                return Err((
+                    k,
+                    JournalError::Corrupt { offset: at, reason: "damaged record before the last segment" },
+                ));
             }
         }
         let records = core::mem::take(&mut s.records);
         for (seq, rec) in records {
             replay.apply_owned(seq, rec).map_err(|e| (k, e))?;
+        }
+        if s.lost_at.is_some() {
+            replay.note_loss(s.lost_hard);
         }
         last = s;
     }
@@ -514,6 +621,9 @@ pub fn recover(bytes: &[u8]) -> Result<(DurableState, Scan), JournalError> {
     let mut replay = Replay::new();
     for (seq, rec) in core::mem::take(&mut scan.records) {
         replay.apply_owned(seq, rec)?;
+    }
+    if scan.lost_at.is_some() {
+        replay.note_loss(scan.lost_hard);
     }
     Ok((replay.finish(), scan))
 }
@@ -530,7 +640,7 @@ mod tests {
         write_segment_header(&mut seg);
         let mut offsets = Vec::new();
         let recs = [
-            Record::HardState(HardState { term: 2, voted_for: Some(1), role: Role::Candidate }),
+            Record::HardState(HardState { term: 2, voted_for: Some(1), role: Role::Candidate, lost_data: false }),
             Record::Append {
                 first_index: 1,
                 entries: vec![
@@ -577,27 +687,80 @@ mod tests {
     }
 
     #[test]
-    fn flipped_byte_in_the_middle_is_corruption_with_offset() {
+    fn flipped_byte_without_a_later_marker_is_a_torn_write() {
+        // No batch marker after the damage: the batch was never finished.
         let (seg, offsets) = sample();
-        for (k, &off) in offsets.iter().enumerate().take(offsets.len() - 1) {
+        for (k, &off) in offsets.iter().enumerate() {
             for delta in [0usize, 5, 9, 13] {
                 let mut bad = seg.clone();
                 bad[off + delta] ^= 0x40;
-                match scan(&bad) {
-                    Err(JournalError::Corrupt { offset, .. }) => {
-                        assert_eq!(offset, off, "frame {k}")
-                    }
-                    other => panic!("frame {k} byte {delta}: expected corruption, got {other:?}"),
-                }
+                let s = scan(&bad).unwrap_or_else(|e| panic!("frame {k} byte {delta}: {e}"));
+                assert_eq!((s.torn_at, s.lost_at, s.valid_len), (Some(off), None, off), "frame {k} byte {delta}");
             }
         }
-        // A flipped byte in the body of the last frame is indistinguishable from a torn write.
+    }
+
+    /// Two batches, each ended by its marker; returns the segment, the
+    /// offset of every frame, and the second batch's HardState.
+    fn with_markers() -> (Vec<u8>, Vec<usize>, HardState) {
+        let mut seg = Vec::new();
+        write_segment_header(&mut seg);
+        let e = |i| Entry { term: 2, index: i, time: 0, payload: Payload::Noop };
+        let h1 = HardState { term: 2, voted_for: Some(1), role: Role::Follower, lost_data: false };
+        let h2 = HardState { term: 3, voted_for: Some(3), role: Role::Follower, lost_data: false };
+        let batch1 = [(1, Record::HardState(h1)), (2, Record::Append { first_index: 1, entries: vec![e(1), e(2)] })];
+        let batch2 = [(3, Record::HardState(h2)), (4, Record::Append { first_index: 3, entries: vec![e(3)] })];
+        let mut offsets = Vec::new();
+        for (batch, hard) in [(&batch1, h1), (&batch2, h2)] {
+            for (seq, rec) in batch.iter() {
+                offsets.push(seg.len());
+                encode_record(*seq, rec, &mut seg);
+            }
+            offsets.push(seg.len());
+            let last_seq = batch[batch.len() - 1].0;
+            encode_record(CHECKPOINT_SEQ, &Record::BatchEnd { last_seq, hard }, &mut seg);
+        }
+        (seg, offsets, h2)
+    }
+
+    #[test]
+    fn damage_before_a_surviving_marker_is_loss_and_keeps_the_vote() {
+        let (seg, offsets, h2) = with_markers();
+        let clean = recover(&seg).unwrap().0;
+        assert!(!clean.hard.lost_data);
+        assert_eq!((clean.hard.term, clean.log.last_index()), (3, 3));
+        // Every frame but the very last marker: a later marker survives.
+        for (k, &off) in offsets.iter().enumerate().take(offsets.len() - 1) {
+            for delta in [1usize, 9, 13] {
+                let mut bad = seg.clone();
+                bad[off + delta] ^= 0x08;
+                let (st, s) = recover(&bad).unwrap_or_else(|e| panic!("frame {k} byte {delta}: {e}"));
+                assert_eq!((s.lost_at, s.torn_at, s.valid_len), (Some(off), None, off), "frame {k} byte {delta}");
+                assert!(st.hard.lost_data, "frame {k}: flagged");
+                // The lost HardState record's term and vote come back from the marker.
+                assert_eq!((st.hard.term, st.hard.voted_for), (h2.term, h2.voted_for), "frame {k}");
+                assert!(st.log.last_index() < 3, "frame {k}: entries after the damage are gone");
+            }
+        }
+        // A flipped byte in the final marker only: nothing was lost.
         let mut bad = seg.clone();
         let last = *offsets.last().unwrap();
         bad[last + FRAME_HEADER_LEN + 1] ^= 1;
-        let s = scan(&bad).unwrap();
-        assert_eq!(s.torn_at, Some(last));
-        assert_eq!(s.valid_len, last);
+        let (st, s) = recover(&bad).unwrap();
+        assert_eq!((s.torn_at, s.lost_at), (Some(last), None));
+        assert!(!st.hard.lost_data);
+        assert_eq!(st.log.last_index(), 3);
+    }
+
+    #[test]
+    fn a_marker_naming_missing_records_is_loss() {
+        let mut r = Replay::new();
+        r.apply(1, &Record::Truncate { from_index: 1 }).ok();
+        let h = HardState { term: 4, voted_for: None, role: Role::Follower, lost_data: false };
+        r.apply(CHECKPOINT_SEQ, &Record::BatchEnd { last_seq: 7, hard: h }).unwrap();
+        let st = r.finish();
+        assert!(st.hard.lost_data);
+        assert_eq!(st.hard.term, 4);
     }
 
     #[test]
@@ -622,7 +785,7 @@ mod tests {
     fn checkpoints_consume_no_sequence_number() {
         let mut r = Replay::new();
         let e = |i| Entry { term: 2, index: i, time: 0, payload: Payload::Noop };
-        let hs = HardState { term: 2, voted_for: Some(3), role: Role::Follower };
+        let hs = HardState { term: 2, voted_for: Some(3), role: Role::Follower, lost_data: false };
         r.apply(1, &Record::Append { first_index: 1, entries: vec![e(1), e(2), e(3)] }).unwrap();
         // A new segment: checkpoints, then the next record continues the sequence.
         r.apply(CHECKPOINT_SEQ, &Record::HardState(hs)).unwrap();

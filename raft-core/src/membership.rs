@@ -177,9 +177,16 @@ fn remove(members: &mut Vec<Member>, id: NodeId) -> Option<Member> {
 impl Membership {
     /// The configuration a cluster starts with: these voters, unbound.
     pub fn bootstrap(voters: &[NodeId]) -> Self {
+        let members: Vec<Member> = voters.iter().map(|&id| Member { id, inc: 0 }).collect();
+        Self::bootstrap_bound(&members)
+    }
+
+    /// The configuration a cluster starts with: these voters, each bound to
+    /// the incarnation given.
+    pub fn bootstrap_bound(voters: &[Member]) -> Self {
         let mut m = Membership::default();
-        for &id in voters {
-            insert(&mut m.voters, Member { id, inc: 0 });
+        for &v in voters {
+            insert(&mut m.voters, v);
         }
         m
     }
@@ -218,6 +225,22 @@ impl Membership {
         [&self.voters, &self.outgoing, &self.learners, &self.learners_next]
             .into_iter()
             .find_map(|set| find(set, id).map(|at| set[at]))
+    }
+
+    /// Whether this configuration names `id` with incarnation `inc`, in any
+    /// role: the test a node applies to itself before it votes or campaigns.
+    pub fn names(&self, id: NodeId, inc: u64) -> bool {
+        [&self.voters, &self.outgoing, &self.learners, &self.learners_next]
+            .into_iter()
+            .any(|set| find(set, id).is_some_and(|at| set[at].inc == inc))
+    }
+
+    /// Whether every half in which `id` votes binds it to `inc`: the test a
+    /// candidate applies before counting `id`'s vote. While a member is
+    /// replaced by a new incarnation of itself, the halves disagree and its
+    /// vote counts in neither (safe: the rest of each half decides).
+    pub fn votes_as(&self, id: NodeId, inc: u64) -> bool {
+        [&self.voters, &self.outgoing].into_iter().all(|set| find(set, id).is_none_or(|at| set[at].inc == inc))
     }
 
     /// Every voter id of either half, sorted, once each.
@@ -293,8 +316,17 @@ impl Membership {
                 if id == 0 {
                     return Err(ConfChangeError::ReservedId);
                 }
-                if find(&self.voters, id).is_some() {
-                    return Err(ConfChangeError::AlreadyVoter(id));
+                if let Some(at) = find(&self.voters, id) {
+                    // The same id with another incarnation: its directory was
+                    // replaced. Rebinding takes a joint change (the outgoing
+                    // half keeps the old incarnation, whose vote no longer
+                    // comes), never a direct one.
+                    if self.voters[at].inc == inc || inc == 0 {
+                        return Err(ConfChangeError::AlreadyVoter(id));
+                    }
+                    if !joint {
+                        return Err(ConfChangeError::NeedsJoint);
+                    }
                 }
                 remove(&mut self.learners, id);
                 remove(&mut self.learners_next, id);

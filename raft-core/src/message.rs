@@ -105,6 +105,11 @@ pub enum Body {
         /// a restarted follower (whose unsynced tail may be gone) from an old
         /// duplicate (reserved; 0 until hosts number their starts).
         epoch: u64,
+        /// The responder lost durable records at its last recovery and has
+        /// not yet matched a leader up to that leader's commit: the leader
+        /// uses the answer to replicate but does not count it toward commit
+        /// or a read round.
+        recovering: bool,
     },
     /// One chunk of a snapshot transfer (docs/ARCHITECTURE.md §5), keyed by the message's
     /// term, `index` and `snap_term`.

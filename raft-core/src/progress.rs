@@ -56,6 +56,12 @@ pub struct Progress {
     pub(crate) transfer: Option<Outgoing>,
     /// The follower's epoch (start number) last heard; 0 before any.
     pub epoch: u64,
+    /// The incarnation of the follower's storage last heard (0 before any,
+    /// or unbound). A promotion binds the learner to it.
+    pub inc: u64,
+    /// The follower said it lost durable records and has not yet caught up
+    /// with a leader's commit: its match is used to replicate, never counted.
+    pub recovering: bool,
 }
 
 impl Progress {
@@ -74,15 +80,18 @@ impl Progress {
             oldest_at_heartbeat: None,
             transfer: None,
             epoch: 0,
+            inc: 0,
+            recovering: false,
         }
     }
 
     /// The follower restarted (a new epoch): what it held may be gone, so
     /// forget its match and probe from the end of our log, as a new leader
     /// would.
-    pub(crate) fn restarted(&mut self, epoch: u64, last: Index) {
+    pub(crate) fn restarted(&mut self, inc: u64, epoch: u64, last: Index) {
         let round = self.acked_round;
         *self = Progress::new(self.id, last);
+        self.inc = inc;
         self.epoch = epoch;
         self.recent_active = true;
         self.acked_round = round;

@@ -102,6 +102,11 @@ pub enum ConfChangeRefused {
     },
     /// The leader's log holds too much that is uncommitted.
     Busy,
+    /// A voter would be bound to no incarnation: the cluster binds its
+    /// members (this leader has one), the change named none, and the leader
+    /// has not heard the node answer yet. Such a voter could never vote.
+    /// Add it as a learner first, or name its incarnation.
+    UnknownIncarnation(NodeId),
 }
 
 impl fmt::Display for ConfChangeRefused {
@@ -115,6 +120,9 @@ impl fmt::Display for ConfChangeRefused {
             ConfChangeRefused::Invalid(e) => write!(f, "{e}"),
             ConfChangeRefused::LearnerBehind { id, lag } => write!(f, "node {id} is {lag} entries behind the leader"),
             ConfChangeRefused::Busy => f.write_str("the leader is busy"),
+            ConfChangeRefused::UnknownIncarnation(id) => {
+                write!(f, "node {id} has not answered yet, so its incarnation is unknown: add it as a learner first")
+            }
         }
     }
 }
@@ -164,6 +172,12 @@ pub struct Raft<S: StateMachine> {
     committed_config_seen: Index,
     term: Term,
     voted_for: Option<NodeId>,
+    /// See [`HardState::lost_data`]: set at recovery from the journal,
+    /// cleared (durably) once this node matched a leader up to its commit.
+    lost_data: bool,
+    /// Ticks since this node started (saturating): a node that has just
+    /// started ignores vote requests for the minimum election timeout.
+    ticks_since_start: u32,
     /// The leader of the current term, once known (this node when it leads).
     leader: Option<NodeId>,
     role: RoleState,
@@ -220,7 +234,8 @@ impl<S: StateMachine> Raft<S> {
             (Some(_), None) => return Err(RecoverError::Snapshot(SnapshotError::Missing)),
             (None, _) => None,
         };
-        let base = snap_body.as_ref().map_or_else(|| Membership::bootstrap(&cfg.voters), |b| b.membership.clone());
+        let base =
+            snap_body.as_ref().map_or_else(|| Membership::bootstrap_bound(&cfg.voters), |b| b.membership.clone());
         let hard = durable.hard;
         let storage = Storage::new(durable, base);
         let membership = storage.configs().latest().clone();
@@ -231,6 +246,8 @@ impl<S: StateMachine> Raft<S> {
             committed_config_seen: 0,
             term: hard.term,
             voted_for: hard.voted_for,
+            lost_data: hard.lost_data,
+            ticks_since_start: 0,
             leader: None,
             role: RoleState::Follower(Follower::default()),
             timer: ElectionTimer::new(&cfg),
@@ -258,10 +275,11 @@ impl<S: StateMachine> Raft<S> {
 
     /// Advances logical time by one tick.
     pub fn tick(&mut self) {
+        self.ticks_since_start = self.ticks_since_start.saturating_add(1);
         if self.is_leader() {
             self.tick_leader();
         } else if self.timer.tick() {
-            if self.membership.is_voter(self.cfg.id) {
+            if self.may_campaign() {
                 self.campaign(self.cfg.pre_vote);
             } else {
                 // A learner, a removed node or one still joining never
@@ -285,8 +303,12 @@ impl<S: StateMachine> Raft<S> {
         }
         if self.step_term(&m) {
             match m.body {
-                Body::PreVote { last_index, last_term } => self.handle_pre_vote(m.from, m.term, last_index, last_term),
-                Body::Vote { last_index, last_term, .. } => self.handle_vote(m.from, last_index, last_term),
+                Body::PreVote { last_index, last_term } => {
+                    self.handle_pre_vote(m.from, m.to_inc, m.term, last_index, last_term)
+                }
+                Body::Vote { last_index, last_term, transfer } => {
+                    self.handle_vote(m.from, m.to_inc, transfer, last_index, last_term)
+                }
                 _ => match self.role {
                     RoleState::Follower(_) => self.step_follower(m),
                     RoleState::PreCandidate(_) | RoleState::Candidate(_) => self.step_candidate(m),
@@ -370,6 +392,7 @@ impl<S: StateMachine> Raft<S> {
     /// assert!(node.membership().is_learner(2));
     /// ```
     pub fn propose_conf_change(&mut self, cc: ConfChange, force: bool) -> Result<(Index, Term), ConfChangeRefused> {
+        let cc = self.bind_incarnations(cc);
         let r = self.check_conf_change(&cc, force).and_then(|()| {
             self.propose_payload(Payload::ConfChange(cc), false).map_err(|e| match e {
                 ProposeError::NotLeader { leader_hint } => ConfChangeRefused::NotLeader { leader_hint },
@@ -378,6 +401,23 @@ impl<S: StateMachine> Raft<S> {
         });
         self.debug_check();
         r
+    }
+
+    /// A member added with incarnation 0 ("whatever it is now") is bound to
+    /// the incarnation this leader last heard it answer from: a promotion
+    /// binds the storage the leader saw catch up, not any later one.
+    fn bind_incarnations(&self, mut cc: ConfChange) -> ConfChange {
+        let Some(l) = self.role.leader() else { return cc };
+        if let ConfChange::Begin { changes, .. } = &mut cc {
+            for change in changes.iter_mut() {
+                if let Change::AddVoter { id, inc } | Change::AddLearner { id, inc } = change {
+                    if *inc == 0 {
+                        *inc = if *id == self.cfg.id { self.cfg.inc } else { l.progress(*id).map_or(0, |p| p.inc) };
+                    }
+                }
+            }
+        }
+        cc
     }
 
     fn check_conf_change(&self, cc: &ConfChange, force: bool) -> Result<(), ConfChangeRefused> {
@@ -398,8 +438,12 @@ impl<S: StateMachine> Raft<S> {
         if let ConfChange::Begin { changes, .. } = cc {
             let last = self.storage.log().last_index();
             for change in changes {
-                if let Change::AddVoter { id, .. } = *change {
-                    if id == self.cfg.id || self.membership.is_voter(id) {
+                if let Change::AddVoter { id, inc } = *change {
+                    if inc == 0 && self.cfg.inc != 0 {
+                        return Err(ConfChangeRefused::UnknownIncarnation(id));
+                    }
+                    let already = self.membership.member(id).is_some_and(|m| m.inc == inc);
+                    if id == self.cfg.id || (self.membership.is_voter(id) && already) {
                         continue;
                     }
                     let matched = l.progress(id).map_or(0, |p| p.match_index);
@@ -600,13 +644,19 @@ impl<S: StateMachine> Raft<S> {
     pub fn transfer_target(&self) -> Option<NodeId> {
         self.role.leader().and_then(|l| l.transfer).map(|t| t.target)
     }
+    /// Whether this node lost durable records at recovery and has not yet
+    /// caught up with a leader (see [`HardState::lost_data`]): it neither
+    /// votes nor campaigns meanwhile.
+    pub fn lost_data(&self) -> bool {
+        self.lost_data
+    }
     /// Messages waiting for durability.
     pub fn held_messages(&self) -> usize {
         self.out.held()
     }
     /// The current HardState.
     pub fn hard_state(&self) -> HardState {
-        HardState { term: self.term, voted_for: self.voted_for, role: self.role() }
+        HardState { term: self.term, voted_for: self.voted_for, role: self.role(), lost_data: self.lost_data }
     }
     /// The latest snapshot (taken or installed), if any.
     pub fn snapshot(&self) -> Option<&Arc<Snapshot>> {
@@ -659,6 +709,7 @@ impl<S: StateMachine> Raft<S> {
                     hint_term: 0,
                     round: 0,
                     epoch: self.cfg.epoch,
+                    recovering: self.lost_data,
                 }),
                 Body::PreVote { .. } => Some(Body::PreVoteResp { granted: false }),
                 Body::Vote { .. } => Some(Body::VoteResp { granted: false }),
@@ -685,7 +736,7 @@ impl<S: StateMachine> Raft<S> {
                 self.heard_from_leader(m.from);
                 self.handle_install_snapshot(m.from, index, snap_term, offset, &data, done);
             }
-            Body::TimeoutNow if self.membership.is_voter(self.cfg.id) => {
+            Body::TimeoutNow if self.may_campaign() => {
                 // Our leader hands over: campaign now, past PreVote and the
                 // voters' stickiness.
                 self.campaign_now(true);
@@ -701,9 +752,9 @@ impl<S: StateMachine> Raft<S> {
             // Granted answers carry the term we would campaign in; a refusal
             // carries the responder's (our) term.
             Body::PreVoteResp { granted } if pre && (m.term == self.term + 1 || (!granted && m.term == self.term)) => {
-                self.record_vote(m.from, granted)
+                self.record_answer(m.from, m.from_inc, granted)
             }
-            Body::VoteResp { granted } if !pre => self.record_vote(m.from, granted),
+            Body::VoteResp { granted } if !pre => self.record_answer(m.from, m.from_inc, granted),
             Body::Append { .. } | Body::InstallSnapshot { .. } => {
                 // A leader of our term exists: follow it.
                 self.become_follower(self.term, Some(m.from));
@@ -715,9 +766,10 @@ impl<S: StateMachine> Raft<S> {
 
     fn step_leader(&mut self, m: Message) {
         match m.body {
-            Body::AppendResp { index, success, hint_index, hint_term, round, epoch }
-                if self.note_epoch(m.from, epoch) =>
+            Body::AppendResp { index, success, hint_index, hint_term, round, epoch, recovering }
+                if self.note_epoch(m.from, m.from_inc, epoch) =>
             {
+                self.note_recovering(m.from, recovering);
                 self.handle_append_resp(m.from, index, success, hint_index, hint_term, round)
             }
             Body::InstallSnapshotResp { index, snap_term, offset, done } => {
@@ -747,21 +799,53 @@ impl<S: StateMachine> Raft<S> {
         self.timer.elapsed = 0;
     }
 
-    fn handle_pre_vote(&mut self, from: NodeId, term: Term, last_index: Index, last_term: Term) {
+    /// Whether this node may campaign: it votes in its latest configuration,
+    /// which binds it to its own incarnation, and it has lost no data.
+    fn may_campaign(&self) -> bool {
+        self.membership.is_voter(self.cfg.id) && self.may_vote()
+    }
+
+    /// Whether this node may grant a (pre-)vote at all (DESIGN §10): a
+    /// configuration it holds names it with its own incarnation (a node whose
+    /// directory was wiped is not the node the cluster counted on), and it
+    /// has not lost durable records it may have voted or acknowledged with.
+    fn may_vote(&self) -> bool {
+        let bound = self.bug(|b| b.ignore_incarnation) || self.membership.names(self.cfg.id, self.cfg.inc);
+        bound && (!self.lost_data || self.bug(|b| b.ignore_lost_data))
+    }
+
+    /// Whether a (pre-)vote request may be considered at all: this node may
+    /// vote, the asker addressed this incarnation of it, and it has not just
+    /// started (with CheckQuorum a restarted node stays sticky for the
+    /// minimum election timeout, so a restart cannot hand a vote away while
+    /// the leader it followed may still hold its lease; a transfer the leader
+    /// asked for passes).
+    fn may_consider_vote(&self, to_inc: u64, transfer: bool) -> bool {
+        let addressed = to_inc == self.cfg.inc || self.bug(|b| b.ignore_incarnation);
+        let settled = !self.cfg.check_quorum
+            || !self.cfg.sticky_after_start
+            || transfer
+            || self.ticks_since_start >= self.cfg.election_ticks;
+        self.may_vote() && addressed && settled
+    }
+
+    fn handle_pre_vote(&mut self, from: NodeId, to_inc: u64, term: Term, last_index: Index, last_term: Term) {
         // Grant if the asker's next term is ahead of ours, its log is up to date,
         // and we have not heard from a live leader recently.
         let log_ok =
             election::log_ok(self.storage.log(), last_index, last_term, self.bug(|b| b.vote_without_log_check));
-        let granted = term > self.term && log_ok && !self.in_lease();
+        let granted = term > self.term && log_ok && !self.in_lease() && self.may_consider_vote(to_inc, false);
         let reply_term = if granted { term } else { self.term };
-        self.out.send(Message::new(self.cfg.id, from, reply_term, Body::PreVoteResp { granted }));
+        let msg = self.message(from, reply_term, Body::PreVoteResp { granted });
+        self.out.send(msg);
     }
 
-    fn handle_vote(&mut self, from: NodeId, last_index: Index, last_term: Term) {
+    fn handle_vote(&mut self, from: NodeId, to_inc: u64, transfer: bool, last_index: Index, last_term: Term) {
         let log_ok =
             election::log_ok(self.storage.log(), last_index, last_term, self.bug(|b| b.vote_without_log_check));
         let follower = matches!(self.role, RoleState::Follower(_));
-        if !(follower && log_ok && election::can_vote(self.voted_for, self.leader, from)) {
+        let may = self.may_consider_vote(to_inc, transfer);
+        if !(follower && log_ok && may && election::can_vote(self.voted_for, self.leader, from)) {
             return self.send(from, Body::VoteResp { granted: false });
         }
         self.timer.reset(&self.cfg);
@@ -806,7 +890,8 @@ impl<S: StateMachine> Raft<S> {
             }
             let term = self.term + 1;
             for to in self.config.ids().into_iter().filter(|&id| id != me) {
-                self.out.send(Message::new(me, to, term, Body::PreVote { last_index, last_term }));
+                let msg = self.message(to, term, Body::PreVote { last_index, last_term });
+                self.out.send(msg);
             }
         }
     }
@@ -837,6 +922,16 @@ impl<S: StateMachine> Raft<S> {
                 self.send(to, Body::Vote { last_index, last_term, transfer });
             }
         }
+    }
+
+    /// A (pre-)vote answer from a peer. A grant counts only from the
+    /// incarnation our configuration binds the voter to: a node whose storage
+    /// was replaced is not the voter the configuration counted on.
+    fn record_answer(&mut self, from: NodeId, from_inc: u64, granted: bool) {
+        if granted && !self.membership.votes_as(from, from_inc) && !self.bug(|b| b.ignore_incarnation) {
+            return;
+        }
+        self.record_vote(from, granted);
     }
 
     /// Counts a (pre-)vote and acts on the outcome.
@@ -964,31 +1059,44 @@ impl<S: StateMachine> Raft<S> {
             return self.send_snapshot_chunk(to);
         }
         let at = Leading { log: storage.log(), cfg, commit: *commit, round };
-        let (from, term) = (cfg.id, *term);
-        let needs_snapshot =
-            replication::send_appends(pr, &at, heartbeat, &mut |body| out.send(Message::new(from, to, term, body)));
+        let (from, term, from_inc) = (cfg.id, *term, cfg.inc);
+        let to_inc = self.membership.member(to).map_or(0, |m| m.inc);
+        let mut send = |body| out.send(Message { from, to, term, from_inc, to_inc, body });
+        let needs_snapshot = replication::send_appends(pr, &at, heartbeat, &mut send);
         if needs_snapshot {
             self.start_snapshot_transfer(to);
         }
     }
 
-    /// A follower's answer carries its epoch: a newer one means it restarted
-    /// (its progress is reset, and the answer then read afresh); an older one
-    /// is a message from its previous life (ignored). Returns whether to go on.
-    fn note_epoch(&mut self, from: NodeId, epoch: u64) -> bool {
+    /// A follower's answer carries its incarnation and epoch: a newer epoch
+    /// means it restarted, another incarnation that its storage was replaced
+    /// (either way its progress is reset, and the answer then read afresh);
+    /// an older epoch of the same incarnation is a message from its previous
+    /// life (ignored). Returns whether to go on.
+    fn note_epoch(&mut self, from: NodeId, inc: u64, epoch: u64) -> bool {
         let last = self.storage.log().last_index();
         let Some(pr) = self.role.leader_mut().and_then(|l| l.progress_mut(from)) else { return true };
-        if epoch < pr.epoch {
+        if pr.epoch == 0 {
+            // The first answer this term: nothing to compare with.
+            pr.inc = inc;
+            pr.epoch = epoch;
+        } else if inc != pr.inc || epoch > pr.epoch {
+            let new_incarnation = inc != pr.inc;
+            pr.restarted(inc, epoch, last);
+            self.out.event(Event::FollowerRestarted { id: from, new_incarnation });
+        } else if epoch < pr.epoch {
             return false;
         }
-        if epoch > pr.epoch {
-            if pr.epoch != 0 {
-                pr.restarted(epoch, last);
-            } else {
-                pr.epoch = epoch;
-            }
-        }
         true
+    }
+
+    /// A follower's answer says whether it is still recovering lost data:
+    /// until it is not, its match is not counted (DESIGN §10).
+    fn note_recovering(&mut self, from: NodeId, recovering: bool) {
+        let recovering = recovering && !self.bug(|b| b.ignore_lost_data);
+        if let Some(pr) = self.role.leader_mut().and_then(|l| l.progress_mut(from)) {
+            pr.recovering = recovering;
+        }
     }
 
     /// Leader side: a follower answered an AppendEntries.
@@ -1072,7 +1180,18 @@ impl<S: StateMachine> Raft<S> {
             Verdict::Reject { hint_index, hint_term } => {
                 let index = prev.0;
                 let epoch = self.cfg.epoch;
-                self.send(from, Body::AppendResp { index, success: false, hint_index, hint_term, round, epoch });
+                self.send(
+                    from,
+                    Body::AppendResp {
+                        index,
+                        success: false,
+                        hint_index,
+                        hint_term,
+                        round,
+                        epoch,
+                        recovering: self.lost_data,
+                    },
+                );
             }
             Verdict::Accept { last } => {
                 // Commit what the leader says is committed, but only as far as
@@ -1085,10 +1204,27 @@ impl<S: StateMachine> Raft<S> {
                     self.sync_membership();
                 }
                 let epoch = self.cfg.epoch;
-                let ack = Body::AppendResp { index: last, success: true, hint_index: 0, hint_term: 0, round, epoch };
+                let ack = Body::AppendResp {
+                    index: last,
+                    success: true,
+                    hint_index: 0,
+                    hint_term: 0,
+                    round,
+                    epoch,
+                    recovering: self.lost_data,
+                };
                 match self.storage.sync_point(last) {
                     None => self.send(from, ack),
                     Some(seq) => self.send_after(seq, from, ack),
+                }
+                if self.lost_data && last >= commit {
+                    // Our log now matches this leader's up to its commit index.
+                    // The cleared flag is written after the entries, so it is
+                    // never durable before they are; it needs no fsync of its
+                    // own (lost, the node just stays cautious a while longer).
+                    self.lost_data = false;
+                    self.write_hard_state();
+                    self.out.event(Event::RecoveredLostData { index: commit });
                 }
             }
         }
@@ -1504,14 +1640,22 @@ impl<S: StateMachine> Raft<S> {
         self.storage.write_hard_state(hs)
     }
 
+    /// A message to `to` carrying our incarnation and the one our
+    /// configuration binds `to` to (0 if it names none).
+    fn message(&self, to: NodeId, term: Term, body: Body) -> Message {
+        let to_inc = self.membership.member(to).map_or(0, |m| m.inc);
+        Message { from: self.cfg.id, to, term, from_inc: self.cfg.inc, to_inc, body }
+    }
+
     /// Sends a message in the current term now.
     fn send(&mut self, to: NodeId, body: Body) {
-        self.out.send(Message::new(self.cfg.id, to, self.term, body));
+        let msg = self.message(to, self.term, body);
+        self.out.send(msg);
     }
 
     /// Sends a message in the current term once records up to `seq` are durable.
     fn send_after(&mut self, seq: Seq, to: NodeId, body: Body) {
-        let msg = Message::new(self.cfg.id, to, self.term, body);
+        let msg = self.message(to, self.term, body);
         self.out.send_after(seq, self.storage.durable_seq(), self.storage.truncations(), msg);
     }
 

@@ -87,6 +87,23 @@ pub enum Event {
         /// The term it led.
         term: Term,
     },
+    /// A leader saw a follower answer from a new start (a new epoch) or with
+    /// a new incarnation (its storage was replaced): what it held may be gone,
+    /// so its progress was reset. Hosts log it once and count it.
+    FollowerRestarted {
+        /// The follower.
+        id: NodeId,
+        /// Whether the incarnation changed (a wiped or replaced directory),
+        /// not just the epoch.
+        new_incarnation: bool,
+    },
+    /// This node, which had found lost records at recovery, has durably
+    /// matched the leader up to its commit index: it votes and counts again
+    /// (once this Ready's records are durable).
+    RecoveredLostData {
+        /// The leader's commit index it reached.
+        index: Index,
+    },
 }
 
 /// Everything the host must carry out after an input: the host contract.

@@ -309,7 +309,7 @@ mod tests {
     #[test]
     fn a_role_only_hard_state_needs_no_fsync() {
         let mut s = Storage::new(DurableState::default(), Membership::default());
-        let hs = |term, voted_for, role| HardState { term, voted_for, role };
+        let hs = |term, voted_for, role| HardState { term, voted_for, role, lost_data: false };
         s.write_hard_state(hs(0, None, Role::PreCandidate));
         s.write_hard_state(hs(0, None, Role::Follower));
         let (records, sync) = s.take_records();

@@ -133,11 +133,17 @@ pub struct HardState {
     /// The role at the time of writing. A restart always begins as follower;
     /// this is kept for tooling and for the record.
     pub role: Role,
+    /// This node found at recovery that its journal lost records it had
+    /// made durable (a damaged frame in a group-commit batch whose end marker
+    /// survived), and has not yet durably matched a current leader up to
+    /// that leader's commit index. Until then it grants no vote or pre-vote,
+    /// does not campaign, and its acknowledgements are not counted.
+    pub lost_data: bool,
 }
 
 impl Default for HardState {
     fn default() -> Self {
-        HardState { term: 0, voted_for: None, role: Role::Follower }
+        HardState { term: 0, voted_for: None, role: Role::Follower, lost_data: false }
     }
 }
 

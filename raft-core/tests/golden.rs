@@ -96,6 +96,7 @@ fn record_tag(r: &Record) -> u8 {
         Record::Truncate { .. } => 2,
         Record::Snapshot(_) => 3,
         Record::Checkpoint { .. } => 4,
+        Record::BatchEnd { .. } => 5,
     }
 }
 
@@ -179,7 +180,15 @@ fn bodies() -> Vec<Body> {
         Body::Vote { last_index: 5, last_term: 2, transfer: false },
         Body::VoteResp { granted: false },
         Body::Append { prev_index: 4, prev_term: 2, entries: entries(), commit: 4, round: 7 },
-        Body::AppendResp { index: 10, success: true, hint_index: 0, hint_term: 0, round: 7, epoch: 3 },
+        Body::AppendResp {
+            index: 10,
+            success: true,
+            hint_index: 0,
+            hint_term: 0,
+            round: 7,
+            epoch: 3,
+            recovering: false,
+        },
         Body::InstallSnapshot { index: 9, snap_term: 2, offset: 0, data: b"snap".to_vec(), done: true },
         // u64::MAX: the longest varint there is.
         Body::InstallSnapshotResp { index: 9, snap_term: 2, offset: u64::MAX, done: true },
@@ -194,7 +203,7 @@ fn roles() -> Vec<Role> {
 fn records() -> Vec<Record> {
     let noop = Entry { term: 3, index: 5, time: 100, payload: Payload::Noop };
     vec![
-        Record::HardState(HardState { term: 3, voted_for: Some(2), role: Role::Candidate }),
+        Record::HardState(HardState { term: 3, voted_for: Some(2), role: Role::Candidate, lost_data: false }),
         Record::Append { first_index: 5, entries: vec![noop] },
         Record::Truncate { from_index: 6 },
         Record::Snapshot(SnapshotMeta {
@@ -204,6 +213,10 @@ fn records() -> Vec<Record> {
             id: 9,
         }),
         Record::Checkpoint { last_seq: 41 },
+        Record::BatchEnd {
+            last_seq: 42,
+            hard: HardState { term: 3, voted_for: Some(2), role: Role::Follower, lost_data: true },
+        },
     ]
 }
 
@@ -301,7 +314,7 @@ fn peer_messages() {
         b"RKVM\x02\x01\x02\x03\x00\x00\x02\x05\x02\x00",
         b"RKVM\x02\x01\x02\x03\x00\x00\x03\x00",
         b"RKVM\x02\x01\x02\x03\x00\x00\x04\x04\x02\x06\x03\x05d\x00\x03\x06d\x01\x01c\x03\x07d\x02\x00\x01\x03\x00\x04\x09\x01\x05\x00\x02\x01\x03\x08d\x03\x02\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\x03\x09d\x04\x05\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\x01\x01\x01w\x03\x0ad\x05\x05\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\x02\x04\x07",
-        b"RKVM\x02\x01\x02\x03\x00\x00\x05\x0a\x01\x00\x00\x07\x03",
+        b"RKVM\x02\x01\x02\x03\x00\x00\x05\x0a\x01\x00\x00\x07\x03\x00",
         b"RKVM\x02\x01\x02\x03\x00\x00\x06\x09\x02\x00\x04snap\x01",
         b"RKVM\x02\x01\x02\x03\x00\x00\x07\x09\x02\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x01",
     ];
@@ -315,9 +328,13 @@ fn peer_messages() {
 
 #[test]
 fn roles_in_hard_states() {
-    let want: [&[u8]; 4] = [b"\x01\x00\x00", b"\x01\x00\x01", b"\x01\x00\x02", b"\x01\x00\x03"];
+    let want: [&[u8]; 4] = [b"\x01\x00\x00\x00", b"\x01\x00\x01\x00", b"\x01\x00\x02\x00", b"\x01\x00\x03\x00"];
     for (role, want) in roles().into_iter().zip(want) {
-        golden(&format!("HardState as {role:?}"), &postcard(&HardState { term: 1, voted_for: None, role }), want);
+        golden(
+            &format!("HardState as {role:?}"),
+            &postcard(&HardState { term: 1, voted_for: None, role, lost_data: false }),
+            want,
+        );
     }
 }
 
@@ -326,12 +343,13 @@ fn journal_segment_header_and_records() {
     let mut header = Vec::new();
     write_segment_header(&mut header);
     golden("segment header", &header, b"RKVJ\x02\x00\x00\x00");
-    let want: [&[u8]; 5] = [
-        b"\x06\x00\x00\x00\xcdL\x07\xb9\x9a\xdeHG\x01\x00\x03\x01\x02\x02",
+    let want: [&[u8]; 6] = [
+        b"\x07\x00\x00\x00\x0a>a.-5\xafX\x01\x00\x03\x01\x02\x02\x00",
         b"\x08\x00\x00\x00I\xac,\x84`\xdb!k\x02\x01\x05\x01\x03\x05d\x00",
         b"\x03\x00\x00\x00\x0f\xb4\xae\x8b:\xa0\xdbW\x03\x02\x06",
         b"\x0f\x00\x00\x00\xbcs\xc2L\x83\x95\xc9F\x04\x03\x09\x02\x03\x01\x00\x02\x00\x03\x00\x00\x00\x00\x09",
         b"\x03\x00\x00\x00\xd0\xa1~MM\x1b\xfd=\x05\x04)",
+        b"\x08\x00\x00\x00\xa3F\xa2\xe4\x03\x82\xc7\xb8\x06\x05*\x03\x01\x02\x00\x01",
     ];
     for (seq, (record, want)) in (1..).zip(records().into_iter().zip(want)) {
         let mut frame = Vec::new();

@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use raft_core::sim::{Sim, SimConfig};
+use raft_core::sim::{incarnation, Sim, SimConfig};
 use raft_core::Bugs;
 
 /// The paper's Figure 8, built step by step on five nodes. An entry X of an
@@ -154,7 +154,10 @@ fn single_server_change_run(seed: u64, bugs: Bugs) -> Option<String> {
     for to in [2, 3, 4] {
         sim.cut_link(1, to);
     }
-    sim.propose_conf_change(1, direct(Change::AddVoter { id: s5, inc: 0 }), true).expect("S1 may add S5");
+    // Forced, and S1 has not heard from S5 yet: the operator names the
+    // incarnation of S5's new directory (as `--join` reports it).
+    let inc = incarnation(s5, 0);
+    sim.propose_conf_change(1, direct(Change::AddVoter { id: s5, inc }), true).expect("S1 may add S5");
     sim.run_for(20 * MS);
     sim.crash(1);
     sim.heal();

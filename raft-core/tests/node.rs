@@ -93,6 +93,7 @@ scripts! {
     membership_joint,
     transfer_and_removal,
     lost_tail,
+    storage_identity,
 }
 
 #[test]

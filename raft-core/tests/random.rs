@@ -13,7 +13,7 @@ mod common;
 use common::*;
 use raft_core::rng::Rng;
 use raft_core::sim::liveness::LivenessBounds;
-use raft_core::sim::nemesis::{churn, lose_acks, random_fault as fault};
+use raft_core::sim::nemesis::{churn, damage, lose_acks, random_fault as fault, readmit_all};
 use raft_core::sim::{Sim, SimConfig};
 use raft_core::Bugs;
 
@@ -60,6 +60,14 @@ fn random_run(seed: u64, bugs: Bugs, liveness: bool) -> (Sim, Vec<String>) {
     // of its removal can call elections forever (dissertation §4.2.3), which
     // is Raft's known behaviour, not a fault of these runs.
     let churning = rng.chance(0.5) && cfg.raft.check_quorum;
+    // Half of the other runs damage disks (wipes, lost durable records;
+    // DESIGN §10). Not together with churn: a node flagged lost_data
+    // (it may not vote until a leader exists) plus a leader that crashed
+    // with its own removal appended but not committed (it no longer
+    // campaigns, and its longer log refuses the others) can leave a
+    // three-voter cluster with no electable node — a liveness limit of the
+    // rules, not a safety one, which these runs would report as stuck.
+    let damaging = !churning && rng.chance(0.5);
     let mut sim = Sim::new(cfg);
     let ids = sim.ids();
     let mut next_cmd = 1u64;
@@ -80,6 +88,8 @@ fn random_run(seed: u64, bugs: Bugs, liveness: bool) -> (Sim, Vec<String>) {
             let ids = sim.ids();
             if churning && rng.chance(0.3) {
                 churn(&mut sim, &mut rng);
+            } else if damaging && rng.chance(0.15) {
+                damage(&mut sim, &mut rng);
             } else {
                 fault(&mut sim, &mut rng, &ids);
             }
@@ -99,6 +109,8 @@ fn random_run(seed: u64, bugs: Bugs, liveness: bool) -> (Sim, Vec<String>) {
                 sim.restart(id);
             }
         }
+        // An operator readmits the nodes whose disks were wiped.
+        readmit_all(&mut sim, 10);
         // An operator stops the nodes it removed: whatever they missed, they
         // are no longer the cluster's (without PreVote and CheckQuorum, a
         // removed node that never learnt of its removal would keep calling

@@ -14,7 +14,7 @@
 //! * **Durability**: a committed entry is never truncated and a majority always
 //!   holds the committed prefix durably, across crashes and restarts.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -149,7 +149,7 @@ impl Chain {
                     self.compact(meta.index, h);
                 }
             }
-            Record::HardState(_) | Record::Checkpoint { .. } => {}
+            Record::HardState(_) | Record::Checkpoint { .. } | Record::BatchEnd { .. } => {}
         }
     }
 }
@@ -171,6 +171,12 @@ pub struct Invariants {
     mem: Vec<Chain>,
     durable: Vec<Chain>,
     applied: Vec<Index>,
+    /// Nodes whose disk a fault damaged (wiped, or durable records lost) and
+    /// that do not yet durably hold the committed prefix again: they are
+    /// not expected to keep what they held, and while any is damaged the
+    /// committed prefix need not be durable on a quorum (the losses may have
+    /// taken it below one: the cluster must then stop, not lose it).
+    damaged: BTreeSet<NodeId>,
     /// Violations found, in plain words.
     pub violations: Vec<String>,
 }
@@ -361,6 +367,22 @@ impl Invariants {
         }
     }
 
+    /// A fault damaged a node's disk (it is down): what it held durably may
+    /// be gone.
+    pub fn on_damage(&mut self, now: u64, id: NodeId) {
+        self.check_durable_majority(now);
+        self.damaged.insert(id);
+        // What it holds durably is unknown until it restarts: nothing, for
+        // the repair check.
+        let s = self.slot(id);
+        self.durable[s] = Chain::default();
+    }
+
+    /// Whether `id` is damaged and has not caught up since.
+    pub fn is_damaged(&self, id: NodeId) -> bool {
+        self.damaged.contains(&id)
+    }
+
     /// A node crashed: its memory is gone, its durable log stays.
     pub fn on_crash(&mut self, now: u64, _id: NodeId) {
         self.check_durable_majority(now);
@@ -383,6 +405,7 @@ impl Invariants {
         let c = self.committed_index().min(self.durable[s].len());
         let covered = c <= snap;
         if c > 0
+            && !self.damaged.contains(&id)
             && !covered
             && self.durable[s].at(c) == self.committed.get(c as usize - 1).copied()
             && chain.at(c) != self.durable[s].at(c)
@@ -410,6 +433,15 @@ impl Invariants {
         }
         let want = self.committed.last().copied();
         let holds = |id: NodeId| self.ids.iter().position(|&x| x == id).is_some_and(|k| self.durable[k].at(c) == want);
+        // A damaged node that durably holds the committed prefix again has
+        // been repaired by the cluster.
+        let repaired: Vec<NodeId> = self.damaged.iter().copied().filter(|&id| holds(id)).collect();
+        for id in repaired {
+            self.damaged.remove(&id);
+        }
+        if !self.damaged.is_empty() {
+            return;
+        }
         if !self.config.is_quorum(holds) {
             let holders: Vec<NodeId> = self.ids.iter().copied().filter(|&id| holds(id)).collect();
             let voters = self.config.ids();

@@ -103,15 +103,17 @@ impl Sim {
                         l.progress().iter().find(|p| p.id == id).map(|p| (p.state, p.match_index, p.next_index))
                     });
                     line += &format!(
-                        " [node {id}: {} term {} commit {} applied {} durable {} last {} (term {}) snapshot {}; leader sees {seen:?}]",
+                        " [node {id}: {}{} term {} commit {} applied {} durable {} last {} (term {}) snapshot {}; voters {:?}; leader sees {seen:?}]",
                         r.role().name(),
+                        if r.lost_data() { " lost_data" } else { "" },
                         r.term(),
                         r.commit_index(),
                         r.applied_index(),
                         r.durable_index(),
                         r.log().last_index(),
                         r.log().last_term(),
-                        r.log().snapshot_index()
+                        r.log().snapshot_index(),
+                        r.membership().voters.iter().map(|m| (m.id, m.inc)).collect::<Vec<_>>()
                     );
                 }
             }

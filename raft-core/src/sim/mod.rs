@@ -28,10 +28,11 @@ use crate::checker::Operation;
 use crate::client::{ClientReply, ClientRequest, ClientToken};
 use crate::journal::{self, Record};
 use crate::kv::KvStore;
+use crate::membership::Member;
 use crate::message::Message;
 use crate::raft::{Bugs, Config, Event, ProposeError, Raft};
 use crate::rng::Rng;
-use crate::types::{Index, NodeId, Role, Seq, Term};
+use crate::types::{HardState, Index, NodeId, Role, Seq, Term};
 use clients::{ClientConfig, SimClient};
 use invariants::Invariants;
 
@@ -176,6 +177,59 @@ pub struct Disk {
     /// group commit, as the native host's disk task does).
     syncing: bool,
     pending: VecDeque<PendingWrite>,
+    /// The newest HardState written (what each batch marker restates).
+    last_hard: HardState,
+}
+
+impl Disk {
+    /// An empty disk: a journal segment header and nothing else.
+    fn fresh() -> Self {
+        let mut disk = Disk::default();
+        journal::write_segment_header(&mut disk.bytes);
+        disk.durable_len = disk.bytes.len();
+        disk
+    }
+
+    /// Writes records and the batch marker that ends them (one group-commit
+    /// write, as the native host does); returns the frames written.
+    fn write_batch(&mut self, records: &[(Seq, Record)], last_seq: Seq) -> Vec<(usize, usize)> {
+        let mut frames = Vec::with_capacity(records.len() + 1);
+        for (seq, rec) in records {
+            if let Record::HardState(h) = rec {
+                self.last_hard = *h;
+            }
+            let start = self.bytes.len();
+            journal::encode_record(*seq, rec, &mut self.bytes);
+            frames.push((start, self.bytes.len()));
+        }
+        let start = self.bytes.len();
+        let marker = Record::BatchEnd { last_seq, hard: self.last_hard };
+        journal::encode_record(journal::CHECKPOINT_SEQ, &marker, &mut self.bytes);
+        frames.push((start, self.bytes.len()));
+        frames
+    }
+}
+
+/// The (start, end) of every whole frame of a segment image.
+fn frame_bounds(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut pos = journal::SEGMENT_HEADER_LEN;
+    while pos + journal::FRAME_HEADER_LEN <= bytes.len() {
+        let len = u32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]) as usize;
+        let end = pos + journal::FRAME_HEADER_LEN + len;
+        if end > bytes.len() {
+            break;
+        }
+        out.push((pos, end));
+        pos = end;
+    }
+    out
+}
+
+/// The storage incarnation of node `id` after `gen` wipes: distinct per node
+/// and per wipe, never 0 (0 means unbound).
+pub fn incarnation(id: NodeId, gen: u64) -> u64 {
+    (id << 16) | (gen + 1)
 }
 
 impl Disk {
@@ -195,6 +249,9 @@ pub struct Node {
     pub disk: Disk,
     /// Incremented at every crash so events of a past life are ignored.
     inc: u64,
+    /// How many times this node's disk was wiped: its storage incarnation
+    /// is derived from it ([`incarnation`]).
+    disk_gen: u64,
     /// Commands applied in this life since `applied_base`, index `i` at `i - 1 - applied_base`.
     applied: Vec<Vec<u8>>,
     applied_base: Index,
@@ -215,6 +272,12 @@ pub struct Stats {
     pub events: u64,
     /// Crashes.
     pub crashes: u64,
+    /// Disks wiped by [`Sim::wipe`].
+    pub wipes: u64,
+    /// Durable records damaged by [`Sim::lose_durable`].
+    pub tails_lost: u64,
+    /// Recoveries that found lost records (and flagged the node).
+    pub losses_found: u64,
     /// Syncs (fsyncs) the simulated disks performed.
     pub syncs: u64,
     /// Messages handed to the network per directed link and kind
@@ -258,6 +321,7 @@ pub struct Sim {
     pub log: VecDeque<(u64, NodeId, Event)>,
     /// Nodes stopped for good (restarts scheduled earlier do not happen).
     stopped: BTreeSet<NodeId>,
+
     /// The newest commit index seen anywhere (its deciding configuration is
     /// the checker's).
     decided_at: Index,
@@ -299,7 +363,7 @@ impl Sim {
             journal::write_segment_header(&mut disk.bytes);
             disk.durable_len = disk.bytes.len();
             let raft = Raft::new(sim.node_config(id), KvStore::default()).ok();
-            sim.nodes.push(Node { id, raft, disk, inc: 0, applied: Vec::new(), applied_base: 0 });
+            sim.nodes.push(Node { id, raft, disk, inc: 0, disk_gen: 0, applied: Vec::new(), applied_base: 0 });
             sim.schedule_first_tick(k);
         }
         sim
@@ -308,7 +372,10 @@ impl Sim {
     fn node_config(&self, id: NodeId) -> Config {
         let mut c = self.cfg.raft.clone();
         c.id = id;
-        c.voters = (1..=self.cfg.nodes as NodeId).collect();
+        // Bound at bootstrap: every node is given the same configuration, the
+        // first incarnation of each first node's disk.
+        c.voters = (1..=self.cfg.nodes as NodeId).map(|id| Member { id, inc: incarnation(id, 0) }).collect();
+        c.inc = incarnation(id, self.nodes.get(id as usize - 1).map_or(0, |n| n.disk_gen));
         c.seed = self.cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ id;
         c.epoch = 1;
         if let Some(&n) = self.cfg.snapshot_entries_by_node.get(id as usize - 1) {
@@ -461,15 +528,9 @@ impl Sim {
         // 1. Journal: write the frames now (page cache), durable after a delay.
         if !ready.records.is_empty() {
             self.checker.on_records(now, id, &ready.records);
-            let disk = &mut self.nodes[k].disk;
-            let mut frames = Vec::with_capacity(ready.records.len());
-            for (seq, rec) in &ready.records {
-                let start = disk.bytes.len();
-                journal::encode_record(*seq, rec, &mut disk.bytes);
-                frames.push((start, disk.bytes.len()));
-            }
             let last_seq = ready.records.last().map_or(0, |r| r.0);
             let disk = &mut self.nodes[k].disk;
+            let frames = disk.write_batch(&ready.records, last_seq);
             let sync = ready.must_sync;
             disk.pending.push_back(PendingWrite { last_seq, frames, records: ready.records, checkpoint: false, sync });
             self.start_sync(k);
@@ -639,14 +700,9 @@ impl Sim {
         node.disk.closed.push(old);
         journal::write_segment_header(&mut node.disk.bytes);
         node.disk.durable_len = node.disk.bytes.len();
-        let mut frames = Vec::new();
-        for (seq, rec) in &records {
-            let start = node.disk.bytes.len();
-            journal::encode_record(*seq, rec, &mut node.disk.bytes);
-            frames.push((start, node.disk.bytes.len()));
-        }
-        let node = &mut self.nodes[k];
         let last_seq = raft_durable_seq(node);
+        let frames = node.disk.write_batch(&records, last_seq);
+        let node = &mut self.nodes[k];
         node.disk.pending.push_back(PendingWrite { last_seq, frames, records, checkpoint: true, sync: true });
         self.start_sync(k);
     }
@@ -738,7 +794,15 @@ impl Sim {
             Ok((state, scan)) => {
                 let disk = &mut self.nodes[k].disk;
                 disk.bytes.truncate(scan.valid_len);
-                disk.durable_len = scan.valid_len;
+                disk.last_hard = state.hard;
+                if scan.lost_at.is_some() {
+                    // As the native host does: make the finding durable before
+                    // anything else, so a crash cannot forget it (the damaged
+                    // frames, the evidence, are gone now).
+                    disk.write_batch(&[], state.last_seq);
+                    self.stats.losses_found += 1;
+                }
+                disk.durable_len = disk.bytes.len();
                 self.checker.on_restart(now, id, &state.log);
                 let mut cfg = self.node_config(id);
                 // A new start number: the leaders will probe it afresh.
@@ -762,6 +826,115 @@ impl Sim {
                     .push(format!("t={now}us: node {id} cannot recover its journal (segment {seg}): {e}"));
             }
         }
+    }
+
+    /// Crashes a node and replaces its disk by an empty one: a new storage
+    /// incarnation, as after a disk failure or an operator deleting the data
+    /// directory. It restarts (when asked) with nothing, not bound to any
+    /// configuration: it must not vote as its old self.
+    pub fn wipe(&mut self, id: NodeId) {
+        self.crash(id);
+        let k = self.slot(id);
+        let node = &mut self.nodes[k];
+        node.disk = Disk::fresh();
+        node.disk_gen += 1;
+        self.stats.wipes += 1;
+        let now = self.now;
+        self.checker.on_damage(now, id);
+    }
+
+    /// Crashes a node and damages one durable record among the last `within`
+    /// frames of its current segment (a flipped byte: bit rot, a lying disk),
+    /// so that recovery finds a batch whose marker survived but whose records
+    /// did not. Returns whether a record was damaged.
+    pub fn lose_durable(&mut self, id: NodeId, within: usize) -> bool {
+        self.crash(id);
+        let k = self.slot(id);
+        let disk = &self.nodes[k].disk;
+        let durable = &disk.bytes[..disk.durable_len.min(disk.bytes.len())];
+        let frames = frame_bounds(durable);
+        // Records after the newest Snapshot record and the segment's
+        // checkpoint: a lost Snapshot record would leave the journal naming
+        // an older snapshot file the host has already deleted, which
+        // recovery does not repair yet (the node refuses to start, naming
+        // the file).
+        let records = journal::scan(durable).map(|s| s.records).unwrap_or_default();
+        let floor = records
+            .iter()
+            .rposition(|(seq, r)| {
+                matches!(r, Record::Snapshot(_)) || (*seq == 0 && !matches!(r, Record::BatchEnd { .. }))
+            })
+            .map_or(0, |p| p + 1);
+        // Only a frame some later batch marker follows can be told from a
+        // torn write: skip the final batch's own marker.
+        let candidates = frames.len().saturating_sub(1);
+        if candidates <= floor {
+            return false;
+        }
+        let first = candidates.saturating_sub(within.max(1)).max(floor);
+        let pick = first + self.rng.below((candidates - first) as u64) as usize;
+        let (start, end) = frames[pick];
+        let at = self.rng.range(start as u64 + journal::FRAME_HEADER_LEN as u64, end as u64) as usize;
+        if let Some(b) = self.nodes[k].disk.bytes.get_mut(at) {
+            *b ^= 0x10;
+        }
+        self.stats.tails_lost += 1;
+        let now = self.now;
+        self.checker.on_damage(now, id);
+        true
+    }
+
+    /// Whether `id`'s disk was damaged by a fault since it last caught up
+    /// (the checker's view).
+    pub fn is_damaged(&self, id: NodeId) -> bool {
+        self.checker.is_damaged(id)
+    }
+
+    /// Voters of the leader's configuration (or, with no leader, of any live
+    /// node's) that the configuration binds to another incarnation than the
+    /// one their disk now has: wiped and not yet readmitted, so they cannot
+    /// vote.
+    pub fn unbound_voters(&self) -> Vec<NodeId> {
+        // Any live node's view counts: a configuration that still binds an
+        // old incarnation anywhere may be the one an election uses.
+        let mut out: Vec<NodeId> = Vec::new();
+        for n in &self.nodes {
+            let Some(r) = n.raft.as_ref() else { continue };
+            let m = r.membership();
+            for id in m.voter_ids() {
+                let k = self.slot(id);
+                let stale = [&m.voters, &m.outgoing]
+                    .into_iter()
+                    .flatten()
+                    .any(|x| x.id == id && x.inc != incarnation(id, self.nodes[k].disk_gen));
+                if stale && !out.contains(&id) {
+                    out.push(id);
+                }
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// Nodes whose disk was wiped and that the configuration still binds to
+    /// an older incarnation (or to none): an operator's `member replace`.
+    /// Proposes, at the leader, one joint change rebinding one of them to the
+    /// incarnation the leader hears from; returns whether it was accepted.
+    pub fn readmit_wiped(&mut self) -> bool {
+        let Some(l) = self.leader() else { return false };
+        let Some(m) = self.raft(l).map(|r| r.membership().clone()) else { return false };
+        for id in m.voter_ids() {
+            let k = self.slot(id);
+            let want = incarnation(id, self.nodes[k].disk_gen);
+            if m.member(id).is_some_and(|x| x.inc != want) && self.nodes[k].raft.is_some() {
+                use crate::membership::{Change, ConfChange};
+                let cc = ConfChange::Begin { joint: true, changes: alloc::vec![Change::AddVoter { id, inc: 0 }] };
+                if self.propose_conf_change(l, cc, false).is_ok() {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// Crashes a node and keeps it down: restarts scheduled earlier (by a
@@ -1002,11 +1175,9 @@ impl Sim {
     /// member: it must be added by a configuration change. Returns its id.
     pub fn add_node(&mut self) -> NodeId {
         let id = self.nodes.len() as NodeId + 1;
-        let mut disk = Disk::default();
-        journal::write_segment_header(&mut disk.bytes);
-        disk.durable_len = disk.bytes.len();
+        let disk = Disk::fresh();
         let raft = Raft::new(self.node_config(id), KvStore::default()).ok();
-        self.nodes.push(Node { id, raft, disk, inc: 0, applied: Vec::new(), applied_base: 0 });
+        self.nodes.push(Node { id, raft, disk, inc: 0, disk_gen: 0, applied: Vec::new(), applied_base: 0 });
         self.checker.add_node(id);
         let k = self.nodes.len() - 1;
         self.schedule_first_tick(k);

@@ -165,3 +165,53 @@ pub fn churn(sim: &mut Sim, rng: &mut Rng) {
         }
     }
 }
+
+/// Damages one node's disk, as hardware and operators do: wipes it (a new
+/// incarnation that must not vote as its old self), or flips a byte in one
+/// of its recent durable records (a lost tail the node must detect and
+/// repair from the cluster before it votes again); the node restarts after a
+/// while. At most f voters are damaged or unbound at a time, so the cluster
+/// can stay live; past that the fault readmits a wiped node instead (an
+/// operator's `member replace`), which it also does at random.
+pub fn damage(sim: &mut Sim, rng: &mut Rng) {
+    let ids = sim.ids();
+    // Only on a cluster that has a leader (one whose configuration says
+    // what f is), and never past f.
+    let Some(voters) = sim.leader().and_then(|l| sim.raft(l)).map(|r| r.membership().voter_ids()) else { return };
+    let f = voters.len().saturating_sub(1) / 2;
+    let unbound = sim.unbound_voters();
+    // Any damaged node counts (a learner may be promoted while damaged).
+    let hurt = ids.iter().filter(|&&id| sim.is_damaged(id) || unbound.contains(&id)).count();
+    if hurt >= f || (!unbound.is_empty() && rng.chance(0.4)) {
+        sim.readmit_wiped();
+        return;
+    }
+    let healthy: Vec<NodeId> =
+        ids.iter().copied().filter(|&id| !sim.is_damaged(id) && !unbound.contains(&id)).collect();
+    if healthy.is_empty() {
+        return;
+    }
+    let id = healthy[rng.below(healthy.len() as u64) as usize];
+    if rng.chance(0.5) {
+        sim.wipe(id);
+    } else {
+        sim.lose_durable(id, rng.range(1, 24) as usize);
+    }
+    sim.restart_after(id, rng.range(0, 1_000) * 1_000);
+}
+
+/// Readmits every wiped voter, one joint change at a time, as an operator
+/// does before expecting the cluster to be whole again; gives up after
+/// `attempts` tries (each waits for a leader and for the change to finish).
+pub fn readmit_all(sim: &mut Sim, attempts: usize) {
+    for _ in 0..attempts {
+        if sim.unbound_voters().is_empty() {
+            return;
+        }
+        if !sim.run_until(3_000_000, |s| s.leader().is_some()) {
+            continue;
+        }
+        sim.readmit_wiped();
+        sim.run_for(500_000);
+    }
+}

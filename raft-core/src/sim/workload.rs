@@ -7,7 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::clients::ClientConfig;
-use super::nemesis::{churn, random_fault};
+use super::nemesis::{churn, damage, random_fault, readmit_all};
 use super::{Sim, SimConfig};
 use crate::checker::{self, Limits, Operation, Verdict};
 use crate::raft::Bugs;
@@ -77,6 +77,14 @@ pub fn checked_run(seed: u64, events: u64, bugs: Bugs) -> RunReport {
     // Half the runs change membership while clients work (see nemesis::churn),
     // those with CheckQuorum (leader stickiness keeps removed nodes harmless).
     let churning = rng.chance(0.5) && sim.config().raft.check_quorum;
+    // Half of the other runs damage disks (wipes, lost durable records;
+    // DESIGN §10). Not together with churn: a node flagged lost_data
+    // (it may not vote until a leader exists) plus a leader that crashed
+    // with its own removal appended but not committed (it no longer
+    // campaigns, and its longer log refuses the others) can leave a
+    // three-voter cluster with no electable node — a liveness limit of the
+    // rules, not a safety one, which these runs would report as stuck.
+    let damaging = !churning && rng.chance(0.5);
     let mut next_fault = 0u64;
     while sim.stats.events < events {
         sim.run_for(rng.range(1, 40) * 1_000);
@@ -85,6 +93,8 @@ pub fn checked_run(seed: u64, events: u64, bugs: Bugs) -> RunReport {
             let ids = sim.ids();
             if churning && rng.chance(0.3) {
                 churn(&mut sim, &mut rng);
+            } else if damaging && rng.chance(0.15) {
+                damage(&mut sim, &mut rng);
             } else {
                 random_fault(&mut sim, &mut rng, &ids);
             }
@@ -99,6 +109,7 @@ pub fn checked_run(seed: u64, events: u64, bugs: Bugs) -> RunReport {
             sim.restart(id);
         }
     }
+    readmit_all(&mut sim, 10);
     sim.run_for(5_000_000);
     sim.final_check();
     let verdict = checker::check(sim.history(), &Limits::default());

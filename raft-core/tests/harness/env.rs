@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 
 use raft_core::journal::{Record, Replay};
 use raft_core::kv::{KvOp, KvStore};
+use raft_core::membership::Member;
 use raft_core::{Bugs, ClientRequest, Config, Message, NodeId, Raft, Ready, Seq};
 
 use super::text;
@@ -257,6 +258,7 @@ impl Env {
                 c.check_quorum = false;
                 c.snapshot_entries = 0;
                 c.epoch = 1;
+                c.sticky_after_start = false;
                 c
             })
             .collect();
@@ -279,6 +281,8 @@ impl Env {
                     "snapshot_chunk_bytes" => c.snapshot_chunk_bytes = text::num(v, k)? as usize,
                     "max_held_messages" => c.max_held_messages = text::num(v, k)? as usize,
                     "max_promotion_lag" => c.max_promotion_lag = text::num(v, k)?,
+                    "sticky_after_start" => c.sticky_after_start = flag(v)?,
+                    "inc" => c.inc = text::num(v, k)?,
                     "bugs" => {
                         // Here the list names bugs, for every node.
                         c.bugs = Bugs::default();
@@ -293,6 +297,8 @@ impl Env {
                                 "silent_compacted_append" => &mut c.bugs.silent_compacted_append,
                                 "conf_change_before_term_commit" => &mut c.bugs.conf_change_before_term_commit,
                                 "conf_at_commit" => &mut c.bugs.conf_at_commit,
+                                "ignore_incarnation" => &mut c.bugs.ignore_incarnation,
+                                "ignore_lost_data" => &mut c.bugs.ignore_lost_data,
                                 other => return Err(format!("unknown bug `{other}`")),
                             };
                             *on = true;
@@ -304,6 +310,12 @@ impl Env {
             if !matches!(k, "election" | "heartbeat" | "pre_vote" | "check_quorum") {
                 extra.push(o.clone());
             }
+        }
+        // Incarnations given with `inc=` are bound at bootstrap: every node
+        // is given the same bound configuration.
+        let bound: Vec<Member> = cfgs.iter().map(|c| Member { id: c.id, inc: c.inc }).collect();
+        for c in &mut cfgs {
+            c.voters = bound.clone();
         }
         for cfg in cfgs {
             let id = cfg.id;
@@ -713,11 +725,32 @@ impl Env {
         }
         // `lose=N`: the last N durable records are gone too (a damaged disk,
         // a journal tail cut at recovery): more than a crash may take.
+        // With `found`, recovery noticed (a batch marker survived the
+        // damage): the newest HardState survives in the marker and the node
+        // is flagged `lost_data`.
+        let mut found = None;
         if let Some(n) = args.iter().find_map(|a| a.strip_prefix("lose=")) {
             let n = text::num(n, "lose")? as usize;
+            let newest_hard = node.journal.iter().rev().find_map(|(_, r)| match r {
+                Record::HardState(h) => Some(*h),
+                _ => None,
+            });
             let keep = node.journal.len().saturating_sub(n);
             node.journal.truncate(keep);
             node.durable = node.journal.last().map_or(0, |r| r.0);
+            if args.iter().any(|a| a == "found") {
+                found = Some(newest_hard);
+            }
+        }
+        // `wipe inc=K`: the data directory is replaced by an empty one with
+        // incarnation K.
+        if args.iter().any(|a| a == "wipe") {
+            node.journal.clear();
+            node.snapshots.clear();
+            node.durable = 0;
+            if let Some(k) = args.iter().find_map(|a| a.strip_prefix("inc=")) {
+                node.cfg.inc = text::num(k, "inc")?;
+            }
         }
         node.cfg.epoch += 1;
         let mut replay = Replay::new();
@@ -727,6 +760,9 @@ impl Env {
                 out.push(format!("{id}: journal does not replay: {e}"));
                 return Ok(());
             }
+        }
+        if let Some(hard) = found {
+            replay.note_loss(hard);
         }
         let state = replay.finish();
         let snap = state.snapshot.as_ref().and_then(|m| node.snapshots.get(&m.id)).cloned();
@@ -766,7 +802,7 @@ impl Env {
             r.durable_index(),
             text::pos(r.log().snapshot_index(), r.log().snapshot_term()),
             r.held_messages(),
-        )
+        ) + if r.lost_data() { " lost_data" } else { "" }
     }
 
     /// `log <node>`: the snapshot point and every entry held.

@@ -189,20 +189,22 @@ fn body(b: &Body) -> String {
                 format!("Append prev={prev} commit={commit} round={round} {}", entries(es))
             }
         }
-        Body::AppendResp { index, success: true, hint_index, hint_term, round, epoch } => {
+        Body::AppendResp { index, success: true, hint_index, hint_term, round, epoch, recovering } => {
             // A success carries no hint; print one only if someone sent it anyway.
             let hint = if (*hint_index, *hint_term) == (0, 0) {
                 String::new()
             } else {
                 format!(" hint={}", pos(*hint_index, *hint_term))
             };
-            format!("AppendResp ok idx={index}{hint} round={round}{}", epoch_note(*epoch))
+            let rec = if *recovering { " recovering" } else { "" };
+            format!("AppendResp ok idx={index}{hint} round={round}{}{rec}", epoch_note(*epoch))
         }
-        Body::AppendResp { index, success: false, hint_index, hint_term, round, epoch } => {
+        Body::AppendResp { index, success: false, hint_index, hint_term, round, epoch, recovering } => {
             format!(
-                "AppendResp reject idx={index} hint={} round={round}{}",
+                "AppendResp reject idx={index} hint={} round={round}{}{}",
                 pos(*hint_index, *hint_term),
-                epoch_note(*epoch)
+                epoch_note(*epoch),
+                if *recovering { " recovering" } else { "" }
             )
         }
         Body::InstallSnapshot { index, snap_term, offset, data, done } => {
@@ -235,7 +237,8 @@ fn epoch_note(epoch: u64) -> String {
 pub fn record(r: &Record) -> String {
     match r {
         Record::HardState(hs) => {
-            format!("HardState term={} vote={} role={}", hs.term, opt_id(hs.voted_for), hs.role.name())
+            let lost = if hs.lost_data { " lost_data" } else { "" };
+            format!("HardState term={} vote={} role={}{lost}", hs.term, opt_id(hs.voted_for), hs.role.name())
         }
         Record::Append { first_index, entries } => {
             let last = first_index + entries.len() as u64 - 1;
@@ -249,6 +252,7 @@ pub fn record(r: &Record) -> String {
             format!("Snapshot {} {} id={}", pos(meta.index, meta.term), membership(&meta.membership), meta.id)
         }
         Record::Checkpoint { last_seq } => format!("Checkpoint last_seq={last_seq}"),
+        Record::BatchEnd { last_seq, hard } => format!("BatchEnd last_seq={last_seq} term={}", hard.term),
     }
 }
 
@@ -266,6 +270,10 @@ pub fn event(e: &Event) -> String {
         Event::Truncated { from_index } => format!("Truncated from={from_index}"),
         Event::ConfigChanged { membership: m } => format!("ConfigChanged {}", membership(m)),
         Event::RemovedSelf { term } => format!("RemovedSelf term={term}"),
+        Event::FollowerRestarted { id, new_incarnation } => {
+            format!("FollowerRestarted {id}{}", if *new_incarnation { " new-incarnation" } else { "" })
+        }
+        Event::RecoveredLostData { index } => format!("RecoveredLostData idx={index}"),
     }
 }
 
@@ -504,6 +512,7 @@ pub fn parse_message(line: &str) -> Result<Message, String> {
                 hint_term,
                 round: get("round").map_or(Ok(0), |r| num(r, "round"))?,
                 epoch: get("epoch").map_or(Ok(1), |e| num(e, "epoch"))?,
+                recovering: flag("recovering"),
             }
         }
         "InstallSnapshot" => {
