@@ -209,13 +209,21 @@ impl NodeTask {
     /// Members whose node came back with another incarnation than the one
     /// the configuration binds them to.
     fn lost_members(&self) -> Vec<NodeId> {
+        // What the node said at `/join`, and (at a leader) what its messages
+        // carry; a follower still recovering lost records counts too.
+        let heard = self.raft.progress().iter().filter(|p| p.inc != 0).map(|p| (p.id, p.inc));
         let mut v: Vec<NodeId> = self
             .seen_inc
             .iter()
-            .filter(|(id, inc)| self.bound_inc(**id).is_some_and(|b| b != 0 && b != **inc))
-            .map(|(id, _)| *id)
+            .map(|(id, inc)| (*id, *inc))
+            .chain(heard)
+            .filter(|(id, inc)| self.bound_inc(*id).is_some_and(|b| b != 0 && b != *inc))
+            .map(|(id, _)| id)
+            .chain(self.raft.progress().iter().filter(|p| p.recovering).map(|p| p.id))
             .collect();
+        v.dedup();
         v.sort_unstable();
+        v.dedup();
         v
     }
 
@@ -273,7 +281,7 @@ impl NodeTask {
     /// Whether this node knows its own data was lost (its journal cut or its
     /// directory wiped: it is bound to another incarnation than its own).
     fn own_lost_data(&self) -> bool {
-        self.bound_inc(self.raft.id()).is_some_and(|b| b != 0 && b != self.inc)
+        self.raft.lost_data() || self.bound_inc(self.raft.id()).is_some_and(|b| b != 0 && b != self.inc)
     }
 
     fn status(&self) -> Status {
@@ -414,8 +422,9 @@ impl NodeTask {
                     return refuse(reply, format!("node {old} is not a voter"));
                 }
                 let changes = if old == new {
-                    match self.seen_inc.get(&new) {
-                        Some(&inc) if Some(inc) != self.bound_inc(new) => {
+                    let heard = self.raft.progress().iter().find(|p| p.id == new && p.inc != 0).map(|p| p.inc);
+                    match heard.or_else(|| self.seen_inc.get(&new).copied()) {
+                        Some(inc) if Some(inc) != self.bound_inc(new) => {
                             vec![Change::Remove { id: old }, Change::AddVoter { id: new, inc }]
                         }
                         _ => {
@@ -457,10 +466,14 @@ impl NodeTask {
         }
     }
 
-    /// The incarnation a promotion binds `id` to: the one it joined with
-    /// (the leader saw it catch up as that learner), else its learner entry's.
+    /// The incarnation a promotion binds `id` to: the one the leader saw it
+    /// catch up as (its messages carry it), else the one it joined with,
+    /// else its learner entry's.
     fn binding(&self, m: &Membership, id: NodeId) -> u64 {
-        self.seen_inc.get(&id).copied().unwrap_or_else(|| m.member(id).map_or(0, |b| b.inc))
+        match self.raft.progress().iter().find(|p| p.id == id && p.inc != 0) {
+            Some(p) => p.inc,
+            None => self.seen_inc.get(&id).copied().unwrap_or_else(|| m.member(id).map_or(0, |b| b.inc)),
+        }
     }
 
     /// A node at `/join`: a newcomer enters as a learner; a member that
@@ -585,7 +598,8 @@ impl NodeTask {
         }) else {
             return;
         };
-        let Some(&inc) = self.seen_inc.get(&id) else { return };
+        let heard = self.raft.progress().iter().find(|p| p.id == id && p.inc != 0).map(|p| p.inc);
+        let Some(inc) = heard.or_else(|| self.seen_inc.get(&id).copied()) else { return };
         if !self.raft.membership().is_voter(id) {
             return;
         }

@@ -318,6 +318,9 @@ pub async fn run(
 /// limits from the TOML settings, and `seed` for its timers.
 pub fn core_config(config: &Config, ident: &Identity, seed: u64) -> raft_core::Config {
     let mut c = raft_core::Config::new(ident.node_id, ident.bootstrap_ids());
+    // Bound at bootstrap: a node votes only as the incarnation named here.
+    c.voters = ident.bootstrap.iter().map(|m| raft_core::Member { id: m.id, inc: m.inc }).collect();
+    c.inc = ident.incarnation;
     c.seed = seed;
     c.sessions.timeout_ticks = config.session_timeout_ticks();
     c.sessions.max_per_owner = config.limits.max_sessions_per_principal;
