@@ -95,7 +95,9 @@ pub fn restore(
     let reserved: Vec<String> =
         kv.iter().filter(|(k, _)| k.starts_with(RESERVED_PREFIX)).map(|(k, _)| k.to_string()).collect();
     for key in reserved {
-        kv.execute(&KvOp::Delete { key });
+        // At the store's own revision and clock: nothing moves backwards.
+        let (rev, clock) = (kv.revision(), kv.clock());
+        kv.apply(rev, clock, &KvOp::Delete { key }.encode());
     }
     let ident = identity::single(name, id).map_err(|e| e.0)?;
     let mut membership = Membership::default();
@@ -122,13 +124,13 @@ pub fn restore(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raft_core::{KvOp, Raft};
+    use raft_core::Raft;
 
     #[test]
     fn a_restored_directory_recovers_the_data_as_a_new_cluster() {
         let mut kv = KvStore::default();
-        kv.execute(&KvOp::Put { key: "k".into(), value: "v".into() });
-        kv.execute(&KvOp::Put { key: crate::protocol::addr_key(2), value: "ws://old:1".into() });
+        kv.apply(1, 0, &KvOp::Put { key: "k".into(), value: "v".into() }.encode());
+        kv.apply(2, 0, &KvOp::Put { key: crate::protocol::addr_key(2), value: "ws://old:1".into() }.encode());
         let body = SnapshotBody {
             index: 40,
             term: 3,

@@ -32,7 +32,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
-use raft_core::kv::{KvOp, KvOutput};
+use raft_core::kv::{KeyValue, KvOp, KvOutput, Txn, TxnResult};
 
 use crate::protocol::{
     decode_response, encode_request, AdminOp, ErrorCode, Failure, MembersView, Op, Request, Secret, Success,
@@ -101,6 +101,17 @@ pub enum Error {
     },
     /// The client was given no addresses.
     NoAddresses,
+    /// The lease named does not exist (never granted, revoked, or expired);
+    /// the write had no effect.
+    LeaseNotFound {
+        /// The lease.
+        id: u64,
+    },
+    /// A limit of the store refused the write (it had no effect).
+    Refused {
+        /// Which limit.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -125,6 +136,8 @@ impl fmt::Display for Error {
             }
             Error::Unreachable { last } => write!(f, "cannot reach any node of the cluster ({last})"),
             Error::NoAddresses => write!(f, "no node addresses given"),
+            Error::LeaseNotFound { id } => write!(f, "lease {id} not found (expired or revoked)"),
+            Error::Refused { reason } => write!(f, "refused: {reason}"),
         }
     }
 }
@@ -138,6 +151,38 @@ pub struct CasResult {
     pub swapped: bool,
     /// When not swapped: the value found (`None`: the key is absent).
     pub current: Option<String>,
+}
+
+/// One page of a range or prefix read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// The keys, in order, with their revisions.
+    pub kvs: Vec<KeyValue>,
+    /// Where the next page starts (`None`: this page ends the range).
+    pub next: Option<String>,
+    /// The revision the page was read at. Each page is linearizable on its
+    /// own; a read in several pages is not one snapshot.
+    pub revision: u64,
+}
+
+/// A transaction's outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnOutcome {
+    /// Whether every comparison held (so `success` ran).
+    pub succeeded: bool,
+    /// One result per operation of the branch that ran.
+    pub results: Vec<TxnResult>,
+    /// The transaction's revision.
+    pub revision: u64,
+}
+
+/// A lease granted or kept alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// Its id.
+    pub id: u64,
+    /// Its time to live.
+    pub ttl: Duration,
 }
 
 type Ws = WebSocketStream<crate::tls::Stream>;
@@ -245,6 +290,88 @@ impl Client {
         self.execute(KvOp::Put { key: key.into(), value: value.into() }).await.map(|_| ())
     }
 
+    /// Sets `key` to `value` attached to lease `lease` (the key is deleted
+    /// when the lease ends); returns the write's revision.
+    pub async fn put_lease(&self, key: &str, value: &str, lease: u64) -> Result<u64, Error> {
+        match self.execute(KvOp::PutLease { key: key.into(), value: value.into(), lease }).await? {
+            KvOutput::Written { revision } => Ok(revision),
+            other => Err(refusal(other)),
+        }
+    }
+
+    /// Reads `key` with its revisions (linearizable); `None` if it is absent.
+    pub async fn get_kv(&self, key: &str) -> Result<Option<KeyValue>, Error> {
+        match self.execute(KvOp::Get { key: key.into() }).await? {
+            KvOutput::Value { kv, .. } => Ok(kv),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// One page of the keys in `[from, to)` (`to: None`: to the end), at
+    /// most `limit` keys (0: the store's page size).
+    pub async fn range(&self, from: &str, to: Option<&str>, limit: u64) -> Result<Page, Error> {
+        page(self.execute(KvOp::Range { from: from.into(), to: to.map(String::from), limit }).await?)
+    }
+
+    /// One page of the keys starting with `prefix`, from `from` (a previous
+    /// page's `next`) on.
+    pub async fn prefix(&self, prefix: &str, from: Option<&str>, limit: u64) -> Result<Page, Error> {
+        let op = KvOp::Prefix { prefix: prefix.into(), from: from.map(String::from), limit };
+        page(self.execute(op).await?)
+    }
+
+    /// Every key starting with `prefix`, page by page, and the revision of
+    /// the last page. The pages are each linearizable but together are not
+    /// one snapshot: a write between pages shows in the later ones.
+    pub async fn prefix_all(&self, prefix: &str) -> Result<(Vec<KeyValue>, u64), Error> {
+        let mut all = Vec::new();
+        let mut from: Option<String> = None;
+        loop {
+            let p = self.prefix(prefix, from.as_deref(), 0).await?;
+            all.extend(p.kvs);
+            match p.next {
+                Some(n) => from = Some(n),
+                None => return Ok((all, p.revision)),
+            }
+        }
+    }
+
+    /// How many keys lie in `[from, to)`, and the revision counted at.
+    pub async fn count(&self, from: &str, to: Option<&str>) -> Result<(u64, u64), Error> {
+        match self.execute(KvOp::Count { from: from.into(), to: to.map(String::from) }).await? {
+            KvOutput::Count { count, revision } => Ok((count, revision)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Runs a transaction (exactly once, through the session).
+    pub async fn txn(&self, txn: Txn) -> Result<TxnOutcome, Error> {
+        match self.execute(KvOp::Txn(txn)).await? {
+            KvOutput::Txn { succeeded, results, revision } => Ok(TxnOutcome { succeeded, results, revision }),
+            other => Err(refusal(other)),
+        }
+    }
+
+    /// Grants a lease of `ttl` (milliseconds of cluster time). A retried
+    /// grant is the same write on the session: it makes no second lease.
+    pub async fn lease_grant(&self, ttl: Duration) -> Result<Lease, Error> {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        lease(self.execute(KvOp::LeaseGrant { ttl: ms }).await?)
+    }
+
+    /// Restarts lease `id`'s TTL.
+    pub async fn lease_keepalive(&self, id: u64) -> Result<Lease, Error> {
+        lease(self.execute(KvOp::LeaseKeepAlive { id }).await?)
+    }
+
+    /// Ends lease `id` now; returns how many keys were deleted with it.
+    pub async fn lease_revoke(&self, id: u64) -> Result<u64, Error> {
+        match self.execute(KvOp::LeaseRevoke { id }).await? {
+            KvOutput::LeaseRevoked { deleted, .. } => Ok(deleted),
+            other => Err(refusal(other)),
+        }
+    }
+
     /// Appends `value` to the value of `key` (creating it).
     pub async fn append(&self, key: &str, value: &str) -> Result<(), Error> {
         self.execute(KvOp::Append { key: key.into(), value: value.into() }).await.map(|_| ())
@@ -253,7 +380,7 @@ impl Client {
     /// Removes `key`; returns whether it existed.
     pub async fn delete(&self, key: &str) -> Result<bool, Error> {
         match self.execute(KvOp::Delete { key: key.into() }).await? {
-            KvOutput::Deleted { existed } => Ok(existed),
+            KvOutput::Deleted { existed, .. } => Ok(existed),
             other => Err(unexpected(other)),
         }
     }
@@ -262,7 +389,7 @@ impl Client {
     pub async fn cas(&self, key: &str, expect: Option<&str>, value: &str) -> Result<CasResult, Error> {
         let op = KvOp::Cas { key: key.into(), expect: expect.map(str::to_string), value: value.into() };
         match self.execute(op).await? {
-            KvOutput::Cas { swapped, current } => Ok(CasResult { swapped, current }),
+            KvOutput::Cas { swapped, current, .. } => Ok(CasResult { swapped, current }),
             other => Err(unexpected(other)),
         }
     }
@@ -270,7 +397,7 @@ impl Client {
     /// Reads `key` (linearizable); `None` if it is absent.
     pub async fn get(&self, key: &str) -> Result<Option<String>, Error> {
         match self.execute(KvOp::Get { key: key.into() }).await? {
-            KvOutput::Value(v) => Ok(v),
+            KvOutput::Value { kv, .. } => Ok(kv.map(|kv| kv.value)),
             other => Err(unexpected(other)),
         }
     }
@@ -385,6 +512,29 @@ impl Client {
 /// another version of the protocol would send one.
 fn unexpected(reply: impl fmt::Debug) -> Error {
     Error::Rejected { code: ErrorCode::BadRequest, message: Some(format!("unexpected reply {reply:?}")) }
+}
+
+/// A store's refusal as an error (or an unexpected reply).
+fn refusal(out: KvOutput) -> Error {
+    match out {
+        KvOutput::LeaseNotFound { id, .. } => Error::LeaseNotFound { id },
+        KvOutput::Refused { reason, .. } => Error::Refused { reason },
+        other => unexpected(other),
+    }
+}
+
+fn page(out: KvOutput) -> Result<Page, Error> {
+    match out {
+        KvOutput::Range { kvs, next, revision } => Ok(Page { kvs, next, revision }),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn lease(out: KvOutput) -> Result<Lease, Error> {
+    match out {
+        KvOutput::Lease { id, ttl, .. } => Ok(Lease { id, ttl: Duration::from_millis(ttl) }),
+        other => Err(refusal(other)),
+    }
 }
 
 /// The state machine's answer in a successful reply.

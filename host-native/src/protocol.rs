@@ -7,16 +7,29 @@
 //! any order.
 //!
 //! ```text
-//! {"id":1,"op":"register"}                  -> {"id":1,"ok":true,"session":17,"secret":"<43 chars>"}
-//! {"id":2,"op":"put","session":17,"secret":S,"seq":1,"ack":1,"key":"k","value":"v"}   -> {"id":2,"ok":true}
-//! {"id":3,"op":"append","session":17,"secret":S,"seq":2,"ack":2,"key":"k","value":"w"}-> {"id":3,"ok":true}
+//! {"id":1,"op":"register"}                                   -> {"id":1,"ok":true,"session":17,"secret":"<43 chars>"}
+//! {"id":2,"op":"put","session":17,"secret":S,"seq":1,"ack":1,"key":"k","value":"v"}   -> {"id":2,"ok":true,"revision":18}
+//! {"id":3,"op":"append","session":17,"secret":S,"seq":2,"ack":2,"key":"k","value":"w"}-> {"id":3,"ok":true,"revision":19}
 //! {"id":4,"op":"cas","session":17,"secret":S,"seq":3,"ack":3,"key":"k","expect":"vw","value":"x"}
-//!                                           -> {"id":4,"ok":true,"swapped":true}
+//!                                           -> {"id":4,"ok":true,"swapped":true,"revision":20}
 //!                                           (or "swapped":false,"current":<value or null>)
-//! {"id":5,"op":"delete","session":17,"secret":S,"seq":4,"ack":4,"key":"k"}  -> {"id":5,"ok":true,"existed":true}
-//! {"id":6,"op":"get","key":"k"}                              -> {"id":6,"ok":true,"value":null}
-//! {"id":7,"op":"keepalive","session":17,"secret":S,"ack":5}  -> {"id":7,"ok":true}
+//! {"id":5,"op":"delete","session":17,"secret":S,"seq":4,"ack":4,"key":"k"}  -> {"id":5,"ok":true,"existed":true,"revision":21}
+//! {"id":6,"op":"get","key":"k"}                -> {"id":6,"ok":true,"value":null,"kv":null,"revision":21}
+//! {"id":7,"op":"keepalive","session":17,"secret":S,"ack":5}             -> {"id":7,"ok":true}
+//! {"id":8,"op":"prefix","prefix":"app/","limit":2}
+//!     -> {"id":8,"ok":true,"kvs":[{"key":"app/a","value":"1","create_revision":9,"mod_revision":9,
+//!         "version":1,"lease":0}, ...],"next":"app/c","revision":21}
+//! {"id":9,"op":"range","from":"a","to":"b"}  {"id":10,"op":"count","prefix":"app/"} -> "count":3
+//! {"id":11,"op":"lease_grant","session":17,"secret":S,"seq":5,"ack":5,"ttl_ms":10000}
+//!                                           -> {"id":11,"ok":true,"lease":22,"ttl_ms":10000,"revision":22}
+//! {"id":12,"op":"put","session":17,"secret":S,"seq":6,"ack":6,"key":"lock","value":"me","lease":22}
+//! {"id":13,"op":"lease_keep_alive","session":17,"secret":S,"seq":7,"ack":7,"lease":22}   (and "lease_revoke")
+//! {"id":14,"op":"txn","session":17,"secret":S,"seq":8,"ack":8,
+//!     "compare":[{"key":"k","version":0}],            (also "value", "mod_revision", "exists"; "cmp": "=" "!=" "<" ">")
+//!     "success":[{"op":"put","key":"k","value":"v"}], "failure":[{"op":"get","key":"k"}]}
+//!     -> {"id":14,"ok":true,"succeeded":true,"results":[{"put":true}],"revision":25}
 //! errors: {"id":N,"ok":false,"error":"not_leader","leader":{"id":2,"addr":"ws://127.0.0.1:7002"}}
+//!         {"id":N,"ok":false,"error":"lease_not_found","lease":22,"revision":30}
 //! ```
 //!
 //! Input is checked strictly: unknown ops and fields, missing fields, wrong
@@ -54,7 +67,7 @@ use serde_json::{json, Map, Value};
 
 use base64::Engine as _;
 use raft_core::codec::{decode_with_header, encode_with_header};
-use raft_core::kv::{KvOp, KvOutput};
+use raft_core::kv::{prefix_end, Cmp, Compare, KeyValue, KvOp, KvOutput, Txn, TxnOp, TxnResult};
 use sha2::{Digest, Sha256};
 
 use raft_core::{ClientError, ClientReply, ClientRequest, NodeId, Owner, SecretHash};
@@ -243,6 +256,18 @@ pub fn check_url(url: &str) -> Result<(), String> {
 /// map, [`addr_key`]); clients may neither read nor write them.
 pub const RESERVED_PREFIX: &str = "\u{0}raftkv/";
 
+/// Whether `op` names a reserved key (a transaction: any of its keys).
+/// (Ranges are not checked: a range over everything lists the address map.)
+fn touches_reserved(op: &KvOp) -> bool {
+    let reserved = |k: &str| k.starts_with(RESERVED_PREFIX);
+    match op {
+        KvOp::Txn(t) => {
+            t.compare.iter().any(|c| reserved(c.key())) || t.success.iter().chain(&t.failure).any(|o| reserved(o.key()))
+        }
+        other => reserved(other.key()),
+    }
+}
+
 /// The reserved key under which the log keeps node `id`'s URL, so every node
 /// (and every node that joins later, through the snapshot) knows how to reach
 /// members added after bootstrap.
@@ -331,7 +356,7 @@ impl Op {
             Op::Write { op, .. } if op.is_read() => Err(format!("\"{}\" is a read, not a write", op.name())),
             Op::Read { op } if !op.is_read() => Err(format!("\"{}\" is a write, not a read", op.name())),
             // The size limits are the state machine's own.
-            Op::Write { op, .. } | Op::Read { op } if op.key().starts_with(RESERVED_PREFIX) => {
+            Op::Write { op, .. } | Op::Read { op } if touches_reserved(op) => {
                 Err("keys starting with \"\\u0000raftkv/\" are reserved for the cluster".into())
             }
             Op::Write { op, .. } | Op::Read { op } => op.validate().map_err(str::to_string),
@@ -598,17 +623,24 @@ impl Fields<'_> {
             _ => Err(format!("\"{name}\" must be a string or null")),
         }
     }
+    fn opt_string(&self, name: &str) -> Result<Option<String>, String> {
+        match self.obj.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(format!("\"{name}\" must be a string or null")),
+        }
+    }
+    fn opt_int(&self, name: &str) -> Result<Option<u64>, String> {
+        if self.obj.get(name).is_none_or(Value::is_null) {
+            return Ok(None);
+        }
+        self.int(name).map(Some)
+    }
     fn opt_bool(&self, name: &str) -> Result<bool, String> {
         match self.obj.get(name) {
             None => Ok(false),
             Some(Value::Bool(b)) => Ok(*b),
             Some(_) => Err(format!("\"{name}\" must be true or false")),
-        }
-    }
-    fn opt_int(&self, name: &str) -> Result<Option<u64>, String> {
-        match self.obj.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(_) => self.int(name).map(Some),
         }
     }
     fn admin(&self) -> Result<AdminOp, String> {
@@ -640,16 +672,156 @@ impl Fields<'_> {
     fn write(&self, name: &str) -> Result<Op, String> {
         let (session, seq, ack) = (self.int("session")?, self.int("seq")?, self.int("ack")?);
         let secret = self.secret("secret")?;
-        let key = self.string("key")?;
         let op = match name {
-            "put" => KvOp::Put { key, value: self.string("value")? },
-            "append" => KvOp::Append { key, value: self.string("value")? },
-            "cas" => KvOp::Cas { key, expect: self.string_or_null("expect")?, value: self.string("value")? },
-            "delete" => KvOp::Delete { key },
+            "put" | "put_lease" => {
+                let (key, value) = (self.string("key")?, self.string("value")?);
+                let lease = if name == "put_lease" { Some(self.int("lease")?) } else { self.opt_int("lease")? };
+                match lease {
+                    Some(lease) if lease != 0 => KvOp::PutLease { key, value, lease },
+                    _ => KvOp::Put { key, value },
+                }
+            }
+            "append" => KvOp::Append { key: self.string("key")?, value: self.string("value")? },
+            "cas" => KvOp::Cas {
+                key: self.string("key")?,
+                expect: self.string_or_null("expect")?,
+                value: self.string("value")?,
+            },
+            "delete" => KvOp::Delete { key: self.string("key")? },
+            "txn" => KvOp::Txn(Txn {
+                compare: self.list("compare", compare_from_json)?,
+                success: self.list("success", txn_op_from_json)?,
+                failure: self.list("failure", txn_op_from_json)?,
+            }),
+            "lease_grant" => KvOp::LeaseGrant { ttl: self.int("ttl_ms")? },
+            "lease_keep_alive" => KvOp::LeaseKeepAlive { id: self.int("lease")? },
+            "lease_revoke" => KvOp::LeaseRevoke { id: self.int("lease")? },
             other => return Err(format!("unknown op {other:?}")),
         };
         Ok(Op::Write { session, secret, seq, ack, op })
     }
+
+    /// A read: get, range, prefix or count.
+    fn read(&self, name: &str) -> Result<Op, String> {
+        let limit = || Ok::<u64, String>(self.opt_int("limit")?.unwrap_or(0));
+        let op = match name {
+            "get" => KvOp::Get { key: self.string("key")? },
+            "range" => KvOp::Range { from: self.string("from")?, to: self.opt_string("to")?, limit: limit()? },
+            "prefix" => {
+                KvOp::Prefix { prefix: self.string("prefix")?, from: self.opt_string("from")?, limit: limit()? }
+            }
+            "count" => match self.opt_string("prefix")? {
+                Some(p) if !self.obj.contains_key("from") && !self.obj.contains_key("to") => {
+                    KvOp::Count { to: prefix_end(&p), from: p }
+                }
+                Some(_) => return Err("\"count\" takes a prefix or a range (from, to), not both".into()),
+                None => KvOp::Count { from: self.opt_string("from")?.unwrap_or_default(), to: self.opt_string("to")? },
+            },
+            other => return Err(format!("unknown op {other:?}")),
+        };
+        Ok(Op::Read { op })
+    }
+
+    /// An optional list field (absent: empty), each item read by `item`.
+    fn list<T>(&self, name: &str, item: fn(&Value) -> Result<T, String>) -> Result<Vec<T>, String> {
+        match self.obj.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items.iter().map(item).collect(),
+            Some(_) => Err(format!("\"{name}\" must be a list")),
+        }
+    }
+}
+
+/// A transaction written as JSON: `{"compare":[...],"success":[...],
+/// "failure":[...]}` with items as in a `txn` request (what `raftkv txn`
+/// reads from its standard input).
+pub fn txn_from_json(text: &str) -> Result<Txn, String> {
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
+    let Value::Object(obj) = value else { return Err("a transaction must be a JSON object".into()) };
+    let f = Fields { obj: &obj, op: "txn" };
+    for k in obj.keys() {
+        if !["compare", "success", "failure"].contains(&k.as_str()) {
+            return Err(format!("unknown field \"{k}\" in a transaction"));
+        }
+    }
+    let txn = Txn {
+        compare: f.list("compare", compare_from_json)?,
+        success: f.list("success", txn_op_from_json)?,
+        failure: f.list("failure", txn_op_from_json)?,
+    };
+    txn.validate().map_err(str::to_string)?;
+    Ok(txn)
+}
+
+/// The fields of a nested object (a comparison or a transaction's op).
+fn nested<'a>(v: &'a Value, what: &'a str) -> Result<Fields<'a>, String> {
+    match v {
+        Value::Object(obj) => Ok(Fields { obj, op: what }),
+        _ => Err(format!("each item of a transaction's {what} list must be an object")),
+    }
+}
+
+fn cmp_from_json(f: &Fields<'_>) -> Result<Cmp, String> {
+    match f.obj.get("cmp") {
+        None => Ok(Cmp::Equal),
+        Some(Value::String(s)) => match s.as_str() {
+            "=" | "==" => Ok(Cmp::Equal),
+            "!=" => Ok(Cmp::NotEqual),
+            "<" => Ok(Cmp::Less),
+            ">" => Ok(Cmp::Greater),
+            other => Err(format!("unknown comparison {other:?} (use =, !=, < or >)")),
+        },
+        Some(_) => Err("\"cmp\" must be a string".into()),
+    }
+}
+
+/// `{"key":"k","value":"v"}`, `{"key":"k","version":2,"cmp":">"}`,
+/// `{"key":"k","mod_revision":7}`, `{"key":"k","exists":false}`.
+fn compare_from_json(v: &Value) -> Result<Compare, String> {
+    let f = nested(v, "compare")?;
+    let key = f.string("key")?;
+    let targets = ["value", "version", "mod_revision", "exists"];
+    let named: Vec<&str> = targets.iter().copied().filter(|t| f.obj.contains_key(*t)).collect();
+    let [target] = named.as_slice() else {
+        return Err("a comparison names exactly one of value, version, mod_revision, exists".into());
+    };
+    f.only(&["key", "cmp", target])?;
+    Ok(match *target {
+        "value" => Compare::Value { key, cmp: cmp_from_json(&f)?, value: f.string("value")? },
+        "version" => Compare::Version { key, cmp: cmp_from_json(&f)?, version: f.int("version")? },
+        "mod_revision" => Compare::ModRevision { key, cmp: cmp_from_json(&f)?, revision: f.int("mod_revision")? },
+        _ => match (f.obj.get("exists"), f.obj.contains_key("cmp")) {
+            (Some(Value::Bool(exists)), false) => Compare::Exists { key, exists: *exists },
+            (Some(Value::Bool(_)), true) => return Err("\"exists\" takes no \"cmp\"".into()),
+            _ => return Err("\"exists\" must be true or false".into()),
+        },
+    })
+}
+
+/// `{"op":"put","key":"k","value":"v","lease":0}`, `{"op":"delete","key":"k"}`,
+/// `{"op":"get","key":"k"}`.
+fn txn_op_from_json(v: &Value) -> Result<TxnOp, String> {
+    let f = nested(v, "operation")?;
+    let op = match f.obj.get("op") {
+        Some(Value::String(s)) => s.as_str(),
+        _ => return Err("each transaction operation needs an \"op\": put, delete or get".into()),
+    };
+    let key = f.string("key")?;
+    Ok(match op {
+        "put" => {
+            f.only(&["key", "value", "lease"])?;
+            TxnOp::Put { key, value: f.string("value")?, lease: f.opt_int("lease")?.unwrap_or(0) }
+        }
+        "delete" => {
+            f.only(&["key"])?;
+            TxnOp::Delete { key }
+        }
+        "get" => {
+            f.only(&["key"])?;
+            TxnOp::Get { key }
+        }
+        other => return Err(format!("unknown transaction operation {other:?}")),
+    })
 }
 
 /// The fields each JSON op takes besides `id` and `op`; `None`: no such op.
@@ -658,7 +830,11 @@ fn json_fields(op: &str) -> Option<&'static [&'static str]> {
         "register" => &[],
         "keepalive" => &["session", "secret", "ack"],
         "get" => &["key"],
-        "put" | "append" => &["session", "secret", "seq", "ack", "key", "value"],
+        "range" => &["from", "to", "limit"],
+        "prefix" => &["prefix", "from", "limit"],
+        "count" => &["from", "to", "prefix"],
+        "put" | "put_lease" => &["session", "secret", "seq", "ack", "key", "value", "lease"],
+        "append" => &["session", "secret", "seq", "ack", "key", "value"],
         "cas" => &["session", "secret", "seq", "ack", "key", "expect", "value"],
         "delete" => &["session", "secret", "seq", "ack", "key"],
         "member_list" | "snapshot_save" => &[],
@@ -667,6 +843,9 @@ fn json_fields(op: &str) -> Option<&'static [&'static str]> {
         "member_remove" => &["node"],
         "member_replace" => &["old", "new"],
         "transfer_leader" => &["node"],
+        "txn" => &["session", "secret", "seq", "ack", "compare", "success", "failure"],
+        "lease_grant" => &["session", "secret", "seq", "ack", "ttl_ms"],
+        "lease_keep_alive" | "lease_revoke" => &["session", "secret", "seq", "ack", "lease"],
         _ => return None,
     })
 }
@@ -702,7 +881,7 @@ pub fn parse_json_request(text: &str) -> Result<Request, BadRequest> {
             "keepalive" => {
                 Op::KeepAlive { session: f.int("session")?, secret: f.secret("secret")?, ack: f.int("ack")? }
             }
-            "get" => Op::Read { op: KvOp::Get { key: f.string("key")? } },
+            "get" | "range" | "prefix" | "count" => f.read(name)?,
             n if n.starts_with("member_") || n == "transfer_leader" || n == "snapshot_save" => Op::Admin(f.admin()?),
             write => f.write(write)?,
         })
@@ -712,25 +891,139 @@ pub fn parse_json_request(text: &str) -> Result<Request, BadRequest> {
     Ok(Request { id, op: parsed })
 }
 
-/// Adds the fields of `op` (its key, value and expected value) to `obj`.
+/// Adds the fields of `op` to `obj` (the inverse of the parsing above).
 fn insert_kv_fields(op: &KvOp, obj: &mut Map<String, Value>) {
-    let key = match op {
-        KvOp::Put { key, .. }
-        | KvOp::Append { key, .. }
-        | KvOp::Get { key }
-        | KvOp::Delete { key }
-        | KvOp::Cas { key, .. } => key,
+    let mut put = |k: &str, v: Value| {
+        obj.insert(k.into(), v);
     };
-    obj.insert("key".into(), json!(key));
     match op {
-        KvOp::Put { value, .. } | KvOp::Append { value, .. } => {
-            obj.insert("value".into(), json!(value));
+        KvOp::Put { key, value } | KvOp::Append { key, value } => {
+            put("key", json!(key));
+            put("value", json!(value));
         }
-        KvOp::Cas { expect, value, .. } => {
-            obj.insert("expect".into(), json!(expect));
-            obj.insert("value".into(), json!(value));
+        KvOp::PutLease { key, value, lease } => {
+            put("key", json!(key));
+            put("value", json!(value));
+            put("lease", json!(lease));
         }
-        KvOp::Get { .. } | KvOp::Delete { .. } => {}
+        KvOp::Cas { key, expect, value } => {
+            put("key", json!(key));
+            put("expect", json!(expect));
+            put("value", json!(value));
+        }
+        KvOp::Get { key } | KvOp::Delete { key } => put("key", json!(key)),
+        KvOp::Range { from, to, limit } => {
+            put("from", json!(from));
+            put("to", json!(to));
+            put("limit", json!(limit));
+        }
+        KvOp::Prefix { prefix, from, limit } => {
+            put("prefix", json!(prefix));
+            put("from", json!(from));
+            put("limit", json!(limit));
+        }
+        KvOp::Count { from, to } => {
+            put("from", json!(from));
+            put("to", json!(to));
+        }
+        KvOp::Txn(t) => {
+            put("compare", Value::Array(t.compare.iter().map(compare_to_json).collect()));
+            put("success", Value::Array(t.success.iter().map(txn_op_to_json).collect()));
+            put("failure", Value::Array(t.failure.iter().map(txn_op_to_json).collect()));
+        }
+        KvOp::LeaseGrant { ttl } => put("ttl_ms", json!(ttl)),
+        KvOp::LeaseKeepAlive { id } | KvOp::LeaseRevoke { id } => put("lease", json!(id)),
+    }
+}
+
+fn compare_to_json(c: &Compare) -> Value {
+    match c {
+        Compare::Value { key, cmp, value } => json!({"key": key, "cmp": cmp.symbol(), "value": value}),
+        Compare::Version { key, cmp, version } => json!({"key": key, "cmp": cmp.symbol(), "version": version}),
+        Compare::ModRevision { key, cmp, revision } => {
+            json!({"key": key, "cmp": cmp.symbol(), "mod_revision": revision})
+        }
+        Compare::Exists { key, exists } => json!({"key": key, "exists": exists}),
+    }
+}
+
+fn txn_op_to_json(o: &TxnOp) -> Value {
+    match o {
+        TxnOp::Put { key, value, lease } => json!({"op": "put", "key": key, "value": value, "lease": lease}),
+        TxnOp::Delete { key } => json!({"op": "delete", "key": key}),
+        TxnOp::Get { key } => json!({"op": "get", "key": key}),
+    }
+}
+
+/// A key with its revisions, as JSON.
+pub fn kv_to_json(kv: &KeyValue) -> Value {
+    json!({
+        "key": kv.key,
+        "value": kv.value,
+        "create_revision": kv.create_revision,
+        "mod_revision": kv.mod_revision,
+        "version": kv.version,
+        "lease": kv.lease,
+    })
+}
+
+/// Adds the fields of a state machine output to a reply object (`ok` set
+/// by the caller; outputs that are refusals set it to false themselves).
+fn insert_output_fields(out: &KvOutput, obj: &mut Map<String, Value>) {
+    let mut put = |k: &str, v: Value| {
+        obj.insert(k.into(), v);
+    };
+    match out {
+        // (A node never sends `Invalid` as a success; should a binary reply
+        // carry one, it has nothing to show.)
+        KvOutput::Invalid => {}
+        KvOutput::Written { .. } => {}
+        KvOutput::Cas { swapped, current, .. } => {
+            put("swapped", json!(swapped));
+            if !swapped {
+                put("current", json!(current));
+            }
+        }
+        KvOutput::Deleted { existed, .. } => put("existed", json!(existed)),
+        KvOutput::Value { kv, .. } => {
+            put("value", json!(kv.as_ref().map(|kv| &kv.value)));
+            put("kv", kv.as_ref().map_or(Value::Null, kv_to_json));
+        }
+        KvOutput::Range { kvs, next, .. } => {
+            put("kvs", Value::Array(kvs.iter().map(kv_to_json).collect()));
+            put("next", json!(next));
+        }
+        KvOutput::Count { count, .. } => put("count", json!(count)),
+        KvOutput::Txn { succeeded, results, .. } => {
+            put("succeeded", json!(succeeded));
+            let results = results
+                .iter()
+                .map(|r| match r {
+                    TxnResult::Put => json!({"put": true}),
+                    TxnResult::Deleted { existed } => json!({"deleted": existed}),
+                    TxnResult::Value(kv) => json!({"kv": kv.as_ref().map_or(Value::Null, kv_to_json)}),
+                })
+                .collect();
+            put("results", Value::Array(results));
+        }
+        KvOutput::Lease { id, ttl, .. } => {
+            put("lease", json!(id));
+            put("ttl_ms", json!(ttl));
+        }
+        KvOutput::LeaseRevoked { deleted, .. } => put("deleted", json!(deleted)),
+        KvOutput::LeaseNotFound { id, .. } => {
+            put("ok", Value::Bool(false));
+            put("error", json!("lease_not_found"));
+            put("lease", json!(id));
+        }
+        KvOutput::Refused { reason, .. } => {
+            put("ok", Value::Bool(false));
+            put("error", json!("refused"));
+            put("message", json!(reason));
+        }
+    }
+    if let Some(r) = out.revision() {
+        put("revision", json!(r));
     }
 }
 
@@ -746,21 +1039,8 @@ pub fn response_to_json(r: &Response) -> String {
                     obj.insert("session".into(), json!(session));
                     obj.insert("secret".into(), json!(secret_to_text(secret)));
                 }
-                // (A node never sends `Invalid` as a success; should a binary
-                // reply carry one, it has nothing to show.)
-                Success::KeptAlive | Success::Output(KvOutput::Written | KvOutput::Invalid) => {}
-                Success::Output(KvOutput::Cas { swapped, current }) => {
-                    obj.insert("swapped".into(), json!(swapped));
-                    if !swapped {
-                        obj.insert("current".into(), json!(current));
-                    }
-                }
-                Success::Output(KvOutput::Deleted { existed }) => {
-                    obj.insert("existed".into(), json!(existed));
-                }
-                Success::Output(KvOutput::Value(v)) => {
-                    obj.insert("value".into(), json!(v));
-                }
+                Success::KeptAlive => {}
+                Success::Output(out) => insert_output_fields(out, &mut obj),
                 Success::Members(view) => {
                     obj.insert("configuration".into(), serde_json::to_value(view).unwrap_or(Value::Null));
                 }
@@ -949,6 +1229,61 @@ mod tests {
     }
 
     #[test]
+    fn range_txn_and_lease_requests_parse_and_round_trip() {
+        let r = parse_json_request(r#"{"id":8,"op":"prefix","prefix":"app/","limit":2}"#).unwrap();
+        assert_eq!(r.op, Op::Read { op: KvOp::Prefix { prefix: "app/".into(), from: None, limit: 2 } });
+        let r = parse_json_request(r#"{"id":10,"op":"count","prefix":"app/"}"#).unwrap();
+        assert_eq!(r.op, Op::Read { op: KvOp::Count { from: "app/".into(), to: Some("app0".into()) } });
+        let r = parse_json_request(
+            r#"{"id":12,"op":"put","session":1,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":6,"ack":6,"key":"lock","value":"me","lease":22}"#,
+        )
+        .unwrap();
+        let w = |op| Op::Write { session: 1, secret: [4; 32], seq: 6, ack: 6, op };
+        assert_eq!(r.op, w(KvOp::PutLease { key: "lock".into(), value: "me".into(), lease: 22 }));
+        let r = parse_json_request(
+            r#"{"id":14,"op":"txn","session":1,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":6,"ack":6,"compare":[{"key":"k","version":0},{"key":"j","value":"x","cmp":"!="},{"key":"i","exists":true},{"key":"h","mod_revision":4,"cmp":">"}],"success":[{"op":"put","key":"k","value":"v"}],"failure":[{"op":"get","key":"k"},{"op":"delete","key":"j"}]}"#,
+        )
+        .unwrap();
+        let txn = Txn {
+            compare: vec![
+                Compare::Version { key: "k".into(), cmp: Cmp::Equal, version: 0 },
+                Compare::Value { key: "j".into(), cmp: Cmp::NotEqual, value: "x".into() },
+                Compare::Exists { key: "i".into(), exists: true },
+                Compare::ModRevision { key: "h".into(), cmp: Cmp::Greater, revision: 4 },
+            ],
+            success: vec![TxnOp::Put { key: "k".into(), value: "v".into(), lease: 0 }],
+            failure: vec![TxnOp::Get { key: "k".into() }, TxnOp::Delete { key: "j".into() }],
+        };
+        assert_eq!(r.op, w(KvOp::Txn(txn.clone())));
+        for op in [
+            Op::Read { op: KvOp::Range { from: "a".into(), to: Some("b".into()), limit: 3 } },
+            Op::Read { op: KvOp::Range { from: "a".into(), to: None, limit: 0 } },
+            Op::Read { op: KvOp::Prefix { prefix: "p".into(), from: Some("p/x".into()), limit: 0 } },
+            Op::Read { op: KvOp::Count { from: "".into(), to: None } },
+            w(KvOp::Txn(txn)),
+            w(KvOp::LeaseGrant { ttl: 5000 }),
+            w(KvOp::LeaseKeepAlive { id: 3 }),
+            w(KvOp::LeaseRevoke { id: 3 }),
+            w(KvOp::PutLease { key: "k".into(), value: "v".into(), lease: 3 }),
+        ] {
+            let r = Request { id: 9, op };
+            assert_eq!(parse_json_request(&request_to_json(&r)).unwrap(), r);
+            assert_eq!(decode_request(&encode_request(&r), 1 << 20).unwrap(), r);
+        }
+        assert!(bad(r#"{"id":3,"op":"txn","session":1,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":1,"ack":1,"compare":[{"key":"k"}]}"#)
+            .message
+            .contains("exactly one"));
+        assert!(bad(r#"{"id":3,"op":"txn","session":1,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":1,"ack":1,"success":[{"op":"frob","key":"k"}]}"#)
+            .message
+            .contains("unknown transaction operation"));
+        assert!(bad(r#"{"id":3,"op":"count","prefix":"a","from":"b"}"#).message.contains("not both"));
+        assert!(bad(r#"{"id":3,"op":"range","from":"a","limit":1001}"#).message.contains("limit"));
+        assert!(bad(r#"{"id":3,"op":"lease_grant","session":1,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":1,"ack":1,"ttl_ms":0}"#).message.contains("TTL"));
+        assert_eq!(txn_from_json(r#"{"success":[{"op":"get","key":"k"}]}"#).unwrap().success.len(), 1);
+        assert!(txn_from_json(r#"{"succes":[]}"#).unwrap_err().contains("unknown field"));
+    }
+
+    #[test]
     fn bad_requests_say_why() {
         assert!(bad("{nope").message.contains("malformed JSON"));
         assert!(bad("[1]").message.contains("object"));
@@ -1021,9 +1356,11 @@ mod tests {
     fn replies_are_read_from_the_output() {
         let none = |_: NodeId| None;
         let out = |o: KvOutput| ClientReply::Written { output: o.encode().into() };
-        assert_eq!(outcome(out(KvOutput::Written), none), Ok(Success::Output(KvOutput::Written)));
-        let read = ClientReply::Read { output: KvOutput::Value(Some("v".into())).encode().into() };
-        assert_eq!(outcome(read, none), Ok(Success::Output(KvOutput::Value(Some("v".into())))));
+        let w = KvOutput::Written { revision: 3 };
+        assert_eq!(outcome(out(w.clone()), none), Ok(Success::Output(w)));
+        let v = KvOutput::Value { kv: None, revision: 3 };
+        let read = ClientReply::Read { output: v.encode().into() };
+        assert_eq!(outcome(read, none), Ok(Success::Output(v)));
         assert_eq!(outcome(ClientReply::KeptAlive, none), Ok(Success::KeptAlive));
         assert_eq!(
             outcome(ClientReply::Registered { session: 9 }, none),
@@ -1065,15 +1402,48 @@ mod tests {
             r(1, Ok(Success::Registered { session: 17, secret: [0xff; 32] })),
             r#"{"id":1,"ok":true,"session":17,"secret":"__________________________________________8"}"#
         );
-        assert_eq!(r(2, out(KvOutput::Written)), r#"{"id":2,"ok":true}"#);
+        assert_eq!(r(2, out(KvOutput::Written { revision: 18 })), r#"{"id":2,"ok":true,"revision":18}"#);
         assert_eq!(r(7, Ok(Success::KeptAlive)), r#"{"id":7,"ok":true}"#);
-        assert_eq!(r(4, out(KvOutput::Cas { swapped: true, current: None })), r#"{"id":4,"ok":true,"swapped":true}"#);
         assert_eq!(
-            r(4, out(KvOutput::Cas { swapped: false, current: None })),
-            r#"{"id":4,"ok":true,"swapped":false,"current":null}"#
+            r(4, out(KvOutput::Cas { swapped: true, current: None, revision: 20 })),
+            r#"{"id":4,"ok":true,"swapped":true,"revision":20}"#
         );
-        assert_eq!(r(5, out(KvOutput::Deleted { existed: true })), r#"{"id":5,"ok":true,"existed":true}"#);
-        assert_eq!(r(6, out(KvOutput::Value(None))), r#"{"id":6,"ok":true,"value":null}"#);
+        assert_eq!(
+            r(4, out(KvOutput::Cas { swapped: false, current: None, revision: 20 })),
+            r#"{"id":4,"ok":true,"swapped":false,"current":null,"revision":20}"#
+        );
+        assert_eq!(
+            r(5, out(KvOutput::Deleted { existed: true, revision: 21 })),
+            r#"{"id":5,"ok":true,"existed":true,"revision":21}"#
+        );
+        assert_eq!(
+            r(6, out(KvOutput::Value { kv: None, revision: 21 })),
+            r#"{"id":6,"ok":true,"value":null,"kv":null,"revision":21}"#
+        );
+        let kv = KeyValue {
+            key: "app/a".into(),
+            value: "1".into(),
+            create_revision: 9,
+            mod_revision: 9,
+            version: 1,
+            lease: 0,
+        };
+        assert_eq!(
+            r(8, out(KvOutput::Range { kvs: vec![kv], next: Some("app/c".into()), revision: 21 })),
+            r#"{"id":8,"ok":true,"kvs":[{"key":"app/a","value":"1","create_revision":9,"mod_revision":9,"version":1,"lease":0}],"next":"app/c","revision":21}"#
+        );
+        assert_eq!(
+            r(11, out(KvOutput::Lease { id: 22, ttl: 10_000, revision: 22 })),
+            r#"{"id":11,"ok":true,"lease":22,"ttl_ms":10000,"revision":22}"#
+        );
+        assert_eq!(
+            r(14, out(KvOutput::Txn { succeeded: true, results: vec![TxnResult::Put], revision: 25 })),
+            r#"{"id":14,"ok":true,"succeeded":true,"results":[{"put":true}],"revision":25}"#
+        );
+        assert_eq!(
+            r(15, out(KvOutput::LeaseNotFound { id: 22, revision: 30 })),
+            r#"{"id":15,"ok":false,"error":"lease_not_found","lease":22,"revision":30}"#
+        );
         let nl = Failure::from_error(ClientError::NotLeader { leader_hint: Some(2) }, addr);
         assert_eq!(
             r(8, Err(nl)),

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use raft_core::kv::KvLimits;
 use raft_core::{KvStore, NodeId, Raft};
 
 use crate::config::{Config, NodeConfig};
@@ -175,17 +176,20 @@ pub async fn run(
             me.listen
         )));
     }
+    std::fs::create_dir_all(&dir).map_err(|e| StartError(format!("cannot create {}: {e}", dir.display())))?;
+
+    // A directory of another node is refused before anything else (even
+    // before the port: that node may be running).
+    let found = Identity::load(&dir)?;
+    if let Some(i) = &found {
+        i.check(&dir, (!joined).then_some(config.cluster_id.as_str()), id)?;
+    }
     let listener = tokio::net::TcpListener::bind(me.listen).await.map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::AddrInUse { " (is another node running there?)" } else { "" };
         StartError(format!("cannot listen on {}: {e}{hint}", me.listen))
     })?;
-    std::fs::create_dir_all(&dir).map_err(|e| StartError(format!("cannot create {}: {e}", dir.display())))?;
-
-    let ident = match Identity::load(&dir)? {
-        Some(i) => {
-            i.check(&dir, (!joined).then_some(config.cluster_id.as_str()), id)?;
-            i
-        }
+    let ident = match found {
+        Some(i) => i,
         None => {
             if let Some(aside) = identity::set_aside_unidentified(&dir)? {
                 tracing::warn!(
@@ -262,8 +266,8 @@ pub async fn run(
     // A fresh seed per start keeps restarted nodes from timing out in lockstep.
     let _ = getrandom::fill(&mut seed);
     let raft_cfg = core_config(&config, &ident, u64::from_le_bytes(seed) ^ id);
-    // Keys come from clients: a random seed keeps them from aiming at one bucket.
-    let kv = KvStore::with_hash_seed(u64::from_le_bytes(seed).rotate_left(17));
+    // Lease TTLs are milliseconds; the store counts them in ticks.
+    let kv = KvStore::with_limits(KvLimits { tick_ms: config.tick_ms, ..KvLimits::default() });
     let raft = Raft::recover(raft_cfg, state, snapshot.as_deref(), kv).map_err(|e| StartError(e.to_string()))?;
 
     let (durable_tx, durable_rx) = mpsc::channel(64);

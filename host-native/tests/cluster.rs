@@ -10,6 +10,13 @@ use std::time::{Duration, Instant};
 use common::{Cluster, JsonConn, WAIT};
 use serde_json::{json, Value};
 
+/// A reply without its `revision`, and the revision (which every output
+/// carries; its value depends on the log, so tests compare the rest).
+fn strip(mut v: Value) -> (Value, u64) {
+    let at = v.as_object_mut().and_then(|o| o.remove("revision")).and_then(|r| r.as_u64());
+    (v, at.unwrap_or_else(|| panic!("no revision in the reply")))
+}
+
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
@@ -59,23 +66,25 @@ async fn cli_library_and_json_protocol_agree() {
         v.to_string()
     };
     let put = call(2, json!({"op":"put","session":s,"secret":k,"seq":1,"ack":1,"key":"k","value":"v"}));
-    assert_eq!(j.call(&put).await, json!({"id":2,"ok":true}));
+    assert_eq!(strip(j.call(&put).await).0, json!({"id":2,"ok":true}));
     let app = call(3, json!({"op":"append","session":s,"secret":k,"seq":2,"ack":2,"key":"k","value":"w"}));
-    assert_eq!(j.call(&app).await, json!({"id":3,"ok":true}));
+    assert_eq!(strip(j.call(&app).await).0, json!({"id":3,"ok":true}));
     let cas = call(4, json!({"op":"cas","session":s,"secret":k,"seq":3,"ack":3,"key":"k","expect":"vw","value":"x"}));
-    assert_eq!(j.call(&cas).await, json!({"id":4,"ok":true,"swapped":true}));
+    assert_eq!(strip(j.call(&cas).await).0, json!({"id":4,"ok":true,"swapped":true}));
     let cas = call(5, json!({"op":"cas","session":s,"secret":k,"seq":4,"ack":4,"key":"k","expect":null,"value":"y"}));
-    assert_eq!(j.call(&cas).await, json!({"id":5,"ok":true,"swapped":false,"current":"x"}));
+    assert_eq!(strip(j.call(&cas).await).0, json!({"id":5,"ok":true,"swapped":false,"current":"x"}));
     let del = call(6, json!({"op":"delete","session":s,"secret":k,"seq":5,"ack":5,"key":"k"}));
-    assert_eq!(j.call(&del).await, json!({"id":6,"ok":true,"existed":true}));
-    assert_eq!(j.call(r#"{"id":7,"op":"get","key":"k"}"#).await, json!({"id":7,"ok":true,"value":null}));
+    assert_eq!(strip(j.call(&del).await).0, json!({"id":6,"ok":true,"existed":true}));
+    let (r, at) = strip(j.call(r#"{"id":7,"op":"get","key":"k"}"#).await);
+    assert_eq!(r, json!({"id":7,"ok":true,"value":null,"kv":null}));
+    assert!(at >= 1, "a read names the revision it read at");
     let ka = call(8, json!({"op":"keepalive","session":s,"secret":k,"ack":6}));
     assert_eq!(j.call(&ka).await, json!({"id":8,"ok":true}));
     // A retry of an applied write gets its cached answer and is not applied again.
     let again = call(9, json!({"op":"append","session":s,"secret":k,"seq":6,"ack":6,"key":"e","value":"1"}));
-    assert_eq!(j.call(&again).await["ok"], true);
+    let (_, first) = strip(j.call(&again).await);
     let again = call(10, json!({"op":"append","session":s,"secret":k,"seq":6,"ack":6,"key":"e","value":"1"}));
-    assert_eq!(j.call(&again).await, json!({"id":10,"ok":true}));
+    assert_eq!(strip(j.call(&again).await), (json!({"id":10,"ok":true}), first), "the first attempt's revision");
     assert_eq!(j.call(r#"{"id":11,"op":"get","key":"e"}"#).await["value"], "1");
     // Below the ack: stale.
     let stale = call(12, json!({"op":"put","session":s,"secret":k,"seq":2,"ack":2,"key":"k","value":"v"}));
@@ -103,7 +112,12 @@ async fn cli_library_and_json_protocol_agree() {
     use raftkv::protocol::{encode_request, Op, Request};
     use raftkv::KvOp;
     j.send_binary(encode_request(&Request { id: 40, op: Op::Read { op: KvOp::Get { key: "e".into() } } })).await;
-    assert_eq!(j.recv().await.unwrap(), json!({"id":40,"ok":true,"value":"1"}));
+    let r = j.recv().await.unwrap();
+    assert_eq!(
+        (r["id"].as_u64(), r["value"].as_str(), r["kv"]["version"].as_u64()),
+        (Some(40), Some("1"), Some(1)),
+        "{r}"
+    );
 
     // /metrics speaks Prometheus text.
     let m = raftkv::http::get(&c.url(leader), "/metrics").await.unwrap();
@@ -435,7 +449,7 @@ async fn bad_input_is_answered_or_refused() {
     assert!(j.call(&big_value.to_string()).await["message"].as_str().unwrap().contains("value longer"));
     let ok_value =
         json!({"id":12,"op":"put","session":s,"secret":k,"seq":1,"ack":1,"key":"big","value":"v".repeat(1 << 20)});
-    assert_eq!(j.call(&ok_value.to_string()).await, json!({"id":12,"ok":true}), "a 1 MiB value is fine");
+    assert_eq!(strip(j.call(&ok_value.to_string()).await).0, json!({"id":12,"ok":true}), "a 1 MiB value is fine");
     // ack > seq is the core's bad_request.
     let r = j
         .call(&json!({"id":13,"op":"put","session":s,"secret":k,"seq":2,"ack":3,"key":"k","value":"v"}).to_string())

@@ -17,6 +17,7 @@
 //! `HANDSHAKE_VERSION`, `BATCH_VERSION`) and update the bytes here in the same
 //! commit.
 
+use raft_core::kv::{Compare, KeyValue, Txn, TxnOp, TxnResult};
 use raft_core::{Body, Message};
 use raftkv::peer::batch::{Opener, Sealer, TAG_LEN};
 use raftkv::peer::handshake::Handshake;
@@ -113,6 +114,14 @@ fn ops() -> Vec<Op> {
         write(KvOp::Delete { key: "k".into() }),
         Op::KeepAlive { session: 17, secret: [0x5e; 32], ack: 3 },
         Op::Read { op: KvOp::Get { key: "k".into() } },
+        Op::Read { op: KvOp::Prefix { prefix: "p/".into(), from: None, limit: 10 } },
+        write(KvOp::PutLease { key: "k".into(), value: "v".into(), lease: 5 }),
+        write(KvOp::LeaseGrant { ttl: 1000 }),
+        write(KvOp::Txn(Txn {
+            compare: vec![Compare::Exists { key: "k".into(), exists: false }],
+            success: vec![TxnOp::Put { key: "k".into(), value: "v".into(), lease: 0 }],
+            failure: vec![],
+        })),
         Op::Admin(AdminOp::MemberList),
         Op::Admin(AdminOp::MemberAdd { id: 4, url: "ws://h:4".into(), learner: true }),
         Op::Admin(AdminOp::MemberPromote { id: 4, force: false }),
@@ -123,15 +132,22 @@ fn ops() -> Vec<Op> {
     ]
 }
 
+fn kv() -> KeyValue {
+    KeyValue { key: "k".into(), value: "v".into(), create_revision: 3, mod_revision: 4, version: 2, lease: 0 }
+}
+
 fn successes() -> Vec<Success> {
     vec![
         Success::Registered { session: 17, secret: [0x5e; 32] },
         Success::KeptAlive,
-        Success::Output(KvOutput::Written),
-        Success::Output(KvOutput::Value(Some("v".into()))),
-        Success::Output(KvOutput::Value(None)),
-        Success::Output(KvOutput::Deleted { existed: true }),
-        Success::Output(KvOutput::Cas { swapped: false, current: Some("v".into()) }),
+        Success::Output(KvOutput::Written { revision: 7 }),
+        Success::Output(KvOutput::Value { kv: Some(kv()), revision: 7 }),
+        Success::Output(KvOutput::Value { kv: None, revision: 7 }),
+        Success::Output(KvOutput::Deleted { existed: true, revision: 7 }),
+        Success::Output(KvOutput::Cas { swapped: false, current: Some("v".into()), revision: 7 }),
+        Success::Output(KvOutput::Range { kvs: vec![kv()], next: None, revision: 7 }),
+        Success::Output(KvOutput::Txn { succeeded: true, results: vec![TxnResult::Put], revision: 7 }),
+        Success::Output(KvOutput::Lease { id: 5, ttl: 1000, revision: 5 }),
         Success::Members(MembersView {
             node: 1,
             leader: 1,
@@ -212,7 +228,7 @@ fn tags_are_positions() {
 
 #[test]
 fn client_requests() {
-    let want: [&[u8]; 15] = [
+    let want: [&[u8]; 19] = [
         b"RKVC\x02\x09\x00",
         b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x00\x01k\x01v",
         b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x01\x01k\x01w",
@@ -221,6 +237,10 @@ fn client_requests() {
         b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x03\x01k",
         b"RKVC\x02\x09\x02\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x03",
         b"RKVC\x02\x09\x03\x02\x01k",
+        b"RKVC\x02\x09\x03\x06\x02p/\x00\x0a",
+        b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x09\x01k\x01v\x05",
+        b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x0a\xe8\x07",
+        b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x08\x01\x03\x01k\x00\x01\x00\x01k\x01v\x00\x00",
         b"RKVC\x02\x09\x04\x00",
         b"RKVC\x02\x09\x04\x01\x04\x08ws://h:4\x01",
         b"RKVC\x02\x09\x04\x02\x04\x00",
@@ -238,14 +258,17 @@ fn client_requests() {
 
 #[test]
 fn client_replies() {
-    let want: [&[u8]; 10] = [
+    let want: [&[u8]; 13] = [
         b"RKVC\x02\x01\x09\x00\x00\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
         b"RKVC\x02\x01\x09\x00\x01",
-        b"RKVC\x02\x01\x09\x00\x02\x00",
-        b"RKVC\x02\x01\x09\x00\x02\x01\x01\x01v",
-        b"RKVC\x02\x01\x09\x00\x02\x01\x00",
-        b"RKVC\x02\x01\x09\x00\x02\x02\x01",
-        b"RKVC\x02\x01\x09\x00\x02\x03\x00\x01\x01v",
+        b"RKVC\x02\x01\x09\x00\x02\x00\x07",
+        b"RKVC\x02\x01\x09\x00\x02\x01\x01\x01k\x01v\x03\x04\x02\x00\x07",
+        b"RKVC\x02\x01\x09\x00\x02\x01\x00\x07",
+        b"RKVC\x02\x01\x09\x00\x02\x02\x01\x07",
+        b"RKVC\x02\x01\x09\x00\x02\x03\x00\x01\x01v\x07",
+        b"RKVC\x02\x01\x09\x00\x02\x05\x01\x01k\x01v\x03\x04\x02\x00\x00\x07",
+        b"RKVC\x02\x01\x09\x00\x02\x07\x01\x01\x00\x07",
+        b"RKVC\x02\x01\x09\x00\x02\x08\x05\xe8\x07\x05",
         b"RKVC\x02\x01\x09\x00\x03\x01\x01\x02\x03\x01\x01\x00\x00\x00\x01\x01\x08ws://h:1\x01\x05\x03\x00\x01\x00",
         b"RKVC\x02\x01\x09\x00\x04\x02",
         b"RKVC\x02\x01\x09\x00\x05\x07\x02\x02\x00\x01\x02\xee\xee",

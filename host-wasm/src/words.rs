@@ -29,19 +29,21 @@ pub fn kv_op(op: &KvOp) -> String {
         KvOp::Get { key } => format!("get {key}"),
         KvOp::Delete { key } => format!("del {key}"),
         KvOp::Cas { key, expect, value } => format!("cas {key}: {}→{}", opt(expect), q(value)),
+        other => raft_core::checker::show_op(other),
     }
 }
 
 /// A state machine output in a few words.
 pub fn kv_output(out: &KvOutput) -> String {
     match out {
-        KvOutput::Written => "ok".into(),
-        KvOutput::Value(v) => opt(v),
-        KvOutput::Deleted { existed: true } => "deleted".into(),
-        KvOutput::Deleted { existed: false } => "was absent".into(),
+        KvOutput::Written { .. } => "ok".into(),
+        KvOutput::Value { kv, .. } => opt(&kv.as_ref().map(|kv| kv.value.clone())),
+        KvOutput::Deleted { existed: true, .. } => "deleted".into(),
+        KvOutput::Deleted { existed: false, .. } => "was absent".into(),
         KvOutput::Cas { swapped: true, .. } => "swapped".into(),
-        KvOutput::Cas { swapped: false, current } => format!("not swapped (value {})", opt(current)),
+        KvOutput::Cas { swapped: false, current, .. } => format!("not swapped (value {})", opt(current)),
         KvOutput::Invalid => "invalid command".into(),
+        other => raft_core::checker::show_output(other),
     }
 }
 

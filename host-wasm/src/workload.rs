@@ -168,7 +168,7 @@ pub fn culprit(ops: &[Operation]) -> Option<usize> {
             continue;
         }
         let rest: Vec<Operation> = ops.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, o)| o.clone()).collect();
-        if checker::check_key(&rest, &limits) == Ok(true) {
+        if checker::check(&rest, &limits) == checker::Verdict::Linearizable {
             let rank = (!matches!(o.op, raft_core::kv::KvOp::Get { .. }), o.ret, i);
             if best.is_none_or(|b| rank < b) {
                 best = Some(rank);
@@ -178,8 +178,8 @@ pub fn culprit(ops: &[Operation]) -> Option<usize> {
     best.map(|(_, _, i)| i)
 }
 
-/// Judges a history with raft-core's linearizability checker (Wing–Gong
-/// search per key). A violation comes with the smallest failing sub-history
+/// Judges a history with raft-core's linearizability checker (revision
+/// order, replayed per key). A violation comes with the smallest failing sub-history
 /// the checker found.
 pub fn check_history(history: &[Operation]) -> (Verdict, Vec<Operation>) {
     match checker::check(history, &Limits { max_steps: 5_000_000 }) {

@@ -3,9 +3,10 @@
 //!
 //! Applying is the same on every replica and depends only on the entry:
 //! first the cluster clock advances to the entry's timestamp, then idle
-//! sessions expire, then the command runs (clock, expiry, command; see
-//! docs/ARCHITECTURE.md §7), so every replica expires the same sessions at the same log
-//! position. The engine calls `Machine::apply` for each newly committed
+//! sessions expire, then the state machine advances to the entry (where
+//! leases expire, see [`StateMachine::advance`]), then the command runs
+//! (clock, expiry, command; see docs/ARCHITECTURE.md §7), so every replica
+//! expires the same sessions and leases at the same log position. The engine calls `Machine::apply` for each newly committed
 //! entry, in index order, inside the step that committed it, and answers the
 //! client waiting for that entry (if it is the leader) before the next one.
 
@@ -51,6 +52,7 @@ impl<S: StateMachine> Machine<S> {
         debug_assert_eq!(entry.index, self.index + 1, "entries apply in order, each once");
         let (index, time) = (entry.index, entry.time);
         self.sessions.advance(time);
+        self.sm.advance(index, time);
         let sm = &mut self.sm;
         let mut output = Bytes::default();
         let reply = match &entry.payload {

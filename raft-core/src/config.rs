@@ -49,6 +49,13 @@ pub struct Bugs {
     /// A node that found lost records at recovery votes, campaigns and is
     /// counted as if it had lost nothing.
     pub ignore_lost_data: bool,
+    /// The leader appends no time entry when its clock passes the earliest
+    /// lease deadline, so cluster time stands still in an idle cluster and
+    /// a dead holder's lease never ends (DESIGN §12).
+    pub lease_no_time_entry: bool,
+    /// Watchers resume after a reconnect from the last complete revision + 2
+    /// instead of + 1, losing the events of one revision (DESIGN §12).
+    pub watch_resume_skips: bool,
 }
 
 /// Static configuration of one node.
@@ -210,6 +217,7 @@ impl Config {
             || self.max_pending_writes == 0
             || self.sessions.max_sessions == 0
             || self.sessions.max_outstanding == 0
+            || self.sessions.max_reply_bytes == 0
             || self.sessions.max_per_owner == 0
             || self.sessions.timeout_ticks == 0
             || self.snapshot_log_bytes == 0

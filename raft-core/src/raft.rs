@@ -1022,6 +1022,24 @@ impl<S: StateMachine> Raft<S> {
             l.heartbeat_elapsed = 0;
             self.heartbeat();
         }
+        self.maybe_time_entry();
+    }
+
+    /// Cluster time moves only with entries: once the clock passes the state
+    /// machine's next deadline (a lease), append a no-op, which carries the
+    /// time, so an idle cluster still reaches it. At most one per heartbeat
+    /// interval, and none while an entry already carries a time past it.
+    fn maybe_time_entry(&mut self) {
+        if cfg!(feature = "bugs") && self.cfg.bugs.lease_no_time_entry {
+            return;
+        }
+        let Some(deadline) = self.machine.sm.next_deadline() else { return };
+        let log = self.storage.log();
+        let last = log.entry(log.last_index()).map_or(0, |e| e.time);
+        let now = self.cluster_time();
+        if now >= deadline && last < deadline && last + u64::from(self.cfg.heartbeat_ticks) <= now {
+            let _ = self.propose_payload(Payload::Noop, false);
+        }
     }
 
     // ------------------------------------------------------------------

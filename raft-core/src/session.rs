@@ -10,7 +10,8 @@
 //! * `seq < ack` → `StaleSeq`, never applied.
 //! * A `seq` already applied gets its cached reply and is not applied again —
 //!   this is what makes a retry after a leader crash safe.
-//! * `ack > seq` → `BadRequest`; `seq >= ack + max_outstanding` → `Busy`.
+//! * `ack > seq` → `BadRequest`; `seq >= ack + max_outstanding` → `Busy`;
+//!   cached replies of `max_reply_bytes` or more → `Busy`.
 //! * Before each entry, the clock advances to the entry's timestamp and
 //!   sessions idle longer than the timeout expire, freeing their memory.
 //!   A write on a missing session → `SessionExpired`.
@@ -41,13 +42,24 @@ pub struct SessionLimits {
     pub max_sessions: usize,
     /// Most writes a session may have between its ack and its newest seq.
     pub max_outstanding: u64,
+    /// Most bytes of cached replies a session may hold: a new write on a
+    /// session whose unacknowledged replies reach this gets `Busy` (it had no
+    /// effect; acknowledging replies frees the room). One reply may take it
+    /// past the bound, by at most the largest output.
+    pub max_reply_bytes: usize,
     /// Most open sessions of one owner.
     pub max_per_owner: usize,
 }
 
 impl Default for SessionLimits {
     fn default() -> Self {
-        SessionLimits { timeout_ticks: 6_000, max_sessions: 65_536, max_outstanding: 128, max_per_owner: 65_536 }
+        SessionLimits {
+            timeout_ticks: 6_000,
+            max_sessions: 65_536,
+            max_outstanding: 128,
+            max_reply_bytes: 8 << 20,
+            max_per_owner: 65_536,
+        }
     }
 }
 
@@ -251,6 +263,9 @@ impl Sessions {
         if seq >= s.ack.saturating_add(self.limits.max_outstanding) {
             return Err(ClientError::Busy);
         }
+        if s.replies.iter().map(|r| r.1.len()).sum::<usize>() >= self.limits.max_reply_bytes {
+            return Err(ClientError::Busy);
+        }
         let out = apply();
         match slot {
             Ok(at) => s.replies[at].1 = out.clone(), // only with `no_dedup`
@@ -322,7 +337,7 @@ mod tests {
     const K: SecretHash = [7; 32];
 
     fn limits() -> SessionLimits {
-        SessionLimits { timeout_ticks: 100, max_sessions: 2, max_outstanding: 3, max_per_owner: 2 }
+        SessionLimits { timeout_ticks: 100, max_sessions: 2, max_outstanding: 3, max_reply_bytes: 10, max_per_owner: 2 }
     }
 
     #[test]
@@ -346,6 +361,18 @@ mod tests {
         assert_eq!(w(&mut t, 6, 3), Err(ClientError::Busy), "at most 3 outstanding");
         assert_eq!(applied.get(), 3);
         assert_eq!(t.get(id).unwrap().replies.len(), 1);
+    }
+
+    #[test]
+    fn cached_replies_are_bounded_in_bytes() {
+        let mut t = Sessions::new(limits());
+        let id = t.register(1, 1, K).unwrap();
+        let big = |n: usize| move || Bytes::from(vec![7u8; n]);
+        assert!(t.write(id, &K, 1, 1, big(6)).is_ok());
+        assert!(t.write(id, &K, 2, 1, big(6)).is_ok(), "6 bytes cached, under 10: one more");
+        assert_eq!(t.write(id, &K, 3, 1, big(1)), Err(ClientError::Busy), "12 bytes cached: full");
+        assert_eq!(t.write(id, &K, 2, 1, big(1)).map(|b| b.len()), Ok(6), "a retry is still answered");
+        assert!(t.write(id, &K, 3, 3, big(1)).is_ok(), "acknowledging frees the room");
     }
 
     #[test]

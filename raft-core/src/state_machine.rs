@@ -11,6 +11,14 @@ use crate::types::{Bytes, Index};
 /// A deterministic state machine: the same commands in the same order must
 /// produce the same state and outputs on every replica.
 pub trait StateMachine {
+    /// Entry `index`, created at cluster time `time`, is about to apply —
+    /// every entry, whatever it carries, after the sessions have expired and
+    /// before its command (if any) is applied. A machine with deadlines in
+    /// cluster time (leases) acts on them here, so an idle cluster's no-ops
+    /// still move it.
+    fn advance(&mut self, index: Index, time: u64) {
+        let _ = (index, time);
+    }
     /// Applies the command committed at `index`, created at cluster time `time`
     /// (ticks; never decreasing), and returns its output for the client.
     /// The output is [`Bytes`]: a machine whose outputs repeat (an "ok") can
@@ -32,6 +40,13 @@ pub trait StateMachine {
     fn validate_query(&self, query: &[u8]) -> Result<(), &'static str> {
         let _ = query;
         Ok(())
+    }
+    /// The earliest cluster time at which [`StateMachine::advance`] would
+    /// change something (a lease's deadline), if any. A leader whose clock
+    /// has passed it appends a no-op, which carries the time, so that the
+    /// change happens even when no client writes.
+    fn next_deadline(&self) -> Option<u64> {
+        None
     }
     /// Serialises the whole state (for snapshots).
     fn snapshot(&self) -> Vec<u8>;

@@ -18,7 +18,7 @@
 //! carry these types) and update the bytes here in the same commit.
 
 use raft_core::journal::{encode_record, write_segment_header, Record, SnapshotMeta};
-use raft_core::kv::{KvOp, KvOutput, KvStore};
+use raft_core::kv::{Cmp, Compare, KeyValue, KvOp, KvOutput, KvStore, Txn, TxnOp, TxnResult};
 use raft_core::session::{SessionLimits, Sessions};
 use raft_core::snapshot::SnapshotBody;
 use raft_core::{
@@ -107,16 +107,65 @@ fn kv_op_tag(op: &KvOp) -> u8 {
         KvOp::Get { .. } => 2,
         KvOp::Delete { .. } => 3,
         KvOp::Cas { .. } => 4,
+        KvOp::Range { .. } => 5,
+        KvOp::Prefix { .. } => 6,
+        KvOp::Count { .. } => 7,
+        KvOp::Txn(_) => 8,
+        KvOp::PutLease { .. } => 9,
+        KvOp::LeaseGrant { .. } => 10,
+        KvOp::LeaseKeepAlive { .. } => 11,
+        KvOp::LeaseRevoke { .. } => 12,
     }
 }
 
 fn kv_output_tag(out: &KvOutput) -> u8 {
     match out {
-        KvOutput::Written => 0,
-        KvOutput::Value(_) => 1,
+        KvOutput::Written { .. } => 0,
+        KvOutput::Value { .. } => 1,
         KvOutput::Deleted { .. } => 2,
         KvOutput::Cas { .. } => 3,
         KvOutput::Invalid => 4,
+        KvOutput::Range { .. } => 5,
+        KvOutput::Count { .. } => 6,
+        KvOutput::Txn { .. } => 7,
+        KvOutput::Lease { .. } => 8,
+        KvOutput::LeaseRevoked { .. } => 9,
+        KvOutput::LeaseNotFound { .. } => 10,
+        KvOutput::Refused { .. } => 11,
+    }
+}
+
+fn cmp_tag(c: &Cmp) -> u8 {
+    match c {
+        Cmp::Equal => 0,
+        Cmp::NotEqual => 1,
+        Cmp::Less => 2,
+        Cmp::Greater => 3,
+    }
+}
+
+fn compare_tag(c: &Compare) -> u8 {
+    match c {
+        Compare::Value { .. } => 0,
+        Compare::Version { .. } => 1,
+        Compare::ModRevision { .. } => 2,
+        Compare::Exists { .. } => 3,
+    }
+}
+
+fn txn_op_tag(o: &TxnOp) -> u8 {
+    match o {
+        TxnOp::Put { .. } => 0,
+        TxnOp::Delete { .. } => 1,
+        TxnOp::Get { .. } => 2,
+    }
+}
+
+fn txn_result_tag(r: &TxnResult) -> u8 {
+    match r {
+        TxnResult::Put => 0,
+        TxnResult::Deleted { .. } => 1,
+        TxnResult::Value(_) => 2,
     }
 }
 
@@ -228,17 +277,65 @@ fn kv_ops() -> Vec<KvOp> {
         KvOp::Delete { key: "k".into() },
         KvOp::Cas { key: "k".into(), expect: Some("v".into()), value: "x".into() },
         KvOp::Cas { key: "k".into(), expect: None, value: "x".into() },
+        KvOp::Range { from: "a".into(), to: Some("b".into()), limit: 2 },
+        KvOp::Prefix { prefix: "p".into(), from: Some("p1".into()), limit: 0 },
+        KvOp::Count { from: "a".into(), to: None },
+        KvOp::Txn(txn()),
+        KvOp::PutLease { key: "k".into(), value: "v".into(), lease: 5 },
+        KvOp::LeaseGrant { ttl: 300 },
+        KvOp::LeaseKeepAlive { id: 5 },
+        KvOp::LeaseRevoke { id: 5 },
     ]
+}
+
+fn txn() -> Txn {
+    Txn { compare: compares(), success: txn_ops(), failure: vec![TxnOp::Get { key: "k".into() }] }
+}
+
+fn cmps() -> Vec<Cmp> {
+    vec![Cmp::Equal, Cmp::NotEqual, Cmp::Less, Cmp::Greater]
+}
+
+fn compares() -> Vec<Compare> {
+    vec![
+        Compare::Value { key: "k".into(), cmp: Cmp::Equal, value: "v".into() },
+        Compare::Version { key: "k".into(), cmp: Cmp::NotEqual, version: 2 },
+        Compare::ModRevision { key: "k".into(), cmp: Cmp::Less, revision: 9 },
+        Compare::Exists { key: "k".into(), exists: false },
+    ]
+}
+
+fn txn_ops() -> Vec<TxnOp> {
+    vec![
+        TxnOp::Put { key: "k".into(), value: "v".into(), lease: 0 },
+        TxnOp::Delete { key: "k".into() },
+        TxnOp::Get { key: "k".into() },
+    ]
+}
+
+fn kv() -> KeyValue {
+    KeyValue { key: "k".into(), value: "v".into(), create_revision: 3, mod_revision: 4, version: 2, lease: 0 }
+}
+
+fn txn_results() -> Vec<TxnResult> {
+    vec![TxnResult::Put, TxnResult::Deleted { existed: true }, TxnResult::Value(Some(kv()))]
 }
 
 fn kv_outputs() -> Vec<KvOutput> {
     vec![
-        KvOutput::Written,
-        KvOutput::Value(Some("v".into())),
-        KvOutput::Value(None),
-        KvOutput::Deleted { existed: true },
-        KvOutput::Cas { swapped: false, current: Some("v".into()) },
+        KvOutput::Written { revision: 7 },
+        KvOutput::Value { kv: Some(kv()), revision: 7 },
+        KvOutput::Value { kv: None, revision: 7 },
+        KvOutput::Deleted { existed: true, revision: 7 },
+        KvOutput::Cas { swapped: false, current: Some("v".into()), revision: 7 },
         KvOutput::Invalid,
+        KvOutput::Range { kvs: vec![kv()], next: Some("l".into()), revision: 7 },
+        KvOutput::Count { count: 1, revision: 7 },
+        KvOutput::Txn { succeeded: true, results: txn_results(), revision: 7 },
+        KvOutput::Lease { id: 5, ttl: 300, revision: 7 },
+        KvOutput::LeaseRevoked { deleted: 1, revision: 7 },
+        KvOutput::LeaseNotFound { id: 5, revision: 7 },
+        KvOutput::Refused { reason: "x".into(), revision: 7 },
     ]
 }
 
@@ -297,6 +394,10 @@ fn tags_are_positions() {
     check_tags("Record", &records(), record_tag);
     check_tags("KvOp", &kv_ops(), kv_op_tag);
     check_tags("KvOutput", &kv_outputs(), kv_output_tag);
+    check_tags("Cmp", &cmps(), cmp_tag);
+    check_tags("Compare", &compares(), compare_tag);
+    check_tags("TxnOp", &txn_ops(), txn_op_tag);
+    check_tags("TxnResult", &txn_results(), txn_result_tag);
     check_tags("ClientRequest", &requests(), request_tag);
     check_tags("ClientReply", &replies(), reply_tag);
     check_tags("ClientError", &errors(), error_tag);
@@ -365,13 +466,21 @@ fn journal_segment_header_and_records() {
 
 #[test]
 fn key_value_operations() {
-    let want: [&[u8]; 6] = [
+    let want: [&[u8]; 14] = [
         b"\x00\x01k\x01v",
         b"\x01\x01k\x01w",
         b"\x02\x01k",
         b"\x03\x01k",
         b"\x04\x01k\x01\x01v\x01x",
         b"\x04\x01k\x00\x01x",
+        b"\x05\x01a\x01\x01b\x02",
+        b"\x06\x01p\x01\x02p1\x00",
+        b"\x07\x01a\x00",
+        b"\x08\x04\x00\x01k\x00\x01v\x01\x01k\x01\x02\x02\x01k\x02\x09\x03\x01k\x00\x03\x00\x01k\x01v\x00\x01\x01k\x02\x01k\x01\x02\x01k",
+        b"\x09\x01k\x01v\x05",
+        b"\x0a\xac\x02",
+        b"\x0b\x05",
+        b"\x0c\x05",
     ];
     for (op, want) in kv_ops().into_iter().zip(want) {
         golden(&format!("{op:?}"), &op.encode(), want);
@@ -381,7 +490,21 @@ fn key_value_operations() {
 
 #[test]
 fn key_value_outputs() {
-    let want: [&[u8]; 6] = [b"\x00", b"\x01\x01\x01v", b"\x01\x00", b"\x02\x01", b"\x03\x00\x01\x01v", b"\x04"];
+    let want: [&[u8]; 13] = [
+        b"\x00\x07",
+        b"\x01\x01\x01k\x01v\x03\x04\x02\x00\x07",
+        b"\x01\x00\x07",
+        b"\x02\x01\x07",
+        b"\x03\x00\x01\x01v\x07",
+        b"\x04",
+        b"\x05\x01\x01k\x01v\x03\x04\x02\x00\x01\x01l\x07",
+        b"\x06\x01\x07",
+        b"\x07\x01\x03\x00\x01\x01\x02\x01\x01k\x01v\x03\x04\x02\x00\x07",
+        b"\x08\x05\xac\x02\x07",
+        b"\x09\x01\x07",
+        b"\x0a\x05\x07",
+        b"\x0b\x01x\x07",
+    ];
     for (out, want) in kv_outputs().into_iter().zip(want) {
         golden(&format!("{out:?}"), &out.encode(), want);
         assert_eq!(KvOutput::decode(want).as_ref(), Ok(&out), "{CHANGED}");
@@ -406,14 +529,17 @@ fn client_requests_replies_and_errors() {
 
 #[test]
 fn snapshot_header_and_body() {
-    // One session with one cached reply, and one key: every part of the
-    // body holds something.
+    // One session with one cached reply, one lease and one key attached to
+    // it: every part of the body holds something.
     let mut sessions = Sessions::new(SessionLimits::default());
     assert_eq!(sessions.register(7, 2, [0xab; 32]), Ok(7));
-    let written = sessions.write(7, &[0xab; 32], 1, 1, || KvOutput::Written.encode().into());
-    assert_eq!(written.map(|b| b.to_vec()), Ok(KvOutput::Written.encode()));
+    let written = sessions.write(7, &[0xab; 32], 1, 1, || KvOutput::Written { revision: 8 }.encode().into());
+    assert_eq!(written.map(|b| b.to_vec()), Ok(KvOutput::Written { revision: 8 }.encode()));
     let mut kv = KvStore::default();
-    kv.execute(&KvOp::Put { key: "k".into(), value: "v".into() });
+    kv.advance(8, 100);
+    kv.apply(8, 100, &KvOp::LeaseGrant { ttl: 50 }.encode());
+    kv.advance(9, 100);
+    kv.apply(9, 100, &KvOp::PutLease { key: "k".into(), value: "v".into(), lease: 8 }.encode());
     let body = SnapshotBody {
         index: 9,
         term: 2,
@@ -421,7 +547,7 @@ fn snapshot_header_and_body() {
         sessions,
         state: kv.snapshot(),
     };
-    let want: &[u8] = b"RKVS\x02\xee\xb0\x99\xd1\x09\x02\x03\x01\x00\x02\x00\x03\x00\x00\x00\x00\xf0.\x80\x80\x04\x80\x01\x80\x80\x04\x00\x01\x07\x02\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\x00\x01\x01\x01\x01\x00\x05\x01\x01k\x01v";
+    let want: &[u8] = b"RKVS\x02\xad\xfb\x01\xc0\x09\x02\x03\x01\x00\x02\x00\x03\x00\x00\x00\x00\xf0.\x80\x80\x04\x80\x01\x80\x80\x80\x04\x80\x80\x04\x00\x01\x07\x02\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\x00\x01\x01\x01\x02\x00\x08\x10\x09d\x01\x01k\x01v\x09\x09\x01\x08\x01\x082\x05i";
     golden("snapshot", &body.encode(), want);
     assert_eq!(SnapshotBody::decode(want, 1 << 20).as_ref(), Ok(&body), "{CHANGED}");
 }

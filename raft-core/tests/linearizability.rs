@@ -12,7 +12,11 @@
 //! * `SEEDS=10000 cargo test --release -p raft-core --test linearizability -- --nocapture kv_histories`
 //! * `SEED=n` replays one seed; a failure prints the smallest failing history.
 //!
-//! The `bug_*` tests switch on deliberate read and session bugs and assert
+//! Watchers follow a key, a prefix and every key on different nodes, moving
+//! to another node when theirs goes down; each watch is checked against the
+//! committed history's events (`checker::watch`).
+//!
+//! The `bug_*` tests switch on deliberate read, session and watch bugs and assert
 //! that the checker catches each within the seeds the test command runs.
 
 mod common;
@@ -27,6 +31,7 @@ const EVENTS: u64 = 10_000;
 fn kv_histories_are_linearizable_under_faults() {
     let started = std::time::Instant::now();
     let (mut ops, mut completed, mut crashes) = (0usize, 0usize, 0u64);
+    let (mut watches, mut frames) = (0usize, 0usize);
     let seeds = seeds();
     for &s in &seeds {
         let r = checked_run(s, EVENTS, Bugs::default());
@@ -40,13 +45,21 @@ fn kv_histories_are_linearizable_under_faults() {
             ),
             Verdict::Inconclusive { key } => panic!("seed {s}: checker gave up on key {key}"),
         }
+        assert!(
+            r.watch_violations.is_empty(),
+            "seed {s}: watch streams ({replay}):\n{}",
+            r.watch_violations.join("\n")
+        );
         ops += r.operations;
         completed += r.completed;
         crashes += r.crashes;
+        watches += r.watches;
+        frames += r.frames;
     }
     assert!(completed > seeds.len() * 20, "too few operations completed ({completed}) for the runs to mean much");
     println!(
-        "{} seeds: {ops} operations ({completed} completed), {crashes} crashes, 0 violations, in {:.2?}",
+        "{} seeds: {ops} operations ({completed} completed), {crashes} crashes, {watches} watches \
+         ({frames} frames), 0 violations, in {:.2?}",
         seeds.len(),
         started.elapsed()
     );
@@ -61,6 +74,7 @@ fn caught(bugs: Bugs, max: u64) -> Option<RunReport> {
 fn describe(r: &RunReport) -> String {
     match &r.verdict {
         Verdict::Violation { key, ops } => format!("seed {}: key {key}:\n{}", r.seed, checker::render(ops)),
+        _ if !r.watch_violations.is_empty() => format!("seed {}: {}", r.seed, r.watch_violations.join("\n")),
         _ => format!("seed {}: {}", r.seed, r.violations.join("\n")),
     }
 }
@@ -82,5 +96,13 @@ fn bug_read_index_before_term_commit_is_caught() {
 #[test]
 fn bug_no_duplicate_detection_is_caught() {
     let r = caught(Bugs { no_dedup: true, ..Bugs::default() }, 200).expect("writes applied twice went unnoticed");
+    println!("caught {}", describe(&r));
+}
+
+#[test]
+fn bug_watch_resume_skipping_a_revision_is_caught() {
+    let r = caught(Bugs { watch_resume_skips: true, ..Bugs::default() }, 200)
+        .expect("watchers that skip a revision on reconnect went unnoticed");
+    assert!(!r.watch_violations.is_empty(), "caught by the watch checker: {}", describe(&r));
     println!("caught {}", describe(&r));
 }

@@ -94,6 +94,7 @@ scripts! {
     transfer_and_removal,
     lost_tail,
     storage_identity,
+    lease_time_entry,
 }
 
 #[test]

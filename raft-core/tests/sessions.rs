@@ -40,7 +40,7 @@ fn append(key: &str, v: &str) -> KvOp {
 fn get(sim: &mut Sim, node: NodeId, key: &str) -> Result<Option<String>, ClientError> {
     match ask(sim, node, ClientRequest::Read { query: KvOp::Get { key: key.into() }.encode() }) {
         Some(ClientReply::Read { output }) => match KvOutput::decode(&output) {
-            Ok(KvOutput::Value(v)) => Ok(v),
+            Ok(KvOutput::Value { kv, .. }) => Ok(kv.map(|kv| kv.value)),
             other => panic!("bad read output {other:?}"),
         },
         Some(ClientReply::Rejected(e)) => Err(e),
@@ -60,14 +60,19 @@ fn duplicate_write_is_suppressed_across_leader_change() {
     let mut sim = sim(3, seed(41));
     let l1 = check_one_leader(&mut sim);
     let s = register(&mut sim, l1);
-    assert_eq!(written(ask(&mut sim, l1, write(s, 1, 1, append("k", "x")))), KvOutput::Written);
+    let first = written(ask(&mut sim, l1, write(s, 1, 1, append("k", "x"))));
+    assert!(matches!(first, KvOutput::Written { .. }));
     // Everyone applied it; then the leader dies before the client believes it.
     sim.run_for(300 * MS);
     sim.crash(l1);
     let l2 = check_one_leader(&mut sim);
     assert_ne!(l1, l2);
     // The client retries the same (session, seq) at the new leader.
-    assert_eq!(written(ask(&mut sim, l2, write(s, 1, 1, append("k", "x")))), KvOutput::Written);
+    assert_eq!(
+        written(ask(&mut sim, l2, write(s, 1, 1, append("k", "x")))),
+        first,
+        "the cached reply, with the first attempt's revision"
+    );
     assert_eq!(get(&mut sim, l2, "k"), Ok(Some("x".into())), "applied once, not twice");
     assert_safe(&sim);
 }

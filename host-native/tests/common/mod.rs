@@ -270,6 +270,22 @@ impl Cluster {
         out
     }
 
+    /// Runs the CLI against this cluster with `input` on its standard input.
+    pub fn cli_stdin(&self, args: &[&str], input: &str) -> std::process::Output {
+        use std::io::Write as _;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run raftkv");
+        child.stdin.take().expect("piped stdin").write_all(input.as_bytes()).expect("write stdin");
+        child.wait_with_output().expect("raftkv ends")
+    }
+
     /// The tail of every node's log, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = String::new();

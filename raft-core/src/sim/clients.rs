@@ -8,14 +8,16 @@
 //! * given up after only `NotLeader`/`Busy` answers → `Failed` (never entered a log);
 //! * given up after a timeout, `UnknownOutcome` or `SessionExpired` → `Unknown`.
 
+use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{Action, Sim};
 use crate::checker::{Operation, Outcome};
 use crate::client::{ClientError, ClientReply, ClientRequest, ClientToken};
-use crate::kv::{KvOp, KvOutput};
+use crate::kv::{Cmp, Compare, KvOp, KvOutput, Txn, TxnOp};
 use crate::types::NodeId;
 
 /// Knobs of the simulated client workload.
@@ -34,6 +36,9 @@ pub struct ClientConfig {
     /// Probability that a client goes idle for a long while (long enough for
     /// its session to expire) before its next operation.
     pub long_idle: f64,
+    /// Whether clients grant, keep alive and revoke leases and attach keys
+    /// to them.
+    pub leases: bool,
 }
 
 impl Default for ClientConfig {
@@ -45,6 +50,7 @@ impl Default for ClientConfig {
             op_timeout_us: 3_000_000,
             think_us: 30_000,
             long_idle: 0.0,
+            leases: true,
         }
     }
 }
@@ -75,7 +81,33 @@ pub(crate) struct SimClient {
     /// Sim time of the last request that refreshed the session.
     last_active: u64,
     serial: u64,
-    last_seen: Vec<Option<String>>,
+    /// Values this client last read, by key (for compare-and-swaps).
+    last_seen: BTreeMap<String, Option<String>>,
+    /// Leases this client was granted (some may have ended).
+    leases: Vec<u64>,
+}
+
+impl SimClient {
+    /// Remembers what an answer taught: values read, leases granted.
+    fn learn(&mut self, out: &KvOutput) {
+        match out {
+            KvOutput::Value { kv: Some(kv), .. } => {
+                self.last_seen.insert(kv.key.clone(), Some(kv.value.clone()));
+            }
+            KvOutput::Range { kvs, .. } => {
+                for kv in kvs {
+                    self.last_seen.insert(kv.key.clone(), Some(kv.value.clone()));
+                }
+            }
+            KvOutput::Lease { id, .. } if !self.leases.contains(id) => {
+                self.leases.push(*id);
+                if self.leases.len() > 4 {
+                    self.leases.remove(0);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 fn token(client: usize, attempt: u64) -> ClientToken {
@@ -96,7 +128,8 @@ impl Sim {
                 current: None,
                 last_active: 0,
                 serial: 0,
-                last_seen: (0..cfg.keys).map(|_| None).collect(),
+                last_seen: BTreeMap::new(),
+                leases: Vec::new(),
             });
         }
         self.client_cfg = cfg;
@@ -161,20 +194,7 @@ impl Sim {
         } else if self.now.saturating_sub(cl.last_active) > session_timeout_us / 3 && self.rng.chance(0.5) {
             Work::KeepAlive
         } else {
-            let k = self.rng.below(cfg.keys as u64) as usize;
-            let key = format!("k{k}");
-            self.clients[c].serial += 1;
-            let value = format!("{c}.{} ", self.clients[c].serial);
-            let op = match self.rng.below(10) {
-                0..=2 => KvOp::Get { key },
-                3 | 4 => KvOp::Put { key, value },
-                5..=7 => KvOp::Append { key, value },
-                8 => {
-                    let expect = if self.rng.chance(0.7) { self.clients[c].last_seen[k].clone() } else { None };
-                    KvOp::Cas { key, expect, value }
-                }
-                _ => KvOp::Delete { key },
-            };
+            let op = self.random_op(c, cfg.keys);
             let seq = if op.is_read() {
                 0
             } else {
@@ -195,6 +215,67 @@ impl Sim {
         self.clients[c].current =
             Some(Current { work, gave_up_at: self.now + cfg.op_timeout_us, maybe_applied: false });
         self.send_attempt(c);
+    }
+
+    /// A random operation of client `c` over `keys` keys `k0`, `k1`, …: the
+    /// single-key ops, range and prefix pages, counts, transactions, and
+    /// leases (granted with a TTL of 0.5–3 s, kept alive, revoked, attached
+    /// to puts) when the workload has them.
+    fn random_op(&mut self, c: usize, keys: usize) -> KvOp {
+        let keys = keys.max(1) as u64;
+        self.clients[c].serial += 1;
+        let serial = self.clients[c].serial;
+        let value = format!("{c}.{serial} ");
+        let key = |rng: &mut crate::rng::Rng| format!("k{}", rng.below(keys));
+        let leases = self.client_cfg.leases;
+        let lease = |rng: &mut crate::rng::Rng, cl: &SimClient| match cl.leases.len() {
+            0 => 1,
+            n => cl.leases[rng.below(n as u64) as usize],
+        };
+        let roll = self.rng.below(if leases { 24 } else { 20 });
+        let rng = &mut self.rng;
+        let cl = &self.clients[c];
+        match roll {
+            0..=2 => KvOp::Get { key: key(rng) },
+            3 | 4 => KvOp::Put { key: key(rng), value },
+            5..=7 => KvOp::Append { key: key(rng), value },
+            8 => {
+                let key = key(rng);
+                let expect = if rng.chance(0.7) { cl.last_seen.get(&key).cloned().flatten() } else { None };
+                KvOp::Cas { key, expect, value }
+            }
+            9 => KvOp::Delete { key: key(rng) },
+            10 | 11 => {
+                KvOp::Prefix { prefix: String::from("k"), from: rng.chance(0.3).then(|| key(rng)), limit: rng.below(3) }
+            }
+            12 => KvOp::Range { from: key(rng), to: rng.chance(0.5).then(|| key(rng)), limit: 0 },
+            13 => KvOp::Count { from: String::from("k"), to: None },
+            14..=16 => {
+                // A transfer-like transaction: if a key is at the version we
+                // last saw (or absent), write two keys; else read one.
+                let (a, b) = (key(rng), key(rng));
+                let compare = match rng.below(3) {
+                    0 => vec![Compare::Exists { key: a.clone(), exists: false }],
+                    1 => vec![Compare::Version { key: a.clone(), cmp: Cmp::Less, version: rng.range(1, 4) }],
+                    _ => match cl.last_seen.get(&a).cloned().flatten() {
+                        Some(v) => vec![Compare::Value { key: a.clone(), cmp: Cmp::Equal, value: v }],
+                        None => vec![Compare::ModRevision { key: a.clone(), cmp: Cmp::Greater, revision: 0 }],
+                    },
+                };
+                let success = vec![
+                    TxnOp::Put { key: a.clone(), value: value.clone(), lease: 0 },
+                    TxnOp::Put { key: b.clone(), value, lease: 0 },
+                    TxnOp::Get { key: b },
+                ];
+                let failure = vec![TxnOp::Get { key: a.clone() }, TxnOp::Delete { key: key(rng) }];
+                KvOp::Txn(Txn { compare, success, failure })
+            }
+            17..=19 => KvOp::Get { key: key(rng) },
+            20 => KvOp::LeaseGrant { ttl: rng.range(500, 3000) },
+            21 => KvOp::LeaseKeepAlive { id: lease(rng, cl) },
+            22 if rng.chance(0.3) => KvOp::LeaseRevoke { id: lease(rng, cl) },
+            _ => KvOp::PutLease { key: key(rng), value, lease: lease(rng, cl) },
+        }
     }
 
     fn send_attempt(&mut self, c: usize) {
@@ -248,11 +329,7 @@ impl Sim {
                 let hist = *hist;
                 match KvOutput::decode(&output) {
                     Ok(out) => {
-                        let op = self.history[hist].op.clone();
-                        let k: usize = op.key()[1..].parse().unwrap_or(0);
-                        if let (KvOutput::Value(v), Some(slot)) = (&out, self.clients[c].last_seen.get_mut(k)) {
-                            *slot = v.clone();
-                        }
+                        self.clients[c].learn(&out);
                         self.history[hist].outcome = Outcome::Ok(out);
                         self.history[hist].ret = now;
                     }

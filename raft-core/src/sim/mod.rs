@@ -16,6 +16,7 @@ pub mod clients;
 pub mod invariants;
 pub mod liveness;
 pub mod nemesis;
+pub mod watchers;
 pub mod workload;
 
 use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
@@ -325,6 +326,12 @@ pub struct Sim {
     /// The newest commit index seen anywhere (its deciding configuration is
     /// the checker's).
     decided_at: Index,
+    /// Simulated watchers ([`watchers`]).
+    watchers: Vec<watchers::SimWatcher>,
+    /// What each watch received.
+    watch_logs: Vec<crate::checker::watch::WatchLog>,
+    /// The committed history's events, for judging the watches.
+    watch_ref: watchers::Reference,
 }
 
 const LOG_LIMIT: usize = 2_000;
@@ -356,6 +363,9 @@ impl Sim {
             trace_lines: Vec::new(),
             decided_at: 0,
             stopped: BTreeSet::new(),
+            watchers: Vec::new(),
+            watch_logs: Vec::new(),
+            watch_ref: watchers::Reference::default(),
             cfg,
         };
         for (k, &id) in ids.iter().enumerate() {
@@ -535,7 +545,12 @@ impl Sim {
             disk.pending.push_back(PendingWrite { last_seq, frames, records: ready.records, checkpoint: false, sync });
             self.start_sync(k);
         }
-        // 2. Applied entries, in order.
+        // 2. Applied entries, in order; watchers read their events.
+        if !self.watchers.is_empty() {
+            let indexes: Vec<Index> = ready.applied.iter().map(|a| a.index).collect();
+            self.watch_reference(k, &indexes);
+            self.poll_watchers();
+        }
         for a in &ready.applied {
             self.checker.on_applied(now, id, a.index);
             if !self.record_applied {

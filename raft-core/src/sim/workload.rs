@@ -1,6 +1,6 @@
 //! One complete randomised, checked run: a cluster under random faults with
 //! simulated clients, judged by the simulator's safety checks and by the
-//! linearizability checker. The tests run it over many seeds; the web demo's
+//! linearizability checker, and watchers judged by the watch checker. The tests run it over many seeds; the web demo's
 //! test mode runs it in a Web Worker.
 
 use alloc::string::String;
@@ -10,6 +10,7 @@ use super::clients::ClientConfig;
 use super::nemesis::{churn, damage, random_fault, readmit_all};
 use super::{Sim, SimConfig};
 use crate::checker::{self, Limits, Operation, Verdict};
+use crate::kv::watch::Selector;
 use crate::raft::Bugs;
 use crate::rng::Rng;
 
@@ -34,12 +35,18 @@ pub struct RunReport {
     pub verdict: Verdict,
     /// The whole client history.
     pub history: Vec<Operation>,
+    /// Watches run (a compaction starts a new one).
+    pub watches: usize,
+    /// Frames they received.
+    pub frames: usize,
+    /// What the watch checker found wrong ([`Sim::watch_violations`]).
+    pub watch_violations: Vec<String>,
 }
 
 impl RunReport {
     /// Whether nothing was wrong.
     pub fn ok(&self) -> bool {
-        self.violations.is_empty() && matches!(self.verdict, Verdict::Linearizable)
+        self.violations.is_empty() && self.watch_violations.is_empty() && matches!(self.verdict, Verdict::Linearizable)
     }
 }
 
@@ -74,6 +81,14 @@ pub fn checked_run(seed: u64, events: u64, bugs: Bugs) -> RunReport {
         long_idle: if short_sessions { 0.05 } else { 0.0 },
         ..ClientConfig::default()
     });
+    // Watchers on every kind of selector, on different nodes, from the
+    // start; one more joins halfway, from "now". They move to another node
+    // when theirs goes down.
+    let ids = sim.ids();
+    sim.add_watcher(ids[0], Selector::Prefix(String::from("k")), 1, true);
+    sim.add_watcher(ids[1 % ids.len()], Selector::Key(String::from("k0")), 1, false);
+    sim.add_watcher(ids[ids.len() - 1], Selector::Prefix(String::new()), 1, false);
+    let mut late_watcher = false;
     // Half the runs change membership while clients work (see nemesis::churn),
     // those with CheckQuorum (leader stickiness keeps removed nodes harmless).
     let churning = rng.chance(0.5) && sim.config().raft.check_quorum;
@@ -88,6 +103,11 @@ pub fn checked_run(seed: u64, events: u64, bugs: Bugs) -> RunReport {
     let mut next_fault = 0u64;
     while sim.stats.events < events {
         sim.run_for(rng.range(1, 40) * 1_000);
+        if !late_watcher && sim.stats.events >= events / 2 {
+            late_watcher = true;
+            let node = sim.leader().unwrap_or(ids[0]);
+            sim.add_watcher(node, Selector::Prefix(String::from("k1")), 0, true);
+        }
         if sim.now() >= next_fault {
             next_fault = sim.now() + rng.range(100, 600) * 1_000;
             let ids = sim.ids();
@@ -113,6 +133,7 @@ pub fn checked_run(seed: u64, events: u64, bugs: Bugs) -> RunReport {
     sim.run_for(5_000_000);
     sim.final_check();
     let verdict = checker::check(sim.history(), &Limits::default());
+    let watch_violations = sim.watch_violations();
     RunReport {
         seed,
         nodes,
@@ -123,5 +144,8 @@ pub fn checked_run(seed: u64, events: u64, bugs: Bugs) -> RunReport {
         violations: sim.violations().to_vec(),
         verdict,
         history: sim.history().to_vec(),
+        watches: sim.watch_logs().len(),
+        frames: sim.watch_logs().iter().map(|l| l.frames.len()).sum(),
+        watch_violations,
     }
 }

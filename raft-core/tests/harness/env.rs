@@ -853,14 +853,22 @@ fn ids_named_one(args: &[String]) -> bool {
     args.first().is_some_and(|a| a != "all" && !a.contains(','))
 }
 
-/// `put k v`, `append k v`, `delete k` as a key-value command's bytes.
+/// The key-value commands `propose` and `submit write` take.
+const KV_COMMANDS: &str = "put K V, append K V, delete K, lease_grant TTL_MS, lease_keep_alive ID or put_lease K V ID";
+
+/// One of [`KV_COMMANDS`] as a key-value command's bytes.
 fn kv_command(args: &[String]) -> Result<Vec<u8>, String> {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let op = match a.as_slice() {
         ["put", k, v] => KvOp::Put { key: k.to_string(), value: v.to_string() },
         ["append", k, v] => KvOp::Append { key: k.to_string(), value: v.to_string() },
         ["delete", k] => KvOp::Delete { key: k.to_string() },
-        _ => return Err(format!("`{}` is not put K V, append K V or delete K", a.join(" "))),
+        ["lease_grant", ttl] => KvOp::LeaseGrant { ttl: text::num(ttl, "ttl")? },
+        ["lease_keep_alive", id] => KvOp::LeaseKeepAlive { id: text::num(id, "lease")? },
+        ["put_lease", k, v, l] => {
+            KvOp::PutLease { key: k.to_string(), value: v.to_string(), lease: text::num(l, "lease")? }
+        }
+        _ => return Err(format!("`{}` is not {KV_COMMANDS}", a.join(" "))),
     };
     Ok(op.encode())
 }

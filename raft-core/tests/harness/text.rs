@@ -33,6 +33,7 @@ pub fn kv_op(bytes: &[u8]) -> String {
         Ok(KvOp::Cas { key, expect, value }) => {
             format!("cas({key},{},{value})", expect.as_deref().unwrap_or("<absent>"))
         }
+        Ok(other) => raft_core::checker::show_op(&other).replace(' ', ""),
         Err(_) => format!("cmd({})", hex(bytes)),
     }
 }
@@ -40,13 +41,16 @@ pub fn kv_op(bytes: &[u8]) -> String {
 /// A key-value output (`written`, `value=v`, `value=none`, ...).
 pub fn kv_output(bytes: &[u8]) -> String {
     match KvOutput::decode(bytes) {
-        Ok(KvOutput::Written) => "written".into(),
-        Ok(KvOutput::Value(v)) => format!("value={}", v.as_deref().unwrap_or("none")),
-        Ok(KvOutput::Deleted { existed }) => format!("deleted existed={existed}"),
-        Ok(KvOutput::Cas { swapped, current }) => {
-            format!("cas swapped={swapped} current={}", current.as_deref().unwrap_or("none"))
+        Ok(KvOutput::Written { revision }) => format!("written@{revision}"),
+        Ok(KvOutput::Value { kv, revision }) => {
+            format!("value={}@{revision}", kv.as_ref().map_or("none", |kv| kv.value.as_str()))
+        }
+        Ok(KvOutput::Deleted { existed, revision }) => format!("deleted existed={existed}@{revision}"),
+        Ok(KvOutput::Cas { swapped, current, revision }) => {
+            format!("cas swapped={swapped} current={}@{revision}", current.as_deref().unwrap_or("none"))
         }
         Ok(KvOutput::Invalid) => "invalid".into(),
+        Ok(other) => raft_core::checker::show_output(&other),
         Err(_) => format!("bytes({})", hex(bytes)),
     }
 }

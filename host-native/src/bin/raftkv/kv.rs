@@ -1,12 +1,17 @@
-//! The key-value commands — `raftkv put`, `append`, `get`, `delete`, `cas` —
-//! as raft-core's operations: each command line becomes a [`KvOp`], the
-//! client library runs it, and the [`KvOutput`] decides what is printed and
-//! the exit code.
+//! The key-value commands — `raftkv put`, `append`, `get` (one key or a
+//! prefix), `range`, `count`, `delete`, `cas`, `txn` and `lease` — as
+//! raft-core's operations: each command line becomes one or more [`KvOp`]s,
+//! the client library runs them, and the [`KvOutput`]s decide what is
+//! printed and the exit code.
 
+use std::io::Read as _;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Subcommand;
 
+use raft_core::kv::{prefix_end, KeyValue, TxnResult, MAX_PAGE_KEYS};
+use raftkv::protocol::{kv_to_json, txn_from_json};
 use raftkv::{KvOp, KvOutput};
 
 use super::client_args::ClientArgs;
@@ -14,12 +19,15 @@ use super::client_args::ClientArgs;
 /// The command line of one key-value operation.
 #[derive(Subcommand, Debug)]
 pub enum KvCommand {
-    /// Set a key.
+    /// Set a key (with --lease ID, attached to a lease: it goes when the lease ends).
     Put {
         /// The key.
         key: String,
         /// Its new value.
         value: String,
+        /// Attach the key to this lease.
+        #[arg(long)]
+        lease: Option<u64>,
         #[command(flatten)]
         c: ClientArgs,
     },
@@ -32,10 +40,49 @@ pub enum KvCommand {
         #[command(flatten)]
         c: ClientArgs,
     },
-    /// Read a key (linearizable). Prints the value; exits 1 if the key is absent.
+    /// Read a key (linearizable): prints the value, exits 1 if the key is
+    /// absent. With --prefix, every key starting with KEY, one `key=value`
+    /// line each, page by page (each page linearizable; together not one
+    /// snapshot).
     Get {
-        /// The key.
+        /// The key (with --prefix: the prefix).
         key: String,
+        /// Read every key that starts with KEY.
+        #[arg(long)]
+        prefix: bool,
+        /// With --prefix: at most this many keys.
+        #[arg(long, requires = "prefix")]
+        limit: Option<u64>,
+        /// One JSON object per key (with revisions), or the key's object.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
+    /// Read the keys in [FROM, TO), in order, one `key=value` line each.
+    Range {
+        /// First key (inclusive).
+        from: String,
+        /// End (exclusive; omitted: to the end).
+        to: Option<String>,
+        /// At most this many keys.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// One JSON object per key (with revisions).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
+    /// Count the keys in [FROM, TO) (or starting with --prefix).
+    Count {
+        /// First key (inclusive; default: the first key).
+        from: Option<String>,
+        /// End (exclusive; omitted: to the end).
+        to: Option<String>,
+        /// Count the keys that start with this instead.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        prefix: Option<String>,
         #[command(flatten)]
         c: ClientArgs,
     },
@@ -62,35 +109,154 @@ pub enum KvCommand {
         #[command(flatten)]
         c: ClientArgs,
     },
+    /// Run a transaction read from standard input as JSON:
+    /// {"compare":[{"key":"k","version":0}],"success":[{"op":"put","key":"k","value":"v"}],"failure":[{"op":"get","key":"k"}]}.
+    /// Prints SUCCEEDED or FAILED, then one line per operation; exits 1 if the comparisons did not hold.
+    Txn {
+        /// Print the outcome as one JSON object.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
+    /// Leases: keys attached to one are deleted when it ends.
+    Lease {
+        #[command(subcommand)]
+        cmd: LeaseCommand,
+    },
+}
+
+/// `raftkv lease ...`.
+#[derive(Subcommand, Debug)]
+pub enum LeaseCommand {
+    /// Grant a lease of TTL seconds (cluster time); prints its id.
+    Grant {
+        /// Time to live in seconds (fractions allowed).
+        ttl: f64,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
+    /// Restart a lease's TTL.
+    Keepalive {
+        /// The lease.
+        id: u64,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
+    /// End a lease now, deleting its keys.
+    Revoke {
+        /// The lease.
+        id: u64,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
+}
+
+/// What one command does.
+#[derive(Debug, PartialEq, Eq)]
+enum Plan {
+    /// One operation; its output is printed.
+    One(KvOp),
+    /// Page through `[from, to)` (at most `limit` keys).
+    Scan { from: String, to: Option<String>, limit: Option<u64>, json: bool },
+    /// One get, printed as JSON.
+    GetJson(String),
+    /// A transaction from standard input.
+    Txn { json: bool },
 }
 
 impl KvCommand {
-    /// The operation, and where to send it.
-    fn into_op(self) -> (KvOp, ClientArgs) {
-        match self {
-            KvCommand::Put { key, value, c } => (KvOp::Put { key, value }, c),
-            KvCommand::Append { key, value, c } => (KvOp::Append { key, value }, c),
-            KvCommand::Get { key, c } => (KvOp::Get { key }, c),
-            KvCommand::Delete { key, c } => (KvOp::Delete { key }, c),
+    /// What to do, and where.
+    fn plan(self) -> Result<(Plan, ClientArgs), String> {
+        Ok(match self {
+            KvCommand::Put { key, value, lease: Some(lease), c } if lease != 0 => {
+                (Plan::One(KvOp::PutLease { key, value, lease }), c)
+            }
+            KvCommand::Put { key, value, c, .. } => (Plan::One(KvOp::Put { key, value }), c),
+            KvCommand::Append { key, value, c } => (Plan::One(KvOp::Append { key, value }), c),
+            KvCommand::Get { key, prefix: true, limit, json, c } => {
+                (Plan::Scan { to: prefix_end(&key), from: key, limit, json }, c)
+            }
+            KvCommand::Get { key, json: true, c, .. } => (Plan::GetJson(key), c),
+            KvCommand::Get { key, c, .. } => (Plan::One(KvOp::Get { key }), c),
+            KvCommand::Range { from, to, limit, json, c } => (Plan::Scan { from, to, limit, json }, c),
+            KvCommand::Count { prefix: Some(p), c, .. } => (Plan::One(KvOp::Count { to: prefix_end(&p), from: p }), c),
+            KvCommand::Count { from, to, c, .. } => (Plan::One(KvOp::Count { from: from.unwrap_or_default(), to }), c),
+            KvCommand::Delete { key, c } => (Plan::One(KvOp::Delete { key }), c),
             // clap requires one of --expect and --absent.
             KvCommand::Cas { key, value, expect, absent, c } => {
-                (KvOp::Cas { key, expect: if absent { None } else { expect }, value }, c)
+                (Plan::One(KvOp::Cas { key, expect: if absent { None } else { expect }, value }), c)
             }
-        }
+            KvCommand::Txn { json, c } => (Plan::Txn { json }, c),
+            KvCommand::Lease { cmd: LeaseCommand::Grant { ttl, c } } => {
+                if !(ttl > 0.0 && ttl <= 1e7) {
+                    return Err("the TTL must be a positive number of seconds".into());
+                }
+                (Plan::One(KvOp::LeaseGrant { ttl: Duration::from_secs_f64(ttl).as_millis() as u64 }), c)
+            }
+            KvCommand::Lease { cmd: LeaseCommand::Keepalive { id, c } } => (Plan::One(KvOp::LeaseKeepAlive { id }), c),
+            KvCommand::Lease { cmd: LeaseCommand::Revoke { id, c } } => (Plan::One(KvOp::LeaseRevoke { id }), c),
+        })
     }
 }
 
 /// Runs the command against the cluster and prints the answer.
 pub async fn run(cmd: KvCommand) -> Result<ExitCode, String> {
-    let (op, c) = cmd.into_op();
-    let out = c.client()?.execute(op).await.map_err(|e| e.to_string())?;
-    let a = answer(&out);
+    let (plan, c) = cmd.plan()?;
+    let client = c.client()?;
+    let a = match plan {
+        Plan::One(op) => answer(&client.execute(op).await.map_err(|e| e.to_string())?),
+        Plan::GetJson(key) => {
+            let kv = client.get_kv(&key).await.map_err(|e| e.to_string())?;
+            let code = u8::from(kv.is_none());
+            Answer { text: kv.as_ref().map_or(serde_json::Value::Null, kv_to_json).to_string(), to_stderr: false, code }
+        }
+        Plan::Scan { from, to, limit, json } => {
+            let mut left = limit.unwrap_or(u64::MAX);
+            let mut from = from;
+            loop {
+                let page =
+                    client.range(&from, to.as_deref(), left.min(MAX_PAGE_KEYS)).await.map_err(|e| e.to_string())?;
+                for kv in &page.kvs {
+                    println!("{}", kv_line(kv, json));
+                }
+                left = left.saturating_sub(page.kvs.len() as u64);
+                match page.next {
+                    Some(n) if left > 0 => from = n,
+                    _ => break,
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Plan::Txn { json } => {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text).map_err(|e| format!("cannot read standard input: {e}"))?;
+            let txn = txn_from_json(&text)?;
+            let out = client.execute(KvOp::Txn(txn)).await.map_err(|e| e.to_string())?;
+            if json {
+                let mut obj = serde_json::Map::new();
+                obj.insert("output".into(), serde_json::to_value(&out).unwrap_or_default());
+                println!("{}", serde_json::Value::Object(obj));
+                return Ok(ExitCode::from(u8::from(!matches!(out, KvOutput::Txn { succeeded: true, .. }))));
+            }
+            answer(&out)
+        }
+    };
     if a.to_stderr {
         eprintln!("{}", a.text);
     } else {
         println!("{}", a.text);
     }
     Ok(ExitCode::from(a.code))
+}
+
+/// One key of a listing: `key=value`, or its JSON object.
+fn kv_line(kv: &KeyValue, json: bool) -> String {
+    if json {
+        kv_to_json(kv).to_string()
+    } else {
+        format!("{}={}", kv.key, kv.value)
+    }
 }
 
 /// What the CLI says about an output.
@@ -100,23 +266,43 @@ struct Answer {
     /// Said on stderr (so a script reading stdout gets nothing).
     to_stderr: bool,
     /// 0; 1 when the condition the command names did not hold (an absent
-    /// key for `get`, no swap for `cas`), so scripts can branch on it.
+    /// key for `get`, no swap for `cas`, failed comparisons for `txn`), so
+    /// scripts can branch on it; 2 when the cluster refused the command.
     code: u8,
 }
 
 fn answer(out: &KvOutput) -> Answer {
     let say = |text: &str, code| Answer { text: text.to_string(), to_stderr: false, code };
+    let refuse = |text: String| Answer { text, to_stderr: true, code: 2 };
     match out {
-        KvOutput::Written => say("OK", 0),
-        KvOutput::Value(Some(v)) => say(v, 0),
-        KvOutput::Value(None) => Answer { text: "(absent)".into(), to_stderr: true, code: 1 },
-        KvOutput::Deleted { existed } => say(if *existed { "deleted" } else { "absent" }, 0),
+        KvOutput::Written { .. } => say("OK", 0),
+        KvOutput::Value { kv: Some(kv), .. } => say(&kv.value, 0),
+        KvOutput::Value { kv: None, .. } => Answer { text: "(absent)".into(), to_stderr: true, code: 1 },
+        KvOutput::Deleted { existed, .. } => say(if *existed { "deleted" } else { "absent" }, 0),
         KvOutput::Cas { swapped: true, .. } => say("swapped", 0),
-        KvOutput::Cas { swapped: false, current: Some(v) } => say(&format!("not swapped; current value: {v}"), 1),
-        KvOutput::Cas { swapped: false, current: None } => say("not swapped; the key is absent", 1),
+        KvOutput::Cas { swapped: false, current: Some(v), .. } => say(&format!("not swapped; current value: {v}"), 1),
+        KvOutput::Cas { swapped: false, current: None, .. } => say("not swapped; the key is absent", 1),
+        KvOutput::Range { kvs, .. } => say(&kvs.iter().map(|kv| kv_line(kv, false)).collect::<Vec<_>>().join("\n"), 0),
+        KvOutput::Count { count, .. } => say(&count.to_string(), 0),
+        KvOutput::Txn { succeeded, results, .. } => {
+            let mut lines = vec![String::from(if *succeeded { "SUCCEEDED" } else { "FAILED" })];
+            for r in results {
+                lines.push(match r {
+                    TxnResult::Put => "OK".into(),
+                    TxnResult::Deleted { existed } => String::from(if *existed { "deleted" } else { "absent" }),
+                    TxnResult::Value(Some(kv)) => kv_line(kv, false),
+                    TxnResult::Value(None) => "(absent)".into(),
+                });
+            }
+            say(&lines.join("\n"), u8::from(!*succeeded))
+        }
+        KvOutput::Lease { id, ttl, .. } => say(&format!("lease {id} granted with TTL {}s", *ttl as f64 / 1000.0), 0),
+        KvOutput::LeaseRevoked { deleted, .. } => say(&format!("lease revoked; {deleted} keys deleted"), 0),
+        KvOutput::LeaseNotFound { id, .. } => refuse(format!("lease {id} not found (expired or revoked)")),
+        KvOutput::Refused { reason, .. } => refuse(format!("refused: {reason}")),
         // The client library turns this into an error before it gets here;
         // should it not, it is the cluster refusing the command (exit 2).
-        KvOutput::Invalid => Answer { text: "the cluster refused the command".into(), to_stderr: true, code: 2 },
+        KvOutput::Invalid => refuse("the cluster refused the command".into()),
     }
 }
 
@@ -131,14 +317,25 @@ mod tests {
         kv: KvCommand,
     }
 
-    fn op(args: &[&str]) -> KvOp {
+    fn plan(args: &[&str]) -> Plan {
         let cli = Cli::try_parse_from(std::iter::once("raftkv").chain(args.iter().copied())).unwrap();
-        cli.kv.into_op().0
+        cli.kv.plan().unwrap().0
+    }
+
+    fn op(args: &[&str]) -> KvOp {
+        match plan(args) {
+            Plan::One(op) => op,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn command_lines_are_ops() {
         assert_eq!(op(&["put", "k", "v"]), KvOp::Put { key: "k".into(), value: "v".into() });
+        assert_eq!(
+            op(&["put", "k", "v", "--lease", "7"]),
+            KvOp::PutLease { key: "k".into(), value: "v".into(), lease: 7 }
+        );
         assert_eq!(op(&["append", "k", "w"]), KvOp::Append { key: "k".into(), value: "w".into() });
         assert_eq!(op(&["get", "k"]), KvOp::Get { key: "k".into() });
         assert_eq!(op(&["delete", "k"]), KvOp::Delete { key: "k".into() });
@@ -147,18 +344,45 @@ mod tests {
         assert_eq!(op(&["cas", "k", "v", "--expect", "old"]), cas(Some("old")));
         assert_eq!(op(&["cas", "k", "v", "--absent"]), cas(None));
         assert!(Cli::try_parse_from(["raftkv", "cas", "k", "v"]).is_err(), "cas needs a condition");
+        assert_eq!(
+            plan(&["get", "app/", "--prefix", "--limit", "2"]),
+            Plan::Scan { from: "app/".into(), to: Some("app0".into()), limit: Some(2), json: false }
+        );
+        assert_eq!(
+            plan(&["range", "a", "b"]),
+            Plan::Scan { from: "a".into(), to: Some("b".into()), limit: None, json: false }
+        );
+        assert_eq!(op(&["count", "--prefix", "a/"]), KvOp::Count { from: "a/".into(), to: Some("a0".into()) });
+        assert_eq!(op(&["lease", "grant", "2.5"]), KvOp::LeaseGrant { ttl: 2500 });
+        assert_eq!(op(&["lease", "keepalive", "9"]), KvOp::LeaseKeepAlive { id: 9 });
+        assert_eq!(op(&["lease", "revoke", "9"]), KvOp::LeaseRevoke { id: 9 });
+        assert!(
+            Cli::try_parse_from(["raftkv", "lease", "grant", "-1"]).is_err() || {
+                let cli = Cli::try_parse_from(["raftkv", "lease", "grant", "0"]).unwrap();
+                cli.kv.plan().is_err()
+            }
+        );
     }
 
     #[test]
     fn outputs_are_printed_with_their_exit_codes() {
         let out = |text: &str, code| Answer { text: text.into(), to_stderr: false, code };
-        assert_eq!(answer(&KvOutput::Written), out("OK", 0));
-        assert_eq!(answer(&KvOutput::Value(Some("v".into()))), out("v", 0));
-        assert_eq!(answer(&KvOutput::Value(None)), Answer { text: "(absent)".into(), to_stderr: true, code: 1 });
-        assert_eq!(answer(&KvOutput::Deleted { existed: false }), out("absent", 0));
-        assert_eq!(answer(&KvOutput::Cas { swapped: true, current: None }), out("swapped", 0));
-        let kept = KvOutput::Cas { swapped: false, current: Some("x".into()) };
+        let kv =
+            KeyValue { key: "k".into(), value: "v".into(), create_revision: 1, mod_revision: 1, version: 1, lease: 0 };
+        assert_eq!(answer(&KvOutput::Written { revision: 3 }), out("OK", 0));
+        assert_eq!(answer(&KvOutput::Value { kv: Some(kv.clone()), revision: 3 }), out("v", 0));
+        assert_eq!(
+            answer(&KvOutput::Value { kv: None, revision: 3 }),
+            Answer { text: "(absent)".into(), to_stderr: true, code: 1 }
+        );
+        assert_eq!(answer(&KvOutput::Deleted { existed: false, revision: 3 }), out("absent", 0));
+        assert_eq!(answer(&KvOutput::Cas { swapped: true, current: None, revision: 3 }), out("swapped", 0));
+        let kept = KvOutput::Cas { swapped: false, current: Some("x".into()), revision: 3 };
         assert_eq!(answer(&kept), out("not swapped; current value: x", 1));
         assert_eq!(answer(&KvOutput::Invalid).code, 2);
+        let txn = KvOutput::Txn { succeeded: false, results: vec![TxnResult::Value(Some(kv))], revision: 4 };
+        assert_eq!(answer(&txn), out("FAILED\nk=v", 1));
+        assert_eq!(answer(&KvOutput::LeaseNotFound { id: 5, revision: 4 }).code, 2);
+        assert_eq!(answer(&KvOutput::Lease { id: 5, ttl: 2500, revision: 5 }), out("lease 5 granted with TTL 2.5s", 0));
     }
 }

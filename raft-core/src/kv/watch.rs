@@ -1,0 +1,322 @@
+//! Watch events: every change the store makes, numbered `(revision, sub)`,
+//! kept in a bounded window of recent events, and the cursor a watcher reads
+//! that window with.
+//!
+//! A revision may hold several events — a transaction's writes, the keys of
+//! leases that expired at that entry — numbered by `sub` in the order they
+//! happened. A watcher receives one revision per frame, complete, in
+//! revision order, each event once; it resumes from the last complete
+//! revision + 1.
+//!
+//! The window is per node and not replicated: it holds the events of the
+//! entries this node applied, as far back as [`WindowLimits`] allow, always
+//! in whole revisions. Its *floor* is the oldest revision from which it holds
+//! every event. A watcher whose next revision is below the floor — it
+//! started too far back, fell too far behind, or this node installed a
+//! snapshot that jumped past events it had not delivered — is answered
+//! [`Poll::Compacted`] with the floor: the oldest revision it can resume
+//! from. Nothing is ever skipped silently.
+//!
+//! Hosts own watchers (one per subscription) and poll each after every
+//! batch of entries applies; a watcher that finds nothing for itself moves
+//! its cursor up to the applied revision, so a quiet watch never falls
+//! behind the window.
+
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+use super::KeyValue;
+
+/// What happened to a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// Created or changed.
+    Put,
+    /// Deleted (by a delete, a transaction, or its lease ending).
+    Delete,
+}
+
+/// One change.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Event {
+    /// The revision of the entry that made it.
+    pub revision: u64,
+    /// Its position among the events of that revision, from 0.
+    pub sub: u32,
+    /// Put or delete.
+    pub kind: EventKind,
+    /// The key as the change left it. For a delete: the key, with the
+    /// delete's revision as `mod_revision` and everything else empty.
+    pub kv: KeyValue,
+    /// The key as it was before (`None` if it did not exist); sent only to
+    /// watchers that asked for it.
+    pub prev: Option<KeyValue>,
+}
+
+impl Event {
+    /// Approximate bytes held, for the window's byte limit.
+    pub fn bytes(&self) -> usize {
+        let kv = |kv: &KeyValue| kv.key.len() + kv.value.len();
+        96 + kv(&self.kv) + self.prev.as_ref().map_or(0, kv)
+    }
+}
+
+/// How much of the recent past a node keeps for watchers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowLimits {
+    /// Most events held (the newest revision is always held whole, even
+    /// if it alone is larger).
+    pub max_events: usize,
+    /// Most bytes of events held (the same exception).
+    pub max_bytes: usize,
+}
+
+impl Default for WindowLimits {
+    fn default() -> Self {
+        WindowLimits { max_events: 100_000, max_bytes: 64 << 20 }
+    }
+}
+
+/// The window of recent events.
+#[derive(Clone, Debug)]
+pub struct EventLog {
+    events: VecDeque<Event>,
+    bytes: usize,
+    floor: u64,
+    limits: WindowLimits,
+}
+
+impl EventLog {
+    /// An empty window that holds every event from revision 1.
+    pub fn new(limits: WindowLimits) -> Self {
+        EventLog { events: VecDeque::new(), bytes: 0, floor: 1, limits }
+    }
+
+    /// The oldest revision from which every event is held.
+    pub fn floor(&self) -> u64 {
+        self.floor
+    }
+
+    /// Events held.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether no event is held.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Bytes of events held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> WindowLimits {
+        self.limits
+    }
+
+    /// Adds an event (events arrive in `(revision, sub)` order).
+    pub fn push(&mut self, e: Event) {
+        debug_assert!(self.events.back().is_none_or(|b| (b.revision, b.sub) < (e.revision, e.sub)));
+        self.bytes += e.bytes();
+        self.events.push_back(e);
+    }
+
+    /// After an entry's events are in: drops the oldest revisions, whole,
+    /// while the window is over its limits, keeping the newest revision.
+    pub fn trim(&mut self) {
+        let Some(newest) = self.events.back().map(|e| e.revision) else { return };
+        while self.events.len() > self.limits.max_events || self.bytes > self.limits.max_bytes {
+            let Some(oldest) = self.events.front().map(|e| e.revision) else { break };
+            if oldest == newest {
+                break;
+            }
+            while self.events.front().is_some_and(|e| e.revision == oldest) {
+                if let Some(e) = self.events.pop_front() {
+                    self.bytes -= e.bytes();
+                }
+            }
+            self.floor = oldest + 1;
+        }
+    }
+
+    /// The state jumped to `index` (a snapshot was restored): nothing before
+    /// `index + 1` can be delivered any more.
+    pub fn reset(&mut self, index: u64) {
+        self.events.clear();
+        self.bytes = 0;
+        self.floor = index + 1;
+    }
+
+    /// Events with revision `>= from`, in order.
+    pub fn from(&self, from: u64) -> impl Iterator<Item = &Event> {
+        let at = self.events.partition_point(|e| e.revision < from);
+        self.events.range(at..)
+    }
+}
+
+/// Which keys a watch follows.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Selector {
+    /// One key.
+    Key(String),
+    /// Every key starting with this.
+    Prefix(String),
+}
+
+impl Selector {
+    /// Whether the watch follows `key`.
+    pub fn matches(&self, key: &str) -> bool {
+        match self {
+            Selector::Key(k) => k == key,
+            Selector::Prefix(p) => key.starts_with(p.as_str()),
+        }
+    }
+}
+
+/// What a watcher finds when polled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Poll {
+    /// Nothing new for it.
+    Pending,
+    /// The events of one revision (all of them that match, in `sub` order).
+    Frame {
+        /// The revision.
+        revision: u64,
+        /// Its events.
+        events: Vec<Event>,
+    },
+    /// Events it has not received are gone; `oldest` is the oldest revision
+    /// it can resume from. The watch is over.
+    Compacted {
+        /// The window's floor.
+        oldest: u64,
+    },
+}
+
+/// A watcher's cursor over the window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Watcher {
+    /// What it follows.
+    pub selector: Selector,
+    /// The next revision it has not seen.
+    pub next: u64,
+    /// Whether its events carry the previous key-value.
+    pub prev_kv: bool,
+}
+
+impl Watcher {
+    /// A watcher that wants every matching event from revision `start` (at
+    /// least 1). A start beyond the applied revision waits for it.
+    pub fn new(selector: Selector, start: u64, prev_kv: bool) -> Self {
+        Watcher { selector, next: start.max(1), prev_kv }
+    }
+
+    /// The next frame for this watcher, if any. `applied` is the store's
+    /// revision: having found nothing up to it, the cursor moves past it.
+    pub fn poll(&mut self, log: &EventLog, applied: u64) -> Poll {
+        if self.next < log.floor() {
+            return Poll::Compacted { oldest: log.floor() };
+        }
+        let mut found: Option<u64> = None;
+        let mut events = Vec::new();
+        for e in log.from(self.next) {
+            if found.is_some_and(|r| e.revision != r) {
+                break;
+            }
+            if self.selector.matches(&e.kv.key) {
+                found = Some(e.revision);
+                let mut e = e.clone();
+                if !self.prev_kv {
+                    e.prev = None;
+                }
+                events.push(e);
+            }
+        }
+        match found {
+            Some(revision) => {
+                self.next = revision + 1;
+                Poll::Frame { revision, events }
+            }
+            None => {
+                self.next = self.next.max(applied + 1);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn put(revision: u64, sub: u32, key: &str) -> Event {
+        let kv = KeyValue {
+            key: key.into(),
+            value: "v".into(),
+            create_revision: revision,
+            mod_revision: revision,
+            version: 1,
+            lease: 0,
+        };
+        Event { revision, sub, kind: EventKind::Put, kv, prev: None }
+    }
+
+    #[test]
+    fn one_revision_per_frame_in_order_each_once() {
+        let mut log = EventLog::new(WindowLimits::default());
+        log.push(put(2, 0, "a/1"));
+        log.push(put(2, 1, "b"));
+        log.push(put(2, 2, "a/2"));
+        log.push(put(5, 0, "a/1"));
+        let mut w = Watcher::new(Selector::Prefix("a/".into()), 1, false);
+        match w.poll(&log, 5) {
+            Poll::Frame { revision: 2, events } => {
+                assert_eq!(events.iter().map(|e| e.sub).collect::<Vec<_>>(), vec![0, 2]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(w.poll(&log, 5), Poll::Frame { revision: 5, .. }));
+        assert_eq!(w.poll(&log, 5), Poll::Pending);
+        assert_eq!(w.next, 6);
+        let mut future = Watcher::new(Selector::Key("b".into()), 9, false);
+        assert_eq!(future.poll(&log, 5), Poll::Pending, "a start beyond the applied revision waits");
+        assert_eq!(future.next, 9);
+    }
+
+    #[test]
+    fn the_window_drops_whole_revisions_and_reports_compaction() {
+        let mut log = EventLog::new(WindowLimits { max_events: 3, max_bytes: usize::MAX });
+        let mut quiet = Watcher::new(Selector::Key("q".into()), 1, false);
+        let mut slow = Watcher::new(Selector::Key("a".into()), 1, false);
+        for r in 1..=4u64 {
+            log.push(put(r, 0, "a"));
+            log.push(put(r, 1, "b"));
+            log.trim();
+            assert_eq!(quiet.poll(&log, r), Poll::Pending, "a quiet watcher keeps up by itself");
+        }
+        assert_eq!(log.len(), 2, "three events allowed: revision 3 went whole, revision 4 stays");
+        assert_eq!(log.floor(), 4);
+        assert_eq!(slow.poll(&log, 4), Poll::Compacted { oldest: 4 });
+        // The newest revision is never dropped, however large.
+        let mut big = EventLog::new(WindowLimits { max_events: 1, max_bytes: 1 });
+        big.push(put(7, 0, "x"));
+        big.push(Event {
+            revision: 7,
+            sub: 1,
+            kind: EventKind::Delete,
+            kv: KeyValue { key: "y".into(), mod_revision: 7, ..put(7, 1, "y").kv },
+            prev: None,
+        });
+        big.trim();
+        assert_eq!((big.len(), big.floor()), (2, 1));
+        big.reset(10);
+        assert_eq!((big.len(), big.floor(), big.bytes()), (0, 11, 0));
+    }
+}
