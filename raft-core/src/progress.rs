@@ -62,6 +62,11 @@ pub struct Progress {
     /// The follower said it lost durable records and has not yet caught up
     /// with a leader's commit: its match is used to replicate, never counted.
     pub recovering: bool,
+    /// The follower answers from an incarnation the configuration does not
+    /// bind it to (its directory was wiped and it was not readmitted): what
+    /// it holds is replicated to it, never counted — its old self may have
+    /// promised a newer term its new self never heard of.
+    pub unbound: bool,
 }
 
 impl Progress {
@@ -82,6 +87,7 @@ impl Progress {
             epoch: 0,
             inc: 0,
             recovering: false,
+            unbound: false,
         }
     }
 

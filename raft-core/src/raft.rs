@@ -365,7 +365,10 @@ impl<S: StateMachine> Raft<S> {
 
     /// Makes this node time out and start an election now (for tests and the demo).
     pub fn force_timeout(&mut self) {
-        if !self.is_leader() && self.membership.is_voter(self.cfg.id) {
+        // The same test as a timeout: a wiped or damaged node must not
+        // campaign (and count its own vote as its old self's) however it is
+        // prodded.
+        if !self.is_leader() && self.may_campaign() {
             self.campaign(self.cfg.pre_vote);
         }
         self.debug_check();
@@ -769,10 +772,14 @@ impl<S: StateMachine> Raft<S> {
             Body::AppendResp { index, success, hint_index, hint_term, round, epoch, recovering }
                 if self.note_epoch(m.from, m.from_inc, epoch) =>
             {
-                self.note_recovering(m.from, recovering);
+                self.note_recovering(m.from, m.from_inc, recovering);
                 self.handle_append_resp(m.from, index, success, hint_index, hint_term, round)
             }
             Body::InstallSnapshotResp { index, snap_term, offset, done } => {
+                let unbound = !self.membership.votes_as(m.from, m.from_inc) && !self.bug(|b| b.ignore_incarnation);
+                if let Some(pr) = self.role.leader_mut().and_then(|l| l.progress_mut(m.from)) {
+                    pr.unbound = unbound;
+                }
                 self.handle_snapshot_resp(m.from, index, snap_term, offset, done)
             }
             Body::Append { .. } | Body::InstallSnapshot { .. } => {
@@ -866,6 +873,7 @@ impl<S: StateMachine> Raft<S> {
 
     /// Starts a (pre-)campaign.
     fn campaign(&mut self, pre: bool) {
+        debug_assert!(self.may_campaign(), "node {} campaigns without being a bound voter", self.cfg.id);
         if pre {
             self.pre_campaign();
         } else {
@@ -1108,12 +1116,16 @@ impl<S: StateMachine> Raft<S> {
         true
     }
 
-    /// A follower's answer says whether it is still recovering lost data:
-    /// until it is not, its match is not counted (DESIGN §10).
-    fn note_recovering(&mut self, from: NodeId, recovering: bool) {
+    /// A follower's answer says whether it is still recovering lost data,
+    /// and from which incarnation it comes: until it has caught up, and
+    /// while the configuration binds it to another incarnation, its match is
+    /// not counted toward commit or a read round (DESIGN §10).
+    fn note_recovering(&mut self, from: NodeId, inc: u64, recovering: bool) {
         let recovering = recovering && !self.bug(|b| b.ignore_lost_data);
+        let unbound = !self.membership.votes_as(from, inc) && !self.bug(|b| b.ignore_incarnation);
         if let Some(pr) = self.role.leader_mut().and_then(|l| l.progress_mut(from)) {
             pr.recovering = recovering;
+            pr.unbound = unbound;
         }
     }
 

@@ -108,14 +108,14 @@ impl Leader {
     /// index is `own`, counted only where it is a voter.
     pub fn quorum_match(&self, me: NodeId, own: Index, config: &JointConfig) -> Index {
         // A follower that is recovering lost data is not counted (DESIGN §10).
-        let counted = |p: &Progress| (!p.recovering).then_some(p.match_index);
+        let counted = |p: &Progress| (!p.recovering && !p.unbound).then_some(p.match_index);
         config.committed(|id| if id == me { Some(own) } else { self.progress(id).and_then(counted) })
     }
 
     /// The newest confirmation round a quorum has acknowledged.
     pub fn quorum_round(&self, me: NodeId, config: &JointConfig) -> u64 {
         let round = self.reads.round();
-        let counted = |p: &Progress| (!p.recovering).then_some(p.acked_round);
+        let counted = |p: &Progress| (!p.recovering && !p.unbound).then_some(p.acked_round);
         config.committed(|id| if id == me { Some(round) } else { self.progress(id).and_then(counted) })
     }
 

@@ -69,6 +69,7 @@ fn random_run(seed: u64, bugs: Bugs, liveness: bool) -> (Sim, Vec<String>) {
     // rules, not a safety one, which these runs would report as stuck.
     let damaging = !churning && rng.chance(0.5);
     let mut sim = Sim::new(cfg);
+    sim.trace = std::env::var("TRACE").is_ok();
     let ids = sim.ids();
     let mut next_cmd = 1u64;
     let mut next_fault = 0u64;
@@ -156,6 +157,17 @@ fn random_faults_preserve_safety_and_liveness() {
     let mut crashes = 0u64;
     for &s in &seeds {
         let (sim, stuck) = random_run(s, Bugs::default(), true);
+        if sim.trace && !sim.violations().is_empty() {
+            // TRACE=1: the faults and appends that led here, then the events.
+            for l in &sim.trace_lines {
+                if !l.contains("->") {
+                    println!("{l}");
+                }
+            }
+            for (t, id, e) in &sim.log {
+                println!("t={t} node {id}: {e:?}");
+            }
+        }
         assert!(
             sim.violations().is_empty(),
             "seed {s} violated safety (replay: SEED={s} cargo test -p raft-core --test random):\n{}",

@@ -752,6 +752,9 @@ impl Sim {
             return;
         }
         self.stats.crashes += 1;
+        if self.trace {
+            self.trace_lines.push(format!("t={} crash {id}", self.now));
+        }
         let node = &mut self.nodes[k];
         node.raft = None;
         node.inc += 1;
@@ -818,6 +821,14 @@ impl Sim {
                     self.stats.losses_found += 1;
                 }
                 disk.durable_len = disk.bytes.len();
+                if self.trace {
+                    self.trace_lines.push(format!(
+                        "t={now} restart {id} last={} hard={:?} lost={:?}",
+                        state.log.last_index(),
+                        state.hard,
+                        scan.lost_at
+                    ));
+                }
                 self.checker.on_restart(now, id, &state.log);
                 let mut cfg = self.node_config(id);
                 // A new start number: the leaders will probe it afresh.
@@ -854,6 +865,9 @@ impl Sim {
         node.disk = Disk::fresh();
         node.disk_gen += 1;
         self.stats.wipes += 1;
+        if self.trace {
+            self.trace_lines.push(format!("t={} wipe {id}", self.now));
+        }
         let now = self.now;
         self.checker.on_damage(now, id);
     }
@@ -894,6 +908,9 @@ impl Sim {
             *b ^= 0x10;
         }
         self.stats.tails_lost += 1;
+        if self.trace {
+            self.trace_lines.push(format!("t={} damage {id} frame {pick} of {}", self.now, frames.len()));
+        }
         let now = self.now;
         self.checker.on_damage(now, id);
         true
