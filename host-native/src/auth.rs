@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 pub use crate::config::{Role, TokenEntry};
-use crate::protocol::Op;
+use crate::protocol::{AdminOp, Op};
 
 /// Who is on a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,6 +151,15 @@ pub fn required_role(op: &Op) -> Role {
     match op {
         Op::Read { .. } => Role::Read,
         Op::Register | Op::Write { .. } | Op::KeepAlive { .. } => Role::Write,
+        Op::Admin(AdminOp::MemberList) => Role::Read,
+        Op::Admin(
+            AdminOp::MemberAdd { .. }
+            | AdminOp::MemberPromote { .. }
+            | AdminOp::MemberRemove { .. }
+            | AdminOp::MemberReplace { .. }
+            | AdminOp::TransferLeader { .. }
+            | AdminOp::SnapshotSave,
+        ) => Role::Admin,
     }
 }
 

@@ -34,7 +34,9 @@ use tokio_tungstenite::WebSocketStream;
 
 use raft_core::kv::{KeyValue, KvOp, KvOutput, Txn, TxnResult};
 
-use crate::protocol::{decode_response, encode_request, ErrorCode, Failure, Op, Request, Secret, Success};
+use crate::protocol::{
+    decode_response, encode_request, AdminOp, ErrorCode, Failure, MembersView, Op, Request, Secret, Success,
+};
 
 /// Tuning of a [`Client`].
 #[derive(Clone, Debug)]
@@ -400,6 +402,101 @@ impl Client {
         }
     }
 
+    /// Runs an operator command (membership, transfer; see
+    /// [`AdminOp`]) at the leader, following hints. `member list` is answered
+    /// by whichever node is reached. A `snapshot_save` returns its first
+    /// piece only: use [`Client::snapshot_save`].
+    pub async fn admin(&self, op: AdminOp) -> Result<Success, Error> {
+        let mut g = self.inner.lock().await;
+        let deadline = Instant::now() + g.opts.timeout;
+        match g.call(Op::Admin(op), deadline, false).await? {
+            (Ok(s), _) => Ok(s),
+            (Err(f), _) => Err(rejected(f)),
+        }
+    }
+
+    /// The members and configuration, as the node reached sees them (ask
+    /// the leader, whose address it hints, for match and lag).
+    pub async fn members(&self) -> Result<MembersView, Error> {
+        match self.admin(AdminOp::MemberList).await? {
+            Success::Members(v) => Ok(v),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Replaces the address list by the members' URLs (from `member list`),
+    /// so the client follows a cluster whose membership changed.
+    pub async fn refresh_addresses(&self) -> Result<Vec<String>, Error> {
+        let view = self.members().await?;
+        let urls: Vec<String> = view
+            .members
+            .iter()
+            .filter(|m| !m.url.is_empty())
+            .map(|m| m.url.trim_end_matches('/').to_string())
+            .collect();
+        if !urls.is_empty() {
+            let mut g = self.inner.lock().await;
+            g.addrs = urls.clone();
+            g.idx = 0;
+        }
+        Ok(urls)
+    }
+
+    /// A consistent snapshot of the cluster at a committed index, streamed
+    /// from the leader: `(index, term, bytes)`, the bytes checked against the
+    /// CRC-32C the leader sent. At most `max_bytes` are accepted.
+    pub async fn snapshot_save(&self, max_bytes: u64) -> Result<(u64, u64, Vec<u8>), Error> {
+        let mut g = self.inner.lock().await;
+        let deadline = Instant::now() + g.opts.timeout;
+        let first = match g.call(Op::Admin(AdminOp::SnapshotSave), deadline, false).await? {
+            (Ok(s), _) => s,
+            (Err(f), _) => return Err(rejected(f)),
+        };
+        let Success::SnapshotChunk { index, term, size, offset: 0, crc32c, data } = first else {
+            return Err(unexpected(first));
+        };
+        let broken = |m: String| Error::Rejected { code: ErrorCode::BadRequest, message: Some(m) };
+        if size > max_bytes {
+            g.conn = None;
+            return Err(broken(format!("the snapshot is {size} bytes, more than the {max_bytes} accepted")));
+        }
+        let mut bytes = data;
+        let id = g.next_id - 1;
+        let max = g.opts.max_frame;
+        while (bytes.len() as u64) < size {
+            let Some(ws) = g.conn.as_mut() else { return Err(broken("connection lost".into())) };
+            let until = tokio::time::Instant::from_std(deadline);
+            let frame = match tokio::time::timeout_at(until, ws.next()).await {
+                Ok(Some(Ok(WsMessage::Binary(b)))) => b,
+                Ok(Some(Ok(_))) => continue,
+                Ok(_) => return Err(broken("the connection closed during the snapshot".into())),
+                Err(_) => {
+                    return Err(Error::Timeout { outcome_unknown: false, last: "snapshot stream stalled".into() })
+                }
+            };
+            let r = decode_response(&frame, max).map_err(|e| broken(format!("unreadable reply: {e}")))?;
+            if r.id != Some(id) {
+                continue;
+            }
+            match r.result {
+                Ok(Success::SnapshotChunk { offset, data, index: i, .. })
+                    if offset == bytes.len() as u64 && i == index =>
+                {
+                    if bytes.len() as u64 + data.len() as u64 > size {
+                        return Err(broken("the snapshot stream ran past its size".into()));
+                    }
+                    bytes.extend_from_slice(&data);
+                }
+                Ok(other) => return Err(unexpected(other)),
+                Err(f) => return Err(rejected(f)),
+            }
+        }
+        if raft_core::codec::crc32c(&bytes) != crc32c {
+            return Err(broken("the snapshot's checksum does not match: damaged in transit".into()));
+        }
+        Ok((index, term, bytes))
+    }
+
     /// The current session, if one is open.
     pub async fn session(&self) -> Option<u64> {
         self.inner.lock().await.session
@@ -598,10 +695,13 @@ impl Inner {
         }
     }
 
-    /// Talks to a hinted leader next.
+    /// Talks to a hinted leader next; a leader not in the list (a member
+    /// added since) joins it, so the client keeps up with the membership.
     fn switch_to(&mut self, addr: String) {
-        if let Some(i) = self.addrs.iter().position(|a| *a == addr) {
-            self.idx = i;
+        match self.addrs.iter().position(|a| *a == addr) {
+            Some(i) => self.idx = i,
+            None if self.addrs.len() < MAX_ADDRS => self.addrs.push(addr.clone()),
+            None => {}
         }
         self.target = addr;
         self.conn = None;
@@ -681,6 +781,10 @@ impl Inner {
         }
     }
 }
+
+/// Most addresses a client learns from hints (a node cannot grow the list
+/// without bound).
+const MAX_ADDRS: usize = 64;
 
 /// The WebSocket upgrade request for `url`, with the bearer token if any.
 fn upgrade_request(

@@ -132,6 +132,9 @@ pub struct Limits {
     /// `busy`, so one client cannot take the whole session table. Decided at
     /// apply: must be the same on every node.
     pub max_sessions_per_principal: usize,
+    /// A learner is made a voter only if it lags the leader's log by at
+    /// most this many entries (unless the promotion is forced).
+    pub max_promotion_lag: u64,
 }
 
 impl Default for Limits {
@@ -153,6 +156,7 @@ impl Default for Limits {
             frame_timeout_ms: 10_000,
             max_queued_bytes: 8 << 20,
             max_sessions_per_principal: 1024,
+            max_promotion_lag: 1_000,
         }
     }
 }
@@ -237,6 +241,11 @@ pub struct Config {
     /// Client tokens (hashes) and their roles; none: authentication is off.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tokens: Vec<TokenEntry>,
+    /// A voter that comes back with a new incarnation (its directory wiped
+    /// or its journal cut) is rebound by the leader itself once it caught
+    /// up, instead of waiting for `raftkv member replace ID ID`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_readmit: bool,
 }
 
 fn default_tick_ms() -> u64 {
@@ -273,6 +282,12 @@ impl Config {
         let cfg: Config = toml::from_str(text).map_err(|e| ConfigError(format!("bad config: {e}")))?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Parses a configuration without checking it (for settings a member
+    /// sent at `/join`, which lack the secret until the joiner adds its own).
+    pub fn parse_unchecked(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(format!("bad config: {e}")))
     }
 
     /// Reads a configuration file, or the embedded default when `path` is `None`.

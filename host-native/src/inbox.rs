@@ -6,14 +6,18 @@
 //! these types, every I/O task writes them, and neither side needs to know
 //! the other.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use raft_core::snapshot::Snapshot;
 use raft_core::{ClientReply, ClientRequest, ClientToken, Message, NodeId};
+
+use crate::protocol::{AdminOp, Failure, MembersView};
 
 /// How long [`Inbox::status`] waits for the node task to answer. The task
 /// answers between two inputs, so only a stalled process takes this long.
@@ -107,6 +111,56 @@ pub enum Input {
     },
     /// A request for the node's status.
     Status(oneshot::Sender<Status>),
+    /// An operator command (from a client connection with the right role).
+    Admin {
+        /// The command.
+        op: AdminOp,
+        /// Where its one answer goes.
+        reply: oneshot::Sender<Result<AdminAnswer, Failure>>,
+    },
+    /// A node that proved the shared secret at `/join` asks to enter as a
+    /// learner (or, already a member, to be known by its new incarnation).
+    Join {
+        /// The node.
+        id: NodeId,
+        /// Its URL.
+        url: String,
+        /// Its data directory's incarnation.
+        inc: u64,
+        /// The answer.
+        reply: oneshot::Sender<Result<MembersView, Failure>>,
+    },
+}
+
+/// What an operator command produced.
+#[derive(Debug)]
+pub enum AdminAnswer {
+    /// The configuration (after the change, for a change).
+    Members(MembersView),
+    /// The node that leads after a transfer.
+    Transferred(NodeId),
+    /// A snapshot of the applied state, for `snapshot_save` to stream.
+    Snapshot(Arc<Snapshot>),
+}
+
+/// Where every node is: node id → base URL. Seeded from the TOML file,
+/// kept up to date by the node task from the replicated address map;
+/// read by the routes for leader hints. Cheap to clone (shared).
+#[derive(Clone, Debug, Default)]
+pub struct AddressBook(Arc<RwLock<BTreeMap<NodeId, String>>>);
+
+impl AddressBook {
+    /// Node `id`'s URL, if known.
+    pub fn get(&self, id: NodeId) -> Option<String> {
+        self.0.read().ok()?.get(&id).cloned()
+    }
+    /// Records node `id`'s URL; whether it changed.
+    pub fn set(&self, id: NodeId, url: &str) -> bool {
+        match self.0.write() {
+            Ok(mut m) => m.insert(id, url.to_string()).as_deref() != Some(url),
+            Err(_) => false,
+        }
+    }
 }
 
 /// One peer's replication progress, as the leader sees it.
@@ -151,6 +205,30 @@ pub struct Status {
     pub pending_reads: usize,
     /// Leader only: writes waiting to apply.
     pub pending_writes: usize,
+    /// The configuration in force (the newest in the log).
+    pub configuration: ConfigView,
+    /// The newest committed configuration.
+    pub committed_configuration: ConfigView,
+    /// This directory's incarnation.
+    pub incarnation: u64,
+    /// This node found its data lost (its journal cut or its directory
+    /// wiped) and does not vote until it is rebound.
+    pub lost_data: bool,
+    /// Members known to have come back with another incarnation.
+    pub members_lost_data: Vec<NodeId>,
+}
+
+/// A configuration in `/status`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ConfigView {
+    /// Voters (of the incoming half while joint).
+    pub voters: Vec<NodeId>,
+    /// Voters of the outgoing half (non-empty only while joint).
+    pub outgoing: Vec<NodeId>,
+    /// Learners.
+    pub learners: Vec<NodeId>,
+    /// Whether joint.
+    pub joint: bool,
 }
 
 /// The node task is gone (the process is stopping).

@@ -27,9 +27,12 @@
 //!     connection can make the node hold (counts, timeouts, queued bytes).
 //!   * [`journal`] — the data directory and the journal on disk (segments,
 //!     group commit, recovery).
+//!   * [`identity`] — the data directory's identity: cluster UUID, node id,
+//!     incarnation, the bound bootstrap configuration.
+//!   * [`backup`] — snapshot files: inspect one, restore one as a new cluster.
 //!   * [`node`] — the node task, the one task that owns the Raft core.
 //!   * [`peer`] — peer links: the handshake, batch frames, the sending and
-//!     the receiving side of a link.
+//!     the receiving side of a link, and `/join`.
 //!   * [`routes`] — the HTTP routes: `/raft`, `/client`, `/status`,
 //!     `/metrics`, and the demo page's server.
 //!   * [`startup`] — start-up wiring: [`startup::run`] is `raftkv node`.
@@ -42,9 +45,11 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod backup;
 pub mod client;
 pub mod config;
 pub mod http;
+pub mod identity;
 pub mod inbox;
 pub mod journal;
 pub mod listen;

@@ -151,6 +151,180 @@ pub enum Op {
         /// The operation: [`KvOp::Get`].
         op: KvOp,
     },
+    /// An operator's command: membership, leadership, backups.
+    Admin(AdminOp),
+}
+
+/// Operator commands (see the README's "Operating a cluster"). Binary frames
+/// number the variants `MemberList` 0, `MemberAdd` 1, `MemberPromote` 2,
+/// `MemberRemove` 3, `MemberReplace` 4, `TransferLeader` 5, `SnapshotSave` 6.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminOp {
+    /// The members, their roles and replication state (any node answers;
+    /// match and lag come from the leader).
+    MemberList,
+    /// Add node `id`, reached at `url`, as a learner; without `learner` the
+    /// caller promotes it once it caught up (`raftkv member add` does).
+    MemberAdd {
+        /// The new node.
+        id: NodeId,
+        /// Its base URL (`ws://` or `wss://`).
+        url: String,
+        /// Stay a learner (no promotion asked).
+        learner: bool,
+    },
+    /// Make learner `id` a voter, bound to its incarnation; refused while it
+    /// lags by more than the bound unless `force`.
+    MemberPromote {
+        /// The learner.
+        id: NodeId,
+        /// Promote however far behind it is.
+        force: bool,
+    },
+    /// Remove `id`, whatever its role (the leader too: it steps down once
+    /// the removal commits).
+    MemberRemove {
+        /// The node.
+        id: NodeId,
+    },
+    /// Replace voter `old` by the caught-up learner `new` in one joint
+    /// change; `old == new` rebinds a voter that came back with a new
+    /// incarnation (its directory lost data).
+    MemberReplace {
+        /// The voter to remove.
+        old: NodeId,
+        /// The learner to make a voter.
+        new: NodeId,
+    },
+    /// Hand leadership to `id` (or to the most caught-up voter).
+    TransferLeader {
+        /// The target, if one is wanted.
+        id: Option<NodeId>,
+    },
+    /// A consistent snapshot at the leader's applied (committed) index,
+    /// streamed back as [`Success::SnapshotChunk`]s.
+    SnapshotSave,
+}
+
+impl AdminOp {
+    /// The op's name in JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AdminOp::MemberList => "member_list",
+            AdminOp::MemberAdd { .. } => "member_add",
+            AdminOp::MemberPromote { .. } => "member_promote",
+            AdminOp::MemberRemove { .. } => "member_remove",
+            AdminOp::MemberReplace { .. } => "member_replace",
+            AdminOp::TransferLeader { .. } => "transfer_leader",
+            AdminOp::SnapshotSave => "snapshot_save",
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let ids: Vec<NodeId> = match self {
+            AdminOp::MemberAdd { id, url, .. } => {
+                check_url(url)?;
+                vec![*id]
+            }
+            AdminOp::MemberPromote { id, .. } | AdminOp::MemberRemove { id } => vec![*id],
+            AdminOp::MemberReplace { old, new } => vec![*old, *new],
+            AdminOp::TransferLeader { id } => id.iter().copied().collect(),
+            AdminOp::MemberList | AdminOp::SnapshotSave => vec![],
+        };
+        if ids.iter().any(|&i| i == 0 || i > MAX_SAFE_INTEGER) {
+            return Err("node ids must be from 1 to 2^53-1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Longest node URL accepted.
+pub const MAX_URL_LEN: usize = 256;
+
+/// Checks a node URL: `ws://` or `wss://`, printable, bounded.
+pub fn check_url(url: &str) -> Result<(), String> {
+    if url.len() > MAX_URL_LEN || !(url.starts_with("ws://") || url.starts_with("wss://")) {
+        return Err(format!("a node URL starts with ws:// or wss:// and is at most {MAX_URL_LEN} bytes"));
+    }
+    if url.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err("a node URL is printable ASCII without spaces".into());
+    }
+    Ok(())
+}
+
+/// Keys that start with this are the cluster's own (the replicated address
+/// map, [`addr_key`]); clients may neither read nor write them.
+pub const RESERVED_PREFIX: &str = "\u{0}raftkv/";
+
+/// Whether `op` names a reserved key (a transaction: any of its keys).
+/// (Ranges are not checked: a range over everything lists the address map.)
+fn touches_reserved(op: &KvOp) -> bool {
+    let reserved = |k: &str| k.starts_with(RESERVED_PREFIX);
+    match op {
+        KvOp::Txn(t) => {
+            t.compare.iter().any(|c| reserved(c.key())) || t.success.iter().chain(&t.failure).any(|o| reserved(o.key()))
+        }
+        other => reserved(other.key()),
+    }
+}
+
+/// The reserved key under which the log keeps node `id`'s URL, so every node
+/// (and every node that joins later, through the snapshot) knows how to reach
+/// members added after bootstrap.
+pub fn addr_key(id: NodeId) -> String {
+    format!("{RESERVED_PREFIX}addr/{id}")
+}
+
+/// The node id of an address-map key.
+pub fn addr_key_id(key: &str) -> Option<NodeId> {
+    key.strip_prefix(RESERVED_PREFIX)?.strip_prefix("addr/")?.parse().ok()
+}
+
+/// One member as `member list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    /// Node id.
+    pub id: NodeId,
+    /// Its URL (empty if no node knows it).
+    pub url: String,
+    /// Votes (in either half of a joint configuration).
+    pub voter: bool,
+    /// The incarnation the configuration binds it to (0: unbound).
+    pub incarnation: u64,
+    /// Leader's view: highest index known replicated on it.
+    pub match_index: u64,
+    /// Leader's view: entries it lacks.
+    pub lag: u64,
+    /// Leader's view: heard from within the last election timeout.
+    pub reachable: bool,
+    /// It came back with another incarnation than the one it is bound to
+    /// (its directory was wiped or its journal cut): it does not vote until
+    /// `member replace ID ID` rebinds it.
+    pub lost_data: bool,
+}
+
+/// A configuration and its members, as `member list` and every member
+/// command answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersView {
+    /// The node that answered.
+    pub node: NodeId,
+    /// The leader it knows (0: none).
+    pub leader: NodeId,
+    /// Its term.
+    pub term: u64,
+    /// Its commit index.
+    pub commit_index: u64,
+    /// Voters (of the incoming half while joint).
+    pub voters: Vec<NodeId>,
+    /// Voters of the outgoing half (non-empty only while joint).
+    pub outgoing: Vec<NodeId>,
+    /// Learners.
+    pub learners: Vec<NodeId>,
+    /// Whether a joint change is in progress.
+    pub joint: bool,
+    /// Every member.
+    pub members: Vec<MemberInfo>,
 }
 
 impl Op {
@@ -160,6 +334,7 @@ impl Op {
             Op::Register => "register",
             Op::KeepAlive { .. } => "keepalive",
             Op::Write { op, .. } | Op::Read { op } => op.name(),
+            Op::Admin(a) => a.name(),
         }
     }
 
@@ -170,7 +345,7 @@ impl Op {
         let ints: &[(&str, u64)] = match self {
             Op::Write { session, seq, ack, .. } => &[("session", *session), ("seq", *seq), ("ack", *ack)],
             Op::KeepAlive { session, ack, .. } => &[("session", *session), ("ack", *ack)],
-            Op::Register | Op::Read { .. } => &[],
+            Op::Register | Op::Read { .. } | Op::Admin(_) => &[],
         };
         for (name, v) in ints {
             if *v > MAX_SAFE_INTEGER {
@@ -181,7 +356,11 @@ impl Op {
             Op::Write { op, .. } if op.is_read() => Err(format!("\"{}\" is a read, not a write", op.name())),
             Op::Read { op } if !op.is_read() => Err(format!("\"{}\" is a write, not a read", op.name())),
             // The size limits are the state machine's own.
+            Op::Write { op, .. } | Op::Read { op } if touches_reserved(op) => {
+                Err("keys starting with \"\\u0000raftkv/\" are reserved for the cluster".into())
+            }
             Op::Write { op, .. } | Op::Read { op } => op.validate().map_err(str::to_string),
+            Op::Admin(a) => a.validate(),
             Op::Register | Op::KeepAlive { .. } => Ok(()),
         }
     }
@@ -189,9 +368,12 @@ impl Op {
     /// The raft-core request carrying this operation: the same fields, the
     /// command encoded as the log stores it, secrets as their hashes. A
     /// `register` is for `owner`, with a new secret whose hash is `fresh`
-    /// (drawn by the caller, who hands the secret to the client).
-    pub fn into_client_request(self, owner: Owner, fresh: SecretHash) -> ClientRequest {
-        match self {
+    /// (drawn by the caller, who hands the secret to the client). An
+    /// operator command is no client request of the core's: it comes back
+    /// as `Err`, for the node task to carry out.
+    pub fn into_client_request(self, owner: Owner, fresh: SecretHash) -> Result<ClientRequest, AdminOp> {
+        Ok(match self {
+            Op::Admin(a) => return Err(a),
             Op::Register => ClientRequest::Register { owner, secret_hash: fresh },
             Op::Write { session, secret, seq, ack, op } => {
                 ClientRequest::Write { session, secret_hash: secret_hash(&secret), seq, ack, command: op.encode() }
@@ -200,7 +382,7 @@ impl Op {
                 ClientRequest::KeepAlive { session, secret_hash: secret_hash(&secret), ack }
             }
             Op::Read { op } => ClientRequest::Read { query: op.encode() },
-        }
+        })
     }
 }
 
@@ -229,6 +411,30 @@ pub enum Success {
     /// A write or a read: the state machine's answer (never
     /// [`KvOutput::Invalid`], which [`outcome`] turns into `bad_request`).
     Output(KvOutput),
+    /// A member command or `member_list`: the configuration (after the
+    /// change committed, for a change).
+    Members(MembersView),
+    /// `transfer_leader`: the node that leads now.
+    Transferred {
+        /// The new leader.
+        leader: NodeId,
+    },
+    /// `snapshot_save`: one piece of the snapshot file; the pieces of one
+    /// snapshot share the request's id and come in order.
+    SnapshotChunk {
+        /// The snapshot's last index.
+        index: u64,
+        /// Its term.
+        term: u64,
+        /// The whole file's size in bytes.
+        size: u64,
+        /// Where this piece goes.
+        offset: u64,
+        /// CRC-32C of the whole file, to check once it is assembled.
+        crc32c: u32,
+        /// The bytes.
+        data: Vec<u8>,
+    },
 }
 
 /// A failed outcome.
@@ -272,11 +478,14 @@ pub enum ErrorCode {
     UnknownOutcome = 5,
     /// The connection's token does not allow this request (its role is too low).
     Forbidden = 6,
+    /// An operator command was refused; "message" says why (a change in
+    /// progress, a learner too far behind, it would lose the quorum...).
+    Refused = 7,
 }
 
 impl ErrorCode {
     /// Every code, in discriminant order.
-    pub const ALL: [ErrorCode; 7] = [
+    pub const ALL: [ErrorCode; 8] = [
         ErrorCode::NotLeader,
         ErrorCode::Busy,
         ErrorCode::SessionExpired,
@@ -284,6 +493,7 @@ impl ErrorCode {
         ErrorCode::BadRequest,
         ErrorCode::UnknownOutcome,
         ErrorCode::Forbidden,
+        ErrorCode::Refused,
     ];
 
     /// The code's name on the wire.
@@ -296,6 +506,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::UnknownOutcome => "unknown_outcome",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Refused => "refused",
         }
     }
 
@@ -309,6 +520,16 @@ impl Failure {
     /// A `bad_request` with a message.
     pub fn bad_request(message: impl Into<String>) -> Failure {
         Failure { error: ErrorCode::BadRequest, leader: None, message: Some(message.into()) }
+    }
+
+    /// A `refused` with a message.
+    pub fn refused(message: impl Into<String>) -> Failure {
+        Failure { error: ErrorCode::Refused, leader: None, message: Some(message.into()) }
+    }
+
+    /// A `not_leader` pointing at `leader`.
+    pub fn not_leader(leader: Option<LeaderHint>) -> Failure {
+        Failure { error: ErrorCode::NotLeader, leader, message: None }
     }
 
     /// A `forbidden` with a message.
@@ -414,6 +635,29 @@ impl Fields<'_> {
             return Ok(None);
         }
         self.int(name).map(Some)
+    }
+    fn opt_bool(&self, name: &str) -> Result<bool, String> {
+        match self.obj.get(name) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(format!("\"{name}\" must be true or false")),
+        }
+    }
+    fn admin(&self) -> Result<AdminOp, String> {
+        Ok(match self.op {
+            "member_list" => AdminOp::MemberList,
+            "member_add" => AdminOp::MemberAdd {
+                id: self.int("node")?,
+                url: self.string("url")?,
+                learner: self.opt_bool("learner")?,
+            },
+            "member_promote" => AdminOp::MemberPromote { id: self.int("node")?, force: self.opt_bool("force")? },
+            "member_remove" => AdminOp::MemberRemove { id: self.int("node")? },
+            "member_replace" => AdminOp::MemberReplace { old: self.int("old")?, new: self.int("new")? },
+            "transfer_leader" => AdminOp::TransferLeader { id: self.opt_int("node")? },
+            "snapshot_save" => AdminOp::SnapshotSave,
+            other => return Err(format!("unknown op {other:?}")),
+        })
     }
     fn only(&self, allowed: &[&str]) -> Result<(), String> {
         for k in self.obj.keys() {
@@ -593,6 +837,12 @@ fn json_fields(op: &str) -> Option<&'static [&'static str]> {
         "append" => &["session", "secret", "seq", "ack", "key", "value"],
         "cas" => &["session", "secret", "seq", "ack", "key", "expect", "value"],
         "delete" => &["session", "secret", "seq", "ack", "key"],
+        "member_list" | "snapshot_save" => &[],
+        "member_add" => &["node", "url", "learner"],
+        "member_promote" => &["node", "force"],
+        "member_remove" => &["node"],
+        "member_replace" => &["old", "new"],
+        "transfer_leader" => &["node"],
         "txn" => &["session", "secret", "seq", "ack", "compare", "success", "failure"],
         "lease_grant" => &["session", "secret", "seq", "ack", "ttl_ms"],
         "lease_keep_alive" | "lease_revoke" => &["session", "secret", "seq", "ack", "lease"],
@@ -632,6 +882,7 @@ pub fn parse_json_request(text: &str) -> Result<Request, BadRequest> {
                 Op::KeepAlive { session: f.int("session")?, secret: f.secret("secret")?, ack: f.int("ack")? }
             }
             "get" | "range" | "prefix" | "count" => f.read(name)?,
+            n if n.starts_with("member_") || n == "transfer_leader" || n == "snapshot_save" => Op::Admin(f.admin()?),
             write => f.write(write)?,
         })
     })()
@@ -790,6 +1041,21 @@ pub fn response_to_json(r: &Response) -> String {
                 }
                 Success::KeptAlive => {}
                 Success::Output(out) => insert_output_fields(out, &mut obj),
+                Success::Members(view) => {
+                    obj.insert("configuration".into(), serde_json::to_value(view).unwrap_or(Value::Null));
+                }
+                Success::Transferred { leader } => {
+                    obj.insert("leader".into(), json!(leader));
+                }
+                Success::SnapshotChunk { index, term, size, offset, crc32c, data } => {
+                    obj.insert("index".into(), json!(index));
+                    obj.insert("term".into(), json!(term));
+                    obj.insert("size".into(), json!(size));
+                    obj.insert("offset".into(), json!(offset));
+                    obj.insert("crc32c".into(), json!(crc32c));
+                    let text = base64::engine::general_purpose::STANDARD.encode(data);
+                    obj.insert("data".into(), json!(text));
+                }
             }
         }
         Err(f) => {
@@ -827,6 +1093,28 @@ pub fn request_to_json(r: &Request) -> String {
             obj.insert("ack".into(), json!(ack));
         }
         Op::Read { op } => insert_kv_fields(op, &mut obj),
+        Op::Admin(a) => match a {
+            AdminOp::MemberList | AdminOp::SnapshotSave => {}
+            AdminOp::MemberAdd { id, url, learner } => {
+                obj.insert("node".into(), json!(id));
+                obj.insert("url".into(), json!(url));
+                obj.insert("learner".into(), json!(learner));
+            }
+            AdminOp::MemberPromote { id, force } => {
+                obj.insert("node".into(), json!(id));
+                obj.insert("force".into(), json!(force));
+            }
+            AdminOp::MemberRemove { id } => {
+                obj.insert("node".into(), json!(id));
+            }
+            AdminOp::MemberReplace { old, new } => {
+                obj.insert("old".into(), json!(old));
+                obj.insert("new".into(), json!(new));
+            }
+            AdminOp::TransferLeader { id } => {
+                obj.insert("node".into(), json!(id));
+            }
+        },
     }
     Value::Object(obj).to_string()
 }
@@ -907,6 +1195,37 @@ mod tests {
             request_to_json(&Request { id: 2, op: write(put("k", "v")) }),
             r#"{"id":2,"op":"put","session":1,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":2,"ack":2,"key":"k","value":"v"}"#
         );
+    }
+
+    #[test]
+    fn admin_ops_roundtrip_and_are_checked() {
+        for a in [
+            AdminOp::MemberList,
+            AdminOp::MemberAdd { id: 4, url: "ws://127.0.0.1:7004".into(), learner: true },
+            AdminOp::MemberPromote { id: 4, force: false },
+            AdminOp::MemberRemove { id: 2 },
+            AdminOp::MemberReplace { old: 3, new: 4 },
+            AdminOp::TransferLeader { id: Some(2) },
+            AdminOp::TransferLeader { id: None },
+            AdminOp::SnapshotSave,
+        ] {
+            let r = Request { id: 3, op: Op::Admin(a) };
+            assert_eq!(parse_json_request(&request_to_json(&r)).unwrap(), r);
+            assert_eq!(decode_request(&encode_request(&r), 1 << 20).unwrap(), r);
+        }
+        assert_eq!(
+            parse_json_request(r#"{"id":1,"op":"transfer_leader"}"#).unwrap().op,
+            Op::Admin(AdminOp::TransferLeader { id: None })
+        );
+        assert!(bad(r#"{"id":1,"op":"member_add","node":4,"url":"http://x"}"#).message.contains("ws://"));
+        assert!(bad(r#"{"id":1,"op":"member_remove","node":0}"#).message.contains("node ids"));
+        assert!(bad(r#"{"id":1,"op":"member_remove"}"#).message.contains("\"node\""));
+        assert!(bad(r#"{"id":1,"op":"member_promote","node":4,"force":1}"#).message.contains("true or false"));
+        let reserved = format!(r#"{{"id":1,"op":"get","key":"{}"}}"#, "\\u0000raftkv/addr/1");
+        assert!(bad(&reserved).message.contains("reserved"));
+        let chunk = Success::SnapshotChunk { index: 9, term: 2, size: 3, offset: 0, crc32c: 7, data: vec![1, 2, 3] };
+        let text = response_to_json(&Response { id: Some(1), result: Ok(chunk) });
+        assert_eq!(text, r#"{"id":1,"ok":true,"index":9,"term":2,"size":3,"offset":0,"crc32c":7,"data":"AQID"}"#);
     }
 
     #[test]
@@ -1017,18 +1336,18 @@ mod tests {
         let h = secret_hash(&[9; 32]);
         let w = Op::Write { session: 3, secret: [9; 32], seq: 4, ack: 2, op: op.clone() };
         let want = ClientRequest::Write { session: 3, secret_hash: h, seq: 4, ack: 2, command: op.encode() };
-        assert_eq!(w.into_client_request(0, [0; 32]), want, "the log gets the hash, never the secret");
+        assert_eq!(w.into_client_request(0, [0; 32]), Ok(want), "the log gets the hash, never the secret");
         let g = KvOp::Get { key: "k".into() };
         assert_eq!(
             Op::Read { op: g.clone() }.into_client_request(0, [0; 32]),
-            ClientRequest::Read { query: g.encode() }
+            Ok(ClientRequest::Read { query: g.encode() })
         );
         assert_eq!(
             Op::Register.into_client_request(5, [6; 32]),
-            ClientRequest::Register { owner: 5, secret_hash: [6; 32] }
+            Ok(ClientRequest::Register { owner: 5, secret_hash: [6; 32] })
         );
         let ka = Op::KeepAlive { session: 3, secret: [9; 32], ack: 5 }.into_client_request(0, [0; 32]);
-        assert_eq!(ka, ClientRequest::KeepAlive { session: 3, secret_hash: h, ack: 5 });
+        assert_eq!(ka, Ok(ClientRequest::KeepAlive { session: 3, secret_hash: h, ack: 5 }));
         assert_eq!(secret_from_text(&secret_to_text(&[9; 32])), Some([9; 32]));
         assert_eq!(secret_from_text("short"), None);
     }

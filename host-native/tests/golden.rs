@@ -22,8 +22,8 @@ use raft_core::{Body, Message};
 use raftkv::peer::batch::{Opener, Sealer, TAG_LEN};
 use raftkv::peer::handshake::Handshake;
 use raftkv::protocol::{
-    decode_request, decode_response, encode_request, encode_response, ErrorCode, Failure, LeaderHint, Op, Request,
-    Response, Success,
+    decode_request, decode_response, encode_request, encode_response, AdminOp, ErrorCode, Failure, LeaderHint,
+    MemberInfo, MembersView, Op, Request, Response, Success,
 };
 use raftkv::{KvOp, KvOutput};
 
@@ -61,6 +61,7 @@ fn op_tag(op: &Op) -> u8 {
         Op::Write { .. } => 1,
         Op::KeepAlive { .. } => 2,
         Op::Read { .. } => 3,
+        Op::Admin(_) => 4,
     }
 }
 
@@ -69,6 +70,9 @@ fn success_tag(s: &Success) -> u8 {
         Success::Registered { .. } => 0,
         Success::KeptAlive => 1,
         Success::Output(_) => 2,
+        Success::Members(_) => 3,
+        Success::Transferred { .. } => 4,
+        Success::SnapshotChunk { .. } => 5,
     }
 }
 
@@ -81,6 +85,7 @@ fn error_code_tag(e: &ErrorCode) -> u8 {
         ErrorCode::BadRequest => 4,
         ErrorCode::UnknownOutcome => 5,
         ErrorCode::Forbidden => 6,
+        ErrorCode::Refused => 7,
     }
 }
 
@@ -117,6 +122,13 @@ fn ops() -> Vec<Op> {
             success: vec![TxnOp::Put { key: "k".into(), value: "v".into(), lease: 0 }],
             failure: vec![],
         })),
+        Op::Admin(AdminOp::MemberList),
+        Op::Admin(AdminOp::MemberAdd { id: 4, url: "ws://h:4".into(), learner: true }),
+        Op::Admin(AdminOp::MemberPromote { id: 4, force: false }),
+        Op::Admin(AdminOp::MemberRemove { id: 3 }),
+        Op::Admin(AdminOp::MemberReplace { old: 3, new: 4 }),
+        Op::Admin(AdminOp::TransferLeader { id: Some(2) }),
+        Op::Admin(AdminOp::SnapshotSave),
     ]
 }
 
@@ -136,6 +148,28 @@ fn successes() -> Vec<Success> {
         Success::Output(KvOutput::Range { kvs: vec![kv()], next: None, revision: 7 }),
         Success::Output(KvOutput::Txn { succeeded: true, results: vec![TxnResult::Put], revision: 7 }),
         Success::Output(KvOutput::Lease { id: 5, ttl: 1000, revision: 5 }),
+        Success::Members(MembersView {
+            node: 1,
+            leader: 1,
+            term: 2,
+            commit_index: 3,
+            voters: vec![1],
+            outgoing: vec![],
+            learners: vec![],
+            joint: false,
+            members: vec![MemberInfo {
+                id: 1,
+                url: "ws://h:1".into(),
+                voter: true,
+                incarnation: 5,
+                match_index: 3,
+                lag: 0,
+                reachable: true,
+                lost_data: false,
+            }],
+        }),
+        Success::Transferred { leader: 2 },
+        Success::SnapshotChunk { index: 7, term: 2, size: 2, offset: 0, crc32c: 1, data: vec![0xee, 0xee] },
     ]
 }
 
@@ -150,6 +184,7 @@ fn failures() -> Vec<Failure> {
         Failure::bad_request("x"),
         Failure { error: ErrorCode::UnknownOutcome, leader: hint, message: None },
         Failure::forbidden("x"),
+        Failure::refused("x"),
     ]
 }
 
@@ -193,7 +228,7 @@ fn tags_are_positions() {
 
 #[test]
 fn client_requests() {
-    let want: [&[u8]; 12] = [
+    let want: [&[u8]; 19] = [
         b"RKVC\x02\x09\x00",
         b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x00\x01k\x01v",
         b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x01\x01k\x01w",
@@ -206,6 +241,13 @@ fn client_requests() {
         b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x09\x01k\x01v\x05",
         b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x0a\xe8\x07",
         b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x08\x01\x03\x01k\x00\x01\x00\x01k\x01v\x00\x00",
+        b"RKVC\x02\x09\x04\x00",
+        b"RKVC\x02\x09\x04\x01\x04\x08ws://h:4\x01",
+        b"RKVC\x02\x09\x04\x02\x04\x00",
+        b"RKVC\x02\x09\x04\x03\x03",
+        b"RKVC\x02\x09\x04\x04\x03\x04",
+        b"RKVC\x02\x09\x04\x05\x01\x02",
+        b"RKVC\x02\x09\x04\x06",
     ];
     for (op, want) in ops().into_iter().zip(want) {
         let r = Request { id: 9, op };
@@ -216,7 +258,7 @@ fn client_requests() {
 
 #[test]
 fn client_replies() {
-    let want: [&[u8]; 10] = [
+    let want: [&[u8]; 13] = [
         b"RKVC\x02\x01\x09\x00\x00\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
         b"RKVC\x02\x01\x09\x00\x01",
         b"RKVC\x02\x01\x09\x00\x02\x00\x07",
@@ -227,13 +269,16 @@ fn client_replies() {
         b"RKVC\x02\x01\x09\x00\x02\x05\x01\x01k\x01v\x03\x04\x02\x00\x00\x07",
         b"RKVC\x02\x01\x09\x00\x02\x07\x01\x01\x00\x07",
         b"RKVC\x02\x01\x09\x00\x02\x08\x05\xe8\x07\x05",
+        b"RKVC\x02\x01\x09\x00\x03\x01\x01\x02\x03\x01\x01\x00\x00\x00\x01\x01\x08ws://h:1\x01\x05\x03\x00\x01\x00",
+        b"RKVC\x02\x01\x09\x00\x04\x02",
+        b"RKVC\x02\x01\x09\x00\x05\x07\x02\x02\x00\x01\x02\xee\xee",
     ];
     for (s, want) in successes().into_iter().zip(want) {
         let r = Response { id: Some(9), result: Ok(s) };
         golden(&format!("{r:?}"), &encode_response(&r), want);
         assert_eq!(decode_response(want, 1 << 20).as_ref(), Ok(&r), "{CHANGED}");
     }
-    let want: [&[u8]; 7] = [
+    let want: [&[u8]; 8] = [
         b"RKVC\x02\x01\x09\x01\x00\x01\x02\x08ws://h:2\x00",
         b"RKVC\x02\x01\x09\x01\x01\x00\x00",
         b"RKVC\x02\x01\x09\x01\x02\x00\x00",
@@ -241,6 +286,7 @@ fn client_replies() {
         b"RKVC\x02\x01\x09\x01\x04\x00\x01\x01x",
         b"RKVC\x02\x01\x09\x01\x05\x01\x02\x08ws://h:2\x00",
         b"RKVC\x02\x01\x09\x01\x06\x00\x01\x01x",
+        b"RKVC\x02\x01\x09\x01\x07\x00\x01\x01x",
     ];
     for (f, want) in failures().into_iter().zip(want) {
         let r = Response { id: Some(9), result: Err(f) };

@@ -12,6 +12,8 @@
 //!   that fails it, or is over the transport limit, closes the link.
 //! * [`outgoing`] — the dialer: one task per peer, fed by the node task.
 //! * [`incoming`] — the acceptor: a `/raft` connection, feeding the node task.
+//! * [`join`] — `/join`: a new node proves the secret and asks to enter as a
+//!   learner; it gets the cluster's settings and bootstrap configuration.
 //!
 //! `outgoing` and `incoming` use `handshake` and `batch`; those two use
 //! neither each other nor the links.
@@ -19,4 +21,5 @@
 pub mod batch;
 pub mod handshake;
 pub mod incoming;
+pub mod join;
 pub mod outgoing;

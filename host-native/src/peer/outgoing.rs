@@ -26,9 +26,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Read buffer of the dialing side of a peer link (it reads only the handshake).
 const PEER_DIALER_READ_BUFFER: usize = 4096;
 
-/// Adapts a tungstenite stream to the byte-frame view the handshake uses:
+/// Adapts a tungstenite stream to the byte-frame view the handshakes use:
 /// binary frames in and out; any other data frame is an error.
-fn binary_frames<S>(
+pub fn binary_frames<S>(
     ws: S,
 ) -> impl futures_util::Stream<Item = Result<Vec<u8>, String>> + futures_util::Sink<Vec<u8>, Error = String> + Unpin
 where

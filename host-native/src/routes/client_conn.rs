@@ -22,13 +22,19 @@ use raft_core::{ClientToken, NodeId, Owner};
 
 use crate::auth::{required_role, Principal};
 use crate::config::Config;
-use crate::inbox::{Inbox, Input, ReplyRoute};
+use crate::inbox::{AddressBook, AdminAnswer, Inbox, Input, ReplyRoute};
 use crate::listen::{close, is_too_big, IoStats, Verdict, Watchdog};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    decode_request, encode_response, outcome, parse_json_request, response_to_json, secret_hash, BadRequest, Failure,
-    Op, Request, Response, Secret, Success,
+    decode_request, encode_response, outcome, parse_json_request, response_to_json, secret_hash, AdminOp, BadRequest,
+    Failure, Op, Request, Response, Secret, Success,
 };
+
+/// How long a connection waits for the node task to carry out an operator
+/// command (a member change waits for its commit; the node gives up first).
+const ADMIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Bytes of a snapshot per `snapshot_save` reply frame.
+const SNAPSHOT_CHUNK: usize = 1 << 20;
 
 /// What one connection needs of its node.
 #[derive(Clone, Debug)]
@@ -37,7 +43,9 @@ pub struct Connection {
     pub id: u64,
     /// The node task's inbox.
     pub inbox: Inbox,
-    /// Limits, allowed origins, and the node addresses for leader hints.
+    /// The node addresses, for leader hints.
+    pub addrs: AddressBook,
+    /// Limits and allowed origins.
     pub config: Arc<Config>,
     /// The node's counters.
     pub metrics: Arc<Metrics>,
@@ -96,8 +104,8 @@ pub async fn serve(mut socket: WebSocket, node: Connection, io: Arc<IoStats>) {
     let (reply_tx, mut reply_rx, held) = ReplyRoute::channel(limits.client_inflight + 1, limits.max_queued_bytes);
     let mut pending: HashMap<ClientToken, Pending> = HashMap::new();
     let mut counter: u32 = 0;
-    let config = node.config.clone();
-    let addr_of = move |id: NodeId| config.node(id).map(|n| n.url());
+    let addrs = node.addrs.clone();
+    let addr_of = move |id: NodeId| addrs.get(id);
     let mut dog = Watchdog::new(io, limits);
     let mut check = tokio::time::interval(dog.period());
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -161,6 +169,13 @@ pub async fn serve(mut socket: WebSocket, node: Connection, io: Arc<IoStats>) {
                             break v;
                         }
                     }
+                    Ok(Request { id, op: Op::Admin(op) }) => {
+                        // Operator commands are rare: answered in line (the
+                        // connection reads nothing else meanwhile).
+                        if let Err(v) = admin(&mut socket, &mut dog, &node, id, op, json).await {
+                            break v;
+                        }
+                    }
                     Ok(Request { id, op }) => {
                         counter = counter.wrapping_add(1);
                         let token = (conn << 32) | counter as u64;
@@ -175,7 +190,7 @@ pub async fn serve(mut socket: WebSocket, node: Connection, io: Arc<IoStats>) {
                         };
                         let fresh = secret.as_ref().map(secret_hash).unwrap_or_default();
                         pending.insert(token, Pending { id, json, secret });
-                        let request = op.into_client_request(node.owner, fresh);
+                        let Ok(request) = op.into_client_request(node.owner, fresh) else { continue };
                         let input = Input::Client { token, request, reply: reply_tx.clone() };
                         if node.inbox.send(input).await.is_err() {
                             break None;
@@ -226,6 +241,57 @@ pub async fn serve(mut socket: WebSocket, node: Connection, io: Arc<IoStats>) {
         tracing::debug!(conn, reason = v.reason(), "closing a client connection");
         close(&mut socket, v.code(), v.reason()).await;
     }
+}
+
+/// Carries out an operator command and writes its answer: one reply, or the
+/// snapshot of `snapshot_save` in pieces of [`SNAPSHOT_CHUNK`] bytes, each
+/// written only as the client takes the last (so a slow reader holds at
+/// most `max_queued_bytes` of it here; the snapshot itself is shared).
+async fn admin(
+    socket: &mut WebSocket,
+    dog: &mut Watchdog,
+    node: &Connection,
+    id: u64,
+    op: AdminOp,
+    json: bool,
+) -> Result<(), Option<Verdict>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let result = match node.inbox.send(Input::Admin { op, reply: tx }).await {
+        Err(_) => return Err(None),
+        Ok(()) => match tokio::time::timeout(ADMIN_TIMEOUT, rx).await {
+            Ok(Ok(r)) => r,
+            _ => Err(Failure::refused("the node did not answer in time")),
+        },
+    };
+    let reply = |result| encode(&Response { id: Some(id), result }, json, &node.metrics);
+    match result {
+        Ok(AdminAnswer::Snapshot(snap)) => {
+            let data = &snap.data;
+            let crc32c = raft_core::codec::crc32c(data);
+            let mut offset = 0;
+            loop {
+                let end = (offset + SNAPSHOT_CHUNK).min(data.len());
+                let chunk = Success::SnapshotChunk {
+                    index: snap.meta.index,
+                    term: snap.meta.term,
+                    size: data.len() as u64,
+                    offset: offset as u64,
+                    crc32c,
+                    data: data[offset..end].to_vec(),
+                };
+                feed(socket, dog, reply(Ok(chunk))).await?;
+                flush(socket, dog).await?;
+                offset = end;
+                if offset >= data.len() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(AdminAnswer::Members(view)) => feed(socket, dog, reply(Ok(Success::Members(view)))).await,
+        Ok(AdminAnswer::Transferred(leader)) => feed(socket, dog, reply(Ok(Success::Transferred { leader }))).await,
+        Err(f) => feed(socket, dog, reply(Err(f))).await,
+    }?;
+    flush(socket, dog).await
 }
 
 /// Queues one frame on the connection without writing it out yet, unless

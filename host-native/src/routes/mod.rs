@@ -26,7 +26,8 @@ use raft_core::NodeId;
 
 use crate::auth::{Denied, Principal, Tokens, SUBPROTOCOL};
 use crate::config::Config;
-use crate::inbox::Inbox;
+use crate::identity::Identity;
+use crate::inbox::{AddressBook, Inbox, Input};
 use crate::listen::{ConnInfo, Gate};
 use crate::metrics::Metrics;
 use crate::peer::handshake::PeerAuth;
@@ -47,6 +48,11 @@ pub struct NodeHandle {
     pub metrics: Arc<Metrics>,
     /// For the peer handshake.
     pub auth: Arc<PeerAuth>,
+    /// The data directory's identity (the bootstrap configuration `/join`
+    /// hands out).
+    pub identity: Arc<Identity>,
+    /// Where every node is (for leader hints).
+    pub addrs: AddressBook,
 }
 
 #[derive(Clone)]
@@ -82,6 +88,7 @@ pub async fn serve(listener: tokio::net::TcpListener, node: NodeHandle, tls: Opt
     let state = AppState { node, next_conn: Arc::new(AtomicU64::new(1)), gate: gate.clone(), tokens };
     let app = Router::new()
         .route("/raft", get(raft_ws))
+        .route("/join", get(join_ws))
         .route("/client", get(client_ws))
         .route("/status", get(status))
         .route("/metrics", get(metrics_page))
@@ -109,6 +116,66 @@ async fn raft_ws(
     let n = s.node;
     ws_limits(ws, &n.config.limits, PEER_READ_BUFFER)
         .on_upgrade(move |socket| serve_incoming(socket, n.auth, n.inbox, n.config, n.metrics, conn))
+}
+
+async fn join_ws(
+    ws: WebSocketUpgrade,
+    Extension(conn): Extension<ConnInfo>,
+    State(s): State<AppState>,
+) -> HttpResponse {
+    let n = s.node;
+    ws.max_message_size(crate::peer::join::MAX_JOIN_FRAME)
+        .max_frame_size(crate::peer::join::MAX_JOIN_FRAME)
+        .read_buffer_size(4096)
+        .on_upgrade(move |socket| serve_join(socket, n, conn))
+}
+
+/// Serves one `/join` exchange (see [`crate::peer::join`]): prove, hand the
+/// request to the node task, answer, close.
+async fn serve_join(socket: axum::extract::ws::WebSocket, n: NodeHandle, conn: ConnInfo) {
+    use axum::extract::ws::Message as WsMessage;
+    use futures_util::{SinkExt, StreamExt};
+    let mut ws = socket
+        .sink_map_err(|e| e.to_string())
+        .with(|b: Vec<u8>| futures_util::future::ready(Ok::<_, String>(WsMessage::Binary(b.into()))))
+        .filter_map(|m| {
+            futures_util::future::ready(match m {
+                Ok(WsMessage::Binary(b)) => Some(Ok(b.to_vec())),
+                Ok(WsMessage::Ping(_) | WsMessage::Pong(_)) => None,
+                Ok(_) => Some(Err("unexpected frame".to_string())),
+                Err(e) => Some(Err(e.to_string())),
+            })
+        });
+    let step = Duration::from_millis(n.config.limits.handshake_timeout_ms);
+    let proven = match crate::peer::join::accept(&mut ws, &n.auth, step).await {
+        Ok(p) => p,
+        Err(e) => {
+            n.metrics.peer_handshakes_failed_total.inc();
+            tracing::warn!(remote = %conn.remote, error = %e, "refused a join request");
+            return;
+        }
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let input = Input::Join { id: proven.id, url: proven.url.clone(), inc: proven.inc, reply: tx };
+    let result = match n.inbox.send(input).await {
+        Ok(()) => match tokio::time::timeout(step, rx).await {
+            Ok(Ok(r)) => r,
+            _ => Err(crate::protocol::Failure::refused("the node did not answer in time")),
+        },
+        Err(_) => Err(crate::protocol::Failure::refused("the node is stopping")),
+    };
+    let mut settings = (*n.config).clone();
+    settings.secret = String::new();
+    let answer = crate::peer::join::JoinAnswer {
+        cluster: n.identity.cluster_uuid.clone(),
+        cluster_name: n.identity.cluster_name.clone(),
+        settings: settings.to_toml(),
+        bootstrap: n.identity.bootstrap.clone(),
+        result,
+    };
+    if let Err(e) = crate::peer::join::answer(&mut ws, answer).await {
+        tracing::debug!(error = %e, "could not answer a join request");
+    }
 }
 
 async fn client_ws(
@@ -139,6 +206,7 @@ async fn client_ws(
     let conn = client_conn::Connection {
         id: s.next_conn.fetch_add(1, Ordering::Relaxed),
         inbox: s.node.inbox,
+        addrs: s.node.addrs,
         config: s.node.config,
         metrics: s.node.metrics,
         owner: owner_of(&principal, remote, s.tokens.enabled()),

@@ -34,6 +34,20 @@ pub fn render(st: &Status, metrics: &Metrics) -> String {
     gauge("keys", "Keys in the store.", st.keys as u64);
     gauge("pending_reads", "Reads waiting for confirmation.", st.pending_reads as u64);
     gauge("pending_writes", "Writes waiting to apply.", st.pending_writes as u64);
+    gauge("lost_data", "1 if this node found its data lost and does not vote until rebound.", st.lost_data as u64);
+    gauge(
+        "members_lost_data",
+        "Members known to have come back with another incarnation.",
+        st.members_lost_data.len() as u64,
+    );
+    gauge("joint", "1 while a joint configuration change is in progress.", st.configuration.joint as u64);
+    gauge("voters", "Voters of the configuration in force (both halves).", {
+        let mut v = st.configuration.voters.clone();
+        v.extend(&st.configuration.outgoing);
+        v.sort_unstable();
+        v.dedup();
+        v.len() as u64
+    });
     let _ = writeln!(out, "# HELP raftkv_peer_match_index Leader only: highest index replicated on each peer.");
     let _ = writeln!(out, "# TYPE raftkv_peer_match_index gauge");
     for p in &st.peers {
@@ -70,6 +84,11 @@ mod tests {
             keys: 3,
             pending_reads: 0,
             pending_writes: 1,
+            configuration: Default::default(),
+            committed_configuration: Default::default(),
+            incarnation: 5,
+            lost_data: false,
+            members_lost_data: vec![],
         };
         let m = Metrics::default();
         m.journal_syncs_total.add(4);

@@ -57,7 +57,16 @@ impl Cluster {
         }
         let config = dir.join("cluster.toml");
         std::fs::write(&config, cfg).unwrap();
+        // One bound configuration for the whole cluster, as `raftkv cluster` makes.
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_raftkv")).args(["bootstrap", "--config"]).arg(&config).output().unwrap();
+        assert!(out.status.success(), "raftkv bootstrap: {}", String::from_utf8_lossy(&out.stderr));
         Cluster { dir, config, ports, children: (0..n).map(|_| None).collect() }
+    }
+
+    /// The cluster's UUID (what peer handshakes name), from node 1's identity.
+    pub fn cluster_uuid(&self) -> String {
+        raftkv::identity::Identity::load(&self.dir.join("node-1")).unwrap().unwrap().cluster_uuid
     }
 
     pub fn log_path(&self, id: u64) -> PathBuf {
@@ -89,6 +98,37 @@ impl Cluster {
             .spawn()
             .expect("start raftkv node");
         self.children[id as usize - 1] = Some(child);
+    }
+
+    /// Starts node `id` with no TOML file of its own: `raftkv node --join`
+    /// through node `via`, on a port of its own, in `DIR/node-ID`.
+    pub fn spawn_joined(&mut self, id: u64, via: u64) {
+        let idx = id as usize - 1;
+        while self.ports.len() <= idx {
+            self.ports.push(0);
+            self.children.push(None);
+        }
+        if self.ports[idx] == 0 {
+            self.ports[idx] = free_ports(1)[0];
+        }
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path(id)).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+            .args(["node", "--id", &id.to_string(), "--join", &self.url(via), "--listen"])
+            .arg(format!("127.0.0.1:{}", self.ports[idx]))
+            .arg("--data-dir")
+            .arg(self.dir.join(format!("node-{id}")))
+            .env("RAFTKV_SECRET", SECRET)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start raftkv node --join");
+        self.children[idx] = Some(child);
+    }
+
+    /// Whether node `id` has a process (started and not killed).
+    pub fn running(&self, id: u64) -> bool {
+        self.children.get(id as usize - 1).is_some_and(|c| c.is_some())
     }
 
     /// `kill -9`.

@@ -31,6 +31,15 @@ pub async fn run(
             return Err(format!("cannot use {} for node {}: {e} (is a cluster already running?)", n.listen, n.id));
         }
     }
+    // "First start" is decided for the whole cluster, never per node: only
+    // when no node's directory has an identity are they all created, with
+    // one bound configuration. A node whose directory was wiped later asks
+    // the others to be let back in; it never bootstraps again.
+    let dirs: Vec<(u64, PathBuf)> = cfg.nodes.iter().map(|n| (n.id, cfg.node_dir(n.id))).collect();
+    let first = dirs.iter().all(|(_, d)| !d.join(raftkv::identity::IDENTITY_FILE).exists());
+    if first {
+        raftkv::identity::bootstrap_cluster(&cfg.cluster_id, &dirs).map_err(|e| e.0)?;
+    }
     let demo_listener =
         tokio::net::TcpListener::bind(&demo).await.map_err(|e| format!("cannot serve the web demo on {demo}: {e}"))?;
 
@@ -43,6 +52,7 @@ pub async fn run(
         let child = Command::new(&exe)
             .args(["node", "--id", &n.id.to_string(), "--config"])
             .arg(&cfg_path)
+            .args(first.then_some("--bootstrap"))
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
             .kill_on_drop(true)

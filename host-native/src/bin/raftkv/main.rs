@@ -2,13 +2,15 @@
 //!
 //! This file parses the command line and hands each command to its module:
 //! [`cluster`], [`status`], [`bench`](mod@bench) (the load generator, a part of the
-//! binary only), [`kv`] (put, append, get, delete, cas), [`secure`] (tokens);
+//! binary only), [`kv`] (put, append, get, delete, cas), [`ops`] (member,
+//! transfer-leader, snapshot, bootstrap), [`secure`] (tokens);
 //! `node` is a few lines over the library.
 
 mod bench;
 mod client_args;
 mod cluster;
 mod kv;
+mod ops;
 mod secure;
 mod signal;
 mod status;
@@ -34,12 +36,30 @@ struct Cli {
 enum Command {
     /// Run one node of a cluster.
     Node {
-        /// Cluster configuration (TOML). Without it, the embedded default: 3 nodes on 127.0.0.1:7001-7003.
+        /// Cluster configuration (TOML). Without it (and without --join), the embedded default: 3 nodes on
+        /// 127.0.0.1:7001-7003.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Which node of the configuration this is.
+        /// Which node this is.
         #[arg(long)]
         id: u64,
+        /// On an empty data directory, start a new one-voter cluster of this node (otherwise an empty node asks
+        /// the cluster to admit it).
+        #[arg(long)]
+        bootstrap: bool,
+        /// Join the cluster of this member (any member; e.g. ws://10.0.0.1:7001) as a learner. Without --config
+        /// the cluster's settings come from the member and are kept in the data directory.
+        #[arg(long)]
+        join: Option<String>,
+        /// With --join and no --config: the address to listen on.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// With --join and no --config: the URL others reach this node at (default ws://LISTEN).
+        #[arg(long)]
+        url: Option<String>,
+        /// With --join and no --config: a file holding the cluster's secret (or set RAFTKV_SECRET).
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
         /// Data directory (default: `data_dir/node-ID` from the configuration).
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -142,6 +162,29 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Pre-create the data directory of every node of --config for a new cluster (one bound configuration).
+    Bootstrap {
+        /// The cluster configuration.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Membership: list, add, promote, remove, replace.
+    Member {
+        #[command(subcommand)]
+        cmd: ops::MemberCommand,
+    },
+    /// Hand leadership to node ID (or to the most caught-up voter).
+    TransferLeader {
+        /// The node to lead next.
+        id: Option<u64>,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
+    /// Backups: save, inspect, restore.
+    Snapshot {
+        #[command(subcommand)]
+        cmd: ops::SnapshotCommand,
+    },
     /// Show every node's status.
     Status {
         #[command(flatten)]
@@ -215,9 +258,22 @@ fn default_log_level(c: &Command) -> &'static str {
 
 async fn run(command: Command) -> Result<ExitCode, String> {
     match command {
-        Command::Node { config, id, data_dir, insecure, threads: _ } => {
-            let cfg = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
-            let node = raftkv::startup::run(cfg, id, data_dir, insecure);
+        Command::Node { config, id, data_dir, insecure, threads: _, bootstrap, join, listen, url, secret_file } => {
+            let cfg = match (&config, &join) {
+                (None, Some(_)) => None,
+                _ => Some(Config::load(config.as_deref()).map_err(|e| e.to_string())?),
+            };
+            let secret = match secret_file {
+                Some(f) => Some(
+                    std::fs::read_to_string(&f)
+                        .map_err(|e| format!("cannot read {}: {e}", f.display()))?
+                        .trim()
+                        .to_string(),
+                ),
+                None => std::env::var("RAFTKV_SECRET").ok(),
+            };
+            let opts = raftkv::startup::StartOptions { bootstrap, join, secret, listen, url, insecure };
+            let node = raftkv::startup::run(cfg, id, data_dir, opts);
             tokio::select! {
                 r = node => r.map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string()),
                 _ = signal::stop() => {
@@ -230,6 +286,10 @@ async fn run(command: Command) -> Result<ExitCode, String> {
         Command::Kv(cmd) => kv::run(cmd).await,
         Command::Certs { dir, config } => secure::certs(&dir, &config),
         Command::Token { name, role, config } => secure::token(&name, role.into(), config.as_deref()),
+        Command::Bootstrap { config } => ops::bootstrap(config.as_deref()),
+        Command::Member { cmd } => ops::member(cmd).await,
+        Command::TransferLeader { id, c } => ops::transfer(id, c).await,
+        Command::Snapshot { cmd } => ops::snapshot(cmd).await,
         Command::Status { c, json } => status::run(&c.addrs()?, c.token.as_deref(), c.tls()?, json).await,
         Command::Bench {
             target,

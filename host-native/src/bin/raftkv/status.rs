@@ -31,6 +31,23 @@ pub async fn run(
                     v["last_index"],
                     v["sessions"],
                 );
+                let ids = |c: &serde_json::Value, k: &str| {
+                    c[k].as_array()
+                        .map(|a| a.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","))
+                        .unwrap_or_default()
+                };
+                for (label, key) in [("in force", "configuration"), ("committed", "committed_configuration")] {
+                    let c = &v[key];
+                    let joint = if c["joint"] == true {
+                        format!("  JOINT, outgoing [{}]", ids(c, "outgoing"))
+                    } else {
+                        String::new()
+                    };
+                    println!("    {label:<9} voters [{}] learners [{}]{joint}", ids(c, "voters"), ids(c, "learners"));
+                }
+                if v["lost_data"] == true {
+                    println!("    LOST DATA: this node does not vote until `raftkv member replace {0} {0}`", v["id"]);
+                }
             }
             Err(e) => println!("{a}: unreachable ({e})"),
         }

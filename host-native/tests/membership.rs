@@ -1,0 +1,380 @@
+//! Issue #12 with real `raftkv` processes: growing and shrinking a cluster
+//! under load, replacing a dead node by one that joins, leadership transfer
+//! under load, a wiped data directory, backup and restore, and every
+//! refusal of the member commands.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Cluster, WAIT};
+use serde_json::Value;
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `member list --json` as seen through the cluster.
+fn members(c: &Cluster) -> Value {
+    let out = c.cli(&["member", "list", "--json"]);
+    assert!(out.status.success(), "member list: {}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+fn ids(v: &Value, key: &str) -> Vec<u64> {
+    v[key].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect()
+}
+
+/// Runs a member command until it succeeds (a learner still catching up,
+/// a change still finishing, are refused meanwhile), within WAIT.
+fn until_ok(c: &Cluster, args: &[&str]) -> String {
+    let start = Instant::now();
+    loop {
+        let out = c.cli(args);
+        if out.status.success() {
+            return stdout(&out);
+        }
+        assert!(start.elapsed() < WAIT, "{args:?} kept failing: {}\n{}", stderr(&out), c.logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits until `pred` holds for the member list.
+async fn wait_members(c: &Cluster, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let v = members(c);
+        if pred(&v) {
+            return v;
+        }
+        assert!(start.elapsed() < WAIT, "{what}: last member list {v}\n{}", c.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Writes keys `{prefix}{i}` until told to stop, recording each acknowledged
+/// key and the time of each acknowledgement.
+struct Writer {
+    acked: Arc<Mutex<Vec<(String, Instant)>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    fn start(urls: Vec<String>, prefix: &str) -> Writer {
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (a, s, prefix) = (acked.clone(), stop.clone(), prefix.to_string());
+        let task = tokio::spawn(async move {
+            let opts = raftkv::ClientOptions { timeout: Duration::from_secs(5), ..Default::default() };
+            let client = raftkv::Client::new(urls, opts);
+            let mut i = 0u64;
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let key = format!("{prefix}{i}");
+                if client.put(&key, "v").await.is_ok() {
+                    a.lock().unwrap().push((key, Instant::now()));
+                }
+                i += 1;
+            }
+        });
+        Writer { acked, stop, task }
+    }
+
+    async fn finish(self) -> Vec<(String, Instant)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = tokio::time::timeout(WAIT, self.task).await;
+        self.acked.lock().unwrap().clone()
+    }
+}
+
+/// Every acknowledged key reads back.
+async fn check_all(urls: Vec<String>, acked: &[(String, Instant)]) {
+    let client = raftkv::Client::new(urls, raftkv::ClientOptions::default());
+    for (k, _) in acked {
+        assert_eq!(client.get(k).await.unwrap().as_deref(), Some("v"), "acknowledged write {k} lost");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grow_to_five_under_load_then_remove_two_one_the_leader() {
+    let mut c = Cluster::start("grow", 3, "");
+    c.wait_leader(&c.ids()).await;
+    let w = Writer::start(c.urls(), "g");
+    c.spawn_joined(4, 1);
+    c.spawn_joined(5, 2);
+    wait_members(&c, "4 and 5 join as learners", |v| {
+        ids(v, "learners").contains(&4) && ids(v, "learners").contains(&5)
+    })
+    .await;
+    until_ok(&c, &["member", "promote", "4"]);
+    until_ok(&c, &["member", "promote", "5"]);
+    let v = members(&c);
+    assert_eq!(ids(&v, "voters"), vec![1, 2, 3, 4, 5], "{v}");
+    assert!(v["members"].as_array().unwrap().iter().all(|m| m["incarnation"].as_u64().unwrap() > 0), "{v}");
+
+    // Remove the leader, then another node.
+    let leader = c.wait_leader(&c.ids()).await;
+    let out = until_ok(&c, &["member", "remove", &leader.to_string()]);
+    assert!(out.contains("configuration: voters"), "{out}");
+    let rest: Vec<u64> = (1..=5).filter(|&i| i != leader).collect();
+    let new_leader = c.wait_leader(&rest).await;
+    let other = *rest.iter().find(|&&i| i != new_leader).unwrap();
+    until_ok(&c, &["member", "remove", &other.to_string()]);
+    let v = wait_members(&c, "three voters left", |v| ids(v, "voters").len() == 3 && v["joint"] == false).await;
+    assert!(!ids(&v, "voters").contains(&leader) && !ids(&v, "voters").contains(&other), "{v}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let acked = w.finish().await;
+    assert!(acked.len() > 20, "writes went on during the changes: {}", acked.len());
+    // The client follows the membership: addresses from the member list.
+    let lib = c.client();
+    let urls = lib.refresh_addresses().await.unwrap();
+    assert!(urls.contains(&c.url(4)) && urls.contains(&c.url(5)), "{urls:?}");
+    check_all(urls, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_is_replaced_by_one_that_joins() {
+    let mut c = Cluster::start("replace", 3, "");
+    c.wait_leader(&c.ids()).await;
+    let lib = c.client();
+    for i in 0..20 {
+        lib.put(&format!("r{i}"), "v").await.unwrap();
+    }
+    let leader = c.wait_leader(&c.ids()).await;
+    let dead = if leader == 3 { 2 } else { 3 };
+    c.kill(dead);
+    let via = if leader == 1 { 2 } else { 1 };
+    let via = if via == dead { leader } else { via };
+    c.spawn_joined(4, via);
+    wait_members(&c, "4 joins", |v| ids(v, "learners").contains(&4)).await;
+    let out = until_ok(&c, &["member", "replace", &dead.to_string(), "4"]);
+    assert!(out.contains("configuration: voters"), "{out}");
+    let v = members(&c);
+    let want: Vec<u64> = {
+        let mut w: Vec<u64> = [1, 2, 3].into_iter().filter(|&i| i != dead).collect();
+        w.push(4);
+        w
+    };
+    assert_eq!(ids(&v, "voters"), want, "{v}");
+    // Node 4 now counts: with another old node down, 4 and the leader commit.
+    let leader = c.wait_leader(&want).await;
+    let third = *want.iter().find(|&&i| i != leader && i != 4).unwrap();
+    c.kill(third);
+    let lib = raftkv::Client::new(vec![c.url(leader), c.url(4)], raftkv::ClientOptions::default());
+    lib.put("after", "replace").await.unwrap();
+    assert_eq!(lib.get("r7").await.unwrap().as_deref(), Some("v"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_under_load_loses_nothing_and_stalls_briefly() {
+    let c = Cluster::start("transfer", 3, "");
+    let leader = c.wait_leader(&c.ids()).await;
+    let writers: Vec<Writer> = (0..2).map(|i| Writer::start(c.urls(), &format!("t{i}-"))).collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let target = if leader == 1 { 2 } else { 1 };
+    let asked = Instant::now();
+    let out = c.cli(&["transfer-leader", &target.to_string()]);
+    let answered = Instant::now();
+    assert!(out.status.success(), "{}\n{}", stderr(&out), c.logs());
+    assert!(stdout(&out).contains(&format!("node {target} leads now")), "{}", stdout(&out));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.finish().await);
+    }
+    acked.sort_by_key(|(_, t)| *t);
+    // The stall: the longest gap between acknowledgements around the transfer.
+    let window: Vec<Instant> = acked
+        .iter()
+        .map(|(_, t)| *t)
+        .filter(|t| *t + Duration::from_secs(1) >= asked && *t <= answered + Duration::from_secs(1))
+        .collect();
+    let stall = window.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    eprintln!(
+        "transfer-leader {leader} -> {target}: command took {:?}, longest write stall {:?} ({} writes acknowledged)",
+        answered - asked,
+        stall,
+        acked.len()
+    );
+    // Election timeout: 30-60 ticks of 10 ms.
+    assert!(stall < Duration::from_millis(600), "writes stalled {stall:?}");
+    assert_eq!(c.wait_leader(&c.ids()).await, target);
+    check_all(c.urls(), &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_directory_loses_nothing() {
+    // A = 1, B = 2, C = 3.
+    let mut c = Cluster::start("wiped", 3, "");
+    c.wait_leader(&c.ids()).await;
+    c.kill(2);
+    let lib = c.client();
+    for i in 0..200 {
+        lib.put(&format!("w{i}"), "v").await.unwrap();
+    }
+    drop(lib);
+    c.kill(3);
+    std::fs::remove_dir_all(c.dir.join("node-3")).unwrap();
+    c.kill(1);
+    c.spawn(2);
+    c.spawn(3);
+    // B alone has not the writes and C has nothing: no leader, and C waits
+    // to be told the cluster's configuration instead of bootstrapping.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(c.status(3).await.is_none(), "the wiped node serves only once it reached the cluster");
+    c.spawn(1);
+    c.wait_leader(&[1, 2]).await;
+    let v = wait_members(&c, "C is seen to have lost its data", |v| {
+        v["members"].as_array().unwrap().iter().any(|m| m["id"] == 3 && m["lost_data"] == true)
+    })
+    .await;
+    assert_eq!(ids(&v, "voters"), vec![1, 2, 3]);
+    assert!(
+        c.log(1).contains("came back with a new incarnation") || c.log(2).contains("came back with a new incarnation")
+    );
+    let metric = c.metric(c.wait_leader(&[1, 2]).await, "members_lost_data").await;
+    assert_eq!(metric, 1);
+    let lib = c.client();
+    for i in 0..200 {
+        assert_eq!(lib.get(&format!("w{i}")).await.unwrap().as_deref(), Some("v"), "w{i} lost");
+    }
+    // Rebound to its new incarnation, it is an ordinary voter again.
+    until_ok(&c, &["member", "replace", "3", "3"]);
+    wait_members(&c, "C rebound", |v| {
+        v["members"].as_array().unwrap().iter().all(|m| m["lost_data"] == false) && v["joint"] == false
+    })
+    .await;
+    c.kill(1);
+    let lib = raftkv::Client::new(vec![c.url(2), c.url(3)], raftkv::ClientOptions::default());
+    lib.put("after", "rebind").await.unwrap();
+    assert_eq!(lib.get("w199").await.unwrap().as_deref(), Some("v"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_save_restore_serves_the_same_data() {
+    let c = Cluster::start("backup", 3, "");
+    c.wait_leader(&c.ids()).await;
+    let lib = c.client();
+    for i in 0..50 {
+        lib.put(&format!("b{i}"), &format!("v{i}")).await.unwrap();
+    }
+    let file = c.dir.join("backup.snap");
+    let out = c.cli(&["snapshot", "save", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["snapshot", "inspect"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("keys       50") && text.contains("voters     [1@"), "{text}");
+    let index: u64 = text.lines().find_map(|l| l.strip_prefix("index")).unwrap().trim().parse().unwrap();
+
+    // A new cluster from the file: its own ports and UUID.
+    let mut n = Cluster::configure("restored", 1, "");
+    let dir = n.dir.join("node-1");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["snapshot", "restore"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["--id", "1", "--config"])
+        .arg(&n.config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ne!(n.cluster_uuid(), c.cluster_uuid());
+    n.spawn(1);
+    n.wait_leader(&[1]).await;
+    let lib = n.client();
+    for i in 0..50 {
+        assert_eq!(lib.get(&format!("b{i}")).await.unwrap(), Some(format!("v{i}")));
+    }
+    lib.put("new", "cluster").await.unwrap();
+    let st = n.status(1).await.unwrap();
+    assert!(st["last_index"].as_u64().unwrap() > index, "revisions go on after the snapshot: {st}");
+    assert_eq!(st["sessions"], 1, "the old sessions were dropped: {st}");
+    // A damaged file is refused.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["snapshot", "inspect"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && stderr(&out).contains("checksum"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_commands_refuse_with_reasons() {
+    let mut c = Cluster::start("refuse", 3, "[limits]\nmax_promotion_lag = 5\n");
+    let leader = c.wait_leader(&c.ids()).await;
+    let follower = if leader == 1 { 2 } else { 1 };
+    // Not the leader: the protocol says where it is (the CLI follows it).
+    let mut conn = common::JsonConn::open(&c.url(follower)).await;
+    let r = conn.call(r#"{"id":1,"op":"member_remove","node":3}"#).await;
+    assert_eq!(r["error"], "not_leader", "{r}");
+    assert_eq!(r["leader"]["addr"], c.url(leader).as_str(), "{r}");
+    // A learner too far behind (node 9 never starts).
+    let out = c.cli(&["member", "add", "9", "ws://127.0.0.1:1", "--learner"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lib = c.client();
+    for i in 0..20 {
+        lib.put(&format!("x{i}"), "v").await.unwrap();
+    }
+    let out = c.cli(&["member", "promote", "9"]);
+    assert_eq!(out.status.code(), Some(1));
+    // (A learner that never answered is refused for that; one that answers
+    // but lags, for its lag.)
+    assert!(stderr(&out).contains("behind") || stderr(&out).contains("incarnation is unknown"), "{}", stderr(&out));
+    // Adding a member twice; transferring to a learner.
+    let out = c.cli(&["member", "add", "9", "ws://127.0.0.1:1", "--learner"]);
+    assert!(stderr(&out).contains("already a member"), "{}", stderr(&out));
+    let out = c.cli(&["transfer-leader", "9"]);
+    assert!(stderr(&out).contains("not a voter"), "{}", stderr(&out));
+    // A change while another is unfinished: two at once.
+    let mut refused = false;
+    for k in 0..5 {
+        let mut a = common::JsonConn::open(&c.url(leader)).await;
+        let mut b = common::JsonConn::open(&c.url(leader)).await;
+        a.send_text(&format!(
+            r#"{{"id":1,"op":"member_add","node":{},"url":"ws://127.0.0.1:1","learner":true}}"#,
+            20 + 2 * k
+        ))
+        .await;
+        b.send_text(&format!(
+            r#"{{"id":1,"op":"member_add","node":{},"url":"ws://127.0.0.1:1","learner":true}}"#,
+            21 + 2 * k
+        ))
+        .await;
+        let (ra, rb) = (a.recv().await.unwrap(), b.recv().await.unwrap());
+        if [ra, rb]
+            .iter()
+            .any(|r| r["error"] == "refused" && r["message"].as_str().unwrap_or("").contains("unfinished"))
+        {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "a second change while one is unfinished is refused");
+    // Removing a voter when the others left could not form a quorum.
+    let down = (1..=3).find(|&i| i != leader && i != follower).unwrap();
+    c.kill(down);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let out = c.cli(&["member", "remove", &follower.to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains("would lose the quorum"), "{}", stderr(&out));
+    // Bad input on the command line and in the protocol.
+    let out = c.cli(&["member", "add", "7", "http://nope"]);
+    assert!(!out.status.success() && stderr(&out).contains("ws://"), "{}", stderr(&out));
+    let r = conn.call(r#"{"id":2,"op":"member_promote","node":"x"}"#).await;
+    assert_eq!(r["error"], "bad_request", "{r}");
+}
