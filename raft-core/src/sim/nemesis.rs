@@ -183,7 +183,9 @@ pub fn damage(sim: &mut Sim, rng: &mut Rng) {
     // Any damaged node counts (a learner may be promoted while damaged), and
     // so does one still flagged lost_data (the checker may already see its
     // committed prefix repaired while the node waits for a leader's word).
-    let flagged = |id: NodeId| sim.raft(id).is_some_and(|r| r.lost_data());
+    // A node that is down counts as well: whether it is flagged is not known
+    // until it restarts.
+    let flagged = |id: NodeId| sim.raft(id).is_none_or(|r| r.lost_data());
     let hurt = ids.iter().filter(|&&id| sim.is_damaged(id) || unbound.contains(&id) || flagged(id)).count();
     if hurt >= f || (!unbound.is_empty() && rng.chance(0.4)) {
         sim.readmit_wiped();
