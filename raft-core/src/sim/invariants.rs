@@ -162,6 +162,9 @@ pub struct Invariants {
     /// configuration as of the newest commit anyone reported (bootstrap first).
     config: JointConfig,
     leaders: BTreeMap<Term, NodeId>,
+    /// The newest leader term seen when the newest committed entry was first
+    /// applied: the term it was committed in is at most this.
+    commit_term_bound: Term,
     by_index_term: BTreeMap<(Index, Term), u64>,
     /// Chain values of the committed prefix, index `i` at `i - 1`.
     committed: Vec<u64>,
@@ -337,8 +340,13 @@ impl Invariants {
         } else {
             self.leaders.insert(term, id);
         }
+        // Raft's leader completeness binds leaders of terms after the one in
+        // which an entry was committed; a leader of an older term can still
+        // be elected late (its votes were cast before the others moved on).
+        // The entry was committed in some leader's term, at most the newest
+        // leader term seen when it was first applied.
         let c = self.committed_index();
-        if c > 0 && self.mem[self.slot(id)].at(c) != self.committed.last().copied() {
+        if c > 0 && term > self.commit_term_bound && self.mem[self.slot(id)].at(c) != self.committed.last().copied() {
             self.violate(now, format!("leader completeness: node {id} leads term {term} without committed entry {c}"));
         }
     }
@@ -361,6 +369,7 @@ impl Invariants {
             }
         } else if index == c + 1 {
             self.committed.push(h);
+            self.commit_term_bound = self.leaders.keys().next_back().copied().unwrap_or(0);
             self.prune();
         } else {
             self.violate(now, format!("node {id} applied {index} beyond the committed prefix {c}"));
