@@ -3,8 +3,9 @@
 //!
 //! * `cargo test -p raft-core --test random` runs 200 seeds of at least 10,000
 //!   events each (set `SEEDS=n` for more; the README documents 10,000).
-//! * A failure prints its seed; `SEED=n cargo test -p raft-core --test random`
-//!   replays exactly that run.
+//! * A failure prints its seed and the faults before it (crashes, wipes,
+//!   damaged records, restarts); `SEED=n cargo test -p raft-core --test random`
+//!   replays exactly that run, and `TRACE=1` adds the newest events.
 //!
 //! `bugs_are_caught_vote_without_log_check` switches on a deliberate protocol
 //! bug and asserts that these runs report a violation (see also `live_checks.rs`).
