@@ -139,8 +139,9 @@ pub struct Config {
     /// With CheckQuorum, a node that has just started ignores (pre-)vote
     /// requests for the minimum election timeout (DESIGN §10): the leader it
     /// followed before a quick restart may still count on its stickiness
-    /// (and a lease read relies on it). On by default; node-level scripts
-    /// that drive elections tick by tick turn it off.
+    /// (and a lease read relies on it). A node that has never seen a term
+    /// (a first start) is exempt: it followed no one. On by default;
+    /// node-level scripts that drive elections tick by tick turn it off.
     pub sticky_after_start: bool,
     /// Deliberate bugs (honoured only with the `bugs` feature).
     pub bugs: Bugs,

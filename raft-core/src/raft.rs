@@ -247,7 +247,9 @@ impl<S: StateMachine> Raft<S> {
             term: hard.term,
             voted_for: hard.voted_for,
             lost_data: hard.lost_data,
-            ticks_since_start: 0,
+            // A node that has never seen a term followed no leader whose
+            // lease its restart could cut short: it is settled from the start.
+            ticks_since_start: if hard.term == 0 { cfg.election_ticks } else { 0 },
             leader: None,
             role: RoleState::Follower(Follower::default()),
             timer: ElectionTimer::new(&cfg),
