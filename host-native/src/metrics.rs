@@ -83,4 +83,5 @@ metrics! {
     raft_snapshots_total: "Snapshots this node took.",
     raft_snapshots_installed_total: "Snapshots received from a leader and installed.",
     raft_follower_restarts_total: "Followers a leader saw answer after a restart or with a new incarnation (progress reset).",
+    raft_lease_reads_total: "Reads this leader answered on its lease, without a confirmation round.",
 }

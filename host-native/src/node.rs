@@ -731,6 +731,10 @@ impl NodeTask {
             Event::RecoveredLostData { index } => {
                 tracing::warn!(node = id, index, "caught up with the leader after losing journal records: voting again")
             }
+            Event::LeaseRead { term, index } => {
+                self.metrics.raft_lease_reads_total.inc();
+                tracing::trace!(node = id, term, index, "read answered on the lease")
+            }
         }
     }
 

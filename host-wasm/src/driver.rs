@@ -704,6 +704,12 @@ impl Driver {
                 let text = format!("node {node} caught up to commit {index} after losing data: it may vote again");
                 ("role", text, true)
             }
+            Event::LeaseRead { term, index } => {
+                let text = format!(
+                    "leader {node} answered a read at commit {index} on its term-{term} lease, without asking anyone"
+                );
+                ("read", text, false)
+            }
         };
         self.push(t, node, kind, text, major);
     }

@@ -119,6 +119,9 @@ fn narrate(sim: &Sim, shown: &mut usize) {
             Event::RecoveredLostData { index } => {
                 format!("node {id} caught up to the leader's commit {index} after losing data: it votes again")
             }
+            Event::LeaseRead { term, index } => {
+                format!("leader {id} answers a read at commit {index} on its term-{term} lease")
+            }
             Event::Committed { index } => {
                 let _ = id;
                 commits = Some(commits.map_or((*t, *t, *index), |(t0, _, i)| (t0, *t, i.max(*index))));

@@ -7,6 +7,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::lease::LeaseTiming;
 use crate::membership::Member;
 use crate::session::SessionLimits;
 use crate::types::NodeId;
@@ -53,6 +54,10 @@ pub struct Bugs {
     /// lease deadline, so cluster time stands still in an idle cluster and
     /// a dead holder's lease never ends (DESIGN §12).
     pub lease_no_time_entry: bool,
+    /// Lease reads run for `(E - 1)` ticks from the round's send time with
+    /// no drift margin, so a leader whose clock runs slow (or whose voters'
+    /// clocks run fast) answers reads after another leader may exist.
+    pub lease_without_margin: bool,
     /// Watchers resume after a reconnect from the last complete revision + 2
     /// instead of + 1, losing the events of one revision (DESIGN §12).
     pub watch_resume_skips: bool,
@@ -143,6 +148,14 @@ pub struct Config {
     /// (a first start) is exempt: it followed no one. On by default;
     /// node-level scripts that drive elections tick by tick turn it off.
     pub sticky_after_start: bool,
+    /// Lease reads ([`crate::lease`]): `None` (the default) confirms every
+    /// read with a round (ReadIndex). With a timing, a leader answers reads
+    /// from its own state while a quorum's acknowledgement of a recent round
+    /// holds its lease; the host must then pass its monotonic clock with
+    /// [`Raft::set_clock`](crate::Raft::set_clock) before every input. Needs
+    /// `check_quorum` and `sticky_after_start` (the lease is the time voters
+    /// stay sticky).
+    pub lease_reads: Option<LeaseTiming>,
     /// Deliberate bugs (honoured only with the `bugs` feature).
     pub bugs: Bugs,
 }
@@ -183,6 +196,7 @@ impl Config {
             seed: id,
             epoch: 0,
             sticky_after_start: true,
+            lease_reads: None,
             bugs: Bugs::default(),
         }
     }
@@ -227,7 +241,28 @@ impl Config {
         {
             return Err(ConfigError("limits must be positive"));
         }
+        if let Some(t) = self.lease_reads {
+            if !self.check_quorum || !self.sticky_after_start {
+                return Err(ConfigError("lease reads need check_quorum and sticky_after_start"));
+            }
+            if !t.is_valid() || t.duration(self.election_ticks) == 0 {
+                return Err(ConfigError("lease timing leaves no lease (tick 0, or drift of 50 % or more)"));
+            }
+        }
         Ok(())
+    }
+
+    /// How long a lease lasts from its round's send time, in clock units
+    /// (`None` without lease reads). The `lease_without_margin` bug drops the
+    /// drift margin.
+    pub fn lease_duration(&self) -> Option<u64> {
+        let t = self.lease_reads?;
+        let t = if cfg!(feature = "bugs") && self.bugs.lease_without_margin {
+            LeaseTiming { drift_ppm: 0, ..t }
+        } else {
+            t
+        };
+        Some(t.duration(self.election_ticks))
     }
 }
 

@@ -26,7 +26,7 @@
 //! ## Reading order
 //!
 //! [`types`] → [`membership`] → [`entry`] → [`log`] → [`message`] → [`journal`] → [`config`] → [`quorum`]
-//! → [`progress`] → [`election`] → [`replication`] → [`read`] → [`apply`] →
+//! → [`progress`] → [`election`] → [`replication`] → [`read`] → [`lease`] → [`apply`] →
 //! [`storage`] → [`outbox`] → [`role`] → [`ready`] → [`raft`] (the engine: the
 //! inputs, the term rules, one step function per role, commit and apply) →
 //! [`client`] → [`session`] → [`kv`] → [`snapshot`] → `checker` → `sim`. Each
@@ -62,6 +62,7 @@ pub mod entry;
 pub mod hash;
 pub mod journal;
 pub mod kv;
+pub mod lease;
 pub mod log;
 pub mod membership;
 pub mod message;

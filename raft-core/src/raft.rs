@@ -35,6 +35,7 @@ use crate::client::{ClientError, ClientReply, ClientRequest, ClientToken};
 use crate::election::{self, Campaign, ElectionTimer};
 use crate::entry::{Entry, Payload};
 use crate::journal::{DurableState, Record, SnapshotMeta};
+use crate::lease;
 use crate::log::Log;
 use crate::membership::{Change, ConfChange, ConfChangeError, Membership};
 use crate::message::{Body, Message};
@@ -178,6 +179,9 @@ pub struct Raft<S: StateMachine> {
     /// Ticks since this node started (saturating): a node that has just
     /// started ignores vote requests for the minimum election timeout.
     ticks_since_start: u32,
+    /// The host's monotonic clock as last passed in ([`Raft::set_clock`]);
+    /// used only for lease reads.
+    clock: u64,
     /// The leader of the current term, once known (this node when it leads).
     leader: Option<NodeId>,
     role: RoleState,
@@ -250,6 +254,7 @@ impl<S: StateMachine> Raft<S> {
             // A node that has never seen a term followed no leader whose
             // lease its restart could cut short: it is settled from the start.
             ticks_since_start: if hard.term == 0 { cfg.election_ticks } else { 0 },
+            clock: 0,
             leader: None,
             role: RoleState::Follower(Follower::default()),
             timer: ElectionTimer::new(&cfg),
@@ -274,6 +279,35 @@ impl<S: StateMachine> Raft<S> {
     // ------------------------------------------------------------------
     // Inputs
     // ------------------------------------------------------------------
+
+    /// The host's monotonic clock now, in the units of
+    /// [`Config::lease_reads`]' timing. With lease reads on, call it before
+    /// every input (tick, step, submit, persisted): the engine stamps the
+    /// rounds it sends with it, and checks a read's lease against it. A
+    /// value below the last one is ignored (the clock never runs back).
+    /// Without lease reads it is not needed.
+    ///
+    /// ```
+    /// use raft_core::{Config, DigestMachine, Raft};
+    /// let mut node = Raft::new(Config::new(1, vec![1, 2, 3]), DigestMachine::default()).unwrap();
+    /// node.set_clock(1_000);
+    /// node.set_clock(900); // ignored
+    /// assert_eq!(node.clock(), 1_000);
+    /// ```
+    pub fn set_clock(&mut self, now: u64) {
+        self.clock = self.clock.max(now);
+    }
+
+    /// Until when (on this node's clock) its lease holds, if it leads and
+    /// holds one ([`crate::lease`]).
+    pub fn lease_until(&self) -> Option<u64> {
+        self.role.leader().and_then(|l| l.lease.until()).filter(|&u| u > self.clock)
+    }
+
+    /// The clock as last passed in with [`Raft::set_clock`].
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
 
     /// Advances logical time by one tick.
     pub fn tick(&mut self) {
@@ -507,14 +541,23 @@ impl<S: StateMachine> Raft<S> {
             if let Some(t) = l.transfer.as_mut() {
                 t.sent = true;
             }
+            // The target campaigns through the voters' stickiness: the lease
+            // argument no longer holds for the rest of this term.
+            l.lease.revoke();
             self.send(from, Body::TimeoutNow);
         }
     }
 
     /// Takes everything the host must do now (see [`Ready`] for the contract).
     pub fn take_ready(&mut self) -> Ready {
+        let leases = self.cfg.lease_reads.is_some();
         if let Some(l) = self.role.leader_mut() {
             if core::mem::take(&mut l.pending_broadcast) {
+                if leases {
+                    // New entries go out as a round of their own: under write
+                    // load their answers keep the lease fresh between heartbeats.
+                    l.reads.start_round();
+                }
                 self.broadcast_append(false);
             }
         }
@@ -1067,9 +1110,14 @@ impl<S: StateMachine> Raft<S> {
     /// A heartbeat round: every follower hears from us, and stalled pipelines
     /// (messages lost in the network) fall back to probing.
     fn heartbeat(&mut self) {
+        let leases = self.cfg.lease_reads.is_some();
         if let Some(l) = self.role.leader_mut() {
             for pr in l.progress.iter_mut() {
                 pr.on_heartbeat();
+            }
+            if leases {
+                // Every heartbeat is a round: its acknowledgement renews the lease.
+                l.reads.start_round();
             }
         }
         self.broadcast_append(true);
@@ -1082,6 +1130,9 @@ impl<S: StateMachine> Raft<S> {
         let Raft { cfg, role, storage, out, term, commit, .. } = self;
         let Some(l) = role.leader_mut() else { return };
         let round = l.reads.round();
+        if cfg.lease_reads.is_some() {
+            l.lease.on_sent(round, self.clock);
+        }
         let Some(pr) = l.progress_mut(to) else { return };
         if pr.state == ProgressState::Snapshot {
             return self.send_snapshot_chunk(to);
@@ -1415,7 +1466,20 @@ impl<S: StateMachine> Raft<S> {
         let term_committed = self.storage.log().term(self.commit) == Some(self.term);
         let index = (term_committed || self.bug(|b| b.read_index_before_commit)).then_some(self.commit);
         let sole = self.config.is_sole_voter(self.cfg.id);
+        let transferring = self.transferring();
+        let (now, commit, term, applied) = (self.clock, self.commit, self.term, self.machine.index);
         let Some(l) = self.role.leader_mut() else { return };
+        if let Some(index) = lease::lease_index(&l.lease, now, transferring, term_committed, commit) {
+            // Under the lease no other leader exists: the commit index is the
+            // cluster's, and a read at it is linearizable without a round.
+            self.out.event(Event::LeaseRead { term, index });
+            if applied >= index && l.reads.len() == 0 {
+                let output = self.machine.sm.query(&query);
+                return self.out.reply(token, Ok(ClientReply::Read { output: output.into() }));
+            }
+            l.reads.push_confirmed(token, query, index);
+            return l.reads.release(applied, &self.machine.sm, &mut self.out);
+        }
         let start = l.reads.push(token, query, index);
         if start && !sole {
             self.broadcast_append(true);
@@ -1433,6 +1497,9 @@ impl<S: StateMachine> Raft<S> {
         loop {
             let Some(l) = self.role.leader_mut() else { return };
             let confirmed = l.quorum_round(me, &self.config);
+            if let Some(duration) = self.cfg.lease_duration() {
+                l.lease.on_confirmed(confirmed, duration);
+            }
             let next_started = l.reads.confirm(confirmed);
             if !next_started {
                 break;
@@ -1639,6 +1706,11 @@ impl<S: StateMachine> Raft<S> {
         if *m != self.membership {
             self.membership = m.clone();
             self.config = self.membership.quorum();
+            if let Some(l) = self.role.leader_mut() {
+                // A new quorum: only rounds sent from now on renew the lease.
+                let next = l.reads.round() + 1;
+                l.lease.on_config_change(next);
+            }
             self.out.event(Event::ConfigChanged { membership: self.membership.clone() });
         }
         let followers = self.link_ids();

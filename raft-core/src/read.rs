@@ -81,6 +81,23 @@ impl ReadQueue {
         start
     }
 
+    /// Queues a read that needs no round (answered under a lease): it waits
+    /// only for `index` to be applied, and for the reads before it.
+    pub fn push_confirmed(&mut self, token: ClientToken, query: Vec<u8>, index: Index) {
+        // Keep rounds non-decreasing along the queue (`confirm` relies on it).
+        let round = self.reads.back().map_or(self.round, |r| r.round);
+        self.reads.push_back(PendingRead { token, query, index: Some(index), round, confirmed: true });
+    }
+
+    /// Starts a round now whether or not reads wait (lease reads renew the
+    /// lease with every heartbeat). Reads waiting for the next round are
+    /// served by this one: it is sent after they arrived.
+    pub fn start_round(&mut self) {
+        self.round += 1;
+        self.in_flight = true;
+        self.next_wanted = false;
+    }
+
     /// A quorum has acknowledged every round up to `confirmed`. Returns whether
     /// the next round starts now (reads arrived while this one was in flight).
     pub fn confirm(&mut self, confirmed: u64) -> bool {

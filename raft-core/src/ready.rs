@@ -48,6 +48,14 @@ pub enum Event {
         /// The term.
         term: Term,
     },
+    /// A read was answered under the leader's lease, without a round
+    /// ([`crate::lease`]); the simulator checks no other leader existed.
+    LeaseRead {
+        /// The leader's term.
+        term: Term,
+        /// The commit index the read waits to be applied.
+        index: Index,
+    },
     /// A leader stepped down because a majority was silent for an election timeout.
     LostQuorum {
         /// The term.

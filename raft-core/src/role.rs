@@ -12,6 +12,7 @@ use alloc::vec::Vec;
 
 use crate::client::ClientToken;
 use crate::election::Campaign;
+use crate::lease::Lease;
 use crate::progress::Progress;
 use crate::quorum::JointConfig;
 use crate::read::ReadQueue;
@@ -51,6 +52,8 @@ pub(crate) struct Leader {
     pub pending_broadcast: bool,
     /// A leadership transfer in progress.
     pub transfer: Option<Transfer>,
+    /// Lease reads: the send times of recent rounds and the lease they give.
+    pub lease: Lease,
 }
 
 /// A leadership transfer in progress.
@@ -80,6 +83,7 @@ impl Leader {
             uncommitted_bytes,
             pending_broadcast: false,
             transfer: None,
+            lease: Lease::default(),
         }
     }
 

@@ -31,7 +31,7 @@ const EVENTS: u64 = 10_000;
 fn kv_histories_are_linearizable_under_faults() {
     let started = std::time::Instant::now();
     let (mut ops, mut completed, mut crashes) = (0usize, 0usize, 0u64);
-    let (mut watches, mut frames) = (0usize, 0usize);
+    let (mut watches, mut frames, mut lease_runs, mut lease_reads) = (0usize, 0usize, 0usize, 0u64);
     let seeds = seeds();
     for &s in &seeds {
         let r = checked_run(s, EVENTS, Bugs::default());
@@ -55,11 +55,13 @@ fn kv_histories_are_linearizable_under_faults() {
         crashes += r.crashes;
         watches += r.watches;
         frames += r.frames;
+        lease_runs += usize::from(r.leases);
+        lease_reads += r.lease_reads;
     }
     assert!(completed > seeds.len() * 20, "too few operations completed ({completed}) for the runs to mean much");
     println!(
-        "{} seeds: {ops} operations ({completed} completed), {crashes} crashes, {watches} watches \
-         ({frames} frames), 0 violations, in {:.2?}",
+        "{} seeds ({lease_runs} with lease reads, {lease_reads} reads on a lease): {ops} operations ({completed} completed), {crashes} crashes, \
+         {watches} watches ({frames} frames), 0 violations, in {:.2?}",
         seeds.len(),
         started.elapsed()
     );
@@ -104,5 +106,17 @@ fn bug_watch_resume_skipping_a_revision_is_caught() {
     let r = caught(Bugs { watch_resume_skips: true, ..Bugs::default() }, 200)
         .expect("watchers that skip a revision on reconnect went unnoticed");
     assert!(!r.watch_violations.is_empty(), "caught by the watch checker: {}", describe(&r));
+    println!("caught {}", describe(&r));
+}
+
+/// Leases that ignore clock drift: in the runs with lease reads (drifting
+/// clocks, stalled event loops), some leader answers a read on its lease
+/// after another node has become leader — the simulator's lease check, or a
+/// stale read the checker rejects.
+#[test]
+fn bug_lease_without_drift_margin_is_caught() {
+    let r = caught(Bugs { lease_without_margin: true, ..Bugs::default() }, 300)
+        .expect("leases that ignore clock drift went unnoticed");
+    assert!(r.leases, "caught in a run with lease reads: {}", describe(&r));
     println!("caught {}", describe(&r));
 }

@@ -95,6 +95,8 @@ scripts! {
     lost_tail,
     storage_identity,
     lease_time_entry,
+    lease_reads,
+    lease_reads_bug,
 }
 
 #[test]

@@ -331,6 +331,23 @@ impl Invariants {
         }
     }
 
+    /// Node `id`, leading `term`, answered a read under its lease: no node
+    /// may have become leader of a later term by now (the lease's claim,
+    /// checked directly, whether or not a stale read came of it).
+    /// `lease` is the leader's clock and the end of its lease, for the report.
+    pub fn on_lease_read(&mut self, now: u64, id: NodeId, term: Term, lease: (u64, Option<u64>)) {
+        if let Some((&later, &other)) = self.leaders.range(term + 1..).next() {
+            let (clock, until) = lease;
+            self.violate(
+                now,
+                format!(
+                    "lease read: node {id} answered a read on its term-{term} lease (its clock {clock}, lease until \
+                     {until:?}) after node {other} became leader of term {later}"
+                ),
+            );
+        }
+    }
+
     /// A node became leader of `term`.
     pub fn on_leader(&mut self, now: u64, id: NodeId, term: Term) {
         if let Some(&other) = self.leaders.get(&term) {

@@ -67,6 +67,12 @@ pub struct SimConfig {
     /// overriding the template: nodes that compact on different schedules are
     /// what lets a follower's snapshot run ahead of what its leader knows.
     pub snapshot_entries_by_node: Vec<u64>,
+    /// Each node's clock runs at a rate drawn from `1 ± clock_drift_ppm`
+    /// parts per million of real (simulated) time: its ticks come that much
+    /// faster or slower, and the clock it passes to the engine
+    /// ([`Raft::set_clock`]) reads that much ahead or behind. Lease reads
+    /// must allow at least this much drift.
+    pub clock_drift_ppm: u32,
 }
 
 impl Default for SimConfig {
@@ -84,6 +90,7 @@ impl Default for SimConfig {
             segment_bytes: 256 << 10,
             raft: Config::new(1, alloc::vec![1]),
             snapshot_entries_by_node: Vec::new(),
+            clock_drift_ppm: 0,
         }
     }
 }
@@ -259,6 +266,11 @@ pub struct Node {
     /// Commands applied in this life since `applied_base`, index `i` at `i - 1 - applied_base`.
     applied: Vec<Vec<u8>>,
     applied_base: Index,
+    /// The clock's rate: parts per million above (or below) real time.
+    clock_ppm: i64,
+    /// The node's event loop is stalled until then: ticks, messages, disk
+    /// completions and client requests wait ([`Sim::pause`]).
+    paused_until: u64,
 }
 
 /// Counters the scenario tests assert on.
@@ -282,6 +294,10 @@ pub struct Stats {
     pub tails_lost: u64,
     /// Recoveries that found lost records (and flagged the node).
     pub losses_found: u64,
+    /// Event-loop stalls injected by [`Sim::pause`].
+    pub pauses: u64,
+    /// Reads answered under a leader's lease.
+    pub lease_reads: u64,
     /// Syncs (fsyncs) the simulated disks performed.
     pub syncs: u64,
     /// Messages handed to the network per directed link and kind
@@ -380,7 +396,19 @@ impl Sim {
             journal::write_segment_header(&mut disk.bytes);
             disk.durable_len = disk.bytes.len();
             let raft = Raft::new(sim.node_config(id), KvStore::default()).ok();
-            sim.nodes.push(Node { id, raft, disk, inc: 0, disk_gen: 0, applied: Vec::new(), applied_base: 0 });
+            let clock_ppm = sim.draw_clock_rate();
+            let (applied, applied_base, paused_until) = (Vec::new(), 0, 0);
+            sim.nodes.push(Node {
+                id,
+                raft,
+                disk,
+                inc: 0,
+                disk_gen: 0,
+                applied,
+                applied_base,
+                clock_ppm,
+                paused_until,
+            });
             sim.schedule_first_tick(k);
         }
         sim
@@ -404,6 +432,44 @@ impl Sim {
     fn schedule(&mut self, at: u64, a: Action) {
         self.next_event += 1;
         self.queue.push(Reverse(Scheduled { at, id: self.next_event, action: a }));
+    }
+
+    fn draw_clock_rate(&mut self) -> i64 {
+        let d = i64::from(self.cfg.clock_drift_ppm);
+        if d == 0 {
+            return 0;
+        }
+        self.rng.range(0, 2 * d as u64 + 1) as i64 - d
+    }
+
+    /// Node `k`'s clock now: real time scaled by its rate.
+    pub fn local_clock(&self, k: usize) -> u64 {
+        let rate = 1_000_000i128 + i128::from(self.nodes[k].clock_ppm);
+        (i128::from(self.now) * rate / 1_000_000) as u64
+    }
+
+    /// Real time between two of node `k`'s ticks (a fast clock ticks sooner).
+    fn tick_interval(&self, k: usize) -> u64 {
+        let rate = 1_000_000i128 + i128::from(self.nodes[k].clock_ppm);
+        ((i128::from(self.cfg.tick_us) * 1_000_000 / rate) as u64).max(1)
+    }
+
+    /// Passes node `k` its clock before an input, as a host does.
+    fn sync_clock(&mut self, k: usize) {
+        let now = self.local_clock(k);
+        if let Some(r) = self.nodes[k].raft.as_mut() {
+            r.set_clock(now);
+        }
+    }
+
+    /// The slot an action is for, if it is for one node.
+    fn action_slot(&self, a: &Action) -> Option<usize> {
+        match a {
+            Action::Tick { node, .. } | Action::DiskDone { node, .. } => Some(*node),
+            Action::ClientSend { node, .. } => Some(self.slot(*node)),
+            Action::Deliver { id } => self.inflight.get(id).map(|f| self.slot(f.msg.to)),
+            _ => None,
+        }
     }
 
     fn schedule_first_tick(&mut self, k: usize) {
@@ -430,6 +496,15 @@ impl Sim {
         let Some(Reverse(Scheduled { at, action, .. })) = self.queue.pop() else { return false };
         self.now = self.now.max(at);
         self.stats.events += 1;
+        if let Some(k) = self.action_slot(&action) {
+            let until = self.nodes[k].paused_until;
+            if until > self.now {
+                // The node's loop is stalled: the input waits in its queue.
+                self.schedule(until, action);
+                return true;
+            }
+            self.sync_clock(k);
+        }
         match action {
             Action::Tick { node, inc } => {
                 if self.nodes[node].inc == inc {
@@ -437,7 +512,7 @@ impl Sim {
                         r.tick();
                     }
                     self.drain(node);
-                    let next = self.now + self.cfg.tick_us;
+                    let next = self.now + self.tick_interval(node);
                     self.schedule(next, Action::Tick { node, inc });
                 }
             }
@@ -585,8 +660,15 @@ impl Sim {
         }
         // 4. Events.
         for e in ready.events {
-            if let Event::BecameLeader { term } = e {
-                self.checker.on_leader(now, id, term);
+            match e {
+                Event::BecameLeader { term } => self.checker.on_leader(now, id, term),
+                Event::LeaseRead { term, .. } => {
+                    self.stats.lease_reads += 1;
+                    let r = self.nodes[k].raft.as_ref();
+                    let lease = (r.map_or(0, |r| r.clock()), r.and_then(|r| r.lease_until()));
+                    self.checker.on_lease_read(now, id, term, lease)
+                }
+                _ => {}
             }
             if self.log.len() >= LOG_LIMIT {
                 self.log.pop_front();
@@ -750,6 +832,21 @@ impl Sim {
     // Faults
     // ------------------------------------------------------------------
 
+    /// Stalls node `id`'s event loop for `us` (a GC pause, a blocked thread, a
+    /// descheduled VM): everything addressed to it waits and is handled when
+    /// it resumes, with its clock then. Its messages already sent still
+    /// arrive; it sends nothing new.
+    pub fn pause(&mut self, id: NodeId, us: u64) {
+        let k = self.slot(id);
+        if self.nodes[k].raft.is_none() {
+            return;
+        }
+        self.note_fault(format!("pause {id} for {us}us"));
+        self.stats.pauses += 1;
+        let until = self.now + us;
+        self.nodes[k].paused_until = self.nodes[k].paused_until.max(until);
+    }
+
     /// Crashes a node: volatile state and held messages are lost, and so is a
     /// random suffix of the journal records not yet durable; the last record
     /// that survives may be torn.
@@ -763,6 +860,7 @@ impl Sim {
         let node = &mut self.nodes[k];
         node.raft = None;
         node.inc += 1;
+        node.paused_until = 0;
         node.applied.clear();
         let mut keep = node.disk.durable_len;
         let frames: Vec<(usize, usize)> = node.disk.pending.iter().flat_map(|w| w.frames.iter().copied()).collect();
@@ -841,7 +939,10 @@ impl Sim {
                 let snap = state.snapshot.as_ref().and_then(|m| self.nodes[k].disk.snapshots.get(&m.id)).cloned();
                 let base = state.log.snapshot_index();
                 match Raft::recover(cfg, state, snap.as_deref(), KvStore::default()) {
-                    Ok(r) => self.nodes[k].raft = Some(r),
+                    Ok(r) => {
+                        self.nodes[k].raft = Some(r);
+                        self.sync_clock(k);
+                    }
                     Err(e) => {
                         self.checker.violations.push(format!("t={now}us: node {id} cannot restart: {e}"));
                         return;
@@ -1100,6 +1201,7 @@ impl Sim {
     /// Makes a node take a snapshot of its applied state now.
     pub fn take_snapshot(&mut self, id: NodeId) {
         let k = self.slot(id);
+        self.sync_clock(k);
         if let Some(r) = self.nodes[k].raft.as_mut() {
             r.take_snapshot();
         }
@@ -1109,6 +1211,7 @@ impl Sim {
     /// Makes a node time out now.
     pub fn force_timeout(&mut self, id: NodeId) {
         let k = self.slot(id);
+        self.sync_clock(k);
         if let Some(r) = self.nodes[k].raft.as_mut() {
             r.force_timeout();
         }
@@ -1122,6 +1225,7 @@ impl Sim {
     /// Submits a client request at `id`; its reply is routed to `token`'s client.
     pub fn submit(&mut self, id: NodeId, token: ClientToken, req: ClientRequest) {
         let k = self.slot(id);
+        self.sync_clock(k);
         if let Some(r) = self.nodes[k].raft.as_mut() {
             r.submit(token, req);
         }
@@ -1131,6 +1235,7 @@ impl Sim {
     /// Proposes a command at `id`.
     pub fn propose(&mut self, id: NodeId, cmd: Vec<u8>) -> Result<(Index, Term), ProposeError> {
         let k = self.slot(id);
+        self.sync_clock(k);
         let r = match self.nodes[k].raft.as_mut() {
             Some(r) => r.propose(cmd),
             None => Err(ProposeError::NotLeader { leader_hint: None }),
@@ -1219,7 +1324,9 @@ impl Sim {
         let id = self.nodes.len() as NodeId + 1;
         let disk = Disk::fresh();
         let raft = Raft::new(self.node_config(id), KvStore::default()).ok();
-        self.nodes.push(Node { id, raft, disk, inc: 0, disk_gen: 0, applied: Vec::new(), applied_base: 0 });
+        let clock_ppm = self.draw_clock_rate();
+        let (applied, applied_base, paused_until) = (Vec::new(), 0, 0);
+        self.nodes.push(Node { id, raft, disk, inc: 0, disk_gen: 0, applied, applied_base, clock_ppm, paused_until });
         self.checker.add_node(id);
         let k = self.nodes.len() - 1;
         self.schedule_first_tick(k);
@@ -1234,6 +1341,7 @@ impl Sim {
         force: bool,
     ) -> Result<(Index, Term), crate::raft::ConfChangeRefused> {
         let k = self.slot(id);
+        self.sync_clock(k);
         let r = match self.nodes[k].raft.as_mut() {
             Some(r) => r.propose_conf_change(cc, force),
             None => Err(crate::raft::ConfChangeRefused::NotLeader { leader_hint: None }),
@@ -1249,6 +1357,7 @@ impl Sim {
         target: Option<NodeId>,
     ) -> Result<NodeId, crate::raft::TransferError> {
         let k = self.slot(id);
+        self.sync_clock(k);
         let r = match self.nodes[k].raft.as_mut() {
             Some(r) => r.transfer_leadership(target),
             None => Err(crate::raft::TransferError::NotLeader { leader_hint: None }),

@@ -62,6 +62,19 @@ pub fn random_fault(sim: &mut Sim, rng: &mut Rng, ids: &[NodeId]) {
     }
 }
 
+/// Stalls one node's event loop (the leader more often than not) for 20–600
+/// ms: a GC pause, a blocked thread, a descheduled VM. Its ticks, messages
+/// and client requests wait, then arrive at once with its clock moved on —
+/// what a lease read must survive: a leader that resumes after its lease
+/// ran out must not answer from it.
+pub fn stall(sim: &mut Sim, rng: &mut Rng, ids: &[NodeId]) {
+    let id = match sim.leader() {
+        Some(l) if rng.chance(0.6) => l,
+        _ => ids[rng.below(ids.len() as u64) as usize],
+    };
+    sim.pause(id, rng.range(20, 600) * 1_000);
+}
+
 /// One-way loss of a follower's acks spanning several batches: the others
 /// commit on under a steady load while the leader's view of this follower
 /// stays put, and each message the follower still receives carries a higher

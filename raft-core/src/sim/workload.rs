@@ -8,12 +8,19 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::clients::ClientConfig;
-use super::nemesis::{churn, damage, random_fault, readmit_all};
+use super::nemesis::{churn, damage, random_fault, readmit_all, stall};
 use super::{Sim, SimConfig};
 use crate::checker::{self, Limits, Operation, Verdict};
 use crate::kv::watch::Selector;
+use crate::lease::LeaseTiming;
 use crate::raft::Bugs;
 use crate::rng::Rng;
+
+/// Clock drift in the runs with lease reads: every node's clock rate is
+/// within 30 % of real time, and the leases allow exactly that (a margin of
+/// 60 %). Far more than real clocks drift, so that a lease that ignores
+/// drift is caught.
+pub const SIM_DRIFT_PPM: u32 = 300_000;
 
 /// What a checked run found.
 #[derive(Clone, Debug)]
@@ -42,6 +49,10 @@ pub struct RunReport {
     pub frames: usize,
     /// What the watch checker found wrong ([`Sim::watch_violations`]).
     pub watch_violations: Vec<String>,
+    /// Whether the run read under leases (with drifting clocks and stalls).
+    pub leases: bool,
+    /// Reads answered under a lease.
+    pub lease_reads: u64,
 }
 
 impl RunReport {
@@ -75,6 +86,15 @@ pub fn checked_run(seed: u64, events: u64, bugs: Bugs) -> RunReport {
         cfg.raft.snapshot_chunk_bytes = rng.range(16, 4096) as usize;
         cfg.segment_bytes = rng.range(1 << 10, 64 << 10) as usize;
     }
+    // Half the runs with CheckQuorum read under leases, with clocks that
+    // drift by up to SIM_DRIFT_PPM and event loops that stall. Drawn from a
+    // PRNG of their own, so the other runs' faults stay as they were.
+    let mut lease_rng = Rng::new(seed ^ 0x001E_A5E5);
+    let leases = cfg.raft.check_quorum && lease_rng.chance(0.5);
+    if leases {
+        cfg.raft.lease_reads = Some(LeaseTiming { tick: cfg.tick_us, drift_ppm: SIM_DRIFT_PPM });
+        cfg.clock_drift_ppm = SIM_DRIFT_PPM;
+    }
     let mut sim = Sim::new(cfg);
     sim.start_clients(ClientConfig {
         clients: rng.range(2, 6) as usize,
@@ -102,8 +122,19 @@ pub fn checked_run(seed: u64, events: u64, bugs: Bugs) -> RunReport {
     // rules, not a safety one, which these runs would report as stuck.
     let damaging = !churning && rng.chance(0.5);
     let mut next_fault = 0u64;
+    let mut next_stall = 0u64;
     while sim.stats.events < events {
         sim.run_for(rng.range(1, 40) * 1_000);
+        if leases && sim.now() >= next_stall {
+            next_stall = sim.now() + lease_rng.range(200, 1_500) * 1_000;
+            let ids = sim.ids();
+            match sim.leader() {
+                // Cut the leader off while clients still think it leads: it
+                // must stop answering on its lease before others elect.
+                Some(l) if lease_rng.chance(0.4) => sim.disconnect(l),
+                _ => stall(&mut sim, &mut lease_rng, &ids),
+            }
+        }
         if !late_watcher && sim.stats.events >= events / 2 {
             late_watcher = true;
             let node = sim.leader().unwrap_or(ids[0]);
@@ -155,5 +186,7 @@ pub fn checked_run(seed: u64, events: u64, bugs: Bugs) -> RunReport {
         watches: sim.watch_logs().len(),
         frames: sim.watch_logs().iter().map(|l| l.frames.len()).sum(),
         watch_violations,
+        leases,
+        lease_reads: sim.stats.lease_reads,
     }
 }

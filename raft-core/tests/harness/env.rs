@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 
 use raft_core::journal::{Record, Replay};
 use raft_core::kv::{KvOp, KvStore};
+use raft_core::lease::LeaseTiming;
 use raft_core::membership::Member;
 use raft_core::{Bugs, ClientRequest, Config, Message, NodeId, Raft, Ready, Seq};
 
@@ -202,6 +203,16 @@ impl Env {
                 self.step(m, &mut out);
             }
             "stabilize" => self.stabilize(args, &mut out)?,
+            "clock" => {
+                // `clock <node|all> <t>`: the host's monotonic clock reads t.
+                let ids = self.targets(args)?;
+                let t: u64 = text::num(args.get(1).ok_or("clock <node> <time>")?, "time")?;
+                for id in ids {
+                    if let Some(r) = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()) {
+                        r.set_clock(t);
+                    }
+                }
+            }
             "crash" => self.crash(args, &mut out)?,
             "restart" => self.restart(args, &mut out)?,
             "status" => {
@@ -283,6 +294,14 @@ impl Env {
                     "max_promotion_lag" => c.max_promotion_lag = text::num(v, k)?,
                     "sticky_after_start" => c.sticky_after_start = flag(v)?,
                     "inc" => c.inc = text::num(v, k)?,
+                    "lease_tick" => {
+                        let drift = c.lease_reads.map_or(LeaseTiming::DEFAULT_DRIFT_PPM, |t| t.drift_ppm);
+                        c.lease_reads = Some(LeaseTiming { tick: text::num(v, k)?, drift_ppm: drift });
+                    }
+                    "lease_drift_ppm" => {
+                        let t = c.lease_reads.ok_or("give lease_tick= before lease_drift_ppm=")?;
+                        c.lease_reads = Some(LeaseTiming { drift_ppm: text::num(v, k)? as u32, ..t });
+                    }
                     "bugs" => {
                         // Here the list names bugs, for every node.
                         c.bugs = Bugs::default();
@@ -299,6 +318,7 @@ impl Env {
                                 "conf_at_commit" => &mut c.bugs.conf_at_commit,
                                 "ignore_incarnation" => &mut c.bugs.ignore_incarnation,
                                 "ignore_lost_data" => &mut c.bugs.ignore_lost_data,
+                                "lease_without_margin" => &mut c.bugs.lease_without_margin,
                                 other => return Err(format!("unknown bug `{other}`")),
                             };
                             *on = true;
@@ -803,6 +823,7 @@ impl Env {
             text::pos(r.log().snapshot_index(), r.log().snapshot_term()),
             r.held_messages(),
         ) + if r.lost_data() { " lost_data" } else { "" }
+            + &r.lease_until().map_or(String::new(), |u| format!(" lease_until={u}"))
     }
 
     /// `log <node>`: the snapshot point and every entry held.

@@ -268,6 +268,7 @@ pub fn event(e: &Event) -> String {
         Event::BecameCandidate { term } => format!("BecameCandidate term={term}"),
         Event::BecameLeader { term } => format!("BecameLeader term={term}"),
         Event::LostQuorum { term } => format!("LostQuorum term={term}"),
+        Event::LeaseRead { term, index } => format!("LeaseRead term={term} idx={index}"),
         Event::SnapshotTaken { index } => format!("SnapshotTaken idx={index}"),
         Event::SnapshotInstalled { index } => format!("SnapshotInstalled idx={index}"),
         Event::Committed { index } => format!("Committed idx={index}"),
