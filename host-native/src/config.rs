@@ -246,10 +246,24 @@ pub struct Config {
     /// up, instead of waiting for `raftkv member replace ID ID`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto_readmit: bool,
+    /// Leaders answer linearizable reads on their lease, without a
+    /// confirmation round (raft-core's `lease` module has the argument). Off
+    /// by default: it trusts every node's clock to run within
+    /// `lease_drift_ppm` of real time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lease_reads: bool,
+    /// The clock-rate difference lease reads allow, in parts per million
+    /// (the lease is shortened by twice this); default 50,000 (5 %).
+    #[serde(default = "default_lease_drift_ppm")]
+    pub lease_drift_ppm: u32,
 }
 
 fn default_tick_ms() -> u64 {
     10
+}
+
+fn default_lease_drift_ppm() -> u32 {
+    raft_core::lease::LeaseTiming::DEFAULT_DRIFT_PPM
 }
 
 fn default_session_timeout_ms() -> u64 {
@@ -324,6 +338,9 @@ impl Config {
         }
         if self.session_timeout_ms < 10 * self.tick_ms {
             return err("session_timeout_ms must be at least 10 ticks".into());
+        }
+        if self.lease_drift_ppm >= 400_000 {
+            return err("lease_drift_ppm must be below 400000 (40 %): no lease would be left".into());
         }
         let mut ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
         ids.sort_unstable();

@@ -115,6 +115,9 @@ pub struct NodeTask {
     changes: Vec<ChangeWait>,
     transfers: Vec<TransferWait>,
     ticks: u64,
+    /// The monotonic clock the core's lease reads are measured on
+    /// (microseconds since this instant).
+    clock_zero: std::time::Instant,
 }
 
 impl NodeTask {
@@ -147,6 +150,7 @@ impl NodeTask {
             changes: Vec::new(),
             transfers: Vec::new(),
             ticks: 0,
+            clock_zero: std::time::Instant::now(),
         };
         t.sync_links();
         t
@@ -609,7 +613,16 @@ impl NodeTask {
         }
     }
 
+    /// Passes the core the monotonic clock before an input: a lease read is
+    /// checked against the time it is handled, never a time read before the
+    /// loop stalled (DESIGN: ticks are not time).
+    fn sync_clock(&mut self) {
+        let us = u64::try_from(self.clock_zero.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.raft.set_clock(us);
+    }
+
     fn handle(&mut self, input: Input) {
+        self.sync_clock();
         match input {
             Input::Peer(m) => {
                 if let Err(e) = self.raft.step(m) {
@@ -749,6 +762,7 @@ impl NodeTask {
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
+                    self.sync_clock();
                     self.metrics.raft_ticks_total.inc();
                     self.raft.tick();
                     self.ticks += 1;
@@ -756,6 +770,7 @@ impl NodeTask {
                 }
                 seq = durable.recv() => {
                     let Some(seq) = seq else { return };
+                    self.sync_clock();
                     self.raft.persisted(seq);
                 }
                 input = inputs.recv() => {
@@ -772,6 +787,7 @@ impl NodeTask {
                 }
             }
             self.drain_ready();
+            self.sync_clock();
             self.settle_admin();
             self.drain_ready();
         }

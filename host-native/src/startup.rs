@@ -330,5 +330,10 @@ pub fn core_config(config: &Config, ident: &Identity, seed: u64) -> raft_core::C
     c.sessions.max_per_owner = config.limits.max_sessions_per_principal;
     c.snapshot_entries = config.limits.snapshot_entries;
     c.max_promotion_lag = config.limits.max_promotion_lag;
+    if config.lease_reads {
+        // The clock the node task passes in counts microseconds.
+        let tick = config.tick_ms.saturating_mul(1_000);
+        c.lease_reads = Some(raft_core::lease::LeaseTiming { tick, drift_ppm: config.lease_drift_ppm });
+    }
     c
 }

@@ -498,11 +498,32 @@ async fn bad_input_is_answered_or_refused() {
 /// stale read and never acknowledges a write that did not commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deposed_leader_serves_no_stale_read() {
+    deposed_leader_case("deposed", "").await;
+}
+
+/// The same with lease reads on: the old leader held a lease when it was
+/// stopped (SIGSTOP), and its clock moved on while it was away, so on
+/// resuming it finds the lease run out instead of answering from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deposed_leader_serves_no_stale_read_with_leases() {
+    let (c, old) = deposed_leader_case("deposed-lease", "lease_reads = true").await;
+    // Leases were in use: the old leader answered reads on one before it was
+    // stopped (the reads of the case's first put and get), or the new one did.
+    let mut on_lease = 0;
+    for id in c.ids() {
+        on_lease += c.metric(id, "raft_lease_reads_total").await;
+    }
+    assert!(on_lease > 0, "no read was answered on a lease (old leader {old})");
+}
+
+async fn deposed_leader_case(name: &str, extra: &str) -> (Cluster, u64) {
     let started = Instant::now();
-    let c = Cluster::start("deposed", 3, "");
+    let c = Cluster::start(name, 3, extra);
     let old = c.wait_leader(&c.ids()).await;
     let lib = c.client();
     lib.put("k", "old").await.unwrap();
+    // A read at the old leader while it leads (on its lease, with leases on).
+    assert_eq!(lib.get("k").await.unwrap().as_deref(), Some("old"));
     // A session and a connection at the old leader, ready for later.
     let mut j = JsonConn::open(&c.url(old)).await;
     let r = j.call(r#"{"id":1,"op":"register"}"#).await;
@@ -541,7 +562,8 @@ async fn deposed_leader_serves_no_stale_read() {
         assert!(["not_leader", "unknown_outcome"].contains(&write["error"].as_str().unwrap()), "{write}");
     }
     assert_eq!(lib.get("k").await.unwrap().as_deref(), Some("new"));
-    eprintln!("deposed_leader_serves_no_stale_read: read {read}, write {write}, {:?}", started.elapsed());
+    eprintln!("{name}: read {read}, write {write}, {:?}", started.elapsed());
+    (c, old)
 }
 
 /// The library keeps idle sessions alive, and re-registers after its session
