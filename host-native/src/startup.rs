@@ -265,9 +265,19 @@ pub async fn run(
     let mut seed = [0u8; 8];
     // A fresh seed per start keeps restarted nodes from timing out in lockstep.
     let _ = getrandom::fill(&mut seed);
-    let raft_cfg = core_config(&config, &ident, u64::from_le_bytes(seed) ^ id);
+    let mut raft_cfg = core_config(&config, &ident, u64::from_le_bytes(seed) ^ id);
+    // Counted only once the journal replayed: a start that fails before
+    // it talked to anyone needs no number of its own.
+    raft_cfg.epoch = identity::next_epoch(&dir)?;
+    tracing::info!(node = id, epoch = raft_cfg.epoch, "start number (epoch) recorded");
     // Lease TTLs are milliseconds; the store counts them in ticks.
-    let kv = KvStore::with_limits(KvLimits { tick_ms: config.tick_ms, ..KvLimits::default() });
+    // The address map is the cluster's: client range reads skip it (and
+    // the client protocol refuses its keys in a get or a write).
+    let kv = KvStore::with_limits(KvLimits {
+        tick_ms: config.tick_ms,
+        hidden: crate::protocol::RESERVED_PREFIX,
+        ..KvLimits::default()
+    });
     let raft = Raft::recover(raft_cfg, state, snapshot.as_deref(), kv).map_err(|e| StartError(e.to_string()))?;
 
     let (durable_tx, durable_rx) = mpsc::channel(64);
@@ -275,7 +285,7 @@ pub async fn run(
         .map_err(|e| StartError(format!("cannot start the journal thread: {e}")))?;
 
     let config = Arc::new(config);
-    let auth = Arc::new(PeerAuth::for_cluster(&ident.cluster_uuid, &config.secret, id));
+    let auth = Arc::new(PeerAuth::for_cluster(&ident.cluster_uuid, &config.secret, id, ident.incarnation));
     // The TOML file's nodes are known from the start; the others come from
     // the replicated address map as the log is applied.
     let addrs = AddressBook::default();
@@ -284,11 +294,7 @@ pub async fn run(
     }
     let links = Links {
         auth: auth.clone(),
-        link: LinkConfig {
-            batch_bytes: config.limits.peer_batch_bytes,
-            max_frame: config.limits.max_transport_frame,
-            tls: tls.as_ref().map(|t| t.peers.clone()),
-        },
+        link: LinkConfig::new(&config.limits, tls.as_ref().map(|t| t.peers.clone())),
         queue: config.limits.peer_queue,
     };
     let (inbox, inputs) = Inbox::channel(INBOX_CAPACITY);

@@ -17,6 +17,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -182,12 +183,63 @@ pub fn split_url(url: &str) -> Result<(String, u16, bool), String> {
     Ok((host, port, tls))
 }
 
+/// How [`dial_tuned`] sets up the TCP connection of a peer link, so a link
+/// whose packets stop arriving is noticed by the kernel too, not only by
+/// the link's pings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpTuning {
+    /// A TCP connect that takes longer fails (a SYN into a partition is
+    /// otherwise retried by the kernel for minutes, and the first retry
+    /// after a heal may be seconds away).
+    pub connect_timeout: Option<Duration>,
+    /// `TCP_USER_TIMEOUT` (Linux): data unacknowledged this long closes the
+    /// connection, instead of exponential retransmission back-off.
+    pub user_timeout: Option<Duration>,
+    /// Keepalive probes after this much idleness (whole seconds, at least 1),
+    /// a third of it apart, three of them.
+    pub keepalive: Option<Duration>,
+}
+
+/// Sets what `tuning` asks on `tcp`; what the platform cannot do is left
+/// out (the link's own pings still notice a dead peer).
+fn tune(tcp: &TcpStream, tuning: &TcpTuning) {
+    let sock = socket2::SockRef::from(tcp);
+    #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+    if let Some(t) = tuning.user_timeout {
+        if let Err(e) = sock.set_tcp_user_timeout(Some(t)) {
+            tracing::debug!(error = %e, "cannot set TCP_USER_TIMEOUT");
+        }
+    }
+    if let Some(idle) = tuning.keepalive {
+        let idle = idle.max(Duration::from_secs(1));
+        let ka = socket2::TcpKeepalive::new().with_time(idle);
+        #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux", target_os = "macos"))]
+        let ka = ka.with_interval((idle / 3).max(Duration::from_secs(1))).with_retries(3);
+        if let Err(e) = sock.set_tcp_keepalive(&ka) {
+            tracing::debug!(error = %e, "cannot set TCP keepalive");
+        }
+    }
+}
+
 /// Connects to the server of `url`: TCP, and TLS (checked against `tls`'s
 /// roots and the URL's host) for `wss://` and `https://`.
 pub async fn dial(url: &str, tls: Option<&Arc<ClientConfig>>) -> Result<Stream, String> {
+    dial_tuned(url, tls, &TcpTuning::default()).await
+}
+
+/// [`dial`], with the TCP connection set up as `tuning` says (peer links).
+pub async fn dial_tuned(url: &str, tls: Option<&Arc<ClientConfig>>, tuning: &TcpTuning) -> Result<Stream, String> {
     let (host, port, wants_tls) = split_url(url)?;
-    let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("cannot connect to {url}: {e}"))?;
+    let connect = TcpStream::connect((host.as_str(), port));
+    let tcp = match tuning.connect_timeout {
+        None => connect.await,
+        Some(t) => tokio::time::timeout(t, connect)
+            .await
+            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, format!("no answer within {t:?}")))),
+    };
+    let tcp = tcp.map_err(|e| format!("cannot connect to {url}: {e}"))?;
     let _ = tcp.set_nodelay(true);
+    tune(&tcp, tuning);
     if !wants_tls {
         return Ok(Stream { inner: Box::new(tcp), server_cert: None });
     }

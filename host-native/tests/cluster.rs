@@ -400,7 +400,7 @@ async fn bad_input_is_answered_or_refused() {
     use raftkv::peer::handshake::Handshake;
     let (mut p, _) = tokio_tungstenite::connect_async(format!("{url}/raft")).await.unwrap();
     let other = c.ids().into_iter().find(|&i| i != leader).unwrap();
-    let hello = Handshake::Hello { cluster: c.cluster_uuid(), from: other, to: leader, nonce: [3; 32] };
+    let hello = Handshake::Hello { cluster: c.cluster_uuid(), from: other, to: leader, nonce: [3; 32], inc: 1 };
     p.send(M::binary(hello.encode())).await.unwrap();
     match tokio::time::timeout(WAIT, p.next()).await.unwrap() {
         Some(Ok(M::Binary(b))) => assert!(matches!(Handshake::decode(&b), Ok(Handshake::Challenge { .. }))),
