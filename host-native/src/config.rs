@@ -139,8 +139,9 @@ pub struct Limits {
     /// (`peer_links_dead_total`) and closed, and its sender dials again: the
     /// dialer pings four times as often and the acceptor answers, so a link
     /// cut without a reset (a partition, a machine gone) is noticed within
-    /// about one election timeout. It also bounds each TCP connect to a
-    /// peer and is the dialled sockets' `TCP_USER_TIMEOUT`.
+    /// about one election timeout. Half of it bounds each TCP connect to a
+    /// peer, a quarter the wait between attempts; it is the dialled
+    /// sockets' `TCP_USER_TIMEOUT`.
     pub peer_dead_ms: u64,
 }
 

@@ -12,9 +12,10 @@
 //! apart) and declares the link dead when no pong came within `dead_after`;
 //! the acceptor, which answers the pings, does the same when nothing at all
 //! arrives (`peer::incoming`). The dialled socket also gets
-//! `TCP_USER_TIMEOUT` and keepalive, and each TCP connect is bounded by
-//! `dead_after`, so attempts during a partition fail fast and the first one
-//! after the heal goes through.
+//! `TCP_USER_TIMEOUT` and keepalive, and each TCP connect is bounded by half
+//! of `dead_after`, so attempts during a partition fail fast and one soon
+//! after the heal goes through (a SYN lost in the partition would be
+//! retried by the kernel only a second later, then after 3 s, 7 s...).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +35,7 @@ use crate::tls::TcpTuning;
 /// How long one frame may take to go out before the link is given up (where
 /// `TCP_USER_TIMEOUT` is not there to fail a write into a dead link sooner).
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
-/// First wait between reconnection attempts; the longest is half of
+/// First wait between reconnection attempts; the longest is a quarter of
 /// `dead_after` (at most [`BACKOFF_MAX`]), so the first attempt after a
 /// partition heals comes soon.
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
@@ -115,11 +116,12 @@ enum DialError {
 
 type Ws = tokio_tungstenite::WebSocketStream<crate::tls::Stream>;
 
-/// Connects to `url` and runs the handshake: TCP within `dead_after`, then
-/// each step within `handshake_timeout`.
+/// Connects to `url` and runs the handshake: TCP within half of
+/// `dead_after` (the election timeouts raftkv's defaults give assume round
+/// trips far shorter), then each step within `handshake_timeout`.
 async fn open(to: NodeId, url: &str, auth: &PeerAuth, link: &LinkConfig) -> Result<(Ws, Sealer, u64), DialError> {
     let tuning = TcpTuning {
-        connect_timeout: Some(link.dead_after),
+        connect_timeout: Some(link.dead_after / 2),
         user_timeout: Some(link.dead_after),
         keepalive: Some(link.dead_after),
     };
@@ -177,7 +179,7 @@ pub async fn run_sender(
     metrics: Arc<Metrics>,
 ) {
     let url = format!("{url}/raft");
-    let backoff_max = (link.dead_after / 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+    let backoff_max = (link.dead_after / 4).clamp(BACKOFF_MIN, BACKOFF_MAX);
     let mut backoff = BACKOFF_MIN;
     let mut reported = false;
     loop {
