@@ -246,6 +246,9 @@ async fn all_killed_and_restarted_keep_acknowledged_data() {
     lib.append("log", "b").await.unwrap();
     drop(lib);
     c.wait_applied(1, 40).await;
+    let epoch = |s: &serde_json::Value| s["epoch"].as_u64().unwrap_or(0);
+    let first = epoch(&c.status(1).await.expect("status"));
+    assert_eq!(first, 1, "the first start is epoch 1");
     let snap_index = c.status(1).await.expect("status")["snapshot_index"].as_u64().unwrap_or(0);
     assert!(snap_index >= 16, "node 1 took snapshots (snapshot index {snap_index})");
     c.kill_all();
@@ -262,6 +265,14 @@ async fn all_killed_and_restarted_keep_acknowledged_data() {
         assert_eq!(lib.get(&format!("key{i}")).await.unwrap(), Some(format!("value{i}-{}", "x".repeat(i * 7))));
     }
     assert_eq!(lib.get("log").await.unwrap().as_deref(), Some("ab"));
+    // Issue #12: every start has a higher epoch (raft-core's Config::epoch),
+    // kept in the data directory.
+    assert_eq!(epoch(&c.status(1).await.expect("status")), 2, "a restart is epoch 2");
+    c.kill(1);
+    c.spawn(1);
+    c.wait_applied(1, 40).await;
+    assert_eq!(epoch(&c.status(1).await.expect("status")), 3);
+    assert_eq!(std::fs::read_to_string(c.dir.join("node-1/epoch")).unwrap().trim(), "3");
     eprintln!("all_killed_and_restarted_keep_acknowledged_data: {:?}", started.elapsed());
 }
 

@@ -330,6 +330,18 @@ async fn member_commands_refuse_with_reasons() {
     for i in 0..20 {
         lib.put(&format!("x{i}"), "v").await.unwrap();
     }
+    // Issue #12: the address map (`\0raftkv/addr/9` now) is the cluster's:
+    // no client read over everything shows it, no client write reaches it.
+    let reserved = raftkv::protocol::addr_key(9);
+    let all = lib.range("", None, 0).await.unwrap();
+    assert_eq!(all.kvs.len(), 20, "{:?}", all.kvs.iter().map(|k| &k.key).collect::<Vec<_>>());
+    assert_eq!(lib.prefix("", None, 0).await.unwrap().kvs.len(), 20);
+    assert_eq!(lib.prefix("\0raft", None, 0).await.unwrap().kvs.len(), 0);
+    assert_eq!(lib.count("", None).await.unwrap().0, 20);
+    assert_eq!(lib.range("", None, 1).await.unwrap().next.as_deref(), Some("x1"), "the cursor skips it too");
+    for e in [lib.get(&reserved).await.unwrap_err(), lib.put(&reserved, "ws://evil:1").await.unwrap_err()] {
+        assert!(e.to_string().contains("reserved"), "{e}");
+    }
     let out = c.cli(&["member", "promote", "9"]);
     assert_eq!(out.status.code(), Some(1));
     // (A learner that never answered is refused for that; one that answers
@@ -372,6 +384,7 @@ async fn member_commands_refuse_with_reasons() {
     let out = c.cli(&["member", "remove", &follower.to_string()]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stderr(&out).contains("would lose the quorum"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("refused: refused"), "one prefix: {}", stderr(&out));
     // Bad input on the command line and in the protocol.
     let out = c.cli(&["member", "add", "7", "http://nope"]);
     assert!(!out.status.success() && stderr(&out).contains("ws://"), "{}", stderr(&out));
