@@ -419,6 +419,21 @@ async fn bad_input_is_answered_or_refused() {
     }
     p.send(M::binary(Handshake::Proof { proof: [0; 32] }.encode())).await.unwrap();
     assert!(matches!(tokio::time::timeout(WAIT, p.next()).await.unwrap(), None | Some(Err(_)) | Some(Ok(M::Close(_)))));
+    // Issue #13: a node that proves one incarnation and then sends as
+    // another is cut off, with a logged reason naming both.
+    let auth = raftkv::peer::handshake::PeerAuth::for_cluster(&c.cluster_uuid(), common::SECRET, other, 4242);
+    let (ws, _) = tokio_tungstenite::connect_async(format!("{url}/raft")).await.unwrap();
+    let mut p = raftkv::peer::outgoing::binary_frames(ws);
+    let (key, _) = raftkv::peer::handshake::dial_handshake(&mut p, &auth, leader, WAIT).await.expect("proven");
+    let mut m = raft_core::Message::new(other, leader, 0, raft_core::Body::VoteResp { granted: false });
+    m.from_inc = 4343;
+    p.send(raftkv::peer::batch::Sealer::new(key).seal(&[m])).await.unwrap();
+    assert!(matches!(tokio::time::timeout(WAIT, p.next()).await.unwrap(), None | Some(Err(_))));
+    let t = Instant::now();
+    while !c.log(leader).contains("proved incarnation 4242 at the handshake but a message names incarnation 4343") {
+        assert!(t.elapsed() < WAIT, "the refusal is logged\n{}", c.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Client requests: each bad one gets bad_request and the connection goes on.
     let mut j = JsonConn::open(&url).await;
