@@ -140,8 +140,8 @@ pub struct Limits {
     /// dialer pings four times as often and the acceptor answers, so a link
     /// cut without a reset (a partition, a machine gone) is noticed within
     /// about one election timeout. Half of it bounds each TCP connect to a
-    /// peer, a quarter the wait between attempts; it is the dialled
-    /// sockets' `TCP_USER_TIMEOUT`.
+    /// peer, a quarter the wait between attempts; four times it is the
+    /// dialled sockets' `TCP_USER_TIMEOUT`.
     pub peer_dead_ms: u64,
 }
 

@@ -403,6 +403,9 @@ async fn a_healed_partition_is_noticed_within_two_election_timeouts() {
     );
     if dead_ms.is_none() {
         assert!(dead >= 2, "both sides of the cut declared links dead\n{}", net.logs());
+        let logs: String = (1..=3).map(|id| std::fs::read_to_string(net.log(id)).unwrap_or_default()).collect();
+        assert!(logs.contains("link to peer declared dead"), "the dialers noticed\n{}", net.logs());
+        assert!(logs.contains("link from peer declared dead"), "the acceptors noticed\n{}", net.logs());
         assert!(r.write <= ELECTION_MAX * 2, "a write after the heal took {:?}", r.write);
         assert!(r.caught_up <= ELECTION_MAX * 2, "{r:?}\n{}", net.logs());
         assert!(elected <= ELECTION_MAX * 2, "an election {elected:?} after the heal\n{}", net.logs());

@@ -72,8 +72,10 @@ pub async fn serve_incoming(
     tracing::info!(peer, incarnation = peer_inc, %remote, "accepted link from peer");
     let mut dog = Watchdog::new(conn.io.clone(), &config.limits);
     let dead_after = Duration::from_millis(config.limits.peer_dead_ms);
-    let mut check = tokio::time::interval(dog.period().min(dead_after / 4));
+    let period = dog.period().min(dead_after / 4);
+    let mut check = tokio::time::interval(period);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_tick = Instant::now();
     // Any byte counts as life (a big frame arrives over many reads).
     let (mut bytes_seen, mut heard) = (conn.io.read(), Instant::now());
     let verdict = 'frames: loop {
@@ -81,7 +83,10 @@ pub async fn serve_incoming(
             f = socket.recv() => f,
             _ = check.tick() => {
                 let now = conn.io.read();
-                if now != bytes_seen {
+                // A tick far late: this process did not run, and what the
+                // peer sent may be waiting unread; the silence is ours.
+                let stalled = std::mem::replace(&mut last_tick, Instant::now()).elapsed() > period * 2;
+                if now != bytes_seen || stalled {
                     (bytes_seen, heard) = (now, Instant::now());
                 } else if heard.elapsed() >= dead_after {
                     metrics.peer_links_dead_total.inc();

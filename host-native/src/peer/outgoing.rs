@@ -122,7 +122,9 @@ type Ws = tokio_tungstenite::WebSocketStream<crate::tls::Stream>;
 async fn open(to: NodeId, url: &str, auth: &PeerAuth, link: &LinkConfig) -> Result<(Ws, Sealer, u64), DialError> {
     let tuning = TcpTuning {
         connect_timeout: Some(link.dead_after / 2),
-        user_timeout: Some(link.dead_after),
+        // Lenient: a peer that only reads slowly (its window shut while it
+        // is busy) must not lose the link; the pings find a dead one.
+        user_timeout: Some(link.dead_after * 4),
         keepalive: Some(link.dead_after),
     };
     let stream = crate::tls::dial_tuned(url, link.tls.as_ref(), &tuning).await.map_err(|e| {
@@ -240,7 +242,9 @@ async fn send_until_lost(
     metrics: &Metrics,
 ) -> Ended {
     let dead_after = link.dead_after;
-    let mut ping = tokio::time::interval(dead_after / 4);
+    let period = dead_after / 4;
+    let mut ping = tokio::time::interval(period);
+    let mut last_tick = Instant::now();
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // When the peer was last heard from (a pong); the link was just proven.
     let mut heard = Instant::now();
@@ -282,6 +286,12 @@ async fn send_until_lost(
                 metrics.peer_frames_sent_total.inc();
             }
             _ = ping.tick() => {
+                // A tick far late means this process did not run (a stall,
+                // an overloaded machine): pongs may be waiting unread, and
+                // the silence is ours, not the peer's.
+                if std::mem::replace(&mut last_tick, Instant::now()).elapsed() > period * 2 {
+                    heard = Instant::now();
+                }
                 if heard.elapsed() >= dead_after {
                     metrics.peer_links_dead_total.inc();
                     tracing::warn!(
