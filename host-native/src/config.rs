@@ -464,5 +464,8 @@ mod tests {
         let bad = DEFAULT_CONFIG.replace("127.0.0.1:7002\"\nurl", "127.0.0.1:7001\"\nurl");
         assert!(Config::parse(&bad).unwrap_err().0.contains("listen"));
         assert!(Config::parse("cluster_id = 3").is_err());
+        let bad = format!("{DEFAULT_CONFIG}\n[limits]\npeer_dead_ms = 5\n");
+        assert!(Config::parse(&bad).unwrap_err().0.contains("peer_dead_ms"));
+        assert_eq!(Config::default_local().limits.peer_dead_ms, 500);
     }
 }

@@ -198,6 +198,41 @@ pub struct TcpTuning {
     /// Keepalive probes after this much idleness (whole seconds, at least 1),
     /// a third of it apart, three of them.
     pub keepalive: Option<Duration>,
+    /// A TLS handshake that takes longer fails (a peer that accepts TCP and
+    /// never answers must not hold the dialer).
+    pub tls_timeout: Option<Duration>,
+}
+
+/// Why [`dial_tuned`] failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DialError {
+    /// Nothing answered within a timeout of [`TcpTuning`] (a partition, a
+    /// peer that accepts and says nothing), as opposed to a refusal.
+    pub timed_out: bool,
+    /// What happened.
+    pub message: String,
+}
+
+impl std::fmt::Display for DialError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Runs `fut` within `limit` (none: no limit); `what` names it in the error.
+async fn within<T>(
+    limit: Option<Duration>,
+    what: String,
+    fut: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, DialError> {
+    let r = match limit {
+        None => fut.await,
+        Some(t) => match tokio::time::timeout(t, fut).await {
+            Ok(r) => r,
+            Err(_) => return Err(DialError { timed_out: true, message: format!("{what}: no answer within {t:?}") }),
+        },
+    };
+    r.map_err(|message| DialError { timed_out: false, message })
 }
 
 /// Sets what `tuning` asks on `tcp`; what the platform cannot do is left
@@ -224,28 +259,26 @@ fn tune(tcp: &TcpStream, tuning: &TcpTuning) {
 /// Connects to the server of `url`: TCP, and TLS (checked against `tls`'s
 /// roots and the URL's host) for `wss://` and `https://`.
 pub async fn dial(url: &str, tls: Option<&Arc<ClientConfig>>) -> Result<Stream, String> {
-    dial_tuned(url, tls, &TcpTuning::default()).await
+    dial_tuned(url, tls, &TcpTuning::default()).await.map_err(|e| e.message)
 }
 
 /// [`dial`], with the TCP connection set up as `tuning` says (peer links).
-pub async fn dial_tuned(url: &str, tls: Option<&Arc<ClientConfig>>, tuning: &TcpTuning) -> Result<Stream, String> {
-    let (host, port, wants_tls) = split_url(url)?;
-    let connect = TcpStream::connect((host.as_str(), port));
-    let tcp = match tuning.connect_timeout {
-        None => connect.await,
-        Some(t) => tokio::time::timeout(t, connect)
-            .await
-            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, format!("no answer within {t:?}")))),
-    };
-    let tcp = tcp.map_err(|e| format!("cannot connect to {url}: {e}"))?;
+pub async fn dial_tuned(url: &str, tls: Option<&Arc<ClientConfig>>, tuning: &TcpTuning) -> Result<Stream, DialError> {
+    let failed = |message: String| DialError { timed_out: false, message };
+    let (host, port, wants_tls) = split_url(url).map_err(failed)?;
+    let connect =
+        async { TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("cannot connect to {url}: {e}")) };
+    let tcp = within(tuning.connect_timeout, format!("cannot connect to {url}"), connect).await?;
     let _ = tcp.set_nodelay(true);
     tune(&tcp, tuning);
     if !wants_tls {
         return Ok(Stream { inner: Box::new(tcp), server_cert: None });
     }
-    let cfg = tls.ok_or_else(|| format!("{url} is TLS: give the cluster's CA (--ca, or [tls] in --config)"))?;
-    let name = ServerName::try_from(host.clone()).map_err(|e| format!("{url}: {e}"))?;
-    let s = TlsConnector::from(cfg.clone()).connect(name, tcp).await.map_err(|e| format!("TLS with {url}: {e}"))?;
+    let cfg = tls.ok_or_else(|| failed(format!("{url} is TLS: give the cluster's CA (--ca, or [tls] in --config)")))?;
+    let name = ServerName::try_from(host.clone()).map_err(|e| failed(format!("{url}: {e}")))?;
+    let handshake =
+        async { TlsConnector::from(cfg.clone()).connect(name, tcp).await.map_err(|e| format!("TLS with {url}: {e}")) };
+    let s = within(tuning.tls_timeout, format!("TLS with {url}"), handshake).await?;
     let server_cert = s.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.clone().into_owned());
     Ok(Stream { inner: Box::new(s), server_cert })
 }

@@ -57,6 +57,9 @@ const MAX_HANDSHAKE_FRAME: usize = 1024;
 /// in the configuration sets it for a node).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The error of a handshake step that got no answer in time.
+pub const HANDSHAKE_TIMED_OUT: &str = "handshake timed out";
+
 /// The handshake's frames. postcard numbers the variants by position —
 /// `Hello` 0, `Challenge` 1, `Proof` 2, `Welcome` 3 — so new ones go at the
 /// end (`tests/golden.rs` pins the bytes).
@@ -315,7 +318,7 @@ where
     E: std::fmt::Display,
 {
     match tokio::time::timeout(step, ws.next()).await {
-        Err(_) => Err("handshake timed out".into()),
+        Err(_) => Err(HANDSHAKE_TIMED_OUT.into()),
         Ok(None) => Err("connection closed during the handshake".into()),
         Ok(Some(Err(e))) => Err(format!("connection error during the handshake: {e}")),
         Ok(Some(Ok(bytes))) => Handshake::decode(&bytes),

@@ -29,7 +29,7 @@ use raft_core::{Message, NodeId};
 
 use crate::metrics::Metrics;
 use crate::peer::batch::Sealer;
-use crate::peer::handshake::{dial_handshake, PeerAuth};
+use crate::peer::handshake::{dial_handshake, PeerAuth, HANDSHAKE_TIMED_OUT};
 use crate::tls::TcpTuning;
 
 /// How long one frame may take to go out before the link is given up (where
@@ -126,12 +126,13 @@ async fn open(to: NodeId, url: &str, auth: &PeerAuth, link: &LinkConfig) -> Resu
         // is busy) must not lose the link; the pings find a dead one.
         user_timeout: Some(link.dead_after * 4),
         keepalive: Some(link.dead_after),
+        tls_timeout: Some(link.handshake_timeout),
     };
     let stream = crate::tls::dial_tuned(url, link.tls.as_ref(), &tuning).await.map_err(|e| {
-        if e.contains("no answer within") {
-            DialError::TimedOut(e)
+        if e.timed_out {
+            DialError::TimedOut(e.message)
         } else {
-            DialError::Failed(e)
+            DialError::Failed(e.message)
         }
     })?;
     let step = link.handshake_timeout;
@@ -149,10 +150,8 @@ async fn open(to: NodeId, url: &str, auth: &PeerAuth, link: &LinkConfig) -> Resu
         Ok(r) => r.map_err(DialError::Failed)?,
         Err(_) => return Err(DialError::TimedOut(format!("{url}: no WebSocket upgrade within {step:?}"))),
     };
-    // (The TLS handshake happened inside `dial_tuned`, before the upgrade's
-    // clock started: it is bounded by the attempt's overall limit below.)
     let (key, inc) = dial_handshake(&mut binary_frames(&mut ws), auth, to, step).await.map_err(|e| {
-        if e.contains("timed out") {
+        if e == HANDSHAKE_TIMED_OUT {
             DialError::TimedOut(e)
         } else {
             DialError::Failed(e)
@@ -185,9 +184,9 @@ pub async fn run_sender(
     let mut backoff = BACKOFF_MIN;
     let mut reported = false;
     loop {
-        // One bound over everything, TLS included: every step has its own,
-        // and this catches a peer that answers each just in time forever.
-        let limit = link.dead_after + link.handshake_timeout * 4;
+        // One bound over everything: every step has its own, and this
+        // catches a peer that answers each just in time.
+        let limit = link.dead_after + link.handshake_timeout * 5;
         let result = match tokio::time::timeout(limit, open(to, &url, &auth, &link)).await {
             Ok(r) => r,
             Err(_) => Err(DialError::TimedOut(format!("{url}: the connection attempt took over {limit:?}"))),
@@ -359,14 +358,19 @@ mod tests {
         }
     }
 
-    /// Issue #13: a peer that accepts the TCP connection (or even the
-    /// WebSocket upgrade) and then says nothing does not hold the dialer:
-    /// the attempt gives up after `handshake_timeout_ms` and dials again.
+    /// Issue #13: a peer that accepts the TCP connection (and says nothing
+    /// to a WebSocket upgrade or a TLS hello) or even the WebSocket upgrade
+    /// (and never sends its Challenge) does not hold the dialer: the attempt
+    /// gives up after `handshake_timeout_ms` and dials again.
     #[tokio::test]
     async fn a_peer_that_accepts_but_never_answers_does_not_hold_the_dialer() {
-        for upgrade in [false, true] {
+        let certs = std::env::temp_dir().join(format!("raftkv-silent-peer-{}", std::process::id()));
+        crate::tls::write_dev_certs(&crate::Config::default_local(), &certs).unwrap();
+        let tls = crate::tls::client_config(&certs.join("ca.pem")).unwrap();
+        for (upgrade, over_tls) in [(false, false), (false, true), (true, false)] {
             let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = format!("ws://{}", l.local_addr().unwrap());
+            let scheme = if over_tls { "wss" } else { "ws" };
+            let url = format!("{scheme}://{}", l.local_addr().unwrap());
             let accepted = Arc::new(AtomicUsize::new(0));
             let count = accepted.clone();
             let server = tokio::spawn(async move {
@@ -386,16 +390,19 @@ mod tests {
             let (tx, rx) = mpsc::channel(8);
             let metrics = Arc::new(Metrics::default());
             let started = Instant::now();
-            let sender = tokio::spawn(run_sender(2, url, Arc::new(auth(1)), rx, link(150, 200), metrics.clone()));
+            let mut cfg = link(150, 200);
+            cfg.tls = over_tls.then(|| tls.clone());
+            let sender = tokio::spawn(run_sender(2, url, Arc::new(auth(1)), rx, cfg, metrics.clone()));
             wait_for("a third attempt", Duration::from_secs(5), || accepted.load(SeqCst) >= 3).await;
             let took = started.elapsed();
             assert!(metrics.peer_connects_timed_out_total.get() >= 2, "attempts counted as timed out");
             assert_eq!(metrics.peer_handshakes_ok_total.get(), 0);
-            eprintln!("upgrade {upgrade}: three attempts in {took:?}");
+            eprintln!("upgrade {upgrade}, TLS {over_tls}: three attempts in {took:?}");
             sender.abort();
             server.abort();
             drop(tx);
         }
+        let _ = std::fs::remove_dir_all(&certs);
     }
 
     /// Issue #13 item 6: a link that stops answering (here: an acceptor that
