@@ -16,6 +16,14 @@ if ! rustup target list --installed | grep -qx thumbv7em-none-eabihf; then
   rustup target add thumbv7em-none-eabihf
 fi
 
+step "tools the process tests need (installed if missing)"
+# tests/partition.rs cuts links with iptables in network namespaces (it skips,
+# saying why, without them; CI runs as root and must run it for real).
+if ! command -v iptables >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y iptables
+fi
+
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings

@@ -128,11 +128,14 @@ impl fmt::Display for Error {
                 write!(f, "the session expired during the write; it may or may not have happened")
             }
             Error::Rejected { code, message } => {
-                write!(f, "refused: {}", code.as_str())?;
-                if let Some(m) = message {
-                    write!(f, ": {m}")?;
+                // A `refused` answer says so itself: "refused: refused: ..."
+                // would repeat it.
+                match (code, message) {
+                    (ErrorCode::Refused, Some(m)) => write!(f, "refused: {m}"),
+                    (ErrorCode::Refused, None) => write!(f, "refused"),
+                    (code, None) => write!(f, "refused: {}", code.as_str()),
+                    (code, Some(m)) => write!(f, "refused: {}: {m}", code.as_str()),
                 }
-                Ok(())
             }
             Error::Unreachable { last } => write!(f, "cannot reach any node of the cluster ({last})"),
             Error::NoAddresses => write!(f, "no node addresses given"),
@@ -802,4 +805,20 @@ fn upgrade_request(
 
 fn backoff(n: u32) -> Duration {
     Duration::from_millis((10u64 << n.min(5)).min(250))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_say_refused_once() {
+        let e = Error::Rejected { code: ErrorCode::Refused, message: Some("would lose the quorum".into()) };
+        assert_eq!(e.to_string(), "refused: would lose the quorum");
+        let e = Error::Rejected { code: ErrorCode::Refused, message: None };
+        assert_eq!(e.to_string(), "refused");
+        let e = Error::Rejected { code: ErrorCode::Forbidden, message: Some("needs admin".into()) };
+        assert_eq!(e.to_string(), "refused: forbidden: needs admin");
+        assert_eq!(Error::Refused { reason: "too many keys".into() }.to_string(), "refused: too many keys");
+    }
 }

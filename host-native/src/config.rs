@@ -135,6 +135,14 @@ pub struct Limits {
     /// A learner is made a voter only if it lags the leader's log by at
     /// most this many entries (unless the promotion is forced).
     pub max_promotion_lag: u64,
+    /// A peer link on which nothing is heard for this long is declared dead
+    /// (`peer_links_dead_total`) and closed, and its sender dials again: the
+    /// dialer pings four times as often and the acceptor answers, so a link
+    /// cut without a reset (a partition, a machine gone) is noticed within
+    /// about one election timeout. Half of it bounds each TCP connect to a
+    /// peer, a quarter the wait between attempts; four times it is the
+    /// dialled sockets' `TCP_USER_TIMEOUT`.
+    pub peer_dead_ms: u64,
 }
 
 impl Default for Limits {
@@ -157,6 +165,7 @@ impl Default for Limits {
             max_queued_bytes: 8 << 20,
             max_sessions_per_principal: 1024,
             max_promotion_lag: 1_000,
+            peer_dead_ms: 500,
         }
     }
 }
@@ -388,6 +397,9 @@ impl Config {
         if l.handshake_timeout_ms == 0 || l.idle_timeout_ms == 0 || l.frame_timeout_ms == 0 {
             return err("limits: timeouts must be positive".into());
         }
+        if l.peer_dead_ms < 20 {
+            return err("limits.peer_dead_ms must be at least 20".into());
+        }
         if l.max_sessions_per_principal == 0 {
             return err("limits.max_sessions_per_principal must be at least 1".into());
         }
@@ -469,5 +481,8 @@ mod tests {
         let bad = DEFAULT_CONFIG.replace("127.0.0.1:7002\"\nurl", "127.0.0.1:7001\"\nurl");
         assert!(Config::parse(&bad).unwrap_err().0.contains("listen"));
         assert!(Config::parse("cluster_id = 3").is_err());
+        let bad = format!("{DEFAULT_CONFIG}\n[limits]\npeer_dead_ms = 5\n");
+        assert!(Config::parse(&bad).unwrap_err().0.contains("peer_dead_ms"));
+        assert_eq!(Config::default_local().limits.peer_dead_ms, 500);
     }
 }

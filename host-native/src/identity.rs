@@ -33,6 +33,8 @@ use crate::journal::{write_file_atomically, StartError};
 pub const IDENTITY_FILE: &str = "identity.toml";
 /// Name of the saved cluster settings of a node that joined.
 pub const SETTINGS_FILE: &str = "cluster.toml";
+/// Name of the file counting the node's starts (raft-core's `Config::epoch`).
+pub const EPOCH_FILE: &str = "epoch";
 /// The identity file's format number.
 const FORMAT: u32 = 1;
 /// Incarnations and other numbers shown to clients stay below 2^53, so
@@ -169,6 +171,35 @@ impl Identity {
     }
 }
 
+/// The number of this start of the node whose data directory is `dir`: one
+/// more than the last start's, stored durably (temporary file, fsync,
+/// rename) before it is returned, so no two starts of one directory share
+/// an epoch and a leader can tell a restarted follower's answers from its
+/// previous life's (raft-core's `Config::epoch`). A missing file is start 0
+/// before this one; a damaged one refuses the start, since guessing could
+/// reuse an epoch.
+pub fn next_epoch(dir: &Path) -> Result<u64, StartError> {
+    let path = dir.join(EPOCH_FILE);
+    let last = match fs::read_to_string(&path) {
+        Ok(t) => t.trim().parse::<u64>().map_err(|_| {
+            StartError(format!(
+                "{} is damaged ({:?} is not a number): remove it to count from 1 again",
+                path.display(),
+                t.trim()
+            ))
+        })?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(io_err("cannot read", &path, e)),
+    };
+    let next = last
+        .checked_add(1)
+        .filter(|&n| n <= MAX_SAFE)
+        .ok_or_else(|| StartError(format!("{}: no epochs left", path.display())))?;
+    write_file_atomically(dir, EPOCH_FILE, format!("{next}\n").as_bytes())
+        .map_err(|e| io_err("cannot write", &path, e))?;
+    Ok(next)
+}
+
 /// Whether `dir` holds anything a node wrote (a journal or snapshots).
 pub fn has_data(dir: &Path) -> bool {
     ["journal", "snapshots"].iter().any(|d| fs::read_dir(dir.join(d)).is_ok_and(|mut r| r.next().is_some()))
@@ -293,6 +324,18 @@ mod tests {
         // A damaged file is named, not guessed at.
         fs::write(dirs[1].1.join(IDENTITY_FILE), "format = 1\nbogus").unwrap();
         assert!(Identity::load(&dirs[1].1).unwrap_err().0.contains("damaged"));
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn every_start_has_a_higher_epoch() {
+        let d = tmp("epoch");
+        fs::create_dir_all(&d).unwrap();
+        assert_eq!(next_epoch(&d).unwrap(), 1);
+        assert_eq!(next_epoch(&d).unwrap(), 2);
+        assert_eq!(fs::read_to_string(d.join(EPOCH_FILE)).unwrap(), "2\n");
+        fs::write(d.join(EPOCH_FILE), "two").unwrap();
+        assert!(next_epoch(&d).unwrap_err().0.contains("damaged"));
         let _ = fs::remove_dir_all(&d);
     }
 

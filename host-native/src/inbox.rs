@@ -211,6 +211,9 @@ pub struct Status {
     pub committed_configuration: ConfigView,
     /// This directory's incarnation.
     pub incarnation: u64,
+    /// The number of this start of the node (`DATA/epoch`): grows with
+    /// every start, so a leader can tell a restarted follower's answers.
+    pub epoch: u64,
     /// This node found its data lost (its journal cut or its directory
     /// wiped) and does not vote until it is rebound.
     pub lost_data: bool,

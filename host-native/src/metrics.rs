@@ -56,6 +56,8 @@ metrics! {
     peer_handshakes_ok_total: "Peer handshakes completed.",
     peer_handshakes_failed_total: "Peer handshakes refused or failed (wrong secret, cluster, node, format).",
     peer_connects_failed_total: "Outgoing peer connection attempts that failed.",
+    peer_connects_timed_out_total: "Outgoing peer connection attempts given up: no TCP connection within peer_dead_ms, or no handshake within handshake_timeout_ms a step.",
+    peer_links_dead_total: "Peer links declared dead: nothing heard within peer_dead_ms (either end); the sender dials again.",
     client_connections_total: "Client WebSocket connections accepted.",
     client_origin_refused_total: "Client connections refused by the Origin check.",
     client_auth_failed_total: "Requests refused (401) for a missing or unknown token.",

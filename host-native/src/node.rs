@@ -312,6 +312,7 @@ impl NodeTask {
             configuration: config_view(r.membership()),
             committed_configuration: config_view(r.committed_membership()),
             incarnation: self.inc,
+            epoch: r.config().epoch,
             lost_data: self.own_lost_data(),
             members_lost_data: self.lost_members(),
         }

@@ -256,8 +256,10 @@ pub fn check_url(url: &str) -> Result<(), String> {
 /// map, [`addr_key`]); clients may neither read nor write them.
 pub const RESERVED_PREFIX: &str = "\u{0}raftkv/";
 
-/// Whether `op` names a reserved key (a transaction: any of its keys).
-/// (Ranges are not checked: a range over everything lists the address map.)
+/// Whether `op` names a reserved key (a transaction: any of its keys; a
+/// range: its start). A range that starts below them and ends above is
+/// allowed: the store skips them in range, prefix and count reads
+/// (`KvLimits::hidden`).
 fn touches_reserved(op: &KvOp) -> bool {
     let reserved = |k: &str| k.starts_with(RESERVED_PREFIX);
     match op {

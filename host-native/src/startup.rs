@@ -50,6 +50,11 @@ pub struct StartOptions {
     pub url: Option<String>,
     /// Allow plain `ws://` on an address other than loopback.
     pub insecure: bool,
+    /// `--join` without a TOML file into a TLS cluster: the cluster's CA and
+    /// the directory of this node's certificate and key (`node-ID.pem`,
+    /// `node-ID-key.pem`, signed by that CA). Certificates belong to each
+    /// machine, so they are never taken from the member's settings.
+    pub tls: Option<crate::config::TlsConfig>,
 }
 
 /// How long to wait between attempts to reach the cluster.
@@ -58,7 +63,14 @@ const JOIN_RETRY: Duration = Duration::from_millis(500);
 /// Asks the members at `urls` (following `not_leader` hints) until one
 /// answers a proven join request with an admission or a membership, trying
 /// forever: a node that cannot reach its cluster waits for it.
-async fn reach_cluster(urls: Vec<String>, id: NodeId, me: &str, inc: u64, secret: &str, step: Duration) -> JoinAnswer {
+async fn reach_cluster(
+    urls: Vec<String>,
+    me: (NodeId, &str, u64),
+    secret: &str,
+    step: Duration,
+    tls: Option<&Arc<tokio_rustls::rustls::ClientConfig>>,
+) -> JoinAnswer {
+    let (id, me, inc) = me;
     let mut i = 0usize;
     let mut hinted: Option<String> = None;
     let mut said = false;
@@ -67,7 +79,9 @@ async fn reach_cluster(urls: Vec<String>, id: NodeId, me: &str, inc: u64, secret
         i += 1;
         let attempt = async {
             let join_url = format!("{}/join", url.trim_end_matches('/'));
-            let stream = crate::tls::dial(&join_url, None).await?;
+            // A wss:// member: the CA checks it (and this node shows its
+            // own certificate, as on its peer links).
+            let stream = crate::tls::dial(&join_url, tls).await?;
             let (ws, _) = tokio_tungstenite::client_async(join_url.as_str(), stream)
                 .await
                 .map_err(|e| format!("cannot connect to {join_url}: {e}"))?;
@@ -146,12 +160,13 @@ pub async fn run(
             let dir = data_dir.unwrap_or_else(|| PathBuf::from("raftkv-data").join(format!("node-{id}")));
             let listen =
                 opts.listen.ok_or_else(|| StartError("--join needs --listen ADDR (and usually --url URL)".into()))?;
-            let url = opts.url.clone().unwrap_or_else(|| format!("ws://{listen}"));
+            let scheme = if opts.tls.is_some() { "wss" } else { "ws" };
+            let url = opts.url.clone().unwrap_or_else(|| format!("{scheme}://{listen}"));
             crate::protocol::check_url(&url).map_err(StartError)?;
             let secret = opts.secret.clone().ok_or_else(|| {
                 StartError("--join needs the cluster's secret (--secret-file or RAFTKV_SECRET)".into())
             })?;
-            let c = match saved_settings(&dir)? {
+            let mut c = match saved_settings(&dir)? {
                 Some(c) => c,
                 None => {
                     // A placeholder until the member sends the settings.
@@ -162,6 +177,10 @@ pub async fn run(
                     c
                 }
             };
+            // Given again on a later start: this start's paths win.
+            if let Some(t) = &opts.tls {
+                c.tls = Some(t.clone());
+            }
             (c, dir, true)
         }
     };
@@ -215,15 +234,17 @@ pub async fn run(
                 }
                 tracing::info!(node = id, inc, "empty data directory: asking the cluster for its configuration");
                 let step = Duration::from_millis(config.limits.handshake_timeout_ms);
-                let a = reach_cluster(urls, id, &me.url(), inc, &config.secret, step).await;
+                let peers_tls = tls.as_ref().map(|t| t.peers.clone());
+                let a = reach_cluster(urls, (id, &me.url(), inc), &config.secret, step, peers_tls.as_ref()).await;
                 if joined {
                     let mut c = Config::parse_unchecked(&a.settings).map_err(|e| StartError(e.to_string()))?;
                     c.secret = config.secret.clone();
                     c.data_dir = dir.clone();
                     c.nodes.retain(|n| n.id != id);
                     c.nodes.push(me.clone());
-                    // (Certificates are per machine: a joiner brings none.)
-                    c.tls = None;
+                    // Certificates are per machine: the joiner's own (--ca,
+                    // --tls-dir), never the paths of the member's machine.
+                    c.tls = config.tls.clone();
                     c.validate().map_err(|e| StartError(format!("the settings the member sent: {e}")))?;
                     write_file_atomically(&dir, SETTINGS_FILE, c.to_toml().as_bytes())
                         .map_err(|e| StartError(format!("cannot save the cluster settings: {e}")))?;
@@ -265,9 +286,19 @@ pub async fn run(
     let mut seed = [0u8; 8];
     // A fresh seed per start keeps restarted nodes from timing out in lockstep.
     let _ = getrandom::fill(&mut seed);
-    let raft_cfg = core_config(&config, &ident, u64::from_le_bytes(seed) ^ id);
+    let mut raft_cfg = core_config(&config, &ident, u64::from_le_bytes(seed) ^ id);
+    // Counted only once the journal replayed: a start that fails before
+    // it talked to anyone needs no number of its own.
+    raft_cfg.epoch = identity::next_epoch(&dir)?;
+    tracing::info!(node = id, epoch = raft_cfg.epoch, "start number (epoch) recorded");
     // Lease TTLs are milliseconds; the store counts them in ticks.
-    let kv = KvStore::with_limits(KvLimits { tick_ms: config.tick_ms, ..KvLimits::default() });
+    // The address map is the cluster's: client range reads skip it (and
+    // the client protocol refuses its keys in a get or a write).
+    let kv = KvStore::with_limits(KvLimits {
+        tick_ms: config.tick_ms,
+        hidden: crate::protocol::RESERVED_PREFIX,
+        ..KvLimits::default()
+    });
     let raft = Raft::recover(raft_cfg, state, snapshot.as_deref(), kv).map_err(|e| StartError(e.to_string()))?;
 
     let (durable_tx, durable_rx) = mpsc::channel(64);
@@ -275,7 +306,7 @@ pub async fn run(
         .map_err(|e| StartError(format!("cannot start the journal thread: {e}")))?;
 
     let config = Arc::new(config);
-    let auth = Arc::new(PeerAuth::for_cluster(&ident.cluster_uuid, &config.secret, id));
+    let auth = Arc::new(PeerAuth::for_cluster(&ident.cluster_uuid, &config.secret, id, ident.incarnation));
     // The TOML file's nodes are known from the start; the others come from
     // the replicated address map as the log is applied.
     let addrs = AddressBook::default();
@@ -284,11 +315,7 @@ pub async fn run(
     }
     let links = Links {
         auth: auth.clone(),
-        link: LinkConfig {
-            batch_bytes: config.limits.peer_batch_bytes,
-            max_frame: config.limits.max_transport_frame,
-            tls: tls.as_ref().map(|t| t.peers.clone()),
-        },
+        link: LinkConfig::new(&config.limits, tls.as_ref().map(|t| t.peers.clone())),
         queue: config.limits.peer_queue,
     };
     let (inbox, inputs) = Inbox::channel(INBOX_CAPACITY);

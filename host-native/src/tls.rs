@@ -17,6 +17,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -182,18 +183,102 @@ pub fn split_url(url: &str) -> Result<(String, u16, bool), String> {
     Ok((host, port, tls))
 }
 
+/// How [`dial_tuned`] sets up the TCP connection of a peer link, so a link
+/// whose packets stop arriving is noticed by the kernel too, not only by
+/// the link's pings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpTuning {
+    /// A TCP connect that takes longer fails (a SYN into a partition is
+    /// otherwise retried by the kernel for minutes, and the first retry
+    /// after a heal may be seconds away).
+    pub connect_timeout: Option<Duration>,
+    /// `TCP_USER_TIMEOUT` (Linux): data unacknowledged this long closes the
+    /// connection, instead of exponential retransmission back-off.
+    pub user_timeout: Option<Duration>,
+    /// Keepalive probes after this much idleness (whole seconds, at least 1),
+    /// a third of it apart, three of them.
+    pub keepalive: Option<Duration>,
+    /// A TLS handshake that takes longer fails (a peer that accepts TCP and
+    /// never answers must not hold the dialer).
+    pub tls_timeout: Option<Duration>,
+}
+
+/// Why [`dial_tuned`] failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DialError {
+    /// Nothing answered within a timeout of [`TcpTuning`] (a partition, a
+    /// peer that accepts and says nothing), as opposed to a refusal.
+    pub timed_out: bool,
+    /// What happened.
+    pub message: String,
+}
+
+impl std::fmt::Display for DialError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Runs `fut` within `limit` (none: no limit); `what` names it in the error.
+async fn within<T>(
+    limit: Option<Duration>,
+    what: String,
+    fut: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, DialError> {
+    let r = match limit {
+        None => fut.await,
+        Some(t) => match tokio::time::timeout(t, fut).await {
+            Ok(r) => r,
+            Err(_) => return Err(DialError { timed_out: true, message: format!("{what}: no answer within {t:?}") }),
+        },
+    };
+    r.map_err(|message| DialError { timed_out: false, message })
+}
+
+/// Sets what `tuning` asks on `tcp`; what the platform cannot do is left
+/// out (the link's own pings still notice a dead peer).
+fn tune(tcp: &TcpStream, tuning: &TcpTuning) {
+    let sock = socket2::SockRef::from(tcp);
+    #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+    if let Some(t) = tuning.user_timeout {
+        if let Err(e) = sock.set_tcp_user_timeout(Some(t)) {
+            tracing::debug!(error = %e, "cannot set TCP_USER_TIMEOUT");
+        }
+    }
+    if let Some(idle) = tuning.keepalive {
+        let idle = idle.max(Duration::from_secs(1));
+        let ka = socket2::TcpKeepalive::new().with_time(idle);
+        #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux", target_os = "macos"))]
+        let ka = ka.with_interval((idle / 3).max(Duration::from_secs(1))).with_retries(3);
+        if let Err(e) = sock.set_tcp_keepalive(&ka) {
+            tracing::debug!(error = %e, "cannot set TCP keepalive");
+        }
+    }
+}
+
 /// Connects to the server of `url`: TCP, and TLS (checked against `tls`'s
 /// roots and the URL's host) for `wss://` and `https://`.
 pub async fn dial(url: &str, tls: Option<&Arc<ClientConfig>>) -> Result<Stream, String> {
-    let (host, port, wants_tls) = split_url(url)?;
-    let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("cannot connect to {url}: {e}"))?;
+    dial_tuned(url, tls, &TcpTuning::default()).await.map_err(|e| e.message)
+}
+
+/// [`dial`], with the TCP connection set up as `tuning` says (peer links).
+pub async fn dial_tuned(url: &str, tls: Option<&Arc<ClientConfig>>, tuning: &TcpTuning) -> Result<Stream, DialError> {
+    let failed = |message: String| DialError { timed_out: false, message };
+    let (host, port, wants_tls) = split_url(url).map_err(failed)?;
+    let connect =
+        async { TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("cannot connect to {url}: {e}")) };
+    let tcp = within(tuning.connect_timeout, format!("cannot connect to {url}"), connect).await?;
     let _ = tcp.set_nodelay(true);
+    tune(&tcp, tuning);
     if !wants_tls {
         return Ok(Stream { inner: Box::new(tcp), server_cert: None });
     }
-    let cfg = tls.ok_or_else(|| format!("{url} is TLS: give the cluster's CA (--ca, or [tls] in --config)"))?;
-    let name = ServerName::try_from(host.clone()).map_err(|e| format!("{url}: {e}"))?;
-    let s = TlsConnector::from(cfg.clone()).connect(name, tcp).await.map_err(|e| format!("TLS with {url}: {e}"))?;
+    let cfg = tls.ok_or_else(|| failed(format!("{url} is TLS: give the cluster's CA (--ca, or [tls] in --config)")))?;
+    let name = ServerName::try_from(host.clone()).map_err(|e| failed(format!("{url}: {e}")))?;
+    let handshake =
+        async { TlsConnector::from(cfg.clone()).connect(name, tcp).await.map_err(|e| format!("TLS with {url}: {e}")) };
+    let s = within(tuning.tls_timeout, format!("TLS with {url}"), handshake).await?;
     let server_cert = s.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.clone().into_owned());
     Ok(Stream { inner: Box::new(s), server_cert })
 }

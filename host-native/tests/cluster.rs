@@ -246,6 +246,9 @@ async fn all_killed_and_restarted_keep_acknowledged_data() {
     lib.append("log", "b").await.unwrap();
     drop(lib);
     c.wait_applied(1, 40).await;
+    let epoch = |s: &serde_json::Value| s["epoch"].as_u64().unwrap_or(0);
+    let first = epoch(&c.status(1).await.expect("status"));
+    assert_eq!(first, 1, "the first start is epoch 1");
     let snap_index = c.status(1).await.expect("status")["snapshot_index"].as_u64().unwrap_or(0);
     assert!(snap_index >= 16, "node 1 took snapshots (snapshot index {snap_index})");
     c.kill_all();
@@ -262,6 +265,14 @@ async fn all_killed_and_restarted_keep_acknowledged_data() {
         assert_eq!(lib.get(&format!("key{i}")).await.unwrap(), Some(format!("value{i}-{}", "x".repeat(i * 7))));
     }
     assert_eq!(lib.get("log").await.unwrap().as_deref(), Some("ab"));
+    // Issue #12: every start has a higher epoch (raft-core's Config::epoch),
+    // kept in the data directory.
+    assert_eq!(epoch(&c.status(1).await.expect("status")), 2, "a restart is epoch 2");
+    c.kill(1);
+    c.spawn(1);
+    c.wait_applied(1, 40).await;
+    assert_eq!(epoch(&c.status(1).await.expect("status")), 3);
+    assert_eq!(std::fs::read_to_string(c.dir.join("node-1/epoch")).unwrap().trim(), "3");
     eprintln!("all_killed_and_restarted_keep_acknowledged_data: {:?}", started.elapsed());
 }
 
@@ -400,7 +411,7 @@ async fn bad_input_is_answered_or_refused() {
     use raftkv::peer::handshake::Handshake;
     let (mut p, _) = tokio_tungstenite::connect_async(format!("{url}/raft")).await.unwrap();
     let other = c.ids().into_iter().find(|&i| i != leader).unwrap();
-    let hello = Handshake::Hello { cluster: c.cluster_uuid(), from: other, to: leader, nonce: [3; 32] };
+    let hello = Handshake::Hello { cluster: c.cluster_uuid(), from: other, to: leader, nonce: [3; 32], inc: 1 };
     p.send(M::binary(hello.encode())).await.unwrap();
     match tokio::time::timeout(WAIT, p.next()).await.unwrap() {
         Some(Ok(M::Binary(b))) => assert!(matches!(Handshake::decode(&b), Ok(Handshake::Challenge { .. }))),
@@ -408,6 +419,21 @@ async fn bad_input_is_answered_or_refused() {
     }
     p.send(M::binary(Handshake::Proof { proof: [0; 32] }.encode())).await.unwrap();
     assert!(matches!(tokio::time::timeout(WAIT, p.next()).await.unwrap(), None | Some(Err(_)) | Some(Ok(M::Close(_)))));
+    // Issue #13: a node that proves one incarnation and then sends as
+    // another is cut off, with a logged reason naming both.
+    let auth = raftkv::peer::handshake::PeerAuth::for_cluster(&c.cluster_uuid(), common::SECRET, other, 4242);
+    let (ws, _) = tokio_tungstenite::connect_async(format!("{url}/raft")).await.unwrap();
+    let mut p = raftkv::peer::outgoing::binary_frames(ws);
+    let (key, _) = raftkv::peer::handshake::dial_handshake(&mut p, &auth, leader, WAIT).await.expect("proven");
+    let mut m = raft_core::Message::new(other, leader, 0, raft_core::Body::VoteResp { granted: false });
+    m.from_inc = 4343;
+    p.send(raftkv::peer::batch::Sealer::new(key).seal(&[m])).await.unwrap();
+    assert!(matches!(tokio::time::timeout(WAIT, p.next()).await.unwrap(), None | Some(Err(_))));
+    let t = Instant::now();
+    while !c.log(leader).contains("proved incarnation 4242 at the handshake but a message names incarnation 4343") {
+        assert!(t.elapsed() < WAIT, "the refusal is logged\n{}", c.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Client requests: each bad one gets bad_request and the connection goes on.
     let mut j = JsonConn::open(&url).await;

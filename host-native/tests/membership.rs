@@ -330,6 +330,18 @@ async fn member_commands_refuse_with_reasons() {
     for i in 0..20 {
         lib.put(&format!("x{i}"), "v").await.unwrap();
     }
+    // Issue #12: the address map (`\0raftkv/addr/9` now) is the cluster's:
+    // no client read over everything shows it, no client write reaches it.
+    let reserved = raftkv::protocol::addr_key(9);
+    let all = lib.range("", None, 0).await.unwrap();
+    assert_eq!(all.kvs.len(), 20, "{:?}", all.kvs.iter().map(|k| &k.key).collect::<Vec<_>>());
+    assert_eq!(lib.prefix("", None, 0).await.unwrap().kvs.len(), 20);
+    assert_eq!(lib.prefix("\0raft", None, 0).await.unwrap().kvs.len(), 0);
+    assert_eq!(lib.count("", None).await.unwrap().0, 20);
+    assert_eq!(lib.range("", None, 1).await.unwrap().next.as_deref(), Some("x1"), "the cursor skips it too");
+    for e in [lib.get(&reserved).await.unwrap_err(), lib.put(&reserved, "ws://evil:1").await.unwrap_err()] {
+        assert!(e.to_string().contains("reserved"), "{e}");
+    }
     let out = c.cli(&["member", "promote", "9"]);
     assert_eq!(out.status.code(), Some(1));
     // (A learner that never answered is refused for that; one that answers
@@ -372,9 +384,99 @@ async fn member_commands_refuse_with_reasons() {
     let out = c.cli(&["member", "remove", &follower.to_string()]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stderr(&out).contains("would lose the quorum"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("refused: refused"), "one prefix: {}", stderr(&out));
     // Bad input on the command line and in the protocol.
     let out = c.cli(&["member", "add", "7", "http://nope"]);
     assert!(!out.status.success() && stderr(&out).contains("ws://"), "{}", stderr(&out));
     let r = conn.call(r#"{"id":2,"op":"member_promote","node":"x"}"#).await;
     assert_eq!(r["error"], "bad_request", "{r}");
+}
+
+/// Issue #12: `raftkv node --join wss://ANY-MEMBER --ca CA --tls-dir DIR`
+/// enters a TLS cluster with a TOML file of its own: it asks over TLS,
+/// links to its peers over mutual TLS with its own certificate, catches up
+/// as a learner, and keeps its own certificate paths for its next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joins_a_tls_cluster_through_any_member() {
+    let started = Instant::now();
+    let mut c = Cluster::configure("tlsjoin", 3, "");
+    let port4 = common::free_ports(1)[0];
+    c.ports.push(port4);
+    // One CA for the three members and the newcomer.
+    let certs = c.dir.join("certs");
+    let mut cfg = raftkv::Config::load(Some(&c.config)).unwrap();
+    let mut with4 = cfg.clone();
+    with4.nodes.push(raftkv::config::NodeConfig {
+        id: 4,
+        listen: format!("127.0.0.1:{port4}").parse().unwrap(),
+        url: None,
+    });
+    raftkv::tls::write_dev_certs(&with4, &certs).unwrap();
+    for n in &mut cfg.nodes {
+        n.url = Some(format!("wss://{}", n.listen));
+    }
+    cfg.tls = Some(raftkv::config::TlsConfig { ca: certs.join("ca.pem"), dir: certs.clone() });
+    std::fs::write(&c.config, cfg.to_toml()).unwrap();
+    for id in 1..=3 {
+        c.spawn(id);
+    }
+    let tls = raftkv::tls::client_config(&certs.join("ca.pem")).unwrap();
+    let wss = |id: u64, c: &Cluster| format!("wss://127.0.0.1:{}", c.ports[id as usize - 1]);
+    let status = |id: u64, c: &Cluster| {
+        let (url, tls) = (wss(id, c), tls.clone());
+        async move {
+            let body = raftkv::http::get_with(&url, "/status", None, Some(&tls)).await.ok()?;
+            serde_json::from_str::<Value>(&body).ok()
+        }
+    };
+    let opts = raftkv::ClientOptions { tls: Some(tls.clone()), ..raftkv::ClientOptions::default() };
+    let lib = raftkv::Client::new((1..=3).map(|i| wss(i, &c)).collect(), opts);
+    for i in 0..10 {
+        lib.put(&format!("k{i}"), "v").await.unwrap();
+    }
+    // Through a member that may well not be the leader (it points the way).
+    let dir4 = c.dir.join("node-4");
+    let (listen, url, via) = (format!("127.0.0.1:{port4}"), wss(4, &c), wss(2, &c));
+    let (ca, tls_dir) = (certs.join("ca.pem").display().to_string(), certs.display().to_string());
+    let args = ["--join", &via, "--listen", &listen, "--url", &url, "--ca", &ca, "--tls-dir", &tls_dir, "--data-dir"];
+    let mut args: Vec<&str> = args.to_vec();
+    let d4 = dir4.display().to_string();
+    args.push(&d4);
+    c.spawn_args(4, &args);
+    let t = Instant::now();
+    loop {
+        let leader_commit = match status(1, &c).await {
+            Some(s) => s["commit_index"].as_u64().unwrap_or(0),
+            None => 0,
+        };
+        if let Some(s) = status(4, &c).await {
+            if s["applied_index"].as_u64().unwrap_or(0) >= leader_commit.max(10) && s["leader"].as_u64().is_some() {
+                break;
+            }
+        }
+        assert!(t.elapsed() < common::WAIT, "node 4 did not join over TLS\n{}", c.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let members = lib.members().await.unwrap();
+    let m4 = members.members.iter().find(|m| m.id == 4).expect("node 4 is a member");
+    assert_eq!(m4.url, url, "its wss:// URL is in the address map");
+    assert!(members.learners.contains(&4));
+    assert!(c.log(4).contains("peers use mutual TLS"), "{}", c.log(4));
+    // Its settings kept its own certificate paths: it starts again without --ca.
+    let saved = raftkv::Config::load(Some(&dir4.join("cluster.toml"))).unwrap();
+    assert_eq!(saved.tls.as_ref().map(|t| t.dir.clone()), Some(certs.canonicalize().unwrap()));
+    c.kill(4);
+    let d4 = dir4.display().to_string();
+    c.spawn_args(4, &["--join", &via, "--listen", &listen, "--data-dir", &d4]);
+    lib.put("after", "restart").await.unwrap();
+    let mut commit = 0;
+    for id in 1..=3 {
+        commit = commit.max(status(id, &c).await.map_or(0, |s| s["commit_index"].as_u64().unwrap_or(0)));
+    }
+    let t = Instant::now();
+    while status(4, &c).await.is_none_or(|s| s["applied_index"].as_u64().unwrap_or(0) < commit) {
+        assert!(t.elapsed() < common::WAIT, "node 4 did not come back over TLS\n{}", c.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("a_node_joins_a_tls_cluster_through_any_member: {:?}", started.elapsed());
 }

@@ -1,21 +1,29 @@
 //! The peer handshake: each side of a new `/raft` link proves it knows the
 //! cluster's secret, over the other side's fresh nonce.
 //!
-//! Every handshake frame is binary: `RKVH`, version 1, postcard [`Handshake`].
+//! Every handshake frame is binary: `RKVH`, version 2, postcard [`Handshake`].
 //!
 //! ```text
 //! dialer                                  acceptor
-//!   Hello { cluster, from, to, nonce_d }  ->
-//!                                         <- Challenge { cluster, from, nonce_a,
-//!                                              proof_a = HMAC(secret, "accept", nonce_d, cluster, acceptor, dialer) }
-//!   Proof { proof_d = HMAC(secret, "dial", nonce_a, cluster, dialer, acceptor) } ->
+//!   Hello { cluster, from, to, nonce_d, inc_d }  ->
+//!                                         <- Challenge { cluster, from, nonce_a, inc_a,
+//!                                              proof_a = HMAC(secret, "accept", nonce_d, cluster,
+//!                                                             (acceptor, inc_a), (dialer, inc_d)) }
+//!   Proof { proof_d = HMAC(secret, "dial", nonce_a, cluster, (dialer, inc_d), (acceptor, inc_a)) } ->
 //!                                         <- Welcome
 //! ```
 //!
 //! Both sides then derive the link key, HMAC(secret, "link", both nonces,
-//! cluster, dialer, acceptor): every batch frame after `Welcome` carries a MAC
-//! under it (see `peer::batch`), so a relay that passed the handshake cannot
-//! rewrite, replay or drop what follows.
+//! cluster, (dialer, inc_d), (acceptor, inc_a)): every batch frame after
+//! `Welcome` carries a MAC under it (see `peer::batch`), so a relay that
+//! passed the handshake cannot rewrite, replay or drop what follows.
+//!
+//! Each proof covers both ends' incarnations (the random number of a data
+//! directory's life, `Config::inc` in raft-core): a node that names one
+//! incarnation in its `Hello` but proves another is refused, and the
+//! acceptor drops the link if a message on it names another incarnation
+//! (`Message::from_inc`) than the one proven, so what raft-core decides by
+//! incarnation (who may vote as a bound member) rests on the secret.
 //!
 //! Each side proves the shared secret over the other's fresh random nonce, so
 //! the secret never crosses the wire and a recorded handshake cannot be
@@ -41,13 +49,16 @@ use crate::config::Config;
 
 /// Magic of handshake frames.
 pub const HANDSHAKE_MAGIC: [u8; 4] = *b"RKVH";
-/// Version of the handshake.
-pub const HANDSHAKE_VERSION: u8 = 1;
+/// Version of the handshake (2: both incarnations in the frames and proofs).
+pub const HANDSHAKE_VERSION: u8 = 2;
 /// Largest handshake frame accepted.
 const MAX_HANDSHAKE_FRAME: usize = 1024;
 /// How long each handshake step may take by default (`handshake_timeout_ms`
 /// in the configuration sets it for a node).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The error of a handshake step that got no answer in time.
+pub const HANDSHAKE_TIMED_OUT: &str = "handshake timed out";
 
 /// The handshake's frames. postcard numbers the variants by position —
 /// `Hello` 0, `Challenge` 1, `Proof` 2, `Welcome` 3 — so new ones go at the
@@ -64,6 +75,8 @@ pub enum Handshake {
         to: NodeId,
         /// Fresh random challenge.
         nonce: [u8; 32],
+        /// The dialer's incarnation (its data directory's life).
+        inc: u64,
     },
     /// Acceptor: its challenge and its proof over the dialer's.
     Challenge {
@@ -75,6 +88,8 @@ pub enum Handshake {
         nonce: [u8; 32],
         /// HMAC over the dialer's nonce.
         proof: [u8; 32],
+        /// The acceptor's incarnation.
+        inc: u64,
     },
     /// Dialer: its proof over the acceptor's challenge.
     Proof {
@@ -91,20 +106,32 @@ pub struct PeerAuth {
     cluster: String,
     secret: Vec<u8>,
     me: NodeId,
+    /// This node's incarnation, which its proofs cover.
+    inc: u64,
 }
 
+/// One end of a link as its proofs name it: a node and its incarnation.
+type End = (NodeId, u64);
+
 impl PeerAuth {
-    /// From the configuration, for node `me`, with the TOML file's cluster
-    /// name (tests; nodes use [`PeerAuth::for_cluster`] with the UUID).
-    pub fn new(cfg: &Config, me: NodeId) -> Self {
-        PeerAuth::for_cluster(&cfg.cluster_id, &cfg.secret, me)
+    /// From the configuration, for node `me` of incarnation `inc`, with the
+    /// TOML file's cluster name (tests; nodes use [`PeerAuth::for_cluster`]
+    /// with the UUID).
+    pub fn new(cfg: &Config, me: NodeId, inc: u64) -> Self {
+        PeerAuth::for_cluster(&cfg.cluster_id, &cfg.secret, me, inc)
     }
 
     /// For node `me` of the cluster named `cluster` — its UUID from the
     /// data directory's identity, so a cluster restored from a backup (a new
-    /// UUID) and the one it came from never link up — with `secret`.
-    pub fn for_cluster(cluster: &str, secret: &str, me: NodeId) -> Self {
-        PeerAuth { cluster: cluster.to_string(), secret: secret.as_bytes().to_vec(), me }
+    /// UUID) and the one it came from never link up — with `secret`; `inc`:
+    /// this node's incarnation, which its link proofs cover.
+    pub fn for_cluster(cluster: &str, secret: &str, me: NodeId, inc: u64) -> Self {
+        PeerAuth { cluster: cluster.to_string(), secret: secret.as_bytes().to_vec(), me, inc }
+    }
+
+    /// This node's incarnation.
+    pub fn inc(&self) -> u64 {
+        self.inc
     }
 
     /// The cluster this proves membership of.
@@ -114,13 +141,14 @@ impl PeerAuth {
 
     /// A proof for the `/join` exchange: HMAC under the secret over a role,
     /// the other side's nonce, the cluster and both ends.
+    /// (The joiner's incarnation is not yet anyone's binding: 0 on both ends.)
     pub fn prove_join(&self, role: &str, nonce: &[u8; 32], prover: NodeId, verifier: NodeId) -> [u8; 32] {
-        self.prove(role, nonce, prover, verifier)
+        self.prove(role, nonce, (prover, 0), (verifier, 0))
     }
 
     /// Checks a proof of [`PeerAuth::prove_join`] in constant time.
     pub fn check_join(&self, role: &str, nonce: &[u8; 32], prover: NodeId, verifier: NodeId, proof: &[u8; 32]) -> bool {
-        self.check(role, nonce, prover, verifier, proof)
+        self.check(role, nonce, (prover, 0), (verifier, 0), proof)
     }
 
     /// The node this is (the acceptor's side checks that every message of an
@@ -129,7 +157,7 @@ impl PeerAuth {
         self.me
     }
 
-    fn mac(&self, role: &str, nonce: &[u8; 32], prover: NodeId, verifier: NodeId) -> Hmac<Sha256> {
+    fn mac(&self, role: &str, nonce: &[u8; 32], prover: End, verifier: End) -> Hmac<Sha256> {
         let mut mac = match Hmac::<Sha256>::new_from_slice(&self.secret) {
             Ok(m) => m,
             Err(_) => unreachable!("HMAC takes keys of any length"),
@@ -140,41 +168,25 @@ impl PeerAuth {
         mac
     }
 
-    fn prove(&self, role: &str, nonce: &[u8; 32], prover: NodeId, verifier: NodeId) -> [u8; 32] {
+    fn prove(&self, role: &str, nonce: &[u8; 32], prover: End, verifier: End) -> [u8; 32] {
         self.mac(role, nonce, prover, verifier).finalize().into_bytes().into()
     }
 
     /// The key of the link a handshake between `dialer` and `acceptor` over
     /// these two nonces opened: only the two ends can compute it, and each
-    /// handshake gives a fresh one. Its input has a place for both nodes'
-    /// incarnations (`Message::from_inc`/`to_inc`), 0 until membership
-    /// assigns them.
-    fn link_key(
-        &self,
-        dialer_nonce: &[u8; 32],
-        acceptor_nonce: &[u8; 32],
-        dialer: NodeId,
-        acceptor: NodeId,
-    ) -> [u8; 32] {
+    /// handshake gives a fresh one. It covers both nodes' incarnations.
+    fn link_key(&self, dialer_nonce: &[u8; 32], acceptor_nonce: &[u8; 32], dialer: End, acceptor: End) -> [u8; 32] {
         let mut mac = match Hmac::<Sha256>::new_from_slice(&self.secret) {
             Ok(m) => m,
             Err(_) => unreachable!("HMAC takes keys of any length"),
         };
-        let (dialer_inc, acceptor_inc) = (0u64, 0u64);
-        let input = postcard::to_allocvec(&(
-            "link",
-            dialer_nonce,
-            acceptor_nonce,
-            &self.cluster,
-            (dialer, dialer_inc),
-            (acceptor, acceptor_inc),
-        ))
-        .unwrap_or_default();
+        let input = postcard::to_allocvec(&("link", dialer_nonce, acceptor_nonce, &self.cluster, dialer, acceptor))
+            .unwrap_or_default();
         mac.update(&input);
         mac.finalize().into_bytes().into()
     }
 
-    fn check(&self, role: &str, nonce: &[u8; 32], prover: NodeId, verifier: NodeId, proof: &[u8; 32]) -> bool {
+    fn check(&self, role: &str, nonce: &[u8; 32], prover: End, verifier: End, proof: &[u8; 32]) -> bool {
         // verify_slice compares in constant time.
         self.mac(role, nonce, prover, verifier).verify_slice(proof).is_ok()
     }
@@ -203,16 +215,27 @@ impl Handshake {
     }
 }
 
+/// What the acceptor's side of a handshake proved: who dialled, as which
+/// incarnation, and the link's key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The dialer's node id.
+    pub peer: NodeId,
+    /// The dialer's incarnation: every message on the link must carry it.
+    pub inc: u64,
+    /// The key of the link's frame MACs (see `peer::batch`).
+    pub key: [u8; 32],
+}
+
 /// The acceptor's side of the handshake over any stream of binary frames.
-/// Returns the authenticated peer's id and the link's key (for the frames'
-/// MACs, see `peer::batch`).
-pub async fn accept_handshake<S, E>(ws: &mut S, auth: &PeerAuth, step: Duration) -> Result<(NodeId, [u8; 32]), String>
+/// Returns the authenticated peer, its incarnation and the link's key.
+pub async fn accept_handshake<S, E>(ws: &mut S, auth: &PeerAuth, step: Duration) -> Result<Accepted, String>
 where
     S: futures_util::Stream<Item = Result<Vec<u8>, E>> + futures_util::Sink<Vec<u8>> + Unpin,
     E: std::fmt::Display,
 {
     let hello = recv_hs(ws, step).await?;
-    let Handshake::Hello { cluster, from, to, nonce: their_nonce } = hello else {
+    let Handshake::Hello { cluster, from, to, nonce: their_nonce, inc: their_inc } = hello else {
         return Err("expected Hello".into());
     };
     if cluster != auth.cluster {
@@ -228,43 +251,63 @@ where
     if from == 0 || from == auth.me {
         return Err(format!("peer claims to be node {from}"));
     }
+    if their_inc == 0 || their_inc > crate::protocol::MAX_SAFE_INTEGER {
+        return Err(format!("node {from} claims incarnation {their_inc} (incarnations are 1 to 2^53-1)"));
+    }
+    let (me, dialer) = ((auth.me, auth.inc), (from, their_inc));
     let my_nonce = nonce();
-    let proof = auth.prove("accept", &their_nonce, auth.me, from);
-    let challenge = Handshake::Challenge { cluster: auth.cluster.clone(), from: auth.me, nonce: my_nonce, proof };
+    let proof = auth.prove("accept", &their_nonce, me, dialer);
+    let challenge =
+        Handshake::Challenge { cluster: auth.cluster.clone(), from: auth.me, nonce: my_nonce, proof, inc: auth.inc };
     ws.send(challenge.encode()).await.map_err(|_| "connection lost".to_string())?;
     let Handshake::Proof { proof } = recv_hs(ws, step).await? else {
         return Err("expected Proof".into());
     };
-    if !auth.check("dial", &my_nonce, from, auth.me, &proof) {
-        return Err(format!("node {from} failed to prove the shared secret"));
+    if !auth.check("dial", &my_nonce, dialer, me, &proof) {
+        // The proof covers the incarnation the Hello named: a node that
+        // names one and proves another fails here, as does a wrong secret.
+        return Err(format!(
+            "node {from} failed to prove the shared secret as incarnation {their_inc} (a wrong secret, or another \
+             incarnation than the one it named)"
+        ));
     }
     ws.send(Handshake::Welcome.encode()).await.map_err(|_| "connection lost".to_string())?;
-    Ok((from, auth.link_key(&their_nonce, &my_nonce, from, auth.me)))
+    Ok(Accepted { peer: from, inc: their_inc, key: auth.link_key(&their_nonce, &my_nonce, dialer, me) })
 }
 
 /// The dialer's side of the handshake, to reach node `to`. Returns the
-/// link's key.
-pub async fn dial_handshake<S, E>(ws: &mut S, auth: &PeerAuth, to: NodeId, step: Duration) -> Result<[u8; 32], String>
+/// link's key and the acceptor's (proven) incarnation.
+pub async fn dial_handshake<S, E>(
+    ws: &mut S,
+    auth: &PeerAuth,
+    to: NodeId,
+    step: Duration,
+) -> Result<([u8; 32], u64), String>
 where
     S: futures_util::Stream<Item = Result<Vec<u8>, E>> + futures_util::Sink<Vec<u8>> + Unpin,
     E: std::fmt::Display,
 {
     let my_nonce = nonce();
-    let hello = Handshake::Hello { cluster: auth.cluster.clone(), from: auth.me, to, nonce: my_nonce };
+    let hello = Handshake::Hello { cluster: auth.cluster.clone(), from: auth.me, to, nonce: my_nonce, inc: auth.inc };
     ws.send(hello.encode()).await.map_err(|_| "connection lost".to_string())?;
-    let Handshake::Challenge { cluster, from, nonce: their_nonce, proof } = recv_hs(ws, step).await? else {
+    let Handshake::Challenge { cluster, from, nonce: their_nonce, proof, inc: their_inc } = recv_hs(ws, step).await?
+    else {
         return Err("expected Challenge".into());
     };
     if cluster != auth.cluster || from != to {
         return Err(format!("reached node {from} of cluster {cluster:?}, wanted node {to} of {:?}", auth.cluster));
     }
-    if !auth.check("accept", &my_nonce, to, auth.me, &proof) {
-        return Err(format!("node {to} failed to prove the shared secret"));
+    let (me, acceptor) = ((auth.me, auth.inc), (to, their_inc));
+    if !auth.check("accept", &my_nonce, acceptor, me, &proof) {
+        return Err(format!(
+            "node {to} failed to prove the shared secret as incarnation {their_inc} for this node's incarnation {}",
+            auth.inc
+        ));
     }
-    let proof = auth.prove("dial", &their_nonce, auth.me, to);
+    let proof = auth.prove("dial", &their_nonce, me, acceptor);
     ws.send(Handshake::Proof { proof }.encode()).await.map_err(|_| "connection lost".to_string())?;
     match recv_hs(ws, step).await? {
-        Handshake::Welcome => Ok(auth.link_key(&my_nonce, &their_nonce, auth.me, to)),
+        Handshake::Welcome => Ok((auth.link_key(&my_nonce, &their_nonce, me, acceptor), their_inc)),
         _ => Err("expected Welcome".into()),
     }
 }
@@ -275,7 +318,7 @@ where
     E: std::fmt::Display,
 {
     match tokio::time::timeout(step, ws.next()).await {
-        Err(_) => Err("handshake timed out".into()),
+        Err(_) => Err(HANDSHAKE_TIMED_OUT.into()),
         Ok(None) => Err("connection closed during the handshake".into()),
         Ok(Some(Err(e))) => Err(format!("connection error during the handshake: {e}")),
         Ok(Some(Ok(bytes))) => Handshake::decode(&bytes),
@@ -323,10 +366,11 @@ mod tests {
         }
     }
 
+    /// Node `me` of incarnation `100 + me`.
     fn auth(secret: &str, me: NodeId) -> PeerAuth {
         let mut cfg = Config::default_local();
         cfg.secret = secret.into();
-        PeerAuth::new(&cfg, me)
+        PeerAuth::new(&cfg, me, 100 + me)
     }
 
     #[tokio::test]
@@ -338,15 +382,15 @@ mod tests {
             dial_handshake(&mut a, &good1, 2, HANDSHAKE_TIMEOUT),
             accept_handshake(&mut b, &good2, HANDSHAKE_TIMEOUT)
         );
-        let (kd, (peer, ka)) = (x.unwrap(), y.unwrap());
-        assert_eq!((peer, kd), (1, ka), "both ends derive the same link key");
+        let ((kd, acceptor_inc), acc) = (x.unwrap(), y.unwrap());
+        assert_eq!((acc.peer, acc.inc, kd, acceptor_inc), (1, 101, acc.key, 102), "both ends derive the same link key");
         let (mut a, mut b) = pair();
         let (x, y) = tokio::join!(
             dial_handshake(&mut a, &good1, 2, HANDSHAKE_TIMEOUT),
             accept_handshake(&mut b, &good2, HANDSHAKE_TIMEOUT)
         );
-        let k2 = x.unwrap();
-        assert_eq!(k2, y.unwrap().1);
+        let k2 = x.unwrap().0;
+        assert_eq!(k2, y.unwrap().key);
         assert_ne!(k2, kd, "every handshake gives a fresh key");
 
         // The dialer sees that an acceptor with another secret cannot prove it.
@@ -363,12 +407,12 @@ mod tests {
         // A dialer with the wrong secret that goes on anyway is refused.
         let (mut a, mut b) = pair();
         let dialer = async {
-            let hello = Handshake::Hello { cluster: "raftkv-local".into(), from: 1, to: 2, nonce: [7u8; 32] };
+            let hello = Handshake::Hello { cluster: "raftkv-local".into(), from: 1, to: 2, nonce: [7u8; 32], inc: 101 };
             a.send(hello.encode()).await.ok();
             let Ok(Handshake::Challenge { nonce, .. }) = recv_hs(&mut a, HANDSHAKE_TIMEOUT).await else {
                 panic!("no challenge")
             };
-            a.send(Handshake::Proof { proof: bad1.prove("dial", &nonce, 1, 2) }.encode()).await.ok();
+            a.send(Handshake::Proof { proof: bad1.prove("dial", &nonce, (1, 101), (2, 102)) }.encode()).await.ok();
             a
         };
         let (_a, y) = tokio::join!(dialer, accept_handshake(&mut b, &good2, HANDSHAKE_TIMEOUT));
@@ -377,24 +421,74 @@ mod tests {
         // Reflection: the acceptor's own proof over a nonce is no dialer proof.
         let (mut a, mut b) = pair();
         let dialer = async {
-            let hello = Handshake::Hello { cluster: "raftkv-local".into(), from: 1, to: 2, nonce: [7u8; 32] };
+            let hello = Handshake::Hello { cluster: "raftkv-local".into(), from: 1, to: 2, nonce: [7u8; 32], inc: 101 };
             a.send(hello.encode()).await.ok();
             let Ok(Handshake::Challenge { nonce, .. }) = recv_hs(&mut a, HANDSHAKE_TIMEOUT).await else {
                 panic!("no challenge")
             };
             // What node 2 would answer if asked to accept a dialer with this nonce.
-            a.send(Handshake::Proof { proof: good2.prove("accept", &nonce, 2, 1) }.encode()).await.ok();
+            a.send(Handshake::Proof { proof: good2.prove("accept", &nonce, (2, 102), (1, 101)) }.encode()).await.ok();
             a
         };
         let (_a, y) = tokio::join!(dialer, accept_handshake(&mut b, &good2, HANDSHAKE_TIMEOUT));
         assert!(y.is_err());
 
-        // Wrong cluster, wrong recipient, unknown node.
-        for (cluster, from, to) in [("other", 1, 2), ("raftkv-local", 1, 3), ("raftkv-local", 9, 2)] {
+        // Wrong cluster, wrong recipient, unknown node, no incarnation.
+        for (cluster, from, to, inc) in
+            [("other", 1, 2, 101), ("raftkv-local", 1, 3, 101), ("raftkv-local", 9, 2, 101), ("raftkv-local", 1, 2, 0)]
+        {
             let (mut a, mut b) = pair();
-            let hello = Handshake::Hello { cluster: cluster.into(), from, to, nonce: [1u8; 32] };
+            let hello = Handshake::Hello { cluster: cluster.into(), from, to, nonce: [1u8; 32], inc };
             a.send(hello.encode()).await.ok();
             assert!(accept_handshake(&mut b, &good2, HANDSHAKE_TIMEOUT).await.is_err());
         }
+    }
+
+    /// A node that knows the secret but names another incarnation than the
+    /// one its proof covers (a relay rewriting the Hello, or a node posing
+    /// as another life of node 1) is refused, and the error says so; an
+    /// acceptor that answers for another incarnation than the one the
+    /// dialer's Hello reached is refused by the dialer.
+    #[tokio::test]
+    async fn the_proofs_cover_the_incarnations() {
+        let (good1, good2) = (auth("s3cret-s3cret", 1), auth("s3cret-s3cret", 2));
+        let (mut a, mut b) = pair();
+        let dialer = async {
+            // Says incarnation 555, proves its real one (101).
+            let hello = Handshake::Hello { cluster: "raftkv-local".into(), from: 1, to: 2, nonce: [7u8; 32], inc: 555 };
+            a.send(hello.encode()).await.ok();
+            let Ok(Handshake::Challenge { nonce, inc, .. }) = recv_hs(&mut a, HANDSHAKE_TIMEOUT).await else {
+                panic!("no challenge")
+            };
+            assert_eq!(inc, 102, "the acceptor names its own incarnation");
+            a.send(Handshake::Proof { proof: good1.prove("dial", &nonce, (1, 101), (2, inc)) }.encode()).await.ok();
+            a
+        };
+        let (_a, y) = tokio::join!(dialer, accept_handshake(&mut b, &good2, HANDSHAKE_TIMEOUT));
+        let e = y.unwrap_err();
+        assert!(e.contains("incarnation 555") && e.contains("node 1"), "{e}");
+
+        // The acceptor's proof covers the dialer's incarnation too: a Hello
+        // rewritten on the way makes the dialer refuse the answer.
+        let (mut a, mut b) = pair();
+        let relay = async {
+            let Some(Ok(bytes)) = b.next().await else { panic!("no hello") };
+            let Ok(Handshake::Hello { cluster, from, to, nonce, .. }) = Handshake::decode(&bytes) else {
+                panic!("not a hello")
+            };
+            let forged = Handshake::Hello { cluster, from, to, nonce, inc: 777 };
+            let mut c = pair();
+            c.0.send(forged.encode()).await.ok();
+            let acc = accept_handshake(&mut c.1, &good2, Duration::from_millis(200));
+            let fwd = async {
+                // Pass the acceptor's challenge back to the dialer.
+                if let Some(Ok(ch)) = c.0.next().await {
+                    b.send(ch).await.ok();
+                }
+            };
+            let _ = tokio::join!(acc, fwd);
+        };
+        let (x, _) = tokio::join!(dial_handshake(&mut a, &good1, 2, Duration::from_millis(500)), relay);
+        assert!(x.unwrap_err().contains("incarnation"));
     }
 }

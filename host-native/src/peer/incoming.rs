@@ -3,7 +3,7 @@
 //! node task message by message.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message as WsMessage, WebSocket};
 use futures_util::{SinkExt, StreamExt};
@@ -23,8 +23,10 @@ pub const PEER_READ_BUFFER: usize = 32 * 1024;
 
 /// Serves an accepted `/raft` connection: handshake, then feed every message
 /// from the authenticated peer to the node. A refused handshake, a frame
-/// left unfinished for `frame_timeout_ms` and a message over the transport
-/// limit close the link with a Close frame.
+/// left unfinished for `frame_timeout_ms`, a message over the transport
+/// limit, a message naming another incarnation than the handshake proved,
+/// and `peer_dead_ms` without a byte from the peer (the dialer pings more
+/// often than that: silence means the link is cut) close the link.
 pub async fn serve_incoming(
     socket: WebSocket,
     auth: Arc<PeerAuth>,
@@ -50,8 +52,8 @@ pub async fn serve_incoming(
     let hs_timeout = Duration::from_millis(config.limits.handshake_timeout_ms);
     let accepted = accept_handshake(&mut ws, &auth, hs_timeout).await;
     let mut socket = ws.into_inner().into_inner().into_inner();
-    let (peer, mut opener) = match accepted {
-        Ok((p, key)) => (p, Opener::new(key)),
+    let (peer, peer_inc, mut opener) = match accepted {
+        Ok(a) => (a.peer, a.inc, Opener::new(a.key)),
         Err(e) => {
             metrics.peer_handshakes_failed_total.inc();
             tracing::warn!(%remote, error = %e, "refused a peer connection");
@@ -67,17 +69,36 @@ pub async fn serve_incoming(
         close(&mut socket, Verdict::Policy.code(), "certificate does not name the node").await;
         return;
     }
-    tracing::info!(peer, %remote, "accepted link from peer");
+    tracing::info!(peer, incarnation = peer_inc, %remote, "accepted link from peer");
     let mut dog = Watchdog::new(conn.io.clone(), &config.limits);
-    let mut check = tokio::time::interval(dog.period());
+    let dead_after = Duration::from_millis(config.limits.peer_dead_ms);
+    let period = dog.period().min(dead_after / 4);
+    let mut check = tokio::time::interval(period);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let verdict = loop {
+    let mut last_tick = Instant::now();
+    // Any byte counts as life (a big frame arrives over many reads).
+    let (mut bytes_seen, mut heard) = (conn.io.read(), Instant::now());
+    let verdict = 'frames: loop {
         let frame = tokio::select! {
             f = socket.recv() => f,
-            _ = check.tick() => match dog.check(true) {
-                Some(v) => break Some(v),
-                None => continue,
-            },
+            _ = check.tick() => {
+                let now = conn.io.read();
+                // A tick far late: this process did not run, and what the
+                // peer sent may be waiting unread; the silence is ours.
+                let stalled = std::mem::replace(&mut last_tick, Instant::now()).elapsed() > period * 2;
+                if now != bytes_seen || stalled {
+                    (bytes_seen, heard) = (now, Instant::now());
+                } else if heard.elapsed() >= dead_after {
+                    metrics.peer_links_dead_total.inc();
+                    tracing::warn!(peer, %remote, "link from peer declared dead: nothing heard within peer_dead_ms");
+                    // No Close frame: nothing gets through this link.
+                    return;
+                }
+                match dog.check(true) {
+                    Some(v) => break Some(v),
+                    None => continue,
+                }
+            }
         };
         let bytes = match frame {
             Some(Ok(WsMessage::Binary(b))) => b,
@@ -119,6 +140,21 @@ pub async fn serve_incoming(
             }
         };
         for m in msgs {
+            if m.from_inc != peer_inc {
+                // raft-core decides by incarnation who may vote as a bound
+                // member: an incarnation it was not proven for is a lie.
+                metrics.peer_frames_rejected_total.inc();
+                tracing::error!(
+                    peer,
+                    %remote,
+                    proven = peer_inc,
+                    claimed = m.from_inc,
+                    "closing a peer link: node {peer} proved incarnation {peer_inc} at the handshake but a message \
+                     names incarnation {}",
+                    m.from_inc
+                );
+                break 'frames Some(Verdict::Policy);
+            }
             if m.from != peer || m.to != auth.me() {
                 metrics.peer_frames_rejected_total.inc();
                 tracing::warn!(peer, from = m.from, to = m.to, "dropping a message with the wrong sender or recipient");

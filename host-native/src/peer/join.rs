@@ -196,7 +196,7 @@ where
     let JoinMsg::Challenge { cluster, member, nonce: theirs, proof } = recv(ws, step).await? else {
         return Err("expected Challenge".into());
     };
-    let auth = PeerAuth::for_cluster(&cluster, secret, id);
+    let auth = PeerAuth::for_cluster(&cluster, secret, id, inc);
     if !auth.check_join("join-accept", &mine, member, id, &proof) {
         return Err(format!("node {member} failed to prove the shared secret (is --secret right?)"));
     }
@@ -231,8 +231,8 @@ mod tests {
 
     #[test]
     fn proofs_bind_the_secret_the_roles_and_the_nodes() {
-        let a = PeerAuth::for_cluster("u", "secret-one", 1);
-        let b = PeerAuth::for_cluster("u", "secret-two", 4);
+        let a = PeerAuth::for_cluster("u", "secret-one", 1, 11);
+        let b = PeerAuth::for_cluster("u", "secret-two", 4, 44);
         let n = [7; 32];
         let p = a.prove_join("join", &n, 4, 1);
         assert!(a.check_join("join", &n, 4, 1, &p));

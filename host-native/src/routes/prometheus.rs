@@ -87,6 +87,7 @@ mod tests {
             configuration: Default::default(),
             committed_configuration: Default::default(),
             incarnation: 5,
+            epoch: 3,
             lost_data: false,
             members_lost_data: vec![],
         };

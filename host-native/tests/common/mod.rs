@@ -126,6 +126,27 @@ impl Cluster {
         self.children[idx] = Some(child);
     }
 
+    /// Starts node `id` with `raftkv node --id ID` and `args` (nothing
+    /// else), its secret in `RAFTKV_SECRET`, its output in its log file.
+    pub fn spawn_args(&mut self, id: u64, args: &[&str]) {
+        let idx = id as usize - 1;
+        while self.children.len() <= idx {
+            self.ports.push(0);
+            self.children.push(None);
+        }
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path(id)).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+            .args(["node", "--id", &id.to_string()])
+            .args(args)
+            .env("RAFTKV_SECRET", SECRET)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start raftkv node");
+        self.children[idx] = Some(child);
+    }
+
     /// Whether node `id` has a process (started and not killed).
     pub fn running(&self, id: u64) -> bool {
         self.children.get(id as usize - 1).is_some_and(|c| c.is_some())

@@ -39,11 +39,16 @@ pub struct KvLimits {
     pub tick_ms: u64,
     /// The window of recent events kept for watchers.
     pub window: WindowLimits,
+    /// Keys that start with this (unless it is empty) are the host's own
+    /// (raftkv's replicated address map): range, prefix and count reads
+    /// skip them, so a read over everything shows only clients' keys. It
+    /// changes no state, so replicas may differ in it.
+    pub hidden: &'static str,
 }
 
 impl Default for KvLimits {
     fn default() -> Self {
-        KvLimits { max_leases: 100_000, tick_ms: 10, window: WindowLimits::default() }
+        KvLimits { max_leases: 100_000, tick_ms: 10, window: WindowLimits::default(), hidden: "" }
     }
 }
 
@@ -420,7 +425,11 @@ impl KvStore {
         if to.is_some_and(|t| t <= from) {
             return KvOutput::Range { kvs: Vec::new(), next: None, revision: self.revision };
         }
-        let rows = self.map.range::<str, _>((Bound::Included(from), end)).map(|(k, r)| (k.as_str(), r));
+        let rows = self
+            .map
+            .range::<str, _>((Bound::Included(from), end))
+            .filter(|(k, _)| !self.is_hidden(k))
+            .map(|(k, r)| (k.as_str(), r));
         let (kvs, next) = page_with(rows, limit, |r| r.value.len(), |k, r| r.kv(k));
         KvOutput::Range { kvs, next, revision: self.revision }
     }
@@ -430,7 +439,12 @@ impl KvStore {
             return 0;
         }
         let end = to.map_or(Bound::Unbounded, Bound::Excluded);
-        self.map.range::<str, _>((Bound::Included(from), end)).count() as u64
+        self.map.range::<str, _>((Bound::Included(from), end)).filter(|(k, _)| !self.is_hidden(k)).count() as u64
+    }
+
+    /// Whether reads over ranges skip `key` ([`KvLimits::hidden`]).
+    fn is_hidden(&self, key: &str) -> bool {
+        !self.limits.hidden.is_empty() && key.starts_with(self.limits.hidden)
     }
 
     /// Answers a decoded read at the current revision.
@@ -634,6 +648,26 @@ mod tests {
             read(&kv, &KvOp::Count { from: s("z"), to: Some(s("a")) }),
             KvOutput::Count { count: 0, revision: 5 }
         );
+    }
+
+    #[test]
+    fn range_reads_skip_the_hidden_keys() {
+        let mut kv = KvStore::with_limits(KvLimits { hidden: "\0sys/", ..KvLimits::default() });
+        for (i, k) in ["", "\0a", "\0sys/1", "\0sys/2", "b"].iter().enumerate() {
+            write(&mut kv, i as u64 + 1, &KvOp::Put { key: s(k), value: s("v") });
+        }
+        let keys = |out: &KvOutput| match out {
+            KvOutput::Range { kvs, next, .. } => (kvs.iter().map(|k| k.key.clone()).collect::<Vec<_>>(), next.clone()),
+            other => panic!("{other:?}"),
+        };
+        let all = KvOp::Range { from: s(""), to: None, limit: 0 };
+        assert_eq!(keys(&read(&kv, &all)).0, vec![s(""), s("\0a"), s("b")]);
+        let page = KvOp::Range { from: s("\0a"), to: None, limit: 1 };
+        assert_eq!(keys(&read(&kv, &page)), (vec![s("\0a")], Some(s("b"))), "the cursor skips them too");
+        let prefix = KvOp::Prefix { prefix: s(""), from: None, limit: 0 };
+        assert_eq!(keys(&read(&kv, &prefix)).0.len(), 3);
+        assert_eq!(read(&kv, &KvOp::Count { from: s(""), to: None }), KvOutput::Count { count: 3, revision: 5 });
+        assert_eq!(kv.get("\0sys/1"), Some("v"), "they are still there for the host");
     }
 
     #[test]

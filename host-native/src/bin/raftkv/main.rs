@@ -54,12 +54,20 @@ enum Command {
         /// With --join and no --config: the address to listen on.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
-        /// With --join and no --config: the URL others reach this node at (default ws://LISTEN).
+        /// With --join and no --config: the URL others reach this node at (default ws://LISTEN; wss://LISTEN
+        /// with --ca).
         #[arg(long)]
         url: Option<String>,
         /// With --join and no --config: a file holding the cluster's secret (or set RAFTKV_SECRET).
         #[arg(long)]
         secret_file: Option<PathBuf>,
+        /// With --join and no --config, into a TLS cluster: the cluster's CA certificate (PEM). Needs --tls-dir.
+        #[arg(long, requires = "tls_dir")]
+        ca: Option<PathBuf>,
+        /// With --join and no --config, into a TLS cluster: the directory holding this node's certificate and
+        /// key signed by that CA (node-ID.pem, node-ID-key.pem; `raftkv certs` writes them). Needs --ca.
+        #[arg(long, requires = "ca")]
+        tls_dir: Option<PathBuf>,
         /// Data directory (default: `data_dir/node-ID` from the configuration).
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -258,7 +266,20 @@ fn default_log_level(c: &Command) -> &'static str {
 
 async fn run(command: Command) -> Result<ExitCode, String> {
     match command {
-        Command::Node { config, id, data_dir, insecure, threads: _, bootstrap, join, listen, url, secret_file } => {
+        Command::Node {
+            config,
+            id,
+            data_dir,
+            insecure,
+            threads: _,
+            bootstrap,
+            join,
+            listen,
+            url,
+            secret_file,
+            ca,
+            tls_dir,
+        } => {
             let cfg = match (&config, &join) {
                 (None, Some(_)) => None,
                 _ => Some(Config::load(config.as_deref()).map_err(|e| e.to_string())?),
@@ -272,7 +293,14 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 ),
                 None => std::env::var("RAFTKV_SECRET").ok(),
             };
-            let opts = raftkv::startup::StartOptions { bootstrap, join, secret, listen, url, insecure };
+            // Absolute, so the settings kept in the data directory still
+            // find them from another working directory.
+            let abs = |p: PathBuf| p.canonicalize().map_err(|e| format!("{}: {e}", p.display()));
+            let tls = match (ca, tls_dir) {
+                (Some(ca), Some(dir)) => Some(raftkv::config::TlsConfig { ca: abs(ca)?, dir: abs(dir)? }),
+                _ => None,
+            };
+            let opts = raftkv::startup::StartOptions { bootstrap, join, secret, listen, url, insecure, tls };
             let node = raftkv::startup::run(cfg, id, data_dir, opts);
             tokio::select! {
                 r = node => r.map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string()),
