@@ -221,6 +221,10 @@ fn msg_view(id: u64, f: &InFlight) -> MsgView {
             ("done", done.to_string()),
         ],
         Body::TimeoutNow => Vec::new(),
+        Body::ReadIndex { id } => vec![("id", s(*id))],
+        Body::ReadIndexResp { id, index } => {
+            vec![("id", s(*id)), ("index", index.map_or_else(|| "refused".into(), s))]
+        }
     };
     v
 }

@@ -58,6 +58,9 @@ pub struct Bugs {
     /// no drift margin, so a leader whose clock runs slow (or whose voters'
     /// clocks run fast) answers reads after another leader may exist.
     pub lease_without_margin: bool,
+    /// A follower's read joins the `ReadIndex` request it already sent, so
+    /// the leader may fix its index before the read arrived.
+    pub follower_read_joins_inflight: bool,
     /// Watchers resume after a reconnect from the last complete revision + 2
     /// instead of + 1, losing the events of one revision (DESIGN §12).
     pub watch_resume_skips: bool,
@@ -156,6 +159,10 @@ pub struct Config {
     /// `check_quorum` and `sticky_after_start` (the lease is the time voters
     /// stay sticky).
     pub lease_reads: Option<LeaseTiming>,
+    /// Followers answer linearizable reads themselves, after asking the
+    /// leader for a read index ([`crate::follower_read`]); off, a read at a
+    /// follower is refused with `NotLeader`. On by default.
+    pub follower_reads: bool,
     /// Deliberate bugs (honoured only with the `bugs` feature).
     pub bugs: Bugs,
 }
@@ -197,6 +204,7 @@ impl Config {
             epoch: 0,
             sticky_after_start: true,
             lease_reads: None,
+            follower_reads: true,
             bugs: Bugs::default(),
         }
     }

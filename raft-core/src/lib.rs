@@ -26,7 +26,7 @@
 //! ## Reading order
 //!
 //! [`types`] → [`membership`] → [`entry`] → [`log`] → [`message`] → [`journal`] → [`config`] → [`quorum`]
-//! → [`progress`] → [`election`] → [`replication`] → [`read`] → [`lease`] → [`apply`] →
+//! → [`progress`] → [`election`] → [`replication`] → [`read`] → [`lease`] → [`follower_read`] → [`apply`] →
 //! [`storage`] → [`outbox`] → [`role`] → [`ready`] → [`raft`] (the engine: the
 //! inputs, the term rules, one step function per role, commit and apply) →
 //! [`client`] → [`session`] → [`kv`] → [`snapshot`] → `checker` → `sim`. Each
@@ -59,6 +59,7 @@ pub mod config;
 pub mod configs;
 pub mod election;
 pub mod entry;
+pub mod follower_read;
 pub mod hash;
 pub mod journal;
 pub mod kv;

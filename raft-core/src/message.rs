@@ -145,6 +145,21 @@ pub enum Body {
     /// (skipping PreVote, and with the transfer flag that passes the voters'
     /// stickiness). Sent only once the target's log matches the leader's.
     TimeoutNow,
+    /// A follower asks the leader for a read index for the reads it batched
+    /// under `id` ([`crate::follower_read`]).
+    ReadIndex {
+        /// The follower's request id (unique per follower life).
+        id: u64,
+    },
+    /// The leader's answer to `ReadIndex`: its commit index as of the
+    /// request's arrival, confirmed by a round started after it; `None`:
+    /// refused (not the leader, or stepped down before confirming).
+    ReadIndexResp {
+        /// The request's id.
+        id: u64,
+        /// The index the follower must apply before answering.
+        index: Option<Index>,
+    },
 }
 
 impl Body {
@@ -161,6 +176,8 @@ impl Body {
             Body::InstallSnapshot { .. } => "InstallSnapshot",
             Body::InstallSnapshotResp { .. } => "InstallSnapshotResp",
             Body::TimeoutNow => "TimeoutNow",
+            Body::ReadIndex { .. } => "ReadIndex",
+            Body::ReadIndexResp { .. } => "ReadIndexResp",
         }
     }
 }

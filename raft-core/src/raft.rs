@@ -34,6 +34,7 @@ use crate::apply::Machine;
 use crate::client::{ClientError, ClientReply, ClientRequest, ClientToken};
 use crate::election::{self, Campaign, ElectionTimer};
 use crate::entry::{Entry, Payload};
+use crate::follower_read::FollowerReads;
 use crate::journal::{DurableState, Record, SnapshotMeta};
 use crate::lease;
 use crate::log::Log;
@@ -182,6 +183,8 @@ pub struct Raft<S: StateMachine> {
     /// The host's monotonic clock as last passed in ([`Raft::set_clock`]);
     /// used only for lease reads.
     clock: u64,
+    /// Reads this node serves as a follower ([`crate::follower_read`]).
+    follower_reads: FollowerReads,
     /// The leader of the current term, once known (this node when it leads).
     leader: Option<NodeId>,
     role: RoleState,
@@ -255,6 +258,7 @@ impl<S: StateMachine> Raft<S> {
             // lease its restart could cut short: it is settled from the start.
             ticks_since_start: if hard.term == 0 { cfg.election_ticks } else { 0 },
             clock: 0,
+            follower_reads: FollowerReads::default(),
             leader: None,
             role: RoleState::Follower(Follower::default()),
             timer: ElectionTimer::new(&cfg),
@@ -312,6 +316,10 @@ impl<S: StateMachine> Raft<S> {
     /// Advances logical time by one tick.
     pub fn tick(&mut self) {
         self.ticks_since_start = self.ticks_since_start.saturating_add(1);
+        if !self.follower_reads.is_empty() {
+            let hint = self.leader;
+            self.follower_reads.tick(self.cfg.election_ticks, hint, &mut self.out);
+        }
         if self.is_leader() {
             self.tick_leader();
         } else if self.timer.tick() {
@@ -550,6 +558,11 @@ impl<S: StateMachine> Raft<S> {
 
     /// Takes everything the host must do now (see [`Ready`] for the contract).
     pub fn take_ready(&mut self) -> Ready {
+        if let (RoleState::Follower(_), Some(leader)) = (&self.role, self.leader) {
+            if let Some(id) = self.follower_reads.take_request(leader) {
+                self.send(leader, Body::ReadIndex { id });
+            }
+        }
         let leases = self.cfg.lease_reads.is_some();
         if let Some(l) = self.role.leader_mut() {
             if core::mem::take(&mut l.pending_broadcast) {
@@ -635,7 +648,7 @@ impl<S: StateMachine> Raft<S> {
     }
     /// Leader: reads waiting for confirmation or apply (0 otherwise).
     pub fn pending_reads(&self) -> usize {
-        self.role.leader().map_or(0, |l| l.reads.len())
+        self.role.leader().map_or(0, |l| l.reads.len()) + self.follower_reads.len()
     }
     /// Leader: client writes waiting to apply (0 otherwise).
     pub fn pending_writes(&self) -> usize {
@@ -789,6 +802,12 @@ impl<S: StateMachine> Raft<S> {
                 // voters' stickiness.
                 self.campaign_now(true);
             }
+            Body::ReadIndexResp { id, index } => {
+                let hint = self.leader;
+                self.follower_reads.on_answer(m.from, id, index, hint, &mut self.out);
+                self.release_reads();
+            }
+            Body::ReadIndex { id } => self.send(m.from, Body::ReadIndexResp { id, index: None }),
             // Answers to requests of a past role or term: nothing to do.
             _ => {}
         }
@@ -803,6 +822,7 @@ impl<S: StateMachine> Raft<S> {
                 self.record_answer(m.from, m.from_inc, granted)
             }
             Body::VoteResp { granted } if !pre => self.record_answer(m.from, m.from_inc, granted),
+            Body::ReadIndex { id } => self.send(m.from, Body::ReadIndexResp { id, index: None }),
             Body::Append { .. } | Body::InstallSnapshot { .. } => {
                 // A leader of our term exists: follow it.
                 self.become_follower(self.term, Some(m.from));
@@ -830,6 +850,7 @@ impl<S: StateMachine> Raft<S> {
             Body::Append { .. } | Body::InstallSnapshot { .. } => {
                 debug_assert!(false, "two leaders in term {}", self.term);
             }
+            Body::ReadIndex { id } => self.remote_read(m.from, id),
             _ => {}
         }
     }
@@ -847,7 +868,10 @@ impl<S: StateMachine> Raft<S> {
     }
 
     fn heard_from_leader(&mut self, from: NodeId) {
-        self.leader = Some(from);
+        if self.leader != Some(from) {
+            self.leader = Some(from);
+            self.leader_changed();
+        }
         self.timer.elapsed = 0;
     }
 
@@ -932,6 +956,7 @@ impl<S: StateMachine> Raft<S> {
         {
             self.role = RoleState::PreCandidate(Campaign::new(None));
             self.leader = None;
+            self.leader_changed();
             self.timer.reset(&self.cfg);
             // Written for the record (the role changed); it asks for no fsync.
             self.write_hard_state();
@@ -959,6 +984,7 @@ impl<S: StateMachine> Raft<S> {
             self.voted_for = Some(me);
             self.leader = None;
             self.role = RoleState::Candidate(Campaign::new(None));
+            self.leader_changed();
             self.timer.reset(&self.cfg);
             let seq = self.write_hard_state();
             self.out.event(Event::BecameCandidate { term: self.term });
@@ -1005,7 +1031,11 @@ impl<S: StateMachine> Raft<S> {
             self.term = term;
             self.voted_for = None;
         }
+        let leader_moved = self.leader != leader;
         self.leader = leader;
+        if leader_moved || changed {
+            self.leader_changed();
+        }
         self.timer.reset(&self.cfg);
         if changed {
             let old = core::mem::replace(&mut self.role, RoleState::Follower(Follower::default()));
@@ -1362,14 +1392,18 @@ impl<S: StateMachine> Raft<S> {
             }
             self.out.applied(Applied { index, term, output: outcome.output });
         }
-        if let Some(l) = self.role.leader_mut() {
-            l.reads.release(self.machine.index, &self.machine.sm, &mut self.out);
-        }
+        self.release_reads();
         self.maybe_snapshot();
     }
 
     fn submit_request(&mut self, token: ClientToken, request: ClientRequest) {
         if !self.is_leader() {
+            let following = matches!(self.role, RoleState::Follower(_)) && self.leader.is_some();
+            if let ClientRequest::Read { query } = request {
+                if self.cfg.follower_reads && following {
+                    return self.follower_read(token, query);
+                }
+            }
             let hint = self.leader;
             return self.out.reply(token, Err(ClientError::NotLeader { leader_hint: hint }));
         }
@@ -1478,7 +1512,7 @@ impl<S: StateMachine> Raft<S> {
                 return self.out.reply(token, Ok(ClientReply::Read { output: output.into() }));
             }
             l.reads.push_confirmed(token, query, index);
-            return l.reads.release(applied, &self.machine.sm, &mut self.out);
+            return self.release_reads();
         }
         let start = l.reads.push(token, query, index);
         if start && !sole {
@@ -1509,9 +1543,63 @@ impl<S: StateMachine> Raft<S> {
                 break;
             }
         }
+        self.release_reads();
+    }
+
+    /// Answers what can be answered: the leader's confirmed reads (and
+    /// followers' requests), and this node's follower reads whose index it
+    /// has applied.
+    fn release_reads(&mut self) {
+        let applied = self.machine.index;
         if let Some(l) = self.role.leader_mut() {
-            l.reads.release(self.machine.index, &self.machine.sm, &mut self.out);
+            for (to, id, index) in l.reads.release(applied, &self.machine.sm, &mut self.out) {
+                self.send(to, Body::ReadIndexResp { id, index });
+            }
         }
+        self.follower_reads.release(applied, &self.machine.sm, &mut self.out);
+    }
+
+    /// A follower's `ReadIndex` request at the leader: handled as a read of
+    /// our own, answered with the index instead of a value.
+    fn remote_read(&mut self, from: NodeId, id: u64) {
+        if self.pending_reads() >= self.cfg.max_pending_reads {
+            return self.send(from, Body::ReadIndexResp { id, index: None });
+        }
+        let term_committed = self.storage.log().term(self.commit) == Some(self.term);
+        let index = term_committed.then_some(self.commit);
+        let sole = self.config.is_sole_voter(self.cfg.id);
+        let transferring = self.transferring();
+        let (now, commit) = (self.clock, self.commit);
+        let Some(l) = self.role.leader_mut() else { return };
+        if let Some(index) = lease::lease_index(&l.lease, now, transferring, term_committed, commit) {
+            return self.send(from, Body::ReadIndexResp { id, index: Some(index) });
+        }
+        let start = l.reads.push_remote(from, id, index);
+        if start && !sole {
+            self.broadcast_append(true);
+        }
+        if sole {
+            self.on_round_ack();
+        }
+    }
+
+    /// A read at a follower: queued for the next `ReadIndex` request.
+    fn follower_read(&mut self, token: ClientToken, query: Vec<u8>) {
+        if let Err(why) = self.machine.sm.validate_query(&query) {
+            return self.out.reply(token, Err(ClientError::BadRequest(why.into())));
+        }
+        if self.follower_reads.len() >= self.cfg.max_pending_reads {
+            return self.out.reply(token, Err(ClientError::Busy));
+        }
+        let join = self.bug(|b| b.follower_read_joins_inflight);
+        self.follower_reads.push(token, query, join);
+    }
+
+    /// The leader this node follows changed (or it stopped following): reads
+    /// still waiting for an index from the old one fail.
+    fn leader_changed(&mut self) {
+        let hint = self.leader;
+        self.follower_reads.fail_unindexed(hint, &mut self.out);
     }
 
     /// A leader stepping down: its pending writes may or may not commit, its
@@ -1521,7 +1609,9 @@ impl<S: StateMachine> Raft<S> {
         for (_, token, _) in l.pending_writes {
             self.out.reply(token, Err(ClientError::UnknownOutcome { leader_hint: hint }));
         }
-        l.reads.fail(hint, &mut self.out);
+        for (to, id, index) in l.reads.fail(hint, &mut self.out) {
+            self.send(to, Body::ReadIndexResp { id, index });
+        }
     }
 
     // ------------------------------------------------------------------
@@ -1580,6 +1670,7 @@ impl<S: StateMachine> Raft<S> {
     fn restore(&mut self, body: SnapshotBody) -> Result<(), SnapshotError> {
         self.machine.restore(body.index, &body.state, body.sessions).map_err(|_| SnapshotError::Restore)?;
         self.commit = self.commit.max(body.index);
+        self.release_reads();
         Ok(())
     }
 

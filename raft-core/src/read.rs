@@ -38,7 +38,14 @@ struct PendingRead {
     /// The round whose quorum acknowledgement confirms this read.
     round: u64,
     confirmed: bool,
+    /// A follower's `ReadIndex` request `(follower, id)`: answered with the
+    /// index once confirmed, without waiting for this node to apply it.
+    remote: Option<(NodeId, u64)>,
 }
+
+/// A follower's request answered (`Some(index)`) or refused (`None`): the
+/// leader sends `ReadIndexResp` to `to`.
+pub type RemoteAnswer = (NodeId, u64, Option<Index>);
 
 /// A leader's confirmation rounds and the reads waiting on them.
 #[derive(Debug, Default)]
@@ -69,6 +76,22 @@ impl ReadQueue {
     /// starts now (the leader must then send every follower a heartbeat
     /// carrying [`ReadQueue::round`]).
     pub fn push(&mut self, token: ClientToken, query: Vec<u8>, index: Option<Index>) -> bool {
+        self.push_read(token, query, index, None)
+    }
+
+    /// Queues a follower's `ReadIndex` request, as [`ReadQueue::push`] does
+    /// a read of its own (the same rounds confirm it).
+    pub fn push_remote(&mut self, from: NodeId, id: u64, index: Option<Index>) -> bool {
+        self.push_read(0, Vec::new(), index, Some((from, id)))
+    }
+
+    fn push_read(
+        &mut self,
+        token: ClientToken,
+        query: Vec<u8>,
+        index: Option<Index>,
+        remote: Option<(NodeId, u64)>,
+    ) -> bool {
         let (round, start) = if self.in_flight {
             self.next_wanted = true;
             (self.round + 1, false)
@@ -77,7 +100,7 @@ impl ReadQueue {
             self.in_flight = true;
             (self.round, true)
         };
-        self.reads.push_back(PendingRead { token, query, index, round, confirmed: false });
+        self.reads.push_back(PendingRead { token, query, index, round, confirmed: false, remote });
         start
     }
 
@@ -86,7 +109,7 @@ impl ReadQueue {
     pub fn push_confirmed(&mut self, token: ClientToken, query: Vec<u8>, index: Index) {
         // Keep rounds non-decreasing along the queue (`confirm` relies on it).
         let round = self.reads.back().map_or(self.round, |r| r.round);
-        self.reads.push_back(PendingRead { token, query, index: Some(index), round, confirmed: true });
+        self.reads.push_back(PendingRead { token, query, index: Some(index), round, confirmed: true, remote: None });
     }
 
     /// Starts a round now whether or not reads wait (lease reads renew the
@@ -127,23 +150,39 @@ impl ReadQueue {
         }
     }
 
-    /// Answers confirmed reads whose index has been applied, in order.
-    pub fn release<S: StateMachine>(&mut self, applied: Index, sm: &S, out: &mut Outbox) {
+    /// Answers confirmed reads whose index has been applied, in order; a
+    /// follower's request needs only its index. Returns the followers'
+    /// requests answered (for the leader to send).
+    pub fn release<S: StateMachine>(&mut self, applied: Index, sm: &S, out: &mut Outbox) -> Vec<RemoteAnswer> {
+        let mut remote = Vec::new();
         while let Some(r) = self.reads.front() {
-            if !r.confirmed || r.index.is_none_or(|i| i > applied) {
+            let Some(index) = r.index.filter(|_| r.confirmed) else { break };
+            if r.remote.is_none() && index > applied {
                 break;
             }
             let Some(r) = self.reads.pop_front() else { break };
-            let output = sm.query(&r.query);
-            out.reply(r.token, Ok(ClientReply::Read { output: output.into() }));
+            match r.remote {
+                Some((to, id)) => remote.push((to, id, Some(index))),
+                None => {
+                    let output = sm.query(&r.query);
+                    out.reply(r.token, Ok(ClientReply::Read { output: output.into() }));
+                }
+            }
         }
+        remote
     }
 
     /// Step-down: every waiting read fails with the new leader's id, if known.
-    pub fn fail(self, hint: Option<NodeId>, out: &mut Outbox) {
+    /// Returns the followers' requests refused.
+    pub fn fail(self, hint: Option<NodeId>, out: &mut Outbox) -> Vec<RemoteAnswer> {
+        let mut remote = Vec::new();
         for r in self.reads {
-            out.reply(r.token, Err(ClientError::NotLeader { leader_hint: hint }));
+            match r.remote {
+                Some((to, id)) => remote.push((to, id, None)),
+                None => out.reply(r.token, Err(ClientError::NotLeader { leader_hint: hint })),
+            }
         }
+        remote
     }
 }
 

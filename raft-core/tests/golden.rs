@@ -66,6 +66,8 @@ fn body_tag(b: &Body) -> u8 {
         Body::InstallSnapshot { .. } => 6,
         Body::InstallSnapshotResp { .. } => 7,
         Body::TimeoutNow => 8,
+        Body::ReadIndex { .. } => 9,
+        Body::ReadIndexResp { .. } => 10,
     }
 }
 
@@ -242,6 +244,9 @@ fn bodies() -> Vec<Body> {
         // u64::MAX: the longest varint there is.
         Body::InstallSnapshotResp { index: 9, snap_term: 2, offset: u64::MAX, done: true },
         Body::TimeoutNow,
+        Body::ReadIndex { id: 300 },
+        Body::ReadIndexResp { id: 300, index: Some(12) },
+        Body::ReadIndexResp { id: 301, index: None },
     ]
 }
 

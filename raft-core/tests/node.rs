@@ -97,6 +97,7 @@ scripts! {
     lease_time_entry,
     lease_reads,
     lease_reads_bug,
+    follower_read,
 }
 
 #[test]

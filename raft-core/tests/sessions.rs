@@ -218,17 +218,31 @@ fn session_limit_and_busy_queues() {
 }
 
 #[test]
-fn reads_at_a_follower_get_the_leader_hint() {
+fn writes_at_a_follower_get_the_leader_hint_and_reads_are_served_there() {
     let mut sim = sim(3, seed(46));
     let l = check_one_leader(&mut sim);
     let f = l % 3 + 1;
-    assert_eq!(get(&mut sim, f, "k"), Err(ClientError::NotLeader { leader_hint: Some(l) }));
+    // Follower reads (on by default): the follower asks the leader for a
+    // read index and answers itself.
+    assert_eq!(get(&mut sim, f, "k"), Ok(None));
     let s = register(&mut sim, l);
     assert_eq!(
         ask(&mut sim, f, write(s, 1, 1, append("k", "x"))),
         Some(ClientReply::Rejected(ClientError::NotLeader { leader_hint: Some(l) }))
     );
     assert_eq!(get(&mut sim, l, "k"), Ok(None), "the refused write never entered the log");
+    written(ask(&mut sim, l, write(s, 1, 1, append("k", "x"))));
+    assert_eq!(get(&mut sim, f, "k"), Ok(Some("x".into())), "a follower read sees the acknowledged write");
+}
+
+#[test]
+fn without_follower_reads_a_follower_refuses_reads_with_the_hint() {
+    let mut cfg = SimConfig { nodes: 3, seed: seed(46), ..SimConfig::default() };
+    cfg.raft.follower_reads = false;
+    let mut sim = Sim::new(cfg);
+    let l = check_one_leader(&mut sim);
+    let f = l % 3 + 1;
+    assert_eq!(get(&mut sim, f, "k"), Err(ClientError::NotLeader { leader_hint: Some(l) }));
 }
 
 #[test]

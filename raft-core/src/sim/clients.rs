@@ -296,7 +296,12 @@ impl Sim {
         self.clients[c].attempt += 1;
         let attempt = self.clients[c].attempt;
         let tok = token(c, attempt);
-        let node = self.clients[c].target;
+        let mut node = self.clients[c].target;
+        if matches!(req, ClientRequest::Read { .. }) && self.rng.chance(0.3) {
+            // Reads go to any node now and then: a follower serves them
+            // after asking the leader for a read index (follower reads).
+            node = self.rng.range(1, self.nodes.len() as u64);
+        }
         if !self.rng.chance(self.cfg.loss) {
             let lat = self.rng.range(self.cfg.latency_us.0, self.cfg.latency_us.1);
             self.schedule(self.now + lat, Action::ClientSend { node, token: tok, req });

@@ -268,6 +268,9 @@ pub struct Node {
     applied_base: Index,
     /// The clock's rate: parts per million above (or below) real time.
     clock_ppm: i64,
+    /// (real time, clock reading) when the rate last changed: the clock
+    /// runs on from there at its rate.
+    clock_base: (u64, u64),
     /// The node's event loop is stalled until then: ticks, messages, disk
     /// completions and client requests wait ([`Sim::pause`]).
     paused_until: u64,
@@ -407,6 +410,7 @@ impl Sim {
                 applied,
                 applied_base,
                 clock_ppm,
+                clock_base: (0, 0),
                 paused_until,
             });
             sim.schedule_first_tick(k);
@@ -445,7 +449,17 @@ impl Sim {
     /// Node `k`'s clock now: real time scaled by its rate.
     pub fn local_clock(&self, k: usize) -> u64 {
         let rate = 1_000_000i128 + i128::from(self.nodes[k].clock_ppm);
-        (i128::from(self.now) * rate / 1_000_000) as u64
+        let (real, local) = self.nodes[k].clock_base;
+        local + (i128::from(self.now.saturating_sub(real)) * rate / 1_000_000) as u64
+    }
+
+    /// Sets node `id`'s clock rate (parts per million above or below real
+    /// time) from now on; its clock runs on from its current reading.
+    pub fn set_clock_rate(&mut self, id: NodeId, ppm: i64) {
+        let k = self.slot(id);
+        let reading = self.local_clock(k);
+        self.nodes[k].clock_base = (self.now, reading);
+        self.nodes[k].clock_ppm = ppm.clamp(-900_000, 900_000);
     }
 
     /// Real time between two of node `k`'s ticks (a fast clock ticks sooner).
@@ -1326,7 +1340,19 @@ impl Sim {
         let raft = Raft::new(self.node_config(id), KvStore::default()).ok();
         let clock_ppm = self.draw_clock_rate();
         let (applied, applied_base, paused_until) = (Vec::new(), 0, 0);
-        self.nodes.push(Node { id, raft, disk, inc: 0, disk_gen: 0, applied, applied_base, clock_ppm, paused_until });
+        let clock_base = (self.now, self.now);
+        self.nodes.push(Node {
+            id,
+            raft,
+            disk,
+            inc: 0,
+            disk_gen: 0,
+            applied,
+            applied_base,
+            clock_ppm,
+            clock_base,
+            paused_until,
+        });
         self.checker.add_node(id);
         let k = self.nodes.len() - 1;
         self.schedule_first_tick(k);

@@ -294,6 +294,7 @@ impl Env {
                     "max_promotion_lag" => c.max_promotion_lag = text::num(v, k)?,
                     "sticky_after_start" => c.sticky_after_start = flag(v)?,
                     "inc" => c.inc = text::num(v, k)?,
+                    "follower_reads" => c.follower_reads = flag(v)?,
                     "lease_tick" => {
                         let drift = c.lease_reads.map_or(LeaseTiming::DEFAULT_DRIFT_PPM, |t| t.drift_ppm);
                         c.lease_reads = Some(LeaseTiming { tick: text::num(v, k)?, drift_ppm: drift });
@@ -319,6 +320,7 @@ impl Env {
                                 "ignore_incarnation" => &mut c.bugs.ignore_incarnation,
                                 "ignore_lost_data" => &mut c.bugs.ignore_lost_data,
                                 "lease_without_margin" => &mut c.bugs.lease_without_margin,
+                                "follower_read_joins_inflight" => &mut c.bugs.follower_read_joins_inflight,
                                 other => return Err(format!("unknown bug `{other}`")),
                             };
                             *on = true;

@@ -225,6 +225,9 @@ fn body(b: &Body) -> String {
             format!("InstallSnapshotResp snap={} {what}", pos(*index, *snap_term))
         }
         Body::TimeoutNow => "TimeoutNow".into(),
+        Body::ReadIndex { id } => format!("ReadIndex id={id}"),
+        Body::ReadIndexResp { id, index: Some(i) } => format!("ReadIndexResp id={id} idx={i}"),
+        Body::ReadIndexResp { id, index: None } => format!("ReadIndexResp id={id} refused"),
     }
 }
 
@@ -542,6 +545,11 @@ pub fn parse_message(line: &str) -> Result<Message, String> {
             Body::InstallSnapshotResp { index, snap_term, offset, done: flag("done") }
         }
         "TimeoutNow" => Body::TimeoutNow,
+        "ReadIndex" => Body::ReadIndex { id: num(need("id")?, "id")? },
+        "ReadIndexResp" => Body::ReadIndexResp {
+            id: num(need("id")?, "id")?,
+            index: if flag("refused") { None } else { Some(num(need("idx")?, "idx")?) },
+        },
         other => return Err(format!("unknown message kind `{other}`")),
     };
     Ok(Message { from, to, term, from_inc: 0, to_inc: 0, body })

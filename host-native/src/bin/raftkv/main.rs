@@ -135,8 +135,10 @@ enum Command {
         /// How to talk to etcd: grpc (its own protocol) or json (the HTTP/JSON gateway).
         #[arg(long, value_enum, default_value = "grpc")]
         etcd_api: EtcdApi,
-        /// Spread etcd clients over every endpoint instead of sending to the leader.
-        #[arg(long)]
+        /// Spread the clients over every node instead of sending to the leader: etcd clients over
+        /// --endpoints; raftkv clients of the get workload over the cluster's nodes, whose
+        /// followers serve linearizable reads (follower reads).
+        #[arg(long, alias = "spread")]
         etcd_spread: bool,
         /// Threads running the clients (1: all of them on one thread, so the load generator takes as
         /// little CPU from the servers as it can on a small machine).

@@ -101,7 +101,11 @@ async fn phase(
         let (opts, depth) = (opts.clone(), cfg.depth);
         handles.push(match etcd {
             Some(e) => tokio::spawn(etcd_load::client(c, e.clone(), worker, depth, opts, start)),
-            None => tokio::spawn(raftkv_load::client(addrs.clone(), set.clone(), worker, depth, opts, start)),
+            None => {
+                // Reads only: a client may stay on a follower (follower reads).
+                let spread = (cfg.etcd_spread && workload == Workload::Get).then(|| addrs[c % addrs.len()].clone());
+                tokio::spawn(raftkv_load::client(addrs.clone(), set.clone(), worker, depth, opts, start, spread))
+            }
         });
     }
     drop(ready_tx);

@@ -78,6 +78,20 @@ async fn open_session(
     Err(format!("cannot open a session on the cluster: {last}"))
 }
 
+/// A plain connection to `node`'s `/client` (no session).
+async fn connect(node: &str, opts: &ClientOptions) -> Result<Ws, String> {
+    let url = format!("{node}/client");
+    let cfg = WebSocketConfig::default().max_message_size(Some(opts.max_frame)).read_buffer_size(READ_BUFFER);
+    let attempt = async {
+        let stream = raftkv::tls::dial(&url, opts.tls.as_ref()).await?;
+        let (ws, _) = tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(cfg))
+            .await
+            .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+        Ok(ws)
+    };
+    tokio::time::timeout(opts.attempt_timeout, attempt).await.map_err(|_| format!("{url}: no answer in time"))?
+}
+
 /// A request in flight: when it started and, for a write, its seq.
 struct InFlight {
     started: Instant,
@@ -94,6 +108,7 @@ pub async fn client(
     depth: usize,
     opts: ClientOptions,
     start: StartLine,
+    read_at: Option<String>,
 ) -> Worker {
     let (mut ws, mut session, mut target) = match open_session(&addrs, addrs[0].clone(), &opts).await {
         Ok(x) => x,
@@ -102,6 +117,20 @@ pub async fn client(
             return w;
         }
     };
+    if let Some(node) = read_at.filter(|n| *n != target) {
+        // A reads-only client moves to its own node: a follower answers
+        // reads itself after asking the leader for a read index.
+        match connect(&node, &opts).await {
+            Ok(other) => {
+                ws = other;
+                target = node;
+            }
+            Err(e) => {
+                start.failed(e).await;
+                return w;
+            }
+        }
+    }
     if !start.ready_and_wait(&mut w).await {
         return w;
     }

@@ -64,8 +64,9 @@ pub struct BenchConfig {
     pub preload: Preload,
     /// Against etcd: gRPC or the JSON gateway.
     pub etcd_api: EtcdApi,
-    /// Against etcd: spread the clients over every endpoint instead of
-    /// sending everything to the leader.
+    /// Spread the clients over every node instead of sending everything to
+    /// the leader (etcd: every endpoint; raftkv: the get workload's clients,
+    /// whose reads followers serve).
     pub etcd_spread: bool,
     /// Draw a progress bar on stderr (only if it is a terminal).
     #[serde(skip)]
