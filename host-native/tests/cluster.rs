@@ -102,11 +102,15 @@ async fn cli_library_and_json_protocol_agree() {
     }
     assert_eq!(ids, (20..30).collect());
 
-    // A follower answers not_leader with the leader's id and address.
+    // A follower answers reads itself (follower reads: it asks the leader
+    // for a read index) and a write with not_leader, the leader's id and address.
     let follower = c.ids().into_iter().find(|&i| i != leader).unwrap();
     let mut f = JsonConn::open(&c.url(follower)).await;
-    let r = f.call(r#"{"id":1,"op":"get","key":"k"}"#).await;
-    assert_eq!(r, json!({"id":1,"ok":false,"error":"not_leader","leader":{"id":leader,"addr":c.url(leader)}}));
+    let (r, _) = strip(f.call(r#"{"id":1,"op":"get","key":"shape"}"#).await);
+    assert_eq!(r["value"], "roundish", "a follower read sees the acknowledged writes: {r}");
+    let put = json!({"id":2,"op":"put","session":s,"secret":k,"seq":9,"ack":9,"key":"f","value":"v"});
+    let r = f.call(&put.to_string()).await;
+    assert_eq!(r, json!({"id":2,"ok":false,"error":"not_leader","leader":{"id":leader,"addr":c.url(leader)}}));
 
     // Binary frames carry the same types.
     use raftkv::protocol::{encode_request, Op, Request};
