@@ -82,6 +82,11 @@ impl FollowerReads {
         self.unsent.push((token, query));
     }
 
+    /// Whether [`FollowerReads::take_request`] would give a request now.
+    pub fn has_request(&self) -> bool {
+        !self.unsent.is_empty() && self.in_flight.len() < MAX_REQUESTS_IN_FLIGHT
+    }
+
     /// The request to send to `leader` now, if reads wait for one and fewer
     /// than [`MAX_REQUESTS_IN_FLIGHT`] are out: its id.
     pub fn take_request(&mut self, leader: NodeId) -> Option<u64> {

@@ -583,7 +583,12 @@ impl<S: StateMachine> Raft<S> {
 
     /// Whether [`Raft::take_ready`] would return anything.
     pub fn has_ready(&self) -> bool {
-        !self.out.is_empty() || self.storage.has_records() || self.role.leader().is_some_and(|l| l.pending_broadcast)
+        let read_request =
+            matches!(self.role, RoleState::Follower(_)) && self.leader.is_some() && self.follower_reads.has_request();
+        !self.out.is_empty()
+            || self.storage.has_records()
+            || self.role.leader().is_some_and(|l| l.pending_broadcast)
+            || read_request
     }
 
     // ------------------------------------------------------------------

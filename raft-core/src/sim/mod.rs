@@ -604,7 +604,16 @@ impl Sim {
         let Some(raft) = self.nodes[k].raft.as_mut() else {
             return;
         };
+        // The host contract: a host that drains only when `has_ready` says
+        // so (as the native host does) must miss nothing.
+        let promised = raft.has_ready();
         let ready = raft.take_ready();
+        if !promised && !ready.is_empty() {
+            let (now, id) = (self.now, raft.id());
+            self.checker
+                .violations
+                .push(format!("t={now}us: node {id}: has_ready() was false but take_ready() had work"));
+        }
         if raft.commit_index() > self.decided_at {
             // The newest commit anywhere was decided by this node's quorum
             // (the leader's configuration in force, joint or not): from now
