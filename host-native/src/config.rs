@@ -135,6 +135,22 @@ pub struct Limits {
     /// A learner is made a voter only if it lags the leader's log by at
     /// most this many entries (unless the promotion is forced).
     pub max_promotion_lag: u64,
+    /// Watches one client connection may have open; a `watch` beyond it is
+    /// refused (`refused`, counted in `watch_refused_limit_total`).
+    pub max_watches_per_connection: usize,
+    /// Bytes of watch frames the node may hold for one connection that has
+    /// not taken them yet; a watch whose frame would pass it is cancelled
+    /// with reason `slow` (its client resumes from its last revision + 1).
+    pub watch_queue_bytes: usize,
+    /// Events the node keeps for watchers (its window of recent changes);
+    /// a watch that starts before the window, or falls behind it, is
+    /// cancelled with reason `compacted`.
+    pub watch_window_events: usize,
+    /// Bytes of events the window holds at most.
+    pub watch_window_bytes: usize,
+    /// How often a watch that asked for it (`progress_notify`) is told the
+    /// revision it has received everything up to.
+    pub watch_progress_ms: u64,
 }
 
 impl Default for Limits {
@@ -157,6 +173,11 @@ impl Default for Limits {
             max_queued_bytes: 8 << 20,
             max_sessions_per_principal: 1024,
             max_promotion_lag: 1_000,
+            max_watches_per_connection: 1024,
+            watch_queue_bytes: 4 << 20,
+            watch_window_events: 100_000,
+            watch_window_bytes: 64 << 20,
+            watch_progress_ms: 10_000,
         }
     }
 }

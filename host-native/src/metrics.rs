@@ -82,5 +82,13 @@ metrics! {
     raft_entries_applied_total: "Log entries applied to the state machine.",
     raft_snapshots_total: "Snapshots this node took.",
     raft_snapshots_installed_total: "Snapshots received from a leader and installed.",
+    watch_created_total: "Watches started.",
+    watch_refused_limit_total: "Watches refused: the connection had max_watches_per_connection open.",
+    watch_canceled_slow_total: "Watches cancelled (slow): their connection held more than watch_queue_bytes of frames.",
+    watch_canceled_compacted_total: "Watches cancelled (compacted): events they had not received left the window.",
+    watch_canceled_no_leader_total: "Watches cancelled (no_leader): no leader for an election timeout.",
+    watch_frames_sent_total: "Watch frames (one revision each) handed to connections.",
+    watch_events_sent_total: "Watch events handed to connections.",
+    watch_progress_sent_total: "Watch progress notifications handed to connections.",
     raft_follower_restarts_total: "Followers a leader saw answer after a restart or with a new incarnation (progress reset).",
 }

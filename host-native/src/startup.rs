@@ -267,7 +267,11 @@ pub async fn run(
     let _ = getrandom::fill(&mut seed);
     let raft_cfg = core_config(&config, &ident, u64::from_le_bytes(seed) ^ id);
     // Lease TTLs are milliseconds; the store counts them in ticks.
-    let kv = KvStore::with_limits(KvLimits { tick_ms: config.tick_ms, ..KvLimits::default() });
+    let window = raft_core::kv::watch::WindowLimits {
+        max_events: config.limits.watch_window_events,
+        max_bytes: config.limits.watch_window_bytes,
+    };
+    let kv = KvStore::with_limits(KvLimits { tick_ms: config.tick_ms, window, ..KvLimits::default() });
     let raft = Raft::recover(raft_cfg, state, snapshot.as_deref(), kv).map_err(|e| StartError(e.to_string()))?;
 
     let (durable_tx, durable_rx) = mpsc::channel(64);
@@ -303,8 +307,9 @@ pub async fn run(
         identity: Arc::new(ident),
         addrs: addrs.clone(),
     };
-    let task =
-        NodeTask::new(raft, links, addrs, disk, metrics, Own { inc, bootstrap, auto_readmit: config.auto_readmit });
+    let progress_ticks = (config.limits.watch_progress_ms / config.tick_ms).max(1);
+    let task = NodeTask::new(raft, links, addrs, disk, metrics, Own { inc, bootstrap, auto_readmit: config.auto_readmit })
+        .with_watch_progress(progress_ticks);
     let node = tokio::spawn(task.run(inputs, durable_rx, Duration::from_millis(config.tick_ms)));
     tracing::info!(node = id, listen = %me.listen, url = %me.url(), "serving /raft, /join, /client, /status, /metrics");
     if tls.is_some() {
