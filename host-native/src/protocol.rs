@@ -1515,6 +1515,68 @@ mod tests {
     }
 
     #[test]
+    fn watch_requests_and_frames_as_designed() {
+        let r = parse_json_request(r#"{"id":5,"op":"watch","prefix":"app/","start_rev":12,"prev_kv":true}"#).unwrap();
+        let spec = WatchSpec {
+            selector: Selector::Prefix("app/".into()),
+            start_rev: Some(12),
+            prev_kv: true,
+            progress_notify: false,
+            no_leader_cancel: false,
+        };
+        assert_eq!(r.op, Op::Watch(spec));
+        let now = parse_json_request(r#"{"id":5,"op":"watch","key":"k","start_rev":0,"progress_notify":true}"#).unwrap();
+        let Op::Watch(w) = &now.op else { panic!() };
+        assert_eq!((w.start_rev, w.progress_notify, &w.selector), (None, true, &Selector::Key("k".into())));
+        for op in [now.op.clone(), r.op.clone(), Op::CancelWatch { watch_id: 2 }] {
+            let r = Request { id: 9, op };
+            assert_eq!(parse_json_request(&request_to_json(&r)).unwrap(), r);
+            assert_eq!(decode_request(&encode_request(&r), 1 << 20).unwrap(), r);
+        }
+        assert!(bad(r#"{"id":5,"op":"watch"}"#).message.contains("exactly one"));
+        assert!(bad(r#"{"id":5,"op":"watch","key":"a","prefix":"b"}"#).message.contains("exactly one"));
+        assert!(bad(r#"{"id":5,"op":"watch","key":"k","start_rev":-1}"#).message.contains("integer"));
+        assert!(bad(r#"{"id":5,"op":"cancel_watch"}"#).message.contains("watch_id"));
+        let reserved = format!(r#"{{"id":1,"op":"watch","key":"{}"}}"#, "\\u0000raftkv/addr/1");
+        assert!(bad(&reserved).message.contains("reserved"));
+
+        let r = |result| response_to_json(&Response { id: Some(5), result: Ok(result) });
+        let push = |result| response_to_json(&Response { id: None, result: Ok(result) });
+        assert_eq!(r(Success::Watching { watch_id: 1, revision: 30 }), r#"{"id":5,"ok":true,"watch_id":1,"revision":30}"#);
+        assert_eq!(r(Success::Unwatched { watch_id: 1 }), r#"{"id":5,"ok":true,"watch_id":1,"canceled":true}"#);
+        let kv = |v: &str, rev| KeyValue {
+            key: "app/a".into(),
+            value: v.into(),
+            create_revision: 9,
+            mod_revision: rev,
+            version: 2,
+            lease: 0,
+        };
+        let put = Event { revision: 31, sub: 0, kind: EventKind::Put, kv: kv("2", 31), prev: Some(kv("1", 9)) };
+        let del_kv = KeyValue { key: "app/b".into(), value: "".into(), create_revision: 0, mod_revision: 31, version: 0, lease: 0 };
+        let del = Event { revision: 31, sub: 1, kind: EventKind::Delete, kv: del_kv, prev: None };
+        assert_eq!(
+            push(Success::WatchEvents { watch_id: 1, revision: 31, events: vec![put, del] }),
+            r#"{"push":"watch_events","watch_id":1,"revision":31,"events":[{"type":"put","kv":{"key":"app/a","value":"2","create_revision":9,"mod_revision":31,"version":2,"lease":0},"prev_kv":{"key":"app/a","value":"1","create_revision":9,"mod_revision":9,"version":2,"lease":0}},{"type":"delete","kv":{"key":"app/b","value":"","create_revision":0,"mod_revision":31,"version":0,"lease":0}}]}"#
+        );
+        assert_eq!(
+            push(Success::WatchProgress { watch_id: 1, revision: 40 }),
+            r#"{"push":"watch_progress","watch_id":1,"revision":40}"#
+        );
+        assert_eq!(
+            push(Success::WatchCanceled { watch_id: 1, reason: CancelReason::Compacted, compact_revision: Some(25) }),
+            r#"{"push":"watch_canceled","watch_id":1,"reason":"compacted","compact_revision":25}"#
+        );
+        assert_eq!(
+            push(Success::WatchCanceled { watch_id: 1, reason: CancelReason::Slow, compact_revision: None }),
+            r#"{"push":"watch_canceled","watch_id":1,"reason":"slow"}"#
+        );
+        for reason in CancelReason::ALL {
+            assert_eq!(CancelReason::parse(reason.as_str()), Some(reason));
+        }
+    }
+
+    #[test]
     fn bad_requests_say_why() {
         assert!(bad("{nope").message.contains("malformed JSON"));
         assert!(bad("[1]").message.contains("object"));

@@ -96,10 +96,11 @@ impl WatchSink {
     }
 
     /// Queues a frame counted against the bound; `false` (nothing queued)
-    /// if it does not fit.
+    /// if it does not fit. An empty queue takes any one frame (a revision
+    /// larger than the bound would otherwise never go out).
     fn offer(&self, watch_id: u64, frame: Success, bytes: usize) -> bool {
         let held = self.queue.bytes.load(Ordering::Relaxed);
-        if held + bytes > self.queue.max {
+        if held > 0 && held + bytes > self.queue.max {
             return false;
         }
         self.queue.bytes.fetch_add(bytes, Ordering::Relaxed);
