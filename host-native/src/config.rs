@@ -139,9 +139,13 @@ pub struct Limits {
     /// refused (`refused`, counted in `watch_refused_limit_total`).
     pub max_watches_per_connection: usize,
     /// Bytes of watch frames the node may hold for one connection that has
-    /// not taken them yet; a watch whose frame would pass it is cancelled
-    /// with reason `slow` (its client resumes from its last revision + 1).
+    /// not taken them yet (and at most 4,096 frames); a watch whose next
+    /// frame does not fit waits for room.
     pub watch_queue_bytes: usize,
+    /// A watch that has waited this long for room in its connection's queue
+    /// is cancelled with reason `slow` (its client resumes from its last
+    /// revision + 1).
+    pub watch_slow_ms: u64,
     /// Events the node keeps for watchers (its window of recent changes);
     /// a watch that starts before the window, or falls behind it, is
     /// cancelled with reason `compacted`.
@@ -175,6 +179,7 @@ impl Default for Limits {
             max_promotion_lag: 1_000,
             max_watches_per_connection: 1024,
             watch_queue_bytes: 4 << 20,
+            watch_slow_ms: 1_000,
             watch_window_events: 100_000,
             watch_window_bytes: 64 << 20,
             watch_progress_ms: 10_000,

@@ -160,7 +160,7 @@ impl NodeTask {
             changes: Vec::new(),
             transfers: Vec::new(),
             ticks: 0,
-            watches: WatchHub::new(metrics_for_watches),
+            watches: WatchHub::new(metrics_for_watches, Duration::from_millis(1_000)),
             watch_backlog: false,
             watch_progress_ticks: 1_000,
             leaderless_since: None,
@@ -171,9 +171,12 @@ impl NodeTask {
     }
 
     /// Sends progress notifications every `ticks` ticks (config
-    /// `watch_progress_ms`; the default is 1,000 ticks).
-    pub fn with_watch_progress(mut self, ticks: u64) -> NodeTask {
+    /// `watch_progress_ms`; the default is 1,000 ticks), and cancels a
+    /// watch as slow once it waited `slow_after` for room in its
+    /// connection's queue (config `watch_slow_ms`; default 1 s).
+    pub fn with_watch_limits(mut self, ticks: u64, slow_after: Duration) -> NodeTask {
         self.watch_progress_ticks = ticks.max(1);
+        self.watches = WatchHub::new(self.metrics.clone(), slow_after);
         self
     }
 
@@ -186,8 +189,11 @@ impl NodeTask {
             self.watch_backlog = false;
             return;
         }
-        self.watch_polled = (sm.revision(), false);
-        self.watch_backlog = self.watches.poll(sm.events(), sm.revision());
+        let left = self.watches.poll(sm.events(), sm.revision());
+        // A watch waiting for room is retried at the next turn of the loop
+        // (an input or the next tick), not in a busy loop.
+        self.watch_polled = (sm.revision(), left.blocked);
+        self.watch_backlog = left.more;
     }
 
     /// Once per tick: progress notifications when their interval is up, and

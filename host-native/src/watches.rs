@@ -18,19 +18,23 @@
 //!   turn of the node loop, which comes at once when [`WatchHub::poll`]
 //!   says there is more;
 //! * a connection's queue holds at most `watch_queue_bytes` of frames: a
-//!   watch whose next frame does not fit is cancelled with reason `slow`
-//!   (its cursor says where it was; the client resumes from there);
+//!   watch whose next frame does not fit waits (its cursor stays on that
+//!   revision, and the window keeps the events), and one that has waited
+//!   for `watch_slow_ms` is cancelled with reason `slow` (the client
+//!   resumes from its last revision + 1);
 //! * a connection has at most `max_watches_per_connection` watches (the
 //!   connection refuses more before they get here).
 //!
-//! The queue's channel has room for every frame the byte bound lets in,
-//! plus one "watch started" and one "watch cancelled" per watch the
-//! connection may have: those two are never refused for the byte bound
-//! (a cancellation must reach the client, or it would wait forever).
+//! The queue's channel holds [`QUEUE_FRAMES`] frames within the byte bound
+//! (a watch whose frame finds it full is cancelled as `slow` too), plus one
+//! "watch started" and one "watch cancelled" per watch the connection may
+//! have: those two are never refused for the bounds (a cancellation must
+//! reach the client, or it would wait forever).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -56,6 +60,8 @@ pub type Pushed = (u64, Success, usize);
 #[derive(Debug)]
 pub struct QueueBytes {
     bytes: AtomicUsize,
+    /// Frames waiting that count against the bounds.
+    frames: AtomicUsize,
     max: usize,
     /// A frame that must not be dropped found the channel full: the
     /// connection must close (its client then resumes elsewhere).
@@ -63,9 +69,13 @@ pub struct QueueBytes {
 }
 
 impl QueueBytes {
-    /// The connection took a frame of `bytes` out of the queue.
+    /// The connection took a frame of `bytes` out of the queue (`bytes`
+    /// as it was queued: 0 for a start or a cancellation).
     pub fn taken(&self, bytes: usize) {
-        self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+        if bytes > 0 {
+            self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.frames.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Whether a frame that must be delivered could not be queued.
@@ -91,7 +101,12 @@ impl WatchSink {
     /// have `max_watches` watches; the connection's ends of it.
     pub fn channel(max_bytes: usize, max_watches: usize) -> (WatchSink, mpsc::Receiver<Pushed>, Arc<QueueBytes>) {
         let (tx, rx) = mpsc::channel(QUEUE_FRAMES + 2 * max_watches.max(1));
-        let queue = Arc::new(QueueBytes { bytes: AtomicUsize::new(0), max: max_bytes, broken: AtomicBool::new(false) });
+        let queue = Arc::new(QueueBytes {
+            bytes: AtomicUsize::new(0),
+            frames: AtomicUsize::new(0),
+            max: max_bytes,
+            broken: AtomicBool::new(false),
+        });
         (WatchSink { tx, queue: queue.clone() }, rx, queue)
     }
 
@@ -99,15 +114,23 @@ impl WatchSink {
     /// if it does not fit. An empty queue takes any one frame (a revision
     /// larger than the bound would otherwise never go out).
     fn offer(&self, watch_id: u64, frame: Success, bytes: usize) -> bool {
+        // (Counted frames have at least one byte: `taken` tells them apart.)
+        let bytes = bytes.max(1);
         let held = self.queue.bytes.load(Ordering::Relaxed);
         if held > 0 && held + bytes > self.queue.max {
             return false;
         }
+        // The channel's last slots are for starts and cancellations.
+        if self.queue.frames.load(Ordering::Relaxed) >= QUEUE_FRAMES {
+            return false;
+        }
         self.queue.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.queue.frames.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send((watch_id, frame, bytes)) {
             Ok(()) => true,
             Err(_) => {
                 self.queue.bytes.fetch_sub(bytes, Ordering::Relaxed);
+                self.queue.frames.fetch_sub(1, Ordering::Relaxed);
                 false
             }
         }
@@ -133,6 +156,18 @@ struct Open {
     cursor: Watcher,
     progress_notify: bool,
     no_leader_cancel: bool,
+    /// Since when its next frame has not fitted in its connection's queue.
+    blocked_since: Option<Instant>,
+}
+
+/// What a poll left undone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Leftover {
+    /// The budget ran out with frames ready: poll again at once.
+    pub more: bool,
+    /// Some watch waits for room in its connection's queue: poll again
+    /// soon (at the next tick), not at once.
+    pub blocked: bool,
 }
 
 /// The watches of one connection.
@@ -147,12 +182,15 @@ struct ConnWatches {
 pub struct WatchHub {
     conns: HashMap<u64, ConnWatches>,
     metrics: Arc<Metrics>,
+    /// How long a watch may wait for room before it is cancelled as slow.
+    slow_after: Duration,
 }
 
 impl WatchHub {
-    /// No watches yet; counts in `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> WatchHub {
-        WatchHub { conns: HashMap::new(), metrics }
+    /// No watches yet; counts in `metrics`; a watch that waits for room in
+    /// its connection's queue for `slow_after` is cancelled as slow.
+    pub fn new(metrics: Arc<Metrics>, slow_after: Duration) -> WatchHub {
+        WatchHub { conns: HashMap::new(), metrics, slow_after }
     }
 
     /// Watches open.
@@ -174,6 +212,7 @@ impl WatchHub {
             cursor: Watcher::new(spec.selector, start, spec.prev_kv),
             progress_notify: spec.progress_notify,
             no_leader_cancel: spec.no_leader_cancel,
+            blocked_since: None,
         };
         let c = self.conns.entry(conn).or_insert_with(|| ConnWatches { sink: sink.clone(), watches: BTreeMap::new() });
         c.sink = sink;
@@ -191,12 +230,12 @@ impl WatchHub {
 
     /// Hands every watch the frames the window has for it, within the
     /// bounds above; `log` is the store's window, `applied` its revision.
-    /// Returns whether some watch still has frames waiting (the budget ran
-    /// out): poll again soon.
-    pub fn poll(&mut self, log: &EventLog, applied: u64) -> bool {
+    /// Returns what it left undone (see [`Leftover`]).
+    pub fn poll(&mut self, log: &EventLog, applied: u64) -> Leftover {
         self.conns.retain(|_, c| !c.sink.closed() && !c.watches.is_empty());
         let mut budget = EVENTS_PER_POLL;
-        let mut more = false;
+        let (mut more, mut blocked) = (false, false);
+        let now = Instant::now();
         for c in self.conns.values_mut() {
             let mut ended: Vec<(u64, CancelReason, Option<u64>)> = Vec::new();
             for (&id, w) in c.watches.iter_mut() {
@@ -221,9 +260,17 @@ impl WatchHub {
                             let n = events.len();
                             let frame = Success::WatchEvents { watch_id: id, revision, events };
                             if !c.sink.offer(id, frame, bytes) {
-                                ended.push((id, CancelReason::Slow, None));
+                                // Not delivered: the same revision next time.
+                                w.cursor.next = revision;
+                                let since = *w.blocked_since.get_or_insert(now);
+                                if now.duration_since(since) >= self.slow_after {
+                                    ended.push((id, CancelReason::Slow, None));
+                                } else {
+                                    blocked = true;
+                                }
                                 break;
                             }
+                            w.blocked_since = None;
                             self.metrics.watch_frames_sent_total.inc();
                             self.metrics.watch_events_sent_total.add(n as u64);
                             frames += 1;
@@ -238,7 +285,7 @@ impl WatchHub {
                 c.sink.force(id, Success::WatchCanceled { watch_id: id, reason, compact_revision });
             }
         }
-        more
+        Leftover { more, blocked }
     }
 
     /// Tells every watch that asked for progress the revision it has
@@ -324,10 +371,10 @@ mod tests {
         for r in 1..=5 {
             log.push(put(r, if r % 2 == 0 { "b/x" } else { "a/x" }, "v"));
         }
-        let mut hub = WatchHub::new(Arc::default());
+        let mut hub = WatchHub::new(Arc::default(), Duration::ZERO);
         let (sink, mut rx, q) = WatchSink::channel(1 << 20, 8);
         hub.add(1, 1, spec("a/", Some(1)), sink, 5);
-        assert!(!hub.poll(&log, 5));
+        assert_eq!(hub.poll(&log, 5), Leftover::default());
         let got = drain(&mut rx, &q);
         assert_eq!(got[0], Success::Watching { watch_id: 1, revision: 5 });
         let revs: Vec<u64> = got[1..]
@@ -348,30 +395,48 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_cancels_slow_and_a_start_before_the_window_is_compacted() {
+    fn a_full_queue_makes_a_watch_wait_then_cancels_it_slow_and_a_start_before_the_window_is_compacted() {
         let mut log = EventLog::new(WindowLimits { max_events: 4, max_bytes: usize::MAX });
         for r in 1..=10 {
             log.push(put(r, "a/x", &"v".repeat(100)));
             log.trim();
         }
+        assert_eq!(log.floor(), 7);
         let metrics = Arc::new(Metrics::default());
-        let mut hub = WatchHub::new(metrics.clone());
-        // Room for about two frames.
+        let mut hub = WatchHub::new(metrics.clone(), Duration::from_millis(50));
+        // Room for two frames of 231 bytes.
         let (sink, mut rx, q) = WatchSink::channel(500, 8);
         hub.add(1, 1, spec("a/", Some(7)), sink.clone(), 10);
         hub.add(1, 2, spec("a/", Some(2)), sink, 10);
-        hub.poll(&log, 10);
+        assert_eq!(hub.poll(&log, 10), Leftover { more: false, blocked: true }, "watch 1 waits for room");
+        let revs = |got: &[Success]| {
+            got.iter()
+                .filter_map(|s| match s {
+                    Success::WatchEvents { revision, .. } => Some(*revision),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
         let got = drain(&mut rx, &q);
-        assert!(got.contains(&Success::WatchCanceled {
-            watch_id: 1,
-            reason: CancelReason::Slow,
-            compact_revision: None
-        }));
-        assert!(got.contains(&Success::WatchCanceled {
-            watch_id: 2,
-            reason: CancelReason::Compacted,
-            compact_revision: Some(log.floor())
-        }));
+        assert_eq!(revs(&got), [7, 8]);
+        let compacted = Success::WatchCanceled { watch_id: 2, reason: CancelReason::Compacted, compact_revision: Some(7) };
+        assert!(got.contains(&compacted), "{got:?}");
+        // Room again: it goes on where it stopped, nothing skipped.
+        hub.poll(&log, 10);
+        assert_eq!(revs(&drain(&mut rx, &q)), [9, 10]);
+        assert_eq!(metrics.watch_canceled_slow_total.get(), 0);
+        // A client that stops reading: after the grace, cancelled.
+        for r in 11..=14 {
+            log.push(put(r, "a/x", &"v".repeat(100)));
+            log.trim();
+        }
+        assert!(hub.poll(&log, 14).blocked);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(hub.poll(&log, 14), Leftover::default());
+        let got = drain(&mut rx, &q);
+        assert_eq!(revs(&got), [11, 12]);
+        let slow = Success::WatchCanceled { watch_id: 1, reason: CancelReason::Slow, compact_revision: None };
+        assert_eq!(got.last(), Some(&slow));
         assert_eq!((metrics.watch_canceled_slow_total.get(), metrics.watch_canceled_compacted_total.get()), (1, 1));
         assert!(hub.is_empty());
     }
@@ -382,12 +447,12 @@ mod tests {
         for r in 1..=200 {
             log.push(put(r, "a/x", "v"));
         }
-        let mut hub = WatchHub::new(Arc::default());
+        let mut hub = WatchHub::new(Arc::default(), Duration::ZERO);
         let (sink, mut rx, q) = WatchSink::channel(usize::MAX / 2, 8);
         hub.add(1, 1, spec("a/", Some(1)), sink, 200);
-        assert!(hub.poll(&log, 200), "64 frames per watch per poll: more to come");
+        assert!(hub.poll(&log, 200).more, "64 frames per watch per poll: more to come");
         assert_eq!(drain(&mut rx, &q).len(), 1 + FRAMES_PER_WATCH);
-        while hub.poll(&log, 200) {}
+        while hub.poll(&log, 200).more {}
         assert_eq!(drain(&mut rx, &q).len(), 200 - FRAMES_PER_WATCH);
     }
 }

@@ -244,12 +244,13 @@ async fn compacted_starts_the_watch_limit_and_the_cli() {
     assert_eq!((line["revision"].as_u64(), line["type"].as_str(), line["kv"]["value"].as_str()), (Some(from), Some("put"), Some("zero")));
 }
 
-/// A client that does not read: once the node holds more than
-/// `watch_queue_bytes` of its frames, the watch is cancelled as slow; what
-/// was delivered before is complete and in order.
+/// A client that does not read: once the node holds `watch_queue_bytes`
+/// of its frames and the next has waited `watch_slow_ms` for room, the
+/// watch is cancelled as slow; what was delivered before is complete and
+/// in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watcher_that_does_not_read_is_cancelled_as_slow() {
-    let c = Cluster::start("watch-slow", 3, "[limits]\nwatch_queue_bytes = 262144\n");
+    let c = Cluster::start("watch-slow", 3, "[limits]\nwatch_queue_bytes = 262144\nwatch_slow_ms = 200\n");
     let leader = c.wait_leader(&c.ids()).await;
     let lib = c.client();
     let mut j = JsonConn::open_small_buffer(&c.url(leader)).await;
@@ -263,7 +264,12 @@ async fn a_watcher_that_does_not_read_is_cancelled_as_slow() {
             break;
         }
     }
-    assert_eq!(c.metric(leader, "watch_canceled_slow_total").await, 1, "{} writes", revs.len());
+    let waited = Instant::now();
+    while c.metric(leader, "watch_canceled_slow_total").await == 0 {
+        assert!(waited.elapsed() < WAIT, "not cancelled after {} writes", revs.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(c.metric(leader, "watch_canceled_slow_total").await, 1);
     let mut got = Vec::new();
     let reason = loop {
         let f = push(&mut j).await;
