@@ -420,4 +420,18 @@ mod tests {
         assert_eq!(&f[..5], &[0, 0, 0, 1, 51]);
         assert_eq!(authority("http://127.0.0.1:2379/"), "127.0.0.1:2379");
     }
+
+    #[test]
+    fn the_txn_body_compares_mod_revision_and_puts() {
+        let mut put = Vec::new();
+        pb_bytes(1, b"k", &mut put);
+        pb_bytes(2, b"v", &mut put);
+        let m = txn_message("k", &put);
+        // compare { result LESS, target MOD, key "k", mod_revision 2^53-1 }
+        let cmp = [0x08, 2, 0x10, 2, 0x1a, 1, b'k', 0x30, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert_eq!(&m[..2], &[0x0a, cmp.len() as u8]);
+        assert_eq!(&m[2..2 + cmp.len()], &cmp);
+        // success { request_put { key "k", value "v" } }
+        assert_eq!(&m[2 + cmp.len()..], &[0x12, 8, 0x12, 6, 0x0a, 1, b'k', 0x12, 1, b'v']);
+    }
 }

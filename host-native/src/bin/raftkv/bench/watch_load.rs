@@ -55,12 +55,15 @@ fn watch_op(start_rev: Option<u64>) -> Op {
     })
 }
 
-/// Opens `n` watches on one connection and counts their events into
+/// Opens `n` watches from revision `from` (so a follower that has not
+/// applied earlier writes yet does not count them) on one connection and
+/// counts their events into
 /// `counts` until the task is aborted; reports on `ready` once every watch
 /// is acknowledged (or why it could not be).
 pub async fn raftkv_watcher(
     addr: String,
     n: usize,
+    from: u64,
     opts: ClientOptions,
     counts: Arc<Counts>,
     ready: mpsc::Sender<Result<(), String>>,
@@ -79,7 +82,7 @@ pub async fn raftkv_watcher(
         Err(_) => return fail(&ready, format!("connecting to {url} timed out")).await,
     };
     for i in 0..n {
-        let frame = encode_request(&RkvRequest { id: i as u64, op: watch_op(None) });
+        let frame = encode_request(&RkvRequest { id: i as u64, op: watch_op(Some(from)) });
         if let Err(e) = ws.feed(WsMessage::binary(frame)).await {
             return fail(&ready, format!("{url}: {e}")).await;
         }
@@ -98,9 +101,9 @@ pub async fn raftkv_watcher(
         let WsMessage::Binary(b) = m else { continue };
         let Ok(r) = decode_response(&b, opts.max_frame) else { continue };
         match r.result {
-            Ok(Success::Watching { watch_id, revision }) => {
-                let from = r.id.and_then(|id| resumed.remove(&id)).unwrap_or(revision + 1);
-                next.insert(watch_id, from);
+            Ok(Success::Watching { watch_id, .. }) => {
+                let start = r.id.and_then(|id| resumed.remove(&id)).unwrap_or(from);
+                next.insert(watch_id, start);
                 created += 1;
                 if created == n {
                     if let Some(tx) = ready.take() {
