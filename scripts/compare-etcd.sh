@@ -137,6 +137,9 @@ CONFIG="$WORK/raftkv.toml"
             $((i + 1)) "${RAFTKV_PORTS[$i]}" "${RAFTKV_PORTS[$i]}"
     done
 } >"$CONFIG"
+# One bound configuration for all three data directories (an empty one
+# would wait to be admitted by a cluster that does not exist yet).
+"$RAFTKV" bootstrap --config "$CONFIG" >"$WORK/raftkv-bootstrap.log" 2>&1
 for i in 1 2 3; do
     "$RAFTKV" node --config "$CONFIG" --id "$i" >"$WORK/raftkv-$i.log" 2>&1 &
     PIDS+=($!)

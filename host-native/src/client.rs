@@ -15,7 +15,7 @@
 //!   and the next call registers a new session.
 //! * [`Client::watch`] streams the changes of a key or prefix, resuming
 //!   after a reconnection without losing or repeating a revision (see
-//!   [`watch`](self::WatchStream)).
+//!   [`WatchStream`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), raftkv::Error> {

@@ -463,6 +463,24 @@ mod tests {
     }
 
     #[test]
+    fn watch_events_are_printed_one_a_line() {
+        let kv = |v: &str| KeyValue {
+            key: "app/a".into(),
+            value: v.into(),
+            create_revision: 3,
+            mod_revision: 5,
+            version: 2,
+            lease: 0,
+        };
+        let put = Event { revision: 5, sub: 0, kind: EventKind::Put, kv: kv("2"), prev: Some(kv("1")) };
+        assert_eq!(event_line(5, &put, false), "[5] PUT app/a=2 (was 1)");
+        let del = Event { revision: 6, sub: 0, kind: EventKind::Delete, kv: kv(""), prev: None };
+        assert_eq!(event_line(6, &del, false), "[6] DELETE app/a");
+        let json: serde_json::Value = serde_json::from_str(&event_line(6, &del, true)).unwrap();
+        assert_eq!((json["revision"].as_u64(), json["type"].as_str()), (Some(6), Some("delete")));
+    }
+
+    #[test]
     fn outputs_are_printed_with_their_exit_codes() {
         let out = |text: &str, code| Answer { text: text.into(), to_stderr: false, code };
         let kv =
