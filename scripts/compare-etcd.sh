@@ -132,6 +132,9 @@ CONFIG="$WORK/raftkv.toml"
     echo 'cluster_id = "compare-etcd"'
     echo "secret = \"compare-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')\""
     echo "data_dir = \"$WORK/raftkv\""
+    # Every client and peer comes from 127.0.0.1: 256 clients and the peer
+    # links pass the default of 256 connections per address.
+    printf '[limits]\nmax_connections_per_address = 1024\n'
     for i in 0 1 2; do
         printf '\n[[nodes]]\nid = %d\nlisten = "127.0.0.1:%d"\nurl = "ws://127.0.0.1:%d"\n' \
             $((i + 1)) "${RAFTKV_PORTS[$i]}" "${RAFTKV_PORTS[$i]}"
@@ -211,12 +214,12 @@ import json, sys
 path, floor, clients, api, depth, secs, before, after = sys.argv[1:]
 floor = json.loads(floor)
 runs = {}
-extra = []
+more = []
 for line in open(path):
     r = json.loads(line)
     c = r["config"]
     if c["workload"] in ("range", "txn", "watch"):
-        extra.append(r)
+        more.append(r)
         continue
     runs[(c["target"], c["workload"], c["clients"])] = r
 print()
@@ -249,12 +252,12 @@ if one:
     extra = f'; etcd {e1["latency_ms"]["mean"] * 1000:.0f} us' if e1 else ""
     print(f'raftkv 1-client write: mean {mean:.0f} us, {mean - floor["floor_us"]:+.0f} us over the floor '
           f'(goal: within 100){extra}')
-if extra:
+if more:
     print()
     print("| workload | clients | watchers | etcd | etcd p99 | raftkv | raftkv p99 | ratio |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     pairs = {}
-    for r in extra:
+    for r in more:
         c = r["config"]
         key = (c["workload"], c["clients"], c["watchers"] if c["workload"] == "watch" else 0)
         pairs.setdefault(key, {})[c["target"]] = r

@@ -452,9 +452,9 @@ impl Op {
     /// (drawn by the caller, who hands the secret to the client). Operator
     /// commands and watches are no client requests of the core's: they
     /// come back as `Err`, for the host to carry out.
-    pub fn into_client_request(self, owner: Owner, fresh: SecretHash) -> Result<ClientRequest, Op> {
+    pub fn into_client_request(self, owner: Owner, fresh: SecretHash) -> Result<ClientRequest, Box<Op>> {
         Ok(match self {
-            op @ (Op::Admin(_) | Op::Watch(_) | Op::CancelWatch { .. }) => return Err(op),
+            op @ (Op::Admin(_) | Op::Watch(_) | Op::CancelWatch { .. }) => return Err(Box::new(op)),
             Op::Register => ClientRequest::Register { owner, secret_hash: fresh },
             Op::Write { session, secret, seq, ack, op } => {
                 ClientRequest::Write { session, secret_hash: secret_hash(&secret), seq, ack, command: op.encode() }
@@ -1313,9 +1313,11 @@ pub fn request_to_json(r: &Request) -> String {
             if let Some(r) = w.start_rev {
                 obj.insert("start_rev".into(), json!(r));
             }
-            for (name, on) in
-                [("prev_kv", w.prev_kv), ("progress_notify", w.progress_notify), ("no_leader_cancel", w.no_leader_cancel)]
-            {
+            for (name, on) in [
+                ("prev_kv", w.prev_kv),
+                ("progress_notify", w.progress_notify),
+                ("no_leader_cancel", w.no_leader_cancel),
+            ] {
                 if on {
                     obj.insert(name.into(), json!(true));
                 }
@@ -1525,7 +1527,8 @@ mod tests {
             no_leader_cancel: false,
         };
         assert_eq!(r.op, Op::Watch(spec));
-        let now = parse_json_request(r#"{"id":5,"op":"watch","key":"k","start_rev":0,"progress_notify":true}"#).unwrap();
+        let now =
+            parse_json_request(r#"{"id":5,"op":"watch","key":"k","start_rev":0,"progress_notify":true}"#).unwrap();
         let Op::Watch(w) = &now.op else { panic!() };
         assert_eq!((w.start_rev, w.progress_notify, &w.selector), (None, true, &Selector::Key("k".into())));
         for op in [now.op.clone(), r.op.clone(), Op::CancelWatch { watch_id: 2 }] {
@@ -1542,7 +1545,10 @@ mod tests {
 
         let r = |result| response_to_json(&Response { id: Some(5), result: Ok(result) });
         let push = |result| response_to_json(&Response { id: None, result: Ok(result) });
-        assert_eq!(r(Success::Watching { watch_id: 1, revision: 30 }), r#"{"id":5,"ok":true,"watch_id":1,"revision":30}"#);
+        assert_eq!(
+            r(Success::Watching { watch_id: 1, revision: 30 }),
+            r#"{"id":5,"ok":true,"watch_id":1,"revision":30}"#
+        );
         assert_eq!(r(Success::Unwatched { watch_id: 1 }), r#"{"id":5,"ok":true,"watch_id":1,"canceled":true}"#);
         let kv = |v: &str, rev| KeyValue {
             key: "app/a".into(),
@@ -1553,7 +1559,14 @@ mod tests {
             lease: 0,
         };
         let put = Event { revision: 31, sub: 0, kind: EventKind::Put, kv: kv("2", 31), prev: Some(kv("1", 9)) };
-        let del_kv = KeyValue { key: "app/b".into(), value: "".into(), create_revision: 0, mod_revision: 31, version: 0, lease: 0 };
+        let del_kv = KeyValue {
+            key: "app/b".into(),
+            value: "".into(),
+            create_revision: 0,
+            mod_revision: 31,
+            version: 0,
+            lease: 0,
+        };
         let del = Event { revision: 31, sub: 1, kind: EventKind::Delete, kv: del_kv, prev: None };
         assert_eq!(
             push(Success::WatchEvents { watch_id: 1, revision: 31, events: vec![put, del] }),

@@ -308,8 +308,9 @@ pub async fn run(
         addrs: addrs.clone(),
     };
     let progress_ticks = (config.limits.watch_progress_ms / config.tick_ms).max(1);
-    let task = NodeTask::new(raft, links, addrs, disk, metrics, Own { inc, bootstrap, auto_readmit: config.auto_readmit })
-        .with_watch_limits(progress_ticks, Duration::from_millis(config.limits.watch_slow_ms));
+    let task =
+        NodeTask::new(raft, links, addrs, disk, metrics, Own { inc, bootstrap, auto_readmit: config.auto_readmit })
+            .with_watch_limits(progress_ticks, Duration::from_millis(config.limits.watch_slow_ms));
     let node = tokio::spawn(task.run(inputs, durable_rx, Duration::from_millis(config.tick_ms)));
     tracing::info!(node = id, listen = %me.listen, url = %me.url(), "serving /raft, /join, /client, /status, /metrics");
     if tls.is_some() {

@@ -312,12 +312,12 @@ impl WatchHub {
             for id in gone {
                 c.watches.remove(&id);
                 self.metrics.watch_canceled_no_leader_total.inc();
-                let frame = Success::WatchCanceled { watch_id: id, reason: CancelReason::NoLeader, compact_revision: None };
+                let frame =
+                    Success::WatchCanceled { watch_id: id, reason: CancelReason::NoLeader, compact_revision: None };
                 c.sink.force(id, frame);
             }
         }
     }
-
 }
 
 fn count_cancel(metrics: &Metrics, reason: CancelReason) {
@@ -419,7 +419,8 @@ mod tests {
         };
         let got = drain(&mut rx, &q);
         assert_eq!(revs(&got), [7, 8]);
-        let compacted = Success::WatchCanceled { watch_id: 2, reason: CancelReason::Compacted, compact_revision: Some(7) };
+        let compacted =
+            Success::WatchCanceled { watch_id: 2, reason: CancelReason::Compacted, compact_revision: Some(7) };
         assert!(got.contains(&compacted), "{got:?}");
         // Room again: it goes on where it stopped, nothing skipped.
         hub.poll(&log, 10);

@@ -178,7 +178,8 @@ fn ops() -> Vec<Op> {
 }
 
 fn events() -> Vec<Event> {
-    let deleted = KeyValue { key: "k".into(), value: "".into(), create_revision: 0, mod_revision: 8, version: 0, lease: 0 };
+    let deleted =
+        KeyValue { key: "k".into(), value: "".into(), create_revision: 0, mod_revision: 8, version: 0, lease: 0 };
     vec![
         Event { revision: 8, sub: 0, kind: EventKind::Put, kv: kv(), prev: None },
         Event { revision: 8, sub: 1, kind: EventKind::Delete, kv: deleted, prev: Some(kv()) },

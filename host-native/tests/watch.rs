@@ -85,7 +85,11 @@ async fn a_prefix_watch_on_a_follower_gets_each_revision_once_in_order() {
     let txn_rev = lib.txn(t).await.unwrap().revision;
     for (i, &r) in revs.iter().enumerate() {
         let f = push(&mut j).await;
-        assert_eq!((f["push"].as_str(), f["watch_id"].as_u64(), f["revision"].as_u64()), (Some("watch_events"), Some(w), Some(r)), "{f}");
+        assert_eq!(
+            (f["push"].as_str(), f["watch_id"].as_u64(), f["revision"].as_u64()),
+            (Some("watch_events"), Some(w), Some(r)),
+            "{f}"
+        );
         assert!(r > now);
         assert_eq!(keys(&f), [format!("w/{i}")]);
         assert_eq!(f["events"][0]["type"], "put");
@@ -174,7 +178,11 @@ async fn compacted_starts_the_watch_limit_and_the_cli() {
     let mut j = JsonConn::open(&c.url(leader)).await;
     let (w, _) = watch(&mut j, 1, json!({"prefix": "c/", "start_rev": 1})).await;
     let f = push(&mut j).await;
-    assert_eq!((f["push"].as_str(), f["watch_id"].as_u64(), f["reason"].as_str()), (Some("watch_canceled"), Some(w), Some("compacted")), "{f}");
+    assert_eq!(
+        (f["push"].as_str(), f["watch_id"].as_u64(), f["reason"].as_str()),
+        (Some("watch_canceled"), Some(w), Some("compacted")),
+        "{f}"
+    );
     let floor = f["compact_revision"].as_u64().unwrap();
     assert!(floor > 1 && floor <= last, "floor {floor}, last {last}");
     // From the floor it works.
@@ -241,7 +249,10 @@ async fn compacted_starts_the_watch_limit_and_the_cli() {
     );
     let o = c.cli(&["watch", "cli/0", "--rev", &from.to_string(), "--max-events", "1", "--json"]);
     let line: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!((line["revision"].as_u64(), line["type"].as_str(), line["kv"]["value"].as_str()), (Some(from), Some("put"), Some("zero")));
+    assert_eq!(
+        (line["revision"].as_u64(), line["type"].as_str(), line["kv"]["value"].as_str()),
+        (Some(from), Some("put"), Some("zero"))
+    );
 }
 
 /// A client that does not read: once the node holds `watch_queue_bytes`
@@ -341,7 +352,11 @@ async fn lease_expiry_deletes_and_no_leader_cancels() {
         }
     }
     let f = push(&mut j).await;
-    assert_eq!((f["watch_id"].as_u64(), f["push"].as_str(), f["reason"].as_str()), (Some(w1), Some("watch_canceled"), Some("no_leader")), "{f}");
+    assert_eq!(
+        (f["watch_id"].as_u64(), f["push"].as_str(), f["reason"].as_str()),
+        (Some(w1), Some("watch_canceled"), Some("no_leader")),
+        "{f}"
+    );
     assert!(j.recv_within(Duration::from_millis(500)).await.is_none(), "the other watch stays open");
     assert_eq!(c.metric(lone, "watch_canceled_no_leader_total").await, 1);
 }

@@ -352,10 +352,7 @@ impl JsonConn {
         let tcp = socket.connect(([127, 0, 0, 1], port).into()).await.expect("connect");
         let (ws, _) = tokio::time::timeout(
             WAIT,
-            tokio_tungstenite::client_async(
-                format!("{url}/client"),
-                tokio_tungstenite::MaybeTlsStream::Plain(tcp),
-            ),
+            tokio_tungstenite::client_async(format!("{url}/client"), tokio_tungstenite::MaybeTlsStream::Plain(tcp)),
         )
         .await
         .expect("upgrade in time")

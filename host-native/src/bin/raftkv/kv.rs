@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
-use raft_core::kv::{prefix_end, KeyValue, TxnResult, MAX_PAGE_KEYS};
 use raft_core::kv::watch::{Event, EventKind};
+use raft_core::kv::{prefix_end, KeyValue, TxnResult, MAX_PAGE_KEYS};
 use raftkv::protocol::{event_to_json, kv_to_json, txn_from_json};
 use raftkv::{KvOp, KvOutput, WatchOptions, WatchResponse};
 

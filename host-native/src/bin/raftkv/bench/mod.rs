@@ -51,7 +51,9 @@ pub async fn run(addrs: Vec<String>, cfg: BenchConfig, opts: ClientOptions) -> R
     }
     let set = Arc::new(Workset::new(&cfg));
     let etcd = match cfg.target {
-        Target::Etcd => Some(Arc::new(etcd_load::Setup::new(&addrs, cfg.etcd_api, cfg.etcd_spread, &set, cfg.workload).await?)),
+        Target::Etcd => {
+            Some(Arc::new(etcd_load::Setup::new(&addrs, cfg.etcd_api, cfg.etcd_spread, &set, cfg.workload).await?))
+        }
         Target::Raftkv => None,
     };
     let mut preload_seconds = 0.0;

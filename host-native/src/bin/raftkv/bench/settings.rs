@@ -131,7 +131,9 @@ impl BenchConfig {
             return Err(format!("{} keys do not fit in {}-digit keys", self.keys, self.key_size));
         }
         if self.workload == Workload::Range && (self.key_size < 3 || self.keys < 100) {
-            return Err("--workload range reads 100 keys per prefix: needs --keys of 100 or more, --key-size 3 or more".into());
+            return Err(
+                "--workload range reads 100 keys per prefix: needs --keys of 100 or more, --key-size 3 or more".into(),
+            );
         }
         if self.workload == Workload::Watch && (self.watchers == 0 || self.watchers_per_conn == 0) {
             return Err("--watchers and --watchers-per-conn must be positive".into());

@@ -198,12 +198,7 @@ fn fields(mut b: &[u8]) -> Option<Vec<Field>> {
 
 /// Opens `n` watches on one etcd `Watch` stream at `authority` and counts
 /// their events, like [`raftkv_watcher`].
-pub async fn etcd_watcher(
-    authority: String,
-    n: usize,
-    counts: Arc<Counts>,
-    ready: mpsc::Sender<Result<(), String>>,
-) {
+pub async fn etcd_watcher(authority: String, n: usize, counts: Arc<Counts>, ready: mpsc::Sender<Result<(), String>>) {
     let stream = match tokio::net::TcpStream::connect(&authority).await {
         Ok(s) => s,
         Err(e) => return fail(&ready, format!("cannot connect to etcd at {authority}: {e}")).await,
