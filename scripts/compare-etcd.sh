@@ -12,7 +12,12 @@
 # the `floor` example) and raftkv's 1-client mean write latency against it.
 # Every process it started is stopped on exit, success or failure.
 #
-# Not part of scripts/test.sh. About 2 minutes with the defaults.
+# Then, unless EXTRA is empty, the workloads of issue #14: prefix reads of
+# 100 keys (range) and transactions (txn) at 16 and 64 clients, and watch
+# fan-out (1, 100, 1,000 watches on one prefix, 100 per connection or gRPC
+# stream, while 16 clients write under it), printed as a second table.
+#
+# Not part of scripts/test.sh. About 3.5 minutes with the defaults.
 #
 # Environment:
 #   SECS=5             seconds per run
@@ -20,6 +25,9 @@
 #   DEPTH=1            requests in flight per client
 #   ETCD_API=grpc      grpc (etcd's own protocol) or json (its HTTP/JSON gateway)
 #   THREADS=1          threads of the load client (`raftkv bench --threads`)
+#   EXTRA="range txn watch"   the second table's workloads ("" for none)
+#   EXTRA_CLIENTS="16 64"     clients of the range and txn rows
+#   WATCHERS="1 100 1000"     watches of the watch rows (16 writing clients)
 #   OUT=FILE           also keep every run's JSON report (one per line) in FILE
 #   KEEP=1             keep the data directory and logs
 set -euo pipefail
@@ -30,6 +38,9 @@ CLIENTS=${CLIENTS:-"1 16 64 256"}
 DEPTH=${DEPTH:-1}
 ETCD_API=${ETCD_API:-grpc}
 THREADS=${THREADS:-1}
+EXTRA=${EXTRA-"range txn watch"}
+EXTRA_CLIENTS=${EXTRA_CLIENTS:-"16 64"}
+WATCHERS=${WATCHERS:-"1 100 1000"}
 KEYS=10000
 KEY_SIZE=8
 VALUE_SIZE=256
@@ -121,11 +132,17 @@ CONFIG="$WORK/raftkv.toml"
     echo 'cluster_id = "compare-etcd"'
     echo "secret = \"compare-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')\""
     echo "data_dir = \"$WORK/raftkv\""
+    # Every client and peer comes from 127.0.0.1: 256 clients and the peer
+    # links pass the default of 256 connections per address.
+    printf '[limits]\nmax_connections_per_address = 1024\n'
     for i in 0 1 2; do
         printf '\n[[nodes]]\nid = %d\nlisten = "127.0.0.1:%d"\nurl = "ws://127.0.0.1:%d"\n' \
             $((i + 1)) "${RAFTKV_PORTS[$i]}" "${RAFTKV_PORTS[$i]}"
     done
 } >"$CONFIG"
+# One bound configuration for all three data directories (an empty one
+# would wait to be admitted by a cluster that does not exist yet).
+"$RAFTKV" bootstrap --config "$CONFIG" >"$WORK/raftkv-bootstrap.log" 2>&1
 for i in 1 2 3; do
     "$RAFTKV" node --config "$CONFIG" --id "$i" >"$WORK/raftkv-$i.log" 2>&1 &
     PIDS+=($!)
@@ -168,6 +185,26 @@ for workload in put get; do
         done
     done
 done
+for workload in $EXTRA; do
+    if [ "$workload" = watch ]; then
+        for w in $WATCHERS; do
+            for t in etcd raftkv; do
+                say "$t: watch, $w watchers, 16 writing clients, ${SECS} s"
+                bench "$t" --workload watch --watchers "$w" --watchers-per-conn 100 --clients 16 \
+                    --duration "$SECS" --preload no |
+                    python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)))' >>"$RESULTS"
+            done
+        done
+        continue
+    fi
+    for c in $EXTRA_CLIENTS; do
+        for t in etcd raftkv; do
+            say "$t: $workload, $c clients, ${SECS} s"
+            bench "$t" --workload "$workload" --clients "$c" --duration "$SECS" --preload no |
+                python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)))' >>"$RESULTS"
+        done
+    done
+done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 [ -n "${OUT:-}" ] && cp "$RESULTS" "$OUT"
@@ -177,9 +214,13 @@ import json, sys
 path, floor, clients, api, depth, secs, before, after = sys.argv[1:]
 floor = json.loads(floor)
 runs = {}
+more = []
 for line in open(path):
     r = json.loads(line)
     c = r["config"]
+    if c["workload"] in ("range", "txn", "watch"):
+        more.append(r)
+        continue
     runs[(c["target"], c["workload"], c["clients"])] = r
 print()
 print(f"etcd 3.4 ({api}) vs raftkv: 3 nodes each on 127.0.0.1, fsync on; closed loop, depth {depth}, "
@@ -211,6 +252,34 @@ if one:
     extra = f'; etcd {e1["latency_ms"]["mean"] * 1000:.0f} us' if e1 else ""
     print(f'raftkv 1-client write: mean {mean:.0f} us, {mean - floor["floor_us"]:+.0f} us over the floor '
           f'(goal: within 100){extra}')
+if more:
+    print()
+    print("| workload | clients | watchers | etcd | etcd p99 | raftkv | raftkv p99 | ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    pairs = {}
+    for r in more:
+        c = r["config"]
+        key = (c["workload"], c["clients"], c["watchers"] if c["workload"] == "watch" else 0)
+        pairs.setdefault(key, {})[c["target"]] = r
+    for (wl, c, w), p in pairs.items():
+        e, r = p.get("etcd"), p.get("raftkv")
+        if not e or not r:
+            continue
+        for x in (e, r):
+            if x["errors"]:
+                errors.append(f'{x["config"]["target"]} {wl} {c}: {x["errors"]} errors')
+            if x.get("watch") and (x["watch"]["canceled"] or x["watch"]["events_total"] < x["watch"]["expected_events"]):
+                errors.append(f'{x["config"]["target"]} watch {w}: {x["watch"]["canceled"]} cancelled, '
+                              f'{x["watch"]["events_total"]} of {x["watch"]["expected_events"]} events')
+        if wl == "watch":
+            fig = lambda x: (f'{x["watch"]["events_per_sec"]:,.0f} ev/s ({x["ops_per_sec"]:,.0f} w/s)')
+            val = lambda x: x["watch"]["events_per_sec"]
+        else:
+            fig = lambda x: f'{x["ops_per_sec"]:,.0f} ops/s'
+            val = lambda x: x["ops_per_sec"]
+        ratio = val(r) / val(e) if val(e) else float("inf")
+        print(f'| {wl} | {c} | {w or ""} | {fig(e)} | {e["latency_ms"]["p99"]:.2f} ms | {fig(r)} '
+              f'| {r["latency_ms"]["p99"]:.2f} ms | {ratio:.1f}x |')
 for e in errors:
     print("errors:", e)
 EOF

@@ -149,7 +149,7 @@ pub fn presented_token(headers: &HeaderMap) -> Option<String> {
 /// compile until someone decides who may run it.
 pub fn required_role(op: &Op) -> Role {
     match op {
-        Op::Read { .. } => Role::Read,
+        Op::Read { .. } | Op::Watch(_) | Op::CancelWatch { .. } => Role::Read,
         Op::Register | Op::Write { .. } | Op::KeepAlive { .. } => Role::Write,
         Op::Admin(AdminOp::MemberList) => Role::Read,
         Op::Admin(

@@ -13,6 +13,9 @@
 //! * If the session expired after an attempt of a write was sent, whether that
 //!   write happened is unknown: the call fails with [`Error::OutcomeUnknown`]
 //!   and the next call registers a new session.
+//! * [`Client::watch`] streams the changes of a key or prefix, resuming
+//!   after a reconnection without losing or repeating a revision (see
+//!   [`WatchStream`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), raftkv::Error> {
@@ -21,6 +24,10 @@
 //! assert_eq!(client.get("greeting").await?.as_deref(), Some("hello"));
 //! # Ok(()) }
 //! ```
+
+mod watch;
+
+pub use watch::{WatchOptions, WatchResponse, WatchStream};
 
 use std::fmt;
 use std::sync::Arc;
@@ -112,6 +119,19 @@ pub enum Error {
         /// Which limit.
         reason: String,
     },
+    /// A watch needs events the node no longer has (they left its window,
+    /// or a snapshot install jumped past them): read the current state and
+    /// watch again from `oldest` or later. The watch is over.
+    Compacted {
+        /// The oldest revision the node can still deliver from.
+        oldest: u64,
+    },
+    /// The node ended a watch (`no_leader`, when asked for). The watch is
+    /// over.
+    WatchCanceled {
+        /// The node's reason.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -141,6 +161,10 @@ impl fmt::Display for Error {
             Error::NoAddresses => write!(f, "no node addresses given"),
             Error::LeaseNotFound { id } => write!(f, "lease {id} not found (expired or revoked)"),
             Error::Refused { reason } => write!(f, "refused: {reason}"),
+            Error::Compacted { oldest } => {
+                write!(f, "the watch's events are compacted: the oldest revision available is {oldest}")
+            }
+            Error::WatchCanceled { reason } => write!(f, "the node cancelled the watch: {reason}"),
         }
     }
 }

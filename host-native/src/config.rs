@@ -143,6 +143,26 @@ pub struct Limits {
     /// peer, a quarter the wait between attempts; four times it is the
     /// dialled sockets' `TCP_USER_TIMEOUT`.
     pub peer_dead_ms: u64,
+    /// Watches one client connection may have open; a `watch` beyond it is
+    /// refused (`refused`, counted in `watch_refused_limit_total`).
+    pub max_watches_per_connection: usize,
+    /// Bytes of watch frames the node may hold for one connection that has
+    /// not taken them yet (and at most 4,096 frames); a watch whose next
+    /// frame does not fit waits for room.
+    pub watch_queue_bytes: usize,
+    /// A watch that has waited this long for room in its connection's queue
+    /// is cancelled with reason `slow` (its client resumes from its last
+    /// revision + 1).
+    pub watch_slow_ms: u64,
+    /// Events the node keeps for watchers (its window of recent changes);
+    /// a watch that starts before the window, or falls behind it, is
+    /// cancelled with reason `compacted`.
+    pub watch_window_events: usize,
+    /// Bytes of events the window holds at most.
+    pub watch_window_bytes: usize,
+    /// How often a watch that asked for it (`progress_notify`) is told the
+    /// revision it has received everything up to.
+    pub watch_progress_ms: u64,
 }
 
 impl Default for Limits {
@@ -166,6 +186,12 @@ impl Default for Limits {
             max_sessions_per_principal: 1024,
             max_promotion_lag: 1_000,
             peer_dead_ms: 500,
+            max_watches_per_connection: 1024,
+            watch_queue_bytes: 4 << 20,
+            watch_slow_ms: 1_000,
+            watch_window_events: 100_000,
+            watch_window_bytes: 64 << 20,
+            watch_progress_ms: 10_000,
         }
     }
 }

@@ -17,7 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 use raft_core::snapshot::Snapshot;
 use raft_core::{ClientReply, ClientRequest, ClientToken, Message, NodeId};
 
-use crate::protocol::{AdminOp, Failure, MembersView};
+use crate::protocol::{AdminOp, Failure, MembersView, WatchSpec};
+use crate::watches::WatchSink;
 
 /// How long [`Inbox::status`] waits for the node task to answer. The task
 /// answers between two inputs, so only a stalled process takes this long.
@@ -129,6 +130,25 @@ pub enum Input {
         inc: u64,
         /// The answer.
         reply: oneshot::Sender<Result<MembersView, Failure>>,
+    },
+    /// A client connection opens a watch; its start (and then its frames)
+    /// go to `sink`.
+    Watch {
+        /// The connection.
+        conn: u64,
+        /// The watch's id on that connection.
+        watch_id: u64,
+        /// What it follows.
+        spec: WatchSpec,
+        /// The connection's watch queue.
+        sink: WatchSink,
+    },
+    /// A client connection ends one of its watches.
+    CancelWatch {
+        /// The connection.
+        conn: u64,
+        /// The watch.
+        watch_id: u64,
     },
 }
 

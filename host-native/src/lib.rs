@@ -17,6 +17,9 @@
 //!   * [`protocol`] — the public client protocol (JSON and postcard frames).
 //!   * [`auth`] — client tokens (stored as hashes), roles, and which
 //!     request needs which role.
+//!   * [`watches`] — the node's open watches over the store's window of
+//!     recent events, and the bounded queue each connection takes its
+//!     watch frames from.
 //!   * [`inbox`] — what the I/O tasks send to the node task ([`inbox::Input`]),
 //!     and the [`inbox::Inbox`] they send it with.
 //!   * [`tls`] — rustls: the node's server side, mutual TLS for peers, the
@@ -60,8 +63,9 @@ pub mod protocol;
 pub mod routes;
 pub mod startup;
 pub mod tls;
+pub mod watches;
 
-pub use client::{Client, ClientOptions, Error};
+pub use client::{Client, ClientOptions, Error, WatchOptions, WatchResponse, WatchStream};
 pub use config::Config;
 /// The operations [`Client::execute`] runs and their answers: raft-core's.
 pub use raft_core::kv::{KvOp, KvOutput};

@@ -32,6 +32,7 @@ use crate::metrics::Metrics;
 use crate::peer::handshake::PeerAuth;
 use crate::peer::outgoing::{run_sender, LinkConfig};
 use crate::protocol::{addr_key, AdminOp, Failure, LeaderHint, MemberInfo, MembersView};
+use crate::watches::WatchHub;
 
 /// Inputs handled before the `Ready` is drained (more per batch, fewer fsyncs).
 const INPUT_BATCH: usize = 256;
@@ -118,6 +119,17 @@ pub struct NodeTask {
     /// The monotonic clock the core's lease reads are measured on
     /// (microseconds since this instant).
     clock_zero: std::time::Instant,
+    /// The open watches of every client connection.
+    watches: WatchHub,
+    /// A poll of the watches ran out of budget: poll again before waiting.
+    watch_backlog: bool,
+    /// Ticks between progress notifications (config `watch_progress_ms`).
+    watch_progress_ticks: u64,
+    /// The tick since which this node has known no leader.
+    leaderless_since: Option<u64>,
+    /// The store's revision at the last poll of the watches, and whether a
+    /// watch opened since (a quiet store needs no poll).
+    watch_polled: (u64, bool),
 }
 
 impl NodeTask {
@@ -133,6 +145,7 @@ impl NodeTask {
         who: Own,
     ) -> NodeTask {
         let Own { inc, bootstrap, auto_readmit } = who;
+        let metrics_for_watches = metrics.clone();
         let mut t = NodeTask {
             raft,
             peers: HashMap::new(),
@@ -151,9 +164,58 @@ impl NodeTask {
             transfers: Vec::new(),
             ticks: 0,
             clock_zero: std::time::Instant::now(),
+            watches: WatchHub::new(metrics_for_watches, Duration::from_millis(1_000)),
+            watch_backlog: false,
+            watch_progress_ticks: 1_000,
+            leaderless_since: None,
+            watch_polled: (0, false),
         };
         t.sync_links();
         t
+    }
+
+    /// Sends progress notifications every `ticks` ticks (config
+    /// `watch_progress_ms`; the default is 1,000 ticks), and cancels a
+    /// watch as slow once it waited `slow_after` for room in its
+    /// connection's queue (config `watch_slow_ms`; default 1 s).
+    pub fn with_watch_limits(mut self, ticks: u64, slow_after: Duration) -> NodeTask {
+        self.watch_progress_ticks = ticks.max(1);
+        self.watches = WatchHub::new(self.metrics.clone(), slow_after);
+        self
+    }
+
+    /// Hands the watches what the store applied since the last poll (a
+    /// bounded amount: see [`crate::watches`]).
+    fn poll_watches(&mut self) {
+        let sm = self.raft.state_machine();
+        let (revision, opened) = self.watch_polled;
+        if self.watches.is_empty() || (revision == sm.revision() && !opened && !self.watch_backlog) {
+            self.watch_backlog = false;
+            return;
+        }
+        let left = self.watches.poll(sm.events(), sm.revision());
+        // A watch waiting for room is retried at the next turn of the loop
+        // (an input or the next tick), not in a busy loop.
+        self.watch_polled = (sm.revision(), left.blocked);
+        self.watch_backlog = left.more;
+    }
+
+    /// Once per tick: progress notifications when their interval is up, and
+    /// the `no_leader` cancellation after an election timeout without one.
+    fn tick_watches(&mut self) {
+        if self.raft.leader().is_some() {
+            self.leaderless_since = None;
+        } else {
+            let since = *self.leaderless_since.get_or_insert(self.ticks);
+            if self.ticks - since >= u64::from(self.raft.config().election_ticks) {
+                self.watches.no_leader();
+            }
+        }
+        if self.ticks % self.watch_progress_ticks == 0 {
+            // Deliver first, so the confirmed revision is as high as it can be.
+            self.poll_watches();
+            self.watches.progress(self.raft.state_machine().revision());
+        }
     }
 
     /// The URL of node `id`: the replicated address map first (it follows
@@ -640,6 +702,12 @@ impl NodeTask {
             }
             Input::Admin { op, reply } => self.admin(op, reply),
             Input::Join { id, url, inc, reply } => self.join(id, url, inc, reply),
+            Input::Watch { conn, watch_id, spec, sink } => {
+                let applied = self.raft.state_machine().revision();
+                self.watches.add(conn, watch_id, spec, sink, applied);
+                self.watch_polled.1 = true;
+            }
+            Input::CancelWatch { conn, watch_id } => self.watches.cancel(conn, watch_id),
         }
     }
 
@@ -768,7 +836,11 @@ impl NodeTask {
                     self.raft.tick();
                     self.ticks += 1;
                     self.sync_links();
+                    self.tick_watches();
                 }
+                // A poll of the watches left frames for later: take the next
+                // share now, between inputs, rather than at the next tick.
+                _ = std::future::ready(()), if self.watch_backlog => {}
                 seq = durable.recv() => {
                     let Some(seq) = seq else { return };
                     self.sync_clock();
@@ -791,6 +863,7 @@ impl NodeTask {
             self.sync_clock();
             self.settle_admin();
             self.drain_ready();
+            self.poll_watches();
         }
     }
 }

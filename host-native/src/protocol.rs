@@ -67,6 +67,7 @@ use serde_json::{json, Map, Value};
 
 use base64::Engine as _;
 use raft_core::codec::{decode_with_header, encode_with_header};
+use raft_core::kv::watch::{Event, EventKind, Selector};
 use raft_core::kv::{prefix_end, Cmp, Compare, KeyValue, KvOp, KvOutput, Txn, TxnOp, TxnResult};
 use sha2::{Digest, Sha256};
 
@@ -119,7 +120,7 @@ pub struct Request {
 /// the lowest sequence number whose reply the client still awaits.
 ///
 /// Binary frames number the variants `Register` 0, `Write` 1, `KeepAlive` 2,
-/// `Read` 3.
+/// `Read` 3, `Admin` 4, `Watch` 5, `CancelWatch` 6.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     /// Open a session.
@@ -153,6 +154,70 @@ pub enum Op {
     },
     /// An operator's command: membership, leadership, backups.
     Admin(AdminOp),
+    /// Subscribe to the changes of a key or a prefix (answered
+    /// [`Success::Watching`], then pushed [`Success::WatchEvents`] and
+    /// friends on the same connection).
+    Watch(WatchSpec),
+    /// End a watch of this connection (answered [`Success::Unwatched`]; no
+    /// frame of the watch follows the answer).
+    CancelWatch {
+        /// The id [`Success::Watching`] gave it.
+        watch_id: u64,
+    },
+}
+
+/// What a watch follows and how (the `watch` op).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchSpec {
+    /// One key or every key under a prefix.
+    pub selector: Selector,
+    /// The first revision wanted; `None`: the changes after the node's
+    /// applied revision ("now"). A start beyond it waits; one below the
+    /// node's window is answered `compacted`.
+    pub start_rev: Option<u64>,
+    /// Events carry the key as it was before.
+    pub prev_kv: bool,
+    /// Send [`Success::WatchProgress`] every `watch_progress_ms`.
+    pub progress_notify: bool,
+    /// Cancel the watch (reason `no_leader`) when the node has known no
+    /// leader for an election timeout.
+    pub no_leader_cancel: bool,
+}
+
+/// Why the node ended a watch. Binary frames number the variants
+/// `Compacted` 0, `Slow` 1, `NoLeader` 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CancelReason {
+    /// Events it had not received left the node's window (it started too
+    /// far back, fell too far behind, or a snapshot install jumped past
+    /// them); `compact_revision` is the oldest revision it can resume from.
+    Compacted,
+    /// Its connection did not take its frames fast enough: more than
+    /// `watch_queue_bytes` were waiting. Resuming from the last complete
+    /// revision + 1 loses nothing (while the window still holds it).
+    Slow,
+    /// The node has known no leader for an election timeout (asked for
+    /// with `no_leader_cancel`).
+    NoLeader,
+}
+
+impl CancelReason {
+    /// Every reason, in wire order.
+    pub const ALL: [CancelReason; 3] = [CancelReason::Compacted, CancelReason::Slow, CancelReason::NoLeader];
+
+    /// The reason's name in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancelReason::Compacted => "compacted",
+            CancelReason::Slow => "slow",
+            CancelReason::NoLeader => "no_leader",
+        }
+    }
+
+    /// The reason of a name.
+    pub fn parse(s: &str) -> Option<CancelReason> {
+        CancelReason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
 }
 
 /// Operator commands (see the README's "Operating a cluster"). Binary frames
@@ -337,6 +402,8 @@ impl Op {
             Op::KeepAlive { .. } => "keepalive",
             Op::Write { op, .. } | Op::Read { op } => op.name(),
             Op::Admin(a) => a.name(),
+            Op::Watch(_) => "watch",
+            Op::CancelWatch { .. } => "cancel_watch",
         }
     }
 
@@ -347,7 +414,9 @@ impl Op {
         let ints: &[(&str, u64)] = match self {
             Op::Write { session, seq, ack, .. } => &[("session", *session), ("seq", *seq), ("ack", *ack)],
             Op::KeepAlive { session, ack, .. } => &[("session", *session), ("ack", *ack)],
-            Op::Register | Op::Read { .. } | Op::Admin(_) => &[],
+            Op::Watch(WatchSpec { start_rev: Some(r), .. }) => &[("start_rev", *r)],
+            Op::CancelWatch { watch_id } => &[("watch_id", *watch_id)],
+            Op::Register | Op::Read { .. } | Op::Admin(_) | Op::Watch(_) => &[],
         };
         for (name, v) in ints {
             if *v > MAX_SAFE_INTEGER {
@@ -363,19 +432,31 @@ impl Op {
             }
             Op::Write { op, .. } | Op::Read { op } => op.validate().map_err(str::to_string),
             Op::Admin(a) => a.validate(),
-            Op::Register | Op::KeepAlive { .. } => Ok(()),
+            Op::Watch(w) => {
+                let key = match &w.selector {
+                    Selector::Key(k) | Selector::Prefix(k) => k,
+                };
+                if key.len() > raft_core::kv::MAX_KEY_LEN {
+                    return Err(format!("key longer than {} bytes", raft_core::kv::MAX_KEY_LEN));
+                }
+                if matches!(&w.selector, Selector::Key(k) | Selector::Prefix(k) if k.starts_with(RESERVED_PREFIX)) {
+                    return Err("keys starting with \"\\u0000raftkv/\" are reserved for the cluster".into());
+                }
+                Ok(())
+            }
+            Op::Register | Op::KeepAlive { .. } | Op::CancelWatch { .. } => Ok(()),
         }
     }
 
     /// The raft-core request carrying this operation: the same fields, the
     /// command encoded as the log stores it, secrets as their hashes. A
     /// `register` is for `owner`, with a new secret whose hash is `fresh`
-    /// (drawn by the caller, who hands the secret to the client). An
-    /// operator command is no client request of the core's: it comes back
-    /// as `Err`, for the node task to carry out.
-    pub fn into_client_request(self, owner: Owner, fresh: SecretHash) -> Result<ClientRequest, AdminOp> {
+    /// (drawn by the caller, who hands the secret to the client). Operator
+    /// commands and watches are no client requests of the core's: they
+    /// come back as `Err`, for the host to carry out.
+    pub fn into_client_request(self, owner: Owner, fresh: SecretHash) -> Result<ClientRequest, Box<Op>> {
         Ok(match self {
-            Op::Admin(a) => return Err(a),
+            op @ (Op::Admin(_) | Op::Watch(_) | Op::CancelWatch { .. }) => return Err(Box::new(op)),
             Op::Register => ClientRequest::Register { owner, secret_hash: fresh },
             Op::Write { session, secret, seq, ack, op } => {
                 ClientRequest::Write { session, secret_hash: secret_hash(&secret), seq, ack, command: op.encode() }
@@ -398,7 +479,13 @@ pub struct Response {
 }
 
 /// A successful outcome. Binary frames number the variants `Registered` 0,
-/// `KeptAlive` 1, `Output` 2.
+/// `KeptAlive` 1, `Output` 2, `Members` 3, `Transferred` 4, `SnapshotChunk`
+/// 5, `Watching` 6, `Unwatched` 7, `WatchEvents` 8, `WatchProgress` 9,
+/// `WatchCanceled` 10.
+///
+/// The last three are *pushed*: the node sends them on its own, as replies
+/// without an id (`Response { id: None, .. }`; in JSON, objects with a
+/// `"push"` field and no `"id"`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Success {
     /// `register`: the new session.
@@ -437,6 +524,53 @@ pub enum Success {
         /// The bytes.
         data: Vec<u8>,
     },
+    /// `watch`: the watch is on.
+    Watching {
+        /// Its id on this connection (what pushed frames and `cancel_watch` name).
+        watch_id: u64,
+        /// The node's applied revision when it started (a watch from "now"
+        /// gets the changes after it).
+        revision: u64,
+    },
+    /// `cancel_watch`: the watch is over.
+    Unwatched {
+        /// Its id.
+        watch_id: u64,
+    },
+    /// Pushed: every matching event of one revision, in order. Each
+    /// revision comes once, complete, and after the node applied it.
+    WatchEvents {
+        /// The watch.
+        watch_id: u64,
+        /// The revision.
+        revision: u64,
+        /// Its events (`prev` only if the watch asked for it).
+        events: Vec<Event>,
+    },
+    /// Pushed (with `progress_notify`): the watch has received every event
+    /// up to `revision`, and the node has applied that far.
+    WatchProgress {
+        /// The watch.
+        watch_id: u64,
+        /// The confirmed revision: resuming from it + 1 loses nothing.
+        revision: u64,
+    },
+    /// Pushed: the node ended the watch; no frame of it follows.
+    WatchCanceled {
+        /// The watch.
+        watch_id: u64,
+        /// Why.
+        reason: CancelReason,
+        /// For `compacted`: the oldest revision the node still has.
+        compact_revision: Option<u64>,
+    },
+}
+
+impl Success {
+    /// Whether the node sends this on its own (no request's reply).
+    pub fn is_push(&self) -> bool {
+        matches!(self, Success::WatchEvents { .. } | Success::WatchProgress { .. } | Success::WatchCanceled { .. })
+    }
 }
 
 /// A failed outcome.
@@ -724,6 +858,23 @@ impl Fields<'_> {
         Ok(Op::Read { op })
     }
 
+    /// A watch: `key` or `prefix` (exactly one), and its options.
+    fn watch(&self) -> Result<WatchSpec, String> {
+        let selector = match (self.opt_string("key")?, self.opt_string("prefix")?) {
+            (Some(k), None) => Selector::Key(k),
+            (None, Some(p)) => Selector::Prefix(p),
+            _ => return Err("\"watch\" takes exactly one of \"key\" and \"prefix\"".into()),
+        };
+        Ok(WatchSpec {
+            selector,
+            // 0 means "now" too: no revision 0 exists.
+            start_rev: self.opt_int("start_rev")?.filter(|&r| r != 0),
+            prev_kv: self.opt_bool("prev_kv")?,
+            progress_notify: self.opt_bool("progress_notify")?,
+            no_leader_cancel: self.opt_bool("no_leader_cancel")?,
+        })
+    }
+
     /// An optional list field (absent: empty), each item read by `item`.
     fn list<T>(&self, name: &str, item: fn(&Value) -> Result<T, String>) -> Result<Vec<T>, String> {
         match self.obj.get(name) {
@@ -848,6 +999,8 @@ fn json_fields(op: &str) -> Option<&'static [&'static str]> {
         "txn" => &["session", "secret", "seq", "ack", "compare", "success", "failure"],
         "lease_grant" => &["session", "secret", "seq", "ack", "ttl_ms"],
         "lease_keep_alive" | "lease_revoke" => &["session", "secret", "seq", "ack", "lease"],
+        "watch" => &["key", "prefix", "start_rev", "prev_kv", "progress_notify", "no_leader_cancel"],
+        "cancel_watch" => &["watch_id"],
         _ => return None,
     })
 }
@@ -884,6 +1037,8 @@ pub fn parse_json_request(text: &str) -> Result<Request, BadRequest> {
                 Op::KeepAlive { session: f.int("session")?, secret: f.secret("secret")?, ack: f.int("ack")? }
             }
             "get" | "range" | "prefix" | "count" => f.read(name)?,
+            "watch" => Op::Watch(f.watch()?),
+            "cancel_watch" => Op::CancelWatch { watch_id: f.int("watch_id")? },
             n if n.starts_with("member_") || n == "transfer_leader" || n == "snapshot_save" => Op::Admin(f.admin()?),
             write => f.write(write)?,
         })
@@ -1029,8 +1184,55 @@ fn insert_output_fields(out: &KvOutput, obj: &mut Map<String, Value>) {
     }
 }
 
-/// The JSON text of a reply.
+/// One watch event as JSON: `{"type":"put","kv":{...}}`, with `"prev_kv"`
+/// when the watch asked for it and the key existed before.
+pub fn event_to_json(e: &Event) -> Value {
+    let mut obj = Map::new();
+    let kind = match e.kind {
+        EventKind::Put => "put",
+        EventKind::Delete => "delete",
+    };
+    obj.insert("type".into(), json!(kind));
+    obj.insert("kv".into(), kv_to_json(&e.kv));
+    if let Some(p) = &e.prev {
+        obj.insert("prev_kv".into(), kv_to_json(p));
+    }
+    Value::Object(obj)
+}
+
+/// The JSON object of a pushed frame (see [`Success::is_push`]).
+fn push_to_json(s: &Success) -> Option<Value> {
+    Some(match s {
+        Success::WatchEvents { watch_id, revision, events } => json!({
+            "push": "watch_events",
+            "watch_id": watch_id,
+            "revision": revision,
+            "events": events.iter().map(event_to_json).collect::<Vec<_>>(),
+        }),
+        Success::WatchProgress { watch_id, revision } => {
+            json!({"push": "watch_progress", "watch_id": watch_id, "revision": revision})
+        }
+        Success::WatchCanceled { watch_id, reason, compact_revision } => {
+            let mut obj = Map::new();
+            obj.insert("push".into(), json!("watch_canceled"));
+            obj.insert("watch_id".into(), json!(watch_id));
+            obj.insert("reason".into(), json!(reason.as_str()));
+            if let Some(c) = compact_revision {
+                obj.insert("compact_revision".into(), json!(c));
+            }
+            Value::Object(obj)
+        }
+        _ => return None,
+    })
+}
+
+/// The JSON text of a reply (or of a pushed frame).
 pub fn response_to_json(r: &Response) -> String {
+    if let Ok(s) = &r.result {
+        if let Some(v) = push_to_json(s) {
+            return v.to_string();
+        }
+    }
     let mut obj = Map::new();
     obj.insert("id".into(), r.id.map_or(Value::Null, Value::from));
     match &r.result {
@@ -1058,6 +1260,16 @@ pub fn response_to_json(r: &Response) -> String {
                     let text = base64::engine::general_purpose::STANDARD.encode(data);
                     obj.insert("data".into(), json!(text));
                 }
+                Success::Watching { watch_id, revision } => {
+                    obj.insert("watch_id".into(), json!(watch_id));
+                    obj.insert("revision".into(), json!(revision));
+                }
+                Success::Unwatched { watch_id } => {
+                    obj.insert("watch_id".into(), json!(watch_id));
+                    obj.insert("canceled".into(), json!(true));
+                }
+                // Rendered by `push_to_json` above.
+                Success::WatchEvents { .. } | Success::WatchProgress { .. } | Success::WatchCanceled { .. } => {}
             }
         }
         Err(f) => {
@@ -1095,6 +1307,27 @@ pub fn request_to_json(r: &Request) -> String {
             obj.insert("ack".into(), json!(ack));
         }
         Op::Read { op } => insert_kv_fields(op, &mut obj),
+        Op::Watch(w) => {
+            match &w.selector {
+                Selector::Key(k) => obj.insert("key".into(), json!(k)),
+                Selector::Prefix(p) => obj.insert("prefix".into(), json!(p)),
+            };
+            if let Some(r) = w.start_rev {
+                obj.insert("start_rev".into(), json!(r));
+            }
+            for (name, on) in [
+                ("prev_kv", w.prev_kv),
+                ("progress_notify", w.progress_notify),
+                ("no_leader_cancel", w.no_leader_cancel),
+            ] {
+                if on {
+                    obj.insert(name.into(), json!(true));
+                }
+            }
+        }
+        Op::CancelWatch { watch_id } => {
+            obj.insert("watch_id".into(), json!(watch_id));
+        }
         Op::Admin(a) => match a {
             AdminOp::MemberList | AdminOp::SnapshotSave => {}
             AdminOp::MemberAdd { id, url, learner } => {
@@ -1283,6 +1516,79 @@ mod tests {
         assert!(bad(r#"{"id":3,"op":"lease_grant","session":1,"secret":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ","seq":1,"ack":1,"ttl_ms":0}"#).message.contains("TTL"));
         assert_eq!(txn_from_json(r#"{"success":[{"op":"get","key":"k"}]}"#).unwrap().success.len(), 1);
         assert!(txn_from_json(r#"{"succes":[]}"#).unwrap_err().contains("unknown field"));
+    }
+
+    #[test]
+    fn watch_requests_and_frames_as_designed() {
+        let r = parse_json_request(r#"{"id":5,"op":"watch","prefix":"app/","start_rev":12,"prev_kv":true}"#).unwrap();
+        let spec = WatchSpec {
+            selector: Selector::Prefix("app/".into()),
+            start_rev: Some(12),
+            prev_kv: true,
+            progress_notify: false,
+            no_leader_cancel: false,
+        };
+        assert_eq!(r.op, Op::Watch(spec));
+        let now =
+            parse_json_request(r#"{"id":5,"op":"watch","key":"k","start_rev":0,"progress_notify":true}"#).unwrap();
+        let Op::Watch(w) = &now.op else { panic!() };
+        assert_eq!((w.start_rev, w.progress_notify, &w.selector), (None, true, &Selector::Key("k".into())));
+        for op in [now.op.clone(), r.op.clone(), Op::CancelWatch { watch_id: 2 }] {
+            let r = Request { id: 9, op };
+            assert_eq!(parse_json_request(&request_to_json(&r)).unwrap(), r);
+            assert_eq!(decode_request(&encode_request(&r), 1 << 20).unwrap(), r);
+        }
+        assert!(bad(r#"{"id":5,"op":"watch"}"#).message.contains("exactly one"));
+        assert!(bad(r#"{"id":5,"op":"watch","key":"a","prefix":"b"}"#).message.contains("exactly one"));
+        assert!(bad(r#"{"id":5,"op":"watch","key":"k","start_rev":-1}"#).message.contains("integer"));
+        assert!(bad(r#"{"id":5,"op":"cancel_watch"}"#).message.contains("watch_id"));
+        let reserved = format!(r#"{{"id":1,"op":"watch","key":"{}"}}"#, "\\u0000raftkv/addr/1");
+        assert!(bad(&reserved).message.contains("reserved"));
+
+        let r = |result| response_to_json(&Response { id: Some(5), result: Ok(result) });
+        let push = |result| response_to_json(&Response { id: None, result: Ok(result) });
+        assert_eq!(
+            r(Success::Watching { watch_id: 1, revision: 30 }),
+            r#"{"id":5,"ok":true,"watch_id":1,"revision":30}"#
+        );
+        assert_eq!(r(Success::Unwatched { watch_id: 1 }), r#"{"id":5,"ok":true,"watch_id":1,"canceled":true}"#);
+        let kv = |v: &str, rev| KeyValue {
+            key: "app/a".into(),
+            value: v.into(),
+            create_revision: 9,
+            mod_revision: rev,
+            version: 2,
+            lease: 0,
+        };
+        let put = Event { revision: 31, sub: 0, kind: EventKind::Put, kv: kv("2", 31), prev: Some(kv("1", 9)) };
+        let del_kv = KeyValue {
+            key: "app/b".into(),
+            value: "".into(),
+            create_revision: 0,
+            mod_revision: 31,
+            version: 0,
+            lease: 0,
+        };
+        let del = Event { revision: 31, sub: 1, kind: EventKind::Delete, kv: del_kv, prev: None };
+        assert_eq!(
+            push(Success::WatchEvents { watch_id: 1, revision: 31, events: vec![put, del] }),
+            r#"{"push":"watch_events","watch_id":1,"revision":31,"events":[{"type":"put","kv":{"key":"app/a","value":"2","create_revision":9,"mod_revision":31,"version":2,"lease":0},"prev_kv":{"key":"app/a","value":"1","create_revision":9,"mod_revision":9,"version":2,"lease":0}},{"type":"delete","kv":{"key":"app/b","value":"","create_revision":0,"mod_revision":31,"version":0,"lease":0}}]}"#
+        );
+        assert_eq!(
+            push(Success::WatchProgress { watch_id: 1, revision: 40 }),
+            r#"{"push":"watch_progress","watch_id":1,"revision":40}"#
+        );
+        assert_eq!(
+            push(Success::WatchCanceled { watch_id: 1, reason: CancelReason::Compacted, compact_revision: Some(25) }),
+            r#"{"push":"watch_canceled","watch_id":1,"reason":"compacted","compact_revision":25}"#
+        );
+        assert_eq!(
+            push(Success::WatchCanceled { watch_id: 1, reason: CancelReason::Slow, compact_revision: None }),
+            r#"{"push":"watch_canceled","watch_id":1,"reason":"slow"}"#
+        );
+        for reason in CancelReason::ALL {
+            assert_eq!(CancelReason::parse(reason.as_str()), Some(reason));
+        }
     }
 
     #[test]

@@ -294,9 +294,14 @@ pub async fn run(
     // Lease TTLs are milliseconds; the store counts them in ticks.
     // The address map is the cluster's: client range reads skip it (and
     // the client protocol refuses its keys in a get or a write).
+    let window = raft_core::kv::watch::WindowLimits {
+        max_events: config.limits.watch_window_events,
+        max_bytes: config.limits.watch_window_bytes,
+    };
     let kv = KvStore::with_limits(KvLimits {
         tick_ms: config.tick_ms,
         hidden: crate::protocol::RESERVED_PREFIX,
+        window,
         ..KvLimits::default()
     });
     let raft = Raft::recover(raft_cfg, state, snapshot.as_deref(), kv).map_err(|e| StartError(e.to_string()))?;
@@ -330,8 +335,10 @@ pub async fn run(
         identity: Arc::new(ident),
         addrs: addrs.clone(),
     };
+    let progress_ticks = (config.limits.watch_progress_ms / config.tick_ms).max(1);
     let task =
-        NodeTask::new(raft, links, addrs, disk, metrics, Own { inc, bootstrap, auto_readmit: config.auto_readmit });
+        NodeTask::new(raft, links, addrs, disk, metrics, Own { inc, bootstrap, auto_readmit: config.auto_readmit })
+            .with_watch_limits(progress_ticks, Duration::from_millis(config.limits.watch_slow_ms));
     let node = tokio::spawn(task.run(inputs, durable_rx, Duration::from_millis(config.tick_ms)));
     tracing::info!(node = id, listen = %me.listen, url = %me.url(), "serving /raft, /join, /client, /status, /metrics");
     if tls.is_some() {

@@ -17,13 +17,14 @@
 //! `HANDSHAKE_VERSION`, `BATCH_VERSION`) and update the bytes here in the same
 //! commit.
 
+use raft_core::kv::watch::{Event, EventKind, Selector};
 use raft_core::kv::{Compare, KeyValue, Txn, TxnOp, TxnResult};
 use raft_core::{Body, Message};
 use raftkv::peer::batch::{Opener, Sealer, TAG_LEN};
 use raftkv::peer::handshake::Handshake;
 use raftkv::protocol::{
-    decode_request, decode_response, encode_request, encode_response, AdminOp, ErrorCode, Failure, LeaderHint,
-    MemberInfo, MembersView, Op, Request, Response, Success,
+    decode_request, decode_response, encode_request, encode_response, AdminOp, CancelReason, ErrorCode, Failure,
+    LeaderHint, MemberInfo, MembersView, Op, Request, Response, Success, WatchSpec,
 };
 use raftkv::{KvOp, KvOutput};
 
@@ -62,6 +63,30 @@ fn op_tag(op: &Op) -> u8 {
         Op::KeepAlive { .. } => 2,
         Op::Read { .. } => 3,
         Op::Admin(_) => 4,
+        Op::Watch(_) => 5,
+        Op::CancelWatch { .. } => 6,
+    }
+}
+
+fn cancel_reason_tag(r: &CancelReason) -> u8 {
+    match r {
+        CancelReason::Compacted => 0,
+        CancelReason::Slow => 1,
+        CancelReason::NoLeader => 2,
+    }
+}
+
+fn event_kind_tag(k: &EventKind) -> u8 {
+    match k {
+        EventKind::Put => 0,
+        EventKind::Delete => 1,
+    }
+}
+
+fn selector_tag(s: &Selector) -> u8 {
+    match s {
+        Selector::Key(_) => 0,
+        Selector::Prefix(_) => 1,
     }
 }
 
@@ -73,6 +98,11 @@ fn success_tag(s: &Success) -> u8 {
         Success::Members(_) => 3,
         Success::Transferred { .. } => 4,
         Success::SnapshotChunk { .. } => 5,
+        Success::Watching { .. } => 6,
+        Success::Unwatched { .. } => 7,
+        Success::WatchEvents { .. } => 8,
+        Success::WatchProgress { .. } => 9,
+        Success::WatchCanceled { .. } => 10,
     }
 }
 
@@ -129,6 +159,30 @@ fn ops() -> Vec<Op> {
         Op::Admin(AdminOp::MemberReplace { old: 3, new: 4 }),
         Op::Admin(AdminOp::TransferLeader { id: Some(2) }),
         Op::Admin(AdminOp::SnapshotSave),
+        Op::Watch(WatchSpec {
+            selector: Selector::Prefix("p/".into()),
+            start_rev: Some(7),
+            prev_kv: true,
+            progress_notify: false,
+            no_leader_cancel: true,
+        }),
+        Op::Watch(WatchSpec {
+            selector: Selector::Key("k".into()),
+            start_rev: None,
+            prev_kv: false,
+            progress_notify: true,
+            no_leader_cancel: false,
+        }),
+        Op::CancelWatch { watch_id: 3 },
+    ]
+}
+
+fn events() -> Vec<Event> {
+    let deleted =
+        KeyValue { key: "k".into(), value: "".into(), create_revision: 0, mod_revision: 8, version: 0, lease: 0 };
+    vec![
+        Event { revision: 8, sub: 0, kind: EventKind::Put, kv: kv(), prev: None },
+        Event { revision: 8, sub: 1, kind: EventKind::Delete, kv: deleted, prev: Some(kv()) },
     ]
 }
 
@@ -170,6 +224,13 @@ fn successes() -> Vec<Success> {
         }),
         Success::Transferred { leader: 2 },
         Success::SnapshotChunk { index: 7, term: 2, size: 2, offset: 0, crc32c: 1, data: vec![0xee, 0xee] },
+        Success::Watching { watch_id: 3, revision: 7 },
+        Success::Unwatched { watch_id: 3 },
+        Success::WatchEvents { watch_id: 3, revision: 8, events: events() },
+        Success::WatchProgress { watch_id: 3, revision: 9 },
+        Success::WatchCanceled { watch_id: 3, reason: CancelReason::Compacted, compact_revision: Some(5) },
+        Success::WatchCanceled { watch_id: 3, reason: CancelReason::Slow, compact_revision: None },
+        Success::WatchCanceled { watch_id: 3, reason: CancelReason::NoLeader, compact_revision: None },
     ]
 }
 
@@ -220,6 +281,23 @@ fn tags_are_positions() {
     check_tags("Success", &successes(), success_tag);
     check_tags("ErrorCode", &failures().into_iter().map(|f| f.error).collect::<Vec<_>>(), error_code_tag);
     check_tags("Handshake", &handshakes(), handshake_tag);
+    let reasons: Vec<CancelReason> = successes()
+        .into_iter()
+        .filter_map(|s| match s {
+            Success::WatchCanceled { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    check_tags("CancelReason", &reasons, cancel_reason_tag);
+    check_tags("EventKind", &events().into_iter().map(|e| e.kind).collect::<Vec<_>>(), event_kind_tag);
+    let selectors: Vec<Selector> = ops()
+        .into_iter()
+        .filter_map(|o| match o {
+            Op::Watch(w) => Some(w.selector),
+            _ => None,
+        })
+        .collect();
+    check_tags("Selector", &selectors, selector_tag);
 }
 
 // ---------------------------------------------------------------------------
@@ -228,7 +306,7 @@ fn tags_are_positions() {
 
 #[test]
 fn client_requests() {
-    let want: [&[u8]; 19] = [
+    let want: [&[u8]; 22] = [
         b"RKVC\x02\x09\x00",
         b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x00\x01k\x01v",
         b"RKVC\x02\x09\x01\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\x02\x01\x01\x01k\x01w",
@@ -248,7 +326,11 @@ fn client_requests() {
         b"RKVC\x02\x09\x04\x04\x03\x04",
         b"RKVC\x02\x09\x04\x05\x01\x02",
         b"RKVC\x02\x09\x04\x06",
+        b"RKVC\x02\x09\x05\x01\x02p/\x01\x07\x01\x00\x01",
+        b"RKVC\x02\x09\x05\x00\x01k\x00\x00\x01\x00",
+        b"RKVC\x02\x09\x06\x03",
     ];
+    assert_eq!(ops().len(), want.len(), "one golden frame per value");
     for (op, want) in ops().into_iter().zip(want) {
         let r = Request { id: 9, op };
         golden(&format!("{r:?}"), &encode_request(&r), want);
@@ -258,7 +340,7 @@ fn client_requests() {
 
 #[test]
 fn client_replies() {
-    let want: [&[u8]; 13] = [
+    let want: [&[u8]; 20] = [
         b"RKVC\x02\x01\x09\x00\x00\x11^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
         b"RKVC\x02\x01\x09\x00\x01",
         b"RKVC\x02\x01\x09\x00\x02\x00\x07",
@@ -272,7 +354,15 @@ fn client_replies() {
         b"RKVC\x02\x01\x09\x00\x03\x01\x01\x02\x03\x01\x01\x00\x00\x00\x01\x01\x08ws://h:1\x01\x05\x03\x00\x01\x00",
         b"RKVC\x02\x01\x09\x00\x04\x02",
         b"RKVC\x02\x01\x09\x00\x05\x07\x02\x02\x00\x01\x02\xee\xee",
+        b"RKVC\x02\x01\x09\x00\x06\x03\x07",
+        b"RKVC\x02\x01\x09\x00\x07\x03",
+        b"RKVC\x02\x01\x09\x00\x08\x03\x08\x02\x08\x00\x00\x01k\x01v\x03\x04\x02\x00\x00\x08\x01\x01\x01k\x00\x00\x08\x00\x00\x01\x01k\x01v\x03\x04\x02\x00",
+        b"RKVC\x02\x01\x09\x00\x09\x03\x09",
+        b"RKVC\x02\x01\x09\x00\x0a\x03\x00\x01\x05",
+        b"RKVC\x02\x01\x09\x00\x0a\x03\x01\x00",
+        b"RKVC\x02\x01\x09\x00\x0a\x03\x02\x00",
     ];
+    assert_eq!(successes().len(), want.len(), "one golden frame per value");
     for (s, want) in successes().into_iter().zip(want) {
         let r = Response { id: Some(9), result: Ok(s) };
         golden(&format!("{r:?}"), &encode_response(&r), want);

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use axum::extract::ws::{Message as WsMessage, WebSocket};
 use axum::http::{header, HeaderMap};
 use futures_util::SinkExt;
+use tokio::sync::mpsc;
 
 use raft_core::{ClientToken, NodeId, Owner};
 
@@ -29,6 +30,7 @@ use crate::protocol::{
     decode_request, encode_response, outcome, parse_json_request, response_to_json, secret_hash, AdminOp, BadRequest,
     Failure, Op, Request, Response, Secret, Success,
 };
+use crate::watches::{Pushed, QueueBytes, WatchSink};
 
 /// How long a connection waits for the node task to carry out an operator
 /// command (a member change waits for its commit; the node gives up first).
@@ -95,6 +97,52 @@ struct Pending {
     secret: Option<Secret>,
 }
 
+/// A watch this connection opened: how to answer it.
+struct OpenWatch {
+    /// The `watch` request's id (its `Watching` answer carries it).
+    request: u64,
+    json: bool,
+}
+
+/// The connection's watches and its end of their queue (made at the first
+/// `watch`).
+#[derive(Default)]
+struct Watches {
+    open: HashMap<u64, OpenWatch>,
+    next_id: u64,
+    queue: Option<(WatchSink, mpsc::Receiver<Pushed>, Arc<QueueBytes>)>,
+}
+
+impl Watches {
+    /// The next frame of any watch (never, before the first watch).
+    async fn next(&mut self) -> Option<Pushed> {
+        match self.queue.as_mut() {
+            Some((_, rx, _)) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn broken(&self) -> bool {
+        self.queue.as_ref().is_some_and(|q| q.2.broken())
+    }
+
+    /// The reply frame of a pushed frame (`None`: its watch was cancelled
+    /// by the client meanwhile, and nothing of it follows the answer).
+    fn frame(&mut self, watch_id: u64, s: Success, metrics: &Metrics) -> Option<WsMessage> {
+        let w = self.open.get(&watch_id)?;
+        let json = w.json;
+        let r = match s {
+            Success::Watching { .. } => Response { id: Some(w.request), result: Ok(s) },
+            Success::WatchCanceled { .. } => {
+                self.open.remove(&watch_id);
+                Response { id: None, result: Ok(s) }
+            }
+            other => Response { id: None, result: Ok(other) },
+        };
+        Some(if r.id.is_some() { encode(&r, json, metrics) } else { encode_push(&r, json) })
+    }
+}
+
 /// Serves one upgraded `/client` connection until either side closes it,
 /// or a limit of [`crate::listen::Watchdog`] closes it with a Close frame.
 pub async fn serve(mut socket: WebSocket, node: Connection, io: Arc<IoStats>) {
@@ -106,6 +154,7 @@ pub async fn serve(mut socket: WebSocket, node: Connection, io: Arc<IoStats>) {
     let mut counter: u32 = 0;
     let addrs = node.addrs.clone();
     let addr_of = move |id: NodeId| addrs.get(id);
+    let mut watches = Watches { next_id: 1, ..Watches::default() };
     let mut dog = Watchdog::new(io, limits);
     let mut check = tokio::time::interval(dog.period());
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -169,6 +218,49 @@ pub async fn serve(mut socket: WebSocket, node: Connection, io: Arc<IoStats>) {
                             break v;
                         }
                     }
+                    Ok(Request { id, op: Op::Watch(spec) }) => {
+                        let result = if watches.open.len() >= limits.max_watches_per_connection {
+                            node.metrics.watch_refused_limit_total.inc();
+                            Err(Failure::refused(format!(
+                                "watch limit reached: at most {} watches per connection (max_watches_per_connection)",
+                                limits.max_watches_per_connection
+                            )))
+                        } else {
+                            Ok(())
+                        };
+                        if let Err(f) = result {
+                            let frame = encode(&Response { id: Some(id), result: Err(f) }, json, &node.metrics);
+                            if let Err(v) = feed(&mut socket, &mut dog, frame).await.and(flush(&mut socket, &dog).await) {
+                                break v;
+                            }
+                            continue;
+                        }
+                        let (max_bytes, max_watches) = (limits.watch_queue_bytes, limits.max_watches_per_connection);
+                        let (sink, _, _) = watches.queue.get_or_insert_with(|| WatchSink::channel(max_bytes, max_watches));
+                        let sink = sink.clone();
+                        let watch_id = watches.next_id;
+                        watches.next_id += 1;
+                        watches.open.insert(watch_id, OpenWatch { request: id, json });
+                        // Answered through the watch queue, ahead of its frames.
+                        if node.inbox.send(Input::Watch { conn, watch_id, spec, sink }).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Ok(Request { id, op: Op::CancelWatch { watch_id } }) => {
+                        let result = match watches.open.remove(&watch_id) {
+                            Some(_) => {
+                                if node.inbox.send(Input::CancelWatch { conn, watch_id }).await.is_err() {
+                                    break None;
+                                }
+                                Ok(Success::Unwatched { watch_id })
+                            }
+                            None => Err(Failure::bad_request(format!("no watch {watch_id} on this connection"))),
+                        };
+                        let frame = encode(&Response { id: Some(id), result }, json, &node.metrics);
+                        if let Err(v) = feed(&mut socket, &mut dog, frame).await.and(flush(&mut socket, &dog).await) {
+                            break v;
+                        }
+                    }
                     Ok(Request { id, op: Op::Admin(op) }) => {
                         // Operator commands are rare: answered in line (the
                         // connection reads nothing else meanwhile).
@@ -224,11 +316,37 @@ pub async fn serve(mut socket: WebSocket, node: Connection, io: Arc<IoStats>) {
                     break v;
                 }
             }
+            Some((watch_id, frame, bytes)) = watches.next() => {
+                // Like the replies: every frame that is ready, one flush.
+                let mut next = Some((watch_id, frame, bytes));
+                let mut done = Ok(());
+                let mut taken = 0;
+                while let Some((watch_id, frame, bytes)) = next.take() {
+                    if let Some((_, _, q)) = &watches.queue {
+                        q.taken(bytes);
+                    }
+                    if let Some(f) = watches.frame(watch_id, frame, &node.metrics) {
+                        done = feed(&mut socket, &mut dog, f).await;
+                        if done.is_err() {
+                            break;
+                        }
+                    }
+                    taken += 1;
+                    // Bounded, so requests and replies are not starved.
+                    if taken < 256 {
+                        next = watches.queue.as_mut().and_then(|(_, rx, _)| rx.try_recv().ok());
+                    }
+                }
+                if let Err(v) = done.and(flush(&mut socket, &dog).await) {
+                    break v;
+                }
+            }
             _ = check.tick() => {
-                if held.overflowed() {
+                if held.overflowed() || watches.broken() {
                     break Some(Verdict::QueueFull);
                 }
-                if let Some(v) = dog.check(!pending.is_empty()) {
+                // A connection with open watches waits on the node, not idle.
+                if let Some(v) = dog.check(!pending.is_empty() || !watches.open.is_empty()) {
                     break Some(v);
                 }
             }
@@ -326,6 +444,15 @@ async fn flush(socket: &mut WebSocket, dog: &Watchdog) -> Result<(), Option<Verd
 
 fn oversize(len: usize, max: usize) -> BadRequest {
     BadRequest { id: None, message: format!("frame of {len} bytes exceeds the limit of {max} bytes") }
+}
+
+/// The frame of a pushed watch frame (not a reply: not counted as one).
+fn encode_push(r: &Response, json: bool) -> WsMessage {
+    if json {
+        WsMessage::Text(response_to_json(r).into())
+    } else {
+        WsMessage::Binary(encode_response(r).into())
+    }
 }
 
 /// The frame of one reply (counted as ok or error).

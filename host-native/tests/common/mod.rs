@@ -363,6 +363,38 @@ impl JsonConn {
         JsonConn { ws }
     }
 
+    /// A connection whose socket receives into a small buffer (no kernel
+    /// autotuning): a client that does not read makes the node's side back
+    /// up after a few MB instead of tens.
+    pub async fn open_small_buffer(url: &str) -> JsonConn {
+        let port: u16 = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a url with a port");
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let tcp = socket.connect(([127, 0, 0, 1], port).into()).await.expect("connect");
+        let (ws, _) = tokio::time::timeout(
+            WAIT,
+            tokio_tungstenite::client_async(format!("{url}/client"), tokio_tungstenite::MaybeTlsStream::Plain(tcp)),
+        )
+        .await
+        .expect("upgrade in time")
+        .expect("upgrade");
+        JsonConn { ws }
+    }
+
+    /// The next text frame within `d`, parsed; `None` if none came.
+    pub async fn recv_within(&mut self, d: Duration) -> Option<Value> {
+        use futures_util::StreamExt;
+        loop {
+            match tokio::time::timeout(d, self.ws.next()).await.ok()?? {
+                Ok(tokio_tungstenite::tungstenite::Message::Text(t)) => {
+                    return Some(serde_json::from_str(t.as_str()).expect("replies are JSON"))
+                }
+                Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
     pub async fn send_text(&mut self, text: &str) {
         use futures_util::SinkExt;
         self.ws.send(tokio_tungstenite::tungstenite::Message::text(text.to_string())).await.expect("send");

@@ -1,5 +1,5 @@
 //! The key-value commands — `raftkv put`, `append`, `get` (one key or a
-//! prefix), `range`, `count`, `delete`, `cas`, `txn` and `lease` — as
+//! prefix), `range`, `count`, `delete`, `cas`, `txn`, `lease` and `watch` — as
 //! raft-core's operations: each command line becomes one or more [`KvOp`]s,
 //! the client library runs them, and the [`KvOutput`]s decide what is
 //! printed and the exit code.
@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
+use raft_core::kv::watch::{Event, EventKind};
 use raft_core::kv::{prefix_end, KeyValue, TxnResult, MAX_PAGE_KEYS};
-use raftkv::protocol::{kv_to_json, txn_from_json};
-use raftkv::{KvOp, KvOutput};
+use raftkv::protocol::{event_to_json, kv_to_json, txn_from_json};
+use raftkv::{KvOp, KvOutput, WatchOptions, WatchResponse};
 
 use super::client_args::ClientArgs;
 
@@ -124,6 +125,31 @@ pub enum KvCommand {
         #[command(subcommand)]
         cmd: LeaseCommand,
     },
+    /// Watch a key (with --prefix, every key starting with KEY): prints each change as the node applies it,
+    /// `[REVISION] PUT key=value` or `[REVISION] DELETE key`, until interrupted. Resumes by itself after a
+    /// reconnection (to any node) without losing or repeating a change; exits 2 if the changes it needs are
+    /// compacted.
+    Watch {
+        /// The key (with --prefix: the prefix).
+        key: String,
+        /// Watch every key that starts with KEY.
+        #[arg(long)]
+        prefix: bool,
+        /// Start at this revision (default: the changes after now); earlier ones are replayed.
+        #[arg(long)]
+        rev: Option<u64>,
+        /// Show each key's value before the change.
+        #[arg(long)]
+        prev_kv: bool,
+        /// One JSON object per event: {"revision":R,"type":"put","kv":{...}}.
+        #[arg(long)]
+        json: bool,
+        /// Stop after this many events.
+        #[arg(long)]
+        max_events: Option<u64>,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
 }
 
 /// `raftkv lease ...`.
@@ -163,6 +189,8 @@ enum Plan {
     GetJson(String),
     /// A transaction from standard input.
     Txn { json: bool },
+    /// A watch, printed as it comes.
+    Watch { key: String, opts: WatchOptions, json: bool, max_events: Option<u64> },
 }
 
 impl KvCommand {
@@ -196,6 +224,10 @@ impl KvCommand {
             }
             KvCommand::Lease { cmd: LeaseCommand::Keepalive { id, c } } => (Plan::One(KvOp::LeaseKeepAlive { id }), c),
             KvCommand::Lease { cmd: LeaseCommand::Revoke { id, c } } => (Plan::One(KvOp::LeaseRevoke { id }), c),
+            KvCommand::Watch { key, prefix, rev, prev_kv, json, max_events, c } => {
+                let opts = WatchOptions { prefix, start_rev: rev, prev_kv, ..WatchOptions::default() };
+                (Plan::Watch { key, opts, json, max_events }, c)
+            }
         })
     }
 }
@@ -228,6 +260,7 @@ pub async fn run(cmd: KvCommand) -> Result<ExitCode, String> {
             }
             return Ok(ExitCode::SUCCESS);
         }
+        Plan::Watch { key, opts, json, max_events } => return watch(&client, &key, opts, json, max_events).await,
         Plan::Txn { json } => {
             let mut text = String::new();
             std::io::stdin().read_to_string(&mut text).map_err(|e| format!("cannot read standard input: {e}"))?;
@@ -248,6 +281,62 @@ pub async fn run(cmd: KvCommand) -> Result<ExitCode, String> {
         println!("{}", a.text);
     }
     Ok(ExitCode::from(a.code))
+}
+
+/// `raftkv watch`: prints events until interrupted (or `max_events`).
+async fn watch(
+    client: &raftkv::Client,
+    key: &str,
+    opts: WatchOptions,
+    json: bool,
+    max_events: Option<u64>,
+) -> Result<ExitCode, String> {
+    use futures_util::StreamExt;
+    let mut left = max_events.unwrap_or(u64::MAX);
+    if left == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut stream = client.watch(key, opts).await;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(WatchResponse::Events { revision, events }) => {
+                for e in &events {
+                    println!("{}", event_line(revision, e, json));
+                    left -= 1;
+                    if left == 0 {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                }
+            }
+            Ok(WatchResponse::Progress { .. }) => {}
+            Err(raftkv::Error::Compacted { oldest }) => {
+                return Err(format!(
+                    "the changes asked for are compacted: the oldest revision available is {oldest} (use --rev {oldest})"
+                ));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One event as `raftkv watch` prints it.
+fn event_line(revision: u64, e: &Event, json: bool) -> String {
+    if json {
+        let mut v = event_to_json(e);
+        if let serde_json::Value::Object(obj) = &mut v {
+            obj.insert("revision".into(), revision.into());
+        }
+        return v.to_string();
+    }
+    let was = match &e.prev {
+        Some(p) => format!(" (was {})", p.value),
+        None => String::new(),
+    };
+    match e.kind {
+        EventKind::Put => format!("[{revision}] PUT {}={}{was}", e.kv.key, e.kv.value),
+        EventKind::Delete => format!("[{revision}] DELETE {}{was}", e.kv.key),
+    }
 }
 
 /// One key of a listing: `key=value`, or its JSON object.
@@ -356,12 +445,39 @@ mod tests {
         assert_eq!(op(&["lease", "grant", "2.5"]), KvOp::LeaseGrant { ttl: 2500 });
         assert_eq!(op(&["lease", "keepalive", "9"]), KvOp::LeaseKeepAlive { id: 9 });
         assert_eq!(op(&["lease", "revoke", "9"]), KvOp::LeaseRevoke { id: 9 });
+        assert_eq!(
+            plan(&["watch", "app/", "--prefix", "--rev", "7", "--prev-kv", "--json"]),
+            Plan::Watch {
+                key: "app/".into(),
+                opts: WatchOptions { prefix: true, start_rev: Some(7), prev_kv: true, ..WatchOptions::default() },
+                json: true,
+                max_events: None,
+            }
+        );
         assert!(
             Cli::try_parse_from(["raftkv", "lease", "grant", "-1"]).is_err() || {
                 let cli = Cli::try_parse_from(["raftkv", "lease", "grant", "0"]).unwrap();
                 cli.kv.plan().is_err()
             }
         );
+    }
+
+    #[test]
+    fn watch_events_are_printed_one_a_line() {
+        let kv = |v: &str| KeyValue {
+            key: "app/a".into(),
+            value: v.into(),
+            create_revision: 3,
+            mod_revision: 5,
+            version: 2,
+            lease: 0,
+        };
+        let put = Event { revision: 5, sub: 0, kind: EventKind::Put, kv: kv("2"), prev: Some(kv("1")) };
+        assert_eq!(event_line(5, &put, false), "[5] PUT app/a=2 (was 1)");
+        let del = Event { revision: 6, sub: 0, kind: EventKind::Delete, kv: kv(""), prev: None };
+        assert_eq!(event_line(6, &del, false), "[6] DELETE app/a");
+        let json: serde_json::Value = serde_json::from_str(&event_line(6, &del, true)).unwrap();
+        assert_eq!((json["revision"].as_u64(), json["type"].as_str()), (Some(6), Some("delete")));
     }
 
     #[test]

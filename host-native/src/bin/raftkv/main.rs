@@ -114,9 +114,16 @@ enum Command {
         /// Run this many operations instead of a duration.
         #[arg(long)]
         ops: Option<u64>,
-        /// put, get (linearizable) or mixed (half and half).
+        /// put, get (linearizable), mixed (half and half), range (prefix reads of 100 keys), txn (a
+        /// comparison and a put), or watch (--watchers watches on one prefix; the clients write under it).
         #[arg(long, value_enum, default_value = "put")]
         workload: Workload,
+        /// With --workload watch: watches opened on the prefix.
+        #[arg(long, default_value_t = 100)]
+        watchers: usize,
+        /// With --workload watch: watches per connection (etcd: per gRPC Watch stream).
+        #[arg(long, default_value_t = 100)]
+        watchers_per_conn: usize,
         /// Size of the key space (keys drawn uniformly).
         #[arg(long, default_value_t = 10_000)]
         keys: usize,
@@ -328,6 +335,8 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             duration,
             ops,
             workload,
+            watchers,
+            watchers_per_conn,
             keys,
             key_size,
             value_size,
@@ -351,6 +360,8 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 preload,
                 etcd_api,
                 etcd_spread,
+                watchers,
+                watchers_per_conn,
                 progress: !json,
                 ..BenchConfig::new(target)
             };

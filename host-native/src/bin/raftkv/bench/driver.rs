@@ -101,11 +101,15 @@ impl Worker {
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
         let write = match self.workload {
-            Workload::Put => true,
-            Workload::Get => false,
             Workload::Mixed => self.rng >> 63 == 1,
+            w => w.writes(),
         };
         Some((write, (self.rng % self.keys as u64) as usize))
+    }
+
+    /// What the worker's requests are.
+    pub fn workload(&self) -> Workload {
+        self.workload
     }
 
     /// Records the end of a request started at `started`.

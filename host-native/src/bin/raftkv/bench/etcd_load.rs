@@ -33,8 +33,11 @@ use tokio::net::TcpStream;
 
 use raftkv::ClientOptions;
 
+use raft_core::kv::prefix_end;
+use raftkv::protocol::MAX_SAFE_INTEGER;
+
 use super::driver::{StartLine, Worker, Workset};
-use super::settings::EtcdApi;
+use super::settings::{EtcdApi, Workload, WATCH_PREFIX};
 
 /// One etcd member the clients send to.
 struct Endpoint {
@@ -52,22 +55,31 @@ pub struct Setup {
     get: Vec<Bytes>,
 }
 
-fn authority(addr: &str) -> String {
+pub fn authority(addr: &str) -> String {
     addr.trim_start_matches("http://").trim_end_matches('/').to_string()
 }
 
 impl Setup {
-    /// Finds the leader (unless `spread`) and builds the request bodies.
-    pub async fn new(addrs: &[String], api: EtcdApi, spread: bool, set: &Workset) -> Result<Setup, String> {
+    /// Finds the leader (unless `spread`) and builds the request bodies of
+    /// `workload` (writes: put, or a txn of one comparison and one put, or
+    /// a put under the watch prefix; reads: a get, or a prefix range).
+    pub async fn new(
+        addrs: &[String],
+        api: EtcdApi,
+        spread: bool,
+        set: &Workset,
+        workload: Workload,
+    ) -> Result<Setup, String> {
         let all: Vec<String> = addrs.iter().map(|a| authority(a)).collect();
         let chosen = if spread { all } else { vec![find_leader(&all).await?] };
         let mut endpoints = Vec::new();
         for a in chosen {
+            let write = if workload == Workload::Txn { "Txn" } else { "Put" };
             let (put, get) = match api {
                 EtcdApi::Grpc => {
-                    (format!("http://{a}/etcdserverpb.KV/Put"), format!("http://{a}/etcdserverpb.KV/Range"))
+                    (format!("http://{a}/etcdserverpb.KV/{write}"), format!("http://{a}/etcdserverpb.KV/Range"))
                 }
-                EtcdApi::Json => ("/v3/kv/put".to_string(), "/v3/kv/range".to_string()),
+                EtcdApi::Json => (format!("/v3/kv/{}", write.to_lowercase()), "/v3/kv/range".to_string()),
             };
             let bad = |e: &dyn std::fmt::Display| format!("bad etcd endpoint {a:?}: {e}");
             endpoints.push(Endpoint {
@@ -79,21 +91,46 @@ impl Setup {
         }
         let (mut put, mut get) = (Vec::with_capacity(set.keys.len()), Vec::with_capacity(set.keys.len()));
         for k in &set.keys {
+            let wk = if workload == Workload::Watch { format!("{WATCH_PREFIX}{k}") } else { k.clone() };
+            // The range workload reads the keys sharing all but the last two digits.
+            let (rk, end) = if workload == Workload::Range {
+                let p = &k[..k.len().saturating_sub(2)];
+                (p.to_string(), prefix_end(p))
+            } else {
+                (k.clone(), None)
+            };
             match api {
                 EtcdApi::Grpc => {
-                    let mut m = Vec::with_capacity(k.len() + set.value.len() + 8);
-                    pb_bytes(1, k.as_bytes(), &mut m);
+                    let mut m = Vec::with_capacity(wk.len() + set.value.len() + 8);
+                    pb_bytes(1, wk.as_bytes(), &mut m);
                     pb_bytes(2, set.value.as_bytes(), &mut m);
+                    if workload == Workload::Txn {
+                        m = txn_message(&wk, &m);
+                    }
                     put.push(grpc_frame(&m));
-                    let mut m = Vec::with_capacity(k.len() + 4);
-                    pb_bytes(1, k.as_bytes(), &mut m);
+                    let mut m = Vec::with_capacity(rk.len() + 8);
+                    pb_bytes(1, rk.as_bytes(), &mut m);
+                    if let Some(end) = &end {
+                        pb_bytes(2, end.as_bytes(), &mut m);
+                    }
                     get.push(grpc_frame(&m));
                 }
                 EtcdApi::Json => {
                     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-                    let key = b64(k);
-                    put.push(Bytes::from(format!("{{\"key\":\"{key}\",\"value\":\"{}\"}}", b64(&set.value))));
-                    get.push(Bytes::from(format!("{{\"key\":\"{key}\"}}")));
+                    let (key, value) = (b64(&wk), b64(&set.value));
+                    put.push(Bytes::from(if workload == Workload::Txn {
+                        format!(
+                            "{{\"compare\":[{{\"result\":\"LESS\",\"target\":\"MOD\",\"key\":\"{key}\",\
+                             \"mod_revision\":\"{MAX_SAFE_INTEGER}\"}}],\"success\":[{{\"request_put\":\
+                             {{\"key\":\"{key}\",\"value\":\"{value}\"}}}}]}}"
+                        )
+                    } else {
+                        format!("{{\"key\":\"{key}\",\"value\":\"{value}\"}}")
+                    }));
+                    get.push(Bytes::from(match &end {
+                        Some(end) => format!("{{\"key\":\"{}\",\"range_end\":\"{}\"}}", b64(&rk), b64(end)),
+                        None => format!("{{\"key\":\"{}\"}}", b64(&rk)),
+                    }));
                 }
             }
         }
@@ -125,7 +162,7 @@ impl Setup {
 }
 
 /// Appends protobuf field `field` of wire type 2 (bytes).
-fn pb_bytes(field: u8, data: &[u8], out: &mut Vec<u8>) {
+pub fn pb_bytes(field: u8, data: &[u8], out: &mut Vec<u8>) {
     out.push((field << 3) | 2);
     let mut n = data.len();
     while n >= 0x80 {
@@ -136,8 +173,36 @@ fn pb_bytes(field: u8, data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(data);
 }
 
+/// Appends protobuf field `field` of wire type 0 (varint).
+pub fn pb_varint(field: u8, mut v: u64, out: &mut Vec<u8>) {
+    out.push(field << 3);
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A `TxnRequest` whose one comparison always holds (`mod_revision(key) <
+/// 2^53`, as raftkv's txn workload) and whose success is the `PutRequest`
+/// `put`: compare = 1 (`Compare`: result 1 = LESS 2, target 2 = MOD 2, key
+/// 3, mod_revision 6), success = 2 (`RequestOp`: request_put 2).
+fn txn_message(key: &str, put: &[u8]) -> Vec<u8> {
+    let mut cmp = Vec::new();
+    pb_varint(1, 2, &mut cmp);
+    pb_varint(2, 2, &mut cmp);
+    pb_bytes(3, key.as_bytes(), &mut cmp);
+    pb_varint(6, MAX_SAFE_INTEGER, &mut cmp);
+    let mut op = Vec::new();
+    pb_bytes(2, put, &mut op);
+    let mut m = Vec::new();
+    pb_bytes(1, &cmp, &mut m);
+    pb_bytes(2, &op, &mut m);
+    m
+}
+
 /// A gRPC message frame: not compressed, big-endian length, message.
-fn grpc_frame(msg: &[u8]) -> Bytes {
+pub fn grpc_frame(msg: &[u8]) -> Bytes {
     let mut f = Vec::with_capacity(5 + msg.len());
     f.push(0);
     f.extend_from_slice(&(msg.len() as u32).to_be_bytes());
@@ -354,5 +419,19 @@ mod tests {
         let f = grpc_frame(&m);
         assert_eq!(&f[..5], &[0, 0, 0, 1, 51]);
         assert_eq!(authority("http://127.0.0.1:2379/"), "127.0.0.1:2379");
+    }
+
+    #[test]
+    fn the_txn_body_compares_mod_revision_and_puts() {
+        let mut put = Vec::new();
+        pb_bytes(1, b"k", &mut put);
+        pb_bytes(2, b"v", &mut put);
+        let m = txn_message("k", &put);
+        // compare { result LESS, target MOD, key "k", mod_revision 2^53-1 }
+        let cmp = [0x08, 2, 0x10, 2, 0x1a, 1, b'k', 0x30, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert_eq!(&m[..2], &[0x0a, cmp.len() as u8]);
+        assert_eq!(&m[2..2 + cmp.len()], &cmp);
+        // success { request_put { key "k", value "v" } }
+        assert_eq!(&m[2 + cmp.len()..], &[0x12, 8, 0x12, 6, 0x0a, 1, b'k', 0x12, 1, b'v']);
     }
 }

@@ -23,6 +23,7 @@ pub mod etcd_load;
 pub mod raftkv_load;
 pub mod report;
 pub mod settings;
+pub mod watch_load;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,7 +35,7 @@ use raftkv::ClientOptions;
 
 use driver::{Shared, StartLine, Worker, Workset};
 use report::BenchReport;
-use settings::{BenchConfig, Preload, Target, Workload};
+use settings::{BenchConfig, Preload, Target, Workload, WATCH_PREFIX};
 
 struct PhaseResult {
     lat: Vec<u64>,
@@ -50,7 +51,9 @@ pub async fn run(addrs: Vec<String>, cfg: BenchConfig, opts: ClientOptions) -> R
     }
     let set = Arc::new(Workset::new(&cfg));
     let etcd = match cfg.target {
-        Target::Etcd => Some(Arc::new(etcd_load::Setup::new(&addrs, cfg.etcd_api, cfg.etcd_spread, &set).await?)),
+        Target::Etcd => {
+            Some(Arc::new(etcd_load::Setup::new(&addrs, cfg.etcd_api, cfg.etcd_spread, &set, cfg.workload).await?))
+        }
         Target::Raftkv => None,
     };
     let mut preload_seconds = 0.0;
@@ -63,6 +66,9 @@ pub async fn run(addrs: Vec<String>, cfg: BenchConfig, opts: ClientOptions) -> R
         }
         preload_seconds = p.seconds;
     }
+    if cfg.workload == Workload::Watch && cfg.preload != Preload::Only {
+        return watch_run(addrs, cfg, opts, set, etcd, preload_seconds).await;
+    }
     let p = if cfg.preload == Preload::Only {
         PhaseResult { lat: Vec::new(), errors: 0, seconds: 0.0 }
     } else {
@@ -71,6 +77,76 @@ pub async fn run(addrs: Vec<String>, cfg: BenchConfig, opts: ClientOptions) -> R
     let mut lat = p.lat;
     lat.sort_unstable();
     Ok(report::report(cfg, preload_seconds, &lat, p.errors, p.seconds))
+}
+
+/// The watch workload: open the watchers, run the writers, count what the
+/// watchers received while they wrote and after.
+async fn watch_run(
+    addrs: Vec<String>,
+    cfg: BenchConfig,
+    opts: ClientOptions,
+    set: Arc<Workset>,
+    etcd: Option<Arc<etcd_load::Setup>>,
+    preload_seconds: f64,
+) -> Result<BenchReport, String> {
+    let counts = Arc::new(watch_load::Counts::default());
+    let conns = cfg.watchers.div_ceil(cfg.watchers_per_conn);
+    let (ready_tx, mut ready_rx) = mpsc::channel(conns);
+    let opened = Instant::now();
+    // The watchers' connections go to every node in turn (a watch needs no
+    // leader; etcd serves watches on every member too).
+    // raftkv's watches start after the revision a linearizable read sees
+    // now: writes of an earlier run that a follower applies late are not
+    // counted. (etcd's start at each member's current revision.)
+    let from = match &etcd {
+        Some(_) => 0,
+        None => {
+            let lib = raftkv::Client::new(addrs.clone(), opts.clone());
+            lib.count(WATCH_PREFIX, None).await.map_err(|e| e.to_string())?.1 + 1
+        }
+    };
+    let mut tasks = Vec::with_capacity(conns);
+    for c in 0..conns {
+        let n = cfg.watchers_per_conn.min(cfg.watchers - c * cfg.watchers_per_conn);
+        let addr = addrs[c % addrs.len()].clone();
+        let (counts, ready) = (counts.clone(), ready_tx.clone());
+        tasks.push(match &etcd {
+            Some(_) => tokio::spawn(watch_load::etcd_watcher(etcd_load::authority(&addr), n, counts, ready)),
+            None => tokio::spawn(watch_load::raftkv_watcher(addr, n, from, opts.clone(), counts, ready)),
+        });
+    }
+    drop(ready_tx);
+    for _ in 0..conns {
+        match tokio::time::timeout(opts.timeout * 3, ready_rx.recv()).await {
+            Ok(Some(Ok(()))) => {}
+            Ok(Some(Err(e))) => return Err(e),
+            Ok(None) => return Err("a watcher ended before its watches were open".into()),
+            Err(_) => return Err("the watches did not open in time".into()),
+        }
+    }
+    let setup_seconds = opened.elapsed().as_secs_f64();
+    let p = phase(&cfg, &addrs, &set, etcd.as_ref(), &opts, false, cfg.clients).await?;
+    let events_during = counts.events.load(std::sync::atomic::Ordering::Relaxed);
+    let expected = p.lat.len() as u64 * cfg.watchers as u64;
+    let drain = watch_load::drain(&counts, expected, Duration::from_secs(5)).await;
+    for t in tasks {
+        t.abort();
+    }
+    let mut lat = p.lat;
+    lat.sort_unstable();
+    let mut r = report::report(cfg.clone(), preload_seconds, &lat, p.errors, p.seconds);
+    r.watch = Some(report::WatchStats {
+        watchers: cfg.watchers,
+        connections: conns,
+        setup_seconds,
+        expected_events: expected,
+        events_during,
+        events_per_sec: if p.seconds > 0.0 { events_during as f64 / p.seconds } else { 0.0 },
+        events_total: counts.events.load(std::sync::atomic::Ordering::Relaxed),
+        drain_seconds: drain.as_secs_f64(),
+        canceled: counts.canceled.load(std::sync::atomic::Ordering::Relaxed),
+    });
+    Ok(r)
 }
 
 /// One phase: connect every client, start them together, wait for them all.

@@ -18,11 +18,15 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
-use raftkv::protocol::{decode_response, encode_request, ErrorCode, Op, Request, Secret, Success, READ_BUFFER};
+use raft_core::kv::{Cmp, Compare, Txn, TxnOp};
+use raftkv::protocol::{
+    decode_response, encode_request, ErrorCode, Op, Request, Secret, Success, MAX_SAFE_INTEGER, READ_BUFFER,
+};
 use raftkv::ClientOptions;
 use raftkv::KvOp;
 
 use super::driver::{StartLine, Worker, Workset};
+use super::settings::{Workload, WATCH_PREFIX};
 
 type Ws = WebSocketStream<raftkv::tls::Stream>;
 
@@ -92,6 +96,31 @@ async fn connect(node: &str, opts: &ClientOptions) -> Result<Ws, String> {
     tokio::time::timeout(opts.attempt_timeout, attempt).await.map_err(|_| format!("{url}: no answer in time"))?
 }
 
+/// The write of `workload` on `key`.
+fn write_op(workload: Workload, key: String, value: &str) -> KvOp {
+    match workload {
+        Workload::Txn => KvOp::Txn(Txn {
+            compare: vec![Compare::ModRevision { key: key.clone(), cmp: Cmp::Less, revision: MAX_SAFE_INTEGER }],
+            success: vec![TxnOp::Put { key, value: value.into(), lease: 0 }],
+            failure: vec![],
+        }),
+        Workload::Watch => KvOp::Put { key: format!("{WATCH_PREFIX}{key}"), value: value.into() },
+        _ => KvOp::Put { key, value: value.into() },
+    }
+}
+
+/// The read of `workload` on `key`: a get, or the prefix read of the 100
+/// keys that share all but its last two digits.
+fn read_op(workload: Workload, mut key: String) -> KvOp {
+    match workload {
+        Workload::Range => {
+            key.truncate(key.len().saturating_sub(2));
+            KvOp::Prefix { prefix: key, from: None, limit: 100 }
+        }
+        _ => KvOp::Get { key },
+    }
+}
+
 /// A request in flight: when it started and, for a write, its seq.
 struct InFlight {
     started: Instant,
@@ -158,18 +187,10 @@ pub async fn client(
                 next_seq += 1;
                 unacked.push_back((seq, false));
                 let ack = unacked.front().map_or(seq, |u| u.0);
-                (
-                    Op::Write {
-                        session: session.0,
-                        secret: session.1,
-                        seq,
-                        ack,
-                        op: KvOp::Put { key, value: set.value.clone() },
-                    },
-                    Some(seq),
-                )
+                let op = write_op(w.workload(), key, &set.value);
+                (Op::Write { session: session.0, secret: session.1, seq, ack, op }, Some(seq))
             } else {
-                (Op::Read { op: KvOp::Get { key } }, None)
+                (Op::Read { op: read_op(w.workload(), key) }, None)
             };
             inflight.insert(id, InFlight { started, seq });
             if let Err(e) = ws.feed(WsMessage::binary(encode_request(&Request { id, op }))).await {

@@ -40,6 +40,32 @@ pub struct BenchReport {
     pub ops_per_sec: f64,
     /// Latency of successful requests.
     pub latency_ms: Latency,
+    /// The watch workload: what the watchers received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<WatchStats>,
+}
+
+/// What the watchers of the watch workload received.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct WatchStats {
+    /// Watches open on the prefix.
+    pub watchers: usize,
+    /// Connections (raftkv) or gRPC streams (etcd) they shared.
+    pub connections: usize,
+    /// Seconds it took to open them all.
+    pub setup_seconds: f64,
+    /// Events the watchers should get: successful writes x watchers.
+    pub expected_events: u64,
+    /// Events received while the writers ran.
+    pub events_during: u64,
+    /// `events_during / seconds`: events delivered per second under load.
+    pub events_per_sec: f64,
+    /// Events received in all (after waiting for the rest).
+    pub events_total: u64,
+    /// How long after the last write the last event came (seconds).
+    pub drain_seconds: f64,
+    /// Watches the server cancelled.
+    pub canceled: u64,
 }
 
 impl std::fmt::Display for BenchReport {
@@ -59,6 +85,21 @@ impl std::fmt::Display for BenchReport {
             writeln!(f, "  (preloaded {} keys in {:.1} s)", c.keys, self.preload_seconds)?;
         }
         writeln!(f, "  {} ops ({} errors): {:.0} ops/s", self.ops, self.errors, self.ops_per_sec)?;
+        if let Some(w) = &self.watch {
+            writeln!(
+                f,
+                "  {} watchers on {} connections (opened in {:.2} s): {:.0} events/s delivered while writing; \
+                 {} of {} events in all, the last {:.2} s after the last write; {} cancelled",
+                w.watchers,
+                w.connections,
+                w.setup_seconds,
+                w.events_per_sec,
+                w.events_total,
+                w.expected_events,
+                w.drain_seconds,
+                w.canceled
+            )?;
+        }
         write!(
             f,
             "  latency ms: mean {:.3}  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
@@ -104,6 +145,7 @@ pub fn report(cfg: BenchConfig, preload_seconds: f64, lat: &[u64], errors: u64, 
         errors,
         seconds,
         ops_per_sec: if seconds > 0.0 { ops as f64 / seconds } else { 0.0 },
+        watch: None,
     }
 }
 

@@ -23,7 +23,26 @@ pub enum Workload {
     Get,
     /// Half writes, half reads.
     Mixed,
+    /// Linearizable prefix reads of 100 keys each: the keys that share all
+    /// but the last two digits of a key drawn at random.
+    Range,
+    /// Transactions: one comparison (the key's mod revision is below 2^53,
+    /// which always holds) and one put.
+    Txn,
+    /// Watch fan-out: `--watchers` watches on one prefix, the clients
+    /// writing keys under it; measures the events delivered per second.
+    Watch,
 }
+
+impl Workload {
+    /// Whether its requests are writes (else reads).
+    pub fn writes(self) -> bool {
+        matches!(self, Workload::Put | Workload::Txn | Workload::Watch)
+    }
+}
+
+/// The prefix the watch workload writes under and watches.
+pub const WATCH_PREFIX: &str = "w/";
 
 /// Whether every key is written once before the measured run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -68,6 +87,10 @@ pub struct BenchConfig {
     /// the leader (etcd: every endpoint; raftkv: the get workload's clients,
     /// whose reads followers serve).
     pub etcd_spread: bool,
+    /// The watch workload: watches opened on the prefix.
+    pub watchers: usize,
+    /// The watch workload: watches per connection (gRPC stream for etcd).
+    pub watchers_per_conn: usize,
     /// Draw a progress bar on stderr (only if it is a terminal).
     #[serde(skip)]
     pub progress: bool,
@@ -89,6 +112,8 @@ impl BenchConfig {
             preload: Preload::Auto,
             etcd_api: EtcdApi::Grpc,
             etcd_spread: false,
+            watchers: 100,
+            watchers_per_conn: 100,
             progress: false,
         }
     }
@@ -106,6 +131,14 @@ impl BenchConfig {
         if self.key_size < 20 && (self.keys as u128) > 10u128.pow(self.key_size as u32) {
             return Err(format!("{} keys do not fit in {}-digit keys", self.keys, self.key_size));
         }
+        if self.workload == Workload::Range && (self.key_size < 3 || self.keys < 100) {
+            return Err(
+                "--workload range reads 100 keys per prefix: needs --keys of 100 or more, --key-size 3 or more".into(),
+            );
+        }
+        if self.workload == Workload::Watch && (self.watchers == 0 || self.watchers_per_conn == 0) {
+            return Err("--watchers and --watchers-per-conn must be positive".into());
+        }
         match (self.duration_secs, self.ops) {
             (_, Some(0)) => Err("--ops must be positive".into()),
             (_, Some(_)) => Ok(()),
@@ -117,7 +150,7 @@ impl BenchConfig {
     /// Whether the keys are written once before the measured run.
     pub fn preloads(&self) -> bool {
         match self.preload {
-            Preload::Auto => self.workload != Workload::Put,
+            Preload::Auto => !self.workload.writes(),
             Preload::Yes | Preload::Only => true,
             Preload::No => false,
         }
