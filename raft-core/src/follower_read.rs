@@ -21,7 +21,7 @@
 //! `NotLeader` (they can be retried anywhere). Reads that already have an
 //! index stay: the index was confirmed after they arrived, whoever leads now.
 //!
-//! [`FollowerReads`] is the follower's bookkeeping; the engine sends the
+//! `FollowerReads` is the follower's bookkeeping; the engine sends the
 //! requests and answers.
 
 use alloc::collections::VecDeque;
