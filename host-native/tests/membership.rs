@@ -480,3 +480,55 @@ async fn a_node_joins_a_tls_cluster_through_any_member() {
     }
     eprintln!("a_node_joins_a_tls_cluster_through_any_member: {:?}", started.elapsed());
 }
+
+/// Issue #12: a learner that is up, answered the leader (its incarnation is
+/// known) and then fell behind is refused promotion for its lag, with the
+/// lag and the bound in the message; once it catches up the same command
+/// succeeds. (The refusal of a learner that never answered is in
+/// `member_commands_refuse_with_reasons`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_learner_that_lags_is_refused_until_it_catches_up() {
+    let mut c = Cluster::start("lagging", 3, "[limits]\nmax_promotion_lag = 5\n");
+    let leader = c.wait_leader(&c.ids()).await;
+    let lib = c.client();
+    lib.put("before", "v").await.unwrap();
+    c.spawn_joined(4, leader);
+    wait_members(&c, "4 joins as a learner", |v| ids(v, "learners").contains(&4)).await;
+    // Wait until node 4 has answered (the leader knows its incarnation) and
+    // applied what the leader has.
+    wait_members(&c, "4's incarnation is known", |v| {
+        v["members"].as_array().unwrap().iter().any(|m| m["id"] == 4 && m["incarnation"].as_u64().unwrap_or(0) > 0)
+    })
+    .await;
+    let target = c.status(leader).await.unwrap()["commit_index"].as_u64().unwrap();
+    c.wait_applied(4, target).await;
+
+    // Stall node 4's process: it keeps its sockets and its place, but it
+    // stops answering while the cluster writes on.
+    c.signal(4, "-STOP");
+    for i in 0..30 {
+        lib.put(&format!("lag{i}"), "v").await.unwrap();
+    }
+    let out = c.cli(&["member", "promote", "4"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("node 4 is a learner") && err.contains("behind"), "{err}");
+    assert!(err.contains("the bound is 5"), "the message names the bound: {err}");
+    assert!(!err.contains("incarnation is unknown"), "refused for its lag, not as unknown: {err}");
+    let lag: u64 = err
+        .split("a learner ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a lag figure in: {err}"));
+    assert!(lag >= 30, "at least the 30 writes it missed: {err}");
+    let v = members(&c);
+    assert!(ids(&v, "learners").contains(&4) && !ids(&v, "voters").contains(&4), "still a learner: {v}");
+
+    // Resumed, it catches up and the same command succeeds.
+    c.signal(4, "-CONT");
+    until_ok(&c, &["member", "promote", "4"]);
+    let v = wait_members(&c, "4 is a voter", |v| ids(v, "voters").contains(&4) && v["joint"] == false).await;
+    assert_eq!(ids(&v, "voters"), vec![1, 2, 3, 4], "{v}");
+    assert_eq!(lib.get("lag29").await.unwrap().as_deref(), Some("v"));
+}
