@@ -58,6 +58,7 @@
 //! ```
 
 pub mod lease;
+mod record;
 pub mod spec;
 mod store;
 pub mod watch;

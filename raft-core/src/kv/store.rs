@@ -16,13 +16,15 @@
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ops::Bound;
 use serde::{Deserialize, Serialize};
 
 use super::lease::Leases;
-use super::spec::{deleted_event, page_with};
-use super::watch::{Event, EventKind, EventLog, WindowLimits};
+use super::record::Record;
+use super::spec::page_with;
+use super::watch::{Change, EventLog, WindowLimits};
 use super::{prefix_end, KeyValue, KvOp, KvOutput, TxnOp, TxnResult};
 use crate::codec;
 use crate::state_machine::{RestoreError, StateMachine};
@@ -52,33 +54,10 @@ impl Default for KvLimits {
     }
 }
 
-/// What the store holds for one key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Record {
-    value: String,
-    create: u64,
-    modr: u64,
-    version: u64,
-    lease: u64,
-}
-
-impl Record {
-    fn kv(&self, key: &str) -> KeyValue {
-        KeyValue {
-            key: String::from(key),
-            value: self.value.clone(),
-            create_revision: self.create,
-            mod_revision: self.modr,
-            version: self.version,
-            lease: self.lease,
-        }
-    }
-}
-
 /// The key-value store (see the [module](super) for what it does).
 #[derive(Clone, Debug)]
 pub struct KvStore {
-    map: BTreeMap<String, Record>,
+    map: BTreeMap<Arc<str>, Record>,
     leases: Leases,
     /// Index of the last entry applied.
     revision: u64,
@@ -194,12 +173,12 @@ impl KvStore {
 
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.map.get(key).map(|r| r.value.as_str())
+        self.map.get(key).map(|r| &*r.value)
     }
 
     /// `key` with its revisions.
     pub fn kv(&self, key: &str) -> Option<KeyValue> {
-        self.map.get(key).map(|r| r.kv(key))
+        self.map.get(key).map(Record::kv)
     }
 
     /// Number of keys.
@@ -219,7 +198,7 @@ impl KvStore {
 
     /// Every key and value, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.map.iter().map(|(k, r)| (k.as_str(), r.value.as_str()))
+        self.map.iter().map(|(k, r)| (&**k, &*r.value))
     }
 
     /// The store's revision: the index of the last entry applied.
@@ -251,33 +230,45 @@ impl KvStore {
         self.events.limits().max_events > 0
     }
 
-    fn emit(&mut self, kind: EventKind, kv: KeyValue, prev: Option<KeyValue>) {
-        let e = Event { revision: self.revision, sub: self.sub, kind, kv, prev };
+    /// Records a change to `key` in the window: `now` is the key after it
+    /// (`None`: deleted), `prev` before it.
+    fn emit(&mut self, key: Arc<str>, now: Option<Record>, prev: Option<Record>) {
+        let c = Change::new(self.revision, self.sub, key, now, prev);
         self.sub += 1;
-        self.events.push(e);
+        self.events.record(c);
     }
 
     /// Writes `key` at the current revision: `value` replaces the value, or
-    /// with `append` is added to it.
+    /// with `append` is added to it. One allocation for the new value (two
+    /// for a new key); the window's event shares both versions.
     fn set(&mut self, key: &str, value: &str, append: bool, lease: LeaseMode) {
         let revision = self.revision;
         let recording = self.recording();
-        let (prev, old_lease, new_lease) = match self.map.get_mut(key) {
+        let (old_lease, new_lease, change) = match self.map.get_mut(key) {
             Some(r) => {
-                let prev = recording.then(|| r.kv(key));
-                if !append {
-                    self.bytes -= r.value.len();
-                    r.value.clear();
-                }
-                r.value.push_str(value);
-                self.bytes += value.len();
-                r.modr = revision;
-                r.version += 1;
-                let old = r.lease;
-                if let LeaseMode::Set(l) = lease {
-                    r.lease = l;
-                }
-                (prev, old, r.lease)
+                let value: Arc<str> = if append {
+                    let mut joined = String::with_capacity(r.value.len() + value.len());
+                    joined.push_str(&r.value);
+                    joined.push_str(value);
+                    Arc::from(joined)
+                } else {
+                    Arc::from(value)
+                };
+                self.bytes = self.bytes - r.value.len() + value.len();
+                let lease = match lease {
+                    LeaseMode::Set(l) => l,
+                    LeaseMode::Keep => r.lease,
+                };
+                let next = Record {
+                    key: r.key.clone(),
+                    value,
+                    create: r.create,
+                    modr: revision,
+                    version: r.version + 1,
+                    lease,
+                };
+                let old = core::mem::replace(r, next);
+                (old.lease, r.lease, recording.then(|| (Some(old), r.clone())))
             }
             None => {
                 let l = match lease {
@@ -285,9 +276,18 @@ impl KvStore {
                     LeaseMode::Keep => 0,
                 };
                 self.bytes += key.len() + value.len();
-                let r = Record { value: String::from(value), create: revision, modr: revision, version: 1, lease: l };
-                self.map.insert(String::from(key), r);
-                (None, 0, l)
+                let name: Arc<str> = Arc::from(key);
+                let r = Record {
+                    key: name.clone(),
+                    value: Arc::from(value),
+                    create: revision,
+                    modr: revision,
+                    version: 1,
+                    lease: l,
+                };
+                let change = recording.then(|| (None, r.clone()));
+                self.map.insert(name, r);
+                (0, l, change)
             }
         };
         if old_lease != new_lease {
@@ -298,10 +298,8 @@ impl KvStore {
                 self.leases.attach(new_lease, key);
             }
         }
-        if recording {
-            if let Some(kv) = self.map.get(key).map(|r| r.kv(key)) {
-                self.emit(EventKind::Put, kv, prev);
-            }
+        if let Some((prev, now)) = change {
+            self.emit(now.key.clone(), Some(now), prev);
         }
     }
 
@@ -313,8 +311,7 @@ impl KvStore {
             self.leases.detach(r.lease, key);
         }
         if self.recording() {
-            let prev = r.kv(key);
-            self.emit(EventKind::Delete, deleted_event(key, self.revision), Some(prev));
+            self.emit(r.key.clone(), None, Some(r));
         }
         true
     }
@@ -429,8 +426,8 @@ impl KvStore {
             .map
             .range::<str, _>((Bound::Included(from), end))
             .filter(|(k, _)| !self.is_hidden(k))
-            .map(|(k, r)| (k.as_str(), r));
-        let (kvs, next) = page_with(rows, limit, |r| r.value.len(), |k, r| r.kv(k));
+            .map(|(k, r)| (&**k, r));
+        let (kvs, next) = page_with(rows, limit, |r| r.value.len(), |_, r| r.kv());
         KvOutput::Range { kvs, next, revision: self.revision }
     }
 
@@ -527,11 +524,7 @@ impl StateMachine for KvStore {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        let keys = self
-            .map
-            .iter()
-            .map(|(k, r)| (k.as_str(), r.value.as_str(), r.create, r.modr, r.version, r.lease))
-            .collect();
+        let keys = self.map.iter().map(|(k, r)| (&**k, &*r.value, r.create, r.modr, r.version, r.lease)).collect();
         let wire = Wire { revision: self.revision, clock: self.clock, keys, leases: self.leases.to_wire() };
         postcard::to_allocvec(&wire).unwrap_or_default()
     }
@@ -552,8 +545,9 @@ impl StateMachine for KvStore {
                 }
                 leases.attach(lease, k);
             }
-            let r = Record { value: String::from(v), create, modr, version, lease };
-            if map.insert(String::from(k), r).is_some() {
+            let name: Arc<str> = Arc::from(k);
+            let r = Record { key: name.clone(), value: Arc::from(v), create, modr, version, lease };
+            if map.insert(name, r).is_some() {
                 return Err(RestoreError("a key appears twice in the snapshot"));
             }
         }
@@ -580,6 +574,7 @@ const _: fn(&[u8]) -> Result<KvOp, codec::DecodeError> = KvOp::decode;
 mod tests {
     use super::*;
     use crate::kv::spec::Spec;
+    use crate::kv::watch::{Event, EventKind};
     use crate::kv::{Cmp, Compare, Txn, MAX_KEY_LEN, MAX_PAGE_KEYS};
     use crate::rng::Rng;
     use alloc::format;
@@ -860,9 +855,9 @@ mod tests {
                     assert_eq!(restored, store);
                 }
             }
-            let held: Vec<KeyValue> = store.map.iter().map(|(k, r)| r.kv(k)).collect();
+            let held: Vec<KeyValue> = store.map.values().map(Record::kv).collect();
             assert_eq!(held, spec.keys.values().cloned().collect::<Vec<_>>(), "seed {seed}");
-            let events: Vec<Event> = store.events().from(0).cloned().collect();
+            let events: Vec<Event> = store.events().from(0).collect();
             assert_eq!(events, spec_events, "seed {seed}: the same events in the same order");
             assert_eq!(store.leases().len(), spec.leases.len());
         }

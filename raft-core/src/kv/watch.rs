@@ -24,9 +24,11 @@
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
+use super::record::Record;
 use super::KeyValue;
 
 /// What happened to a key.
@@ -80,10 +82,65 @@ impl Default for WindowLimits {
     }
 }
 
+/// One change as the window holds it: the key and the values are shared
+/// with the store ([`Record`]), so recording a change copies no bytes. It
+/// becomes an [`Event`] only when a watcher takes it.
+#[derive(Clone, Debug)]
+pub(crate) struct Change {
+    revision: u64,
+    sub: u32,
+    kind: EventKind,
+    key: Arc<str>,
+    /// The key as the change left it (`None` for a delete).
+    now: Option<Record>,
+    prev: Option<Record>,
+}
+
+impl Change {
+    /// A change to `key` at `(revision, sub)`: `now` is the key after it
+    /// (`None`: deleted), `prev` before it (`None`: it did not exist).
+    pub(crate) fn new(revision: u64, sub: u32, key: Arc<str>, now: Option<Record>, prev: Option<Record>) -> Self {
+        let kind = if now.is_some() { EventKind::Put } else { EventKind::Delete };
+        Change { revision, sub, kind, key, now, prev }
+    }
+
+    /// Approximate bytes held, for the window's byte limit: what
+    /// [`Event::bytes`] says of the event it becomes (counting the shared
+    /// bytes too: the window keeps them alive).
+    fn bytes(&self) -> usize {
+        let now = self.now.as_ref().map_or(0, |r| r.value.len());
+        let prev = self.prev.as_ref().map_or(0, |r| self.key.len() + r.value.len());
+        96 + self.key.len() + now + prev
+    }
+
+    /// The event a watcher receives (with the previous key-value if asked).
+    fn event(&self, prev_kv: bool) -> Event {
+        let kv = match &self.now {
+            Some(r) => r.kv(),
+            None => super::spec::deleted_event(&self.key, self.revision),
+        };
+        let prev = if prev_kv { self.prev.as_ref().map(Record::kv) } else { None };
+        Event { revision: self.revision, sub: self.sub, kind: self.kind, kv, prev }
+    }
+
+    /// The change an [`Event`] describes (copies its bytes).
+    fn of(e: &Event) -> Change {
+        let now = (e.kind == EventKind::Put).then(|| Record::of(&e.kv));
+        Change {
+            revision: e.revision,
+            sub: e.sub,
+            kind: e.kind,
+            key: Arc::from(e.kv.key.as_str()),
+            now,
+            prev: e.prev.as_ref().map(Record::of),
+        }
+    }
+}
+
 /// The window of recent events.
 #[derive(Clone, Debug)]
 pub struct EventLog {
-    events: VecDeque<Event>,
+    events: VecDeque<Change>,
     bytes: usize,
     floor: u64,
     limits: WindowLimits,
@@ -120,11 +177,18 @@ impl EventLog {
         self.limits
     }
 
-    /// Adds an event (events arrive in `(revision, sub)` order).
+    /// Adds an event (events arrive in `(revision, sub)` order). The store
+    /// records its own changes without copying ([`EventLog::record`]); this
+    /// copies the event's bytes, for hosts' tests and tools.
     pub fn push(&mut self, e: Event) {
-        debug_assert!(self.events.back().is_none_or(|b| (b.revision, b.sub) < (e.revision, e.sub)));
-        self.bytes += e.bytes();
-        self.events.push_back(e);
+        self.record(Change::of(&e));
+    }
+
+    /// Adds a change (in `(revision, sub)` order).
+    pub(crate) fn record(&mut self, c: Change) {
+        debug_assert!(self.events.back().is_none_or(|b| (b.revision, b.sub) < (c.revision, c.sub)));
+        self.bytes += c.bytes();
+        self.events.push_back(c);
     }
 
     /// After an entry's events are in: drops the oldest revisions, whole,
@@ -153,8 +217,14 @@ impl EventLog {
         self.floor = index + 1;
     }
 
-    /// Events with revision `>= from`, in order.
-    pub fn from(&self, from: u64) -> impl Iterator<Item = &Event> {
+    /// Events with revision `>= from`, in order, each with its previous
+    /// key-value (built as they are taken).
+    pub fn from(&self, from: u64) -> impl Iterator<Item = Event> + '_ {
+        self.changes(from).map(|c| c.event(true))
+    }
+
+    /// The changes with revision `>= from`, in order.
+    fn changes(&self, from: u64) -> impl Iterator<Item = &Change> {
         let at = self.events.partition_point(|e| e.revision < from);
         self.events.range(at..)
     }
@@ -225,17 +295,13 @@ impl Watcher {
         }
         let mut found: Option<u64> = None;
         let mut events = Vec::new();
-        for e in log.from(self.next) {
-            if found.is_some_and(|r| e.revision != r) {
+        for c in log.changes(self.next) {
+            if found.is_some_and(|r| c.revision != r) {
                 break;
             }
-            if self.selector.matches(&e.kv.key) {
-                found = Some(e.revision);
-                let mut e = e.clone();
-                if !self.prev_kv {
-                    e.prev = None;
-                }
-                events.push(e);
+            if self.selector.matches(&c.key) {
+                found = Some(c.revision);
+                events.push(c.event(self.prev_kv));
             }
         }
         match found {

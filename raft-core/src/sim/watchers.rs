@@ -83,7 +83,7 @@ impl Sim {
             if index > self.watch_ref.next || index < window.floor() {
                 self.watch_ref.gap.get_or_insert(index);
             }
-            self.watch_ref.events.extend(window.from(index).take_while(|e| e.revision == index).cloned());
+            self.watch_ref.events.extend(window.from(index).take_while(|e| e.revision == index));
             self.watch_ref.next = index + 1;
         }
     }

@@ -1,0 +1,56 @@
+//! What the store holds for one key, shared with the watch window.
+//!
+//! The value is an `Arc<str>`: a write makes one allocation for the new
+//! value, and the event it leaves in the window (and the previous value the
+//! event remembers) point at the same bytes instead of copying them. Before
+//! this, every put copied its key and both values into the window — four
+//! allocations and four frees per put on every replica, more than the rest
+//! of the write path together (`examples/closed_loop`, BENCHMARKS.md).
+
+use alloc::string::String;
+use alloc::sync::Arc;
+
+use super::KeyValue;
+
+/// One version of a key: its value and its history in revisions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Record {
+    /// The key (the same allocation as the store's map key).
+    pub(crate) key: Arc<str>,
+    /// The value (shared with the events that carry it).
+    pub(crate) value: Arc<str>,
+    /// Revision of the write that created the key.
+    pub(crate) create: u64,
+    /// Revision of the key's last write.
+    pub(crate) modr: u64,
+    /// Writes since creation.
+    pub(crate) version: u64,
+    /// The lease the key is attached to (0: none).
+    pub(crate) lease: u64,
+}
+
+impl Record {
+    /// This version as the API shows it (copies the bytes).
+    pub(crate) fn kv(&self) -> KeyValue {
+        KeyValue {
+            key: String::from(&*self.key),
+            value: String::from(&*self.value),
+            create_revision: self.create,
+            mod_revision: self.modr,
+            version: self.version,
+            lease: self.lease,
+        }
+    }
+
+    /// The version a [`KeyValue`] describes (copies the bytes).
+    pub(crate) fn of(kv: &KeyValue) -> Record {
+        Record {
+            key: Arc::from(kv.key.as_str()),
+            value: Arc::from(kv.value.as_str()),
+            create: kv.create_revision,
+            modr: kv.mod_revision,
+            version: kv.version,
+            lease: kv.lease,
+        }
+    }
+}
