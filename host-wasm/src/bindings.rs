@@ -90,6 +90,11 @@ impl Cluster {
         Ok(self.d.try_act(op).err().map_or_else(String::new, |e| e.0))
     }
 
+    /// The cluster's configuration (JSON `ConfView`, or `null` with every node down).
+    pub fn config(&self) -> String {
+        json(&self.d.cluster_conf())
+    }
+
     /// Number of nodes, including those added since the start.
     pub fn node_count(&self) -> u32 {
         self.d.node_count() as u32
