@@ -289,9 +289,7 @@ impl Driver {
             "node {node}'s disk was wiped and it restarted with nothing: an empty log, no term, no vote, and a new storage identity (incarnation {inc:#x})"
         );
         if voter {
-            text += &format!(
-                ". The configuration names its old disk, so it may not vote or campaign: a vote from it could break a promise its lost disk made. It catches up from the leader; Promote readmits it with its new disk"
-            );
+            text += ". The configuration names its old disk, so it may not vote or campaign: a vote from it could break a promise its lost disk made. It catches up from the leader; readmitting it (Promote) binds the configuration to its new disk";
         }
         self.say(node, "wipe", text, true);
         Ok(())
