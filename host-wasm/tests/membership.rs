@@ -291,3 +291,31 @@ fn a_membership_run_replays_exactly() {
     }
     assert_eq!(state_json(&mut mid), want);
 }
+
+#[test]
+fn a_node_added_later_can_be_wiped_and_readmitted_too() {
+    let mut d = cluster(3, 9);
+    settled_leader(&mut d);
+    d.try_act(Op::AddNode { voter: true }).unwrap();
+    d.advance(1_500_000);
+    assert_eq!(member(&mut d, 4), "voter");
+    d.try_act(Op::Wipe { node: 4 }).unwrap();
+    assert!(d.state(&ViewOptions::default()).nodes[3].unbound);
+    d.advance(1_000_000);
+    d.try_act(Op::Promote { node: 4 }).unwrap();
+    d.advance(1_000_000);
+    assert!(!d.state(&ViewOptions::default()).nodes[3].unbound);
+    // It counts again: with one of the four voters down, every decision needs node 4.
+    let l = d.sim().leader().unwrap();
+    let down = if l == 4 { 1 } else { l };
+    d.act(Op::Crash { node: down });
+    d.advance(1_500_000);
+    assert!(d.sim().leader().is_some_and(|x| x != down), "an election with node 4's vote");
+    d.act(put("y", "2"));
+    d.advance(500_000);
+    let up: Vec<u64> = [1, 2, 3, 4].into_iter().filter(|&x| x != down).collect();
+    for id in up {
+        assert_eq!(d.sim().raft(id).unwrap().state_machine().get("y"), Some("2"), "node {id}");
+    }
+    assert!(d.sim().violations().is_empty());
+}
