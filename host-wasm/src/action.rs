@@ -171,6 +171,57 @@ pub enum Op {
     },
     /// Stop the simulated clients issuing new operations (for good).
     StopClients,
+    /// Start a new node (the next free id, with an empty disk) and propose it
+    /// to the leader as a learner: it receives the log but does not vote. With
+    /// `voter`, the driver proposes its promotion as soon as it has caught up
+    /// (how a node joins as a voter: a voter that had to catch up first would
+    /// weaken the quorum meanwhile).
+    AddNode {
+        /// Promote it once it has caught up.
+        #[serde(default)]
+        voter: bool,
+    },
+    /// Propose an existing node that is not a member (a removed one) as a learner.
+    AddLearner {
+        /// The node.
+        node: NodeId,
+    },
+    /// Make a learner a voter (a direct change of one voter). For a voter whose
+    /// disk was wiped, rebind it to its new disk instead (a joint change:
+    /// the old half still names the lost disk, whose vote never comes).
+    Promote {
+        /// The node.
+        node: NodeId,
+    },
+    /// Remove a node from the configuration (a direct change of one voter).
+    Remove {
+        /// The node.
+        node: NodeId,
+    },
+    /// One joint change (dissertation §4.3): make `add` voters (learners
+    /// that caught up) and remove `remove`, through a joint configuration in
+    /// which every decision needs a majority of the old voters and one of
+    /// the new; the leader leaves it once the change commits.
+    Joint {
+        /// Learners to make voters.
+        #[serde(default)]
+        add: Vec<NodeId>,
+        /// Members to remove.
+        #[serde(default)]
+        remove: Vec<NodeId>,
+    },
+    /// Ask the leader to hand leadership to `node`.
+    Transfer {
+        /// The voter to lead next.
+        node: NodeId,
+    },
+    /// Replace a node's disk by an empty one and restart it: a new storage
+    /// incarnation, which the configuration does not name, so it cannot vote
+    /// until it is readmitted ([`Op::Promote`]).
+    Wipe {
+        /// The node.
+        node: NodeId,
+    },
 }
 
 /// An action at a point of the run.

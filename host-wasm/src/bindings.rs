@@ -82,11 +82,22 @@ impl Cluster {
         self.d.run_until_leader(us(max_us)).unwrap_or(0) as u32
     }
 
-    /// Carries out an action (JSON `Op`, e.g. `{"op":"crash","node":2}`) and records it.
-    pub fn act(&mut self, op: &str) -> Result<(), JsError> {
+    /// Carries out an action (JSON `Op`, e.g. `{"op":"crash","node":2}`) and
+    /// records it. Returns why it was refused (a second membership change
+    /// while one is unfinished, …), or `""` if it was carried out.
+    pub fn act(&mut self, op: &str) -> Result<String, JsError> {
         let op: Op = serde_json::from_str(op).map_err(|e| err(format!("bad action: {e}")))?;
-        self.d.act(op);
-        Ok(())
+        Ok(self.d.try_act(op).err().map_or_else(String::new, |e| e.0))
+    }
+
+    /// The cluster's configuration (JSON `ConfView`, or `null` with every node down).
+    pub fn config(&self) -> String {
+        json(&self.d.cluster_conf())
+    }
+
+    /// Number of nodes, including those added since the start.
+    pub fn node_count(&self) -> u32 {
+        self.d.node_count() as u32
     }
 
     /// The whole observable state (JSON).

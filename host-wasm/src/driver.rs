@@ -9,9 +9,10 @@
 //! replies are handled right after the event that delivered them, so the same
 //! options and actions always give the same run, whatever the frame rate.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use raft_core::client::{ClientReply, ClientRequest};
+use raft_core::membership::Membership;
 use raft_core::raft::Event;
 use raft_core::sim::clients::ClientConfig;
 use raft_core::sim::Sim;
@@ -124,7 +125,7 @@ pub struct Driver {
     next_feed: u64,
     violations_seen: usize,
     /// Last role seen per node (for wording), index id-1.
-    roles: Vec<Option<Role>>,
+    pub(crate) roles: Vec<Option<Role>>,
     pub(crate) journals: Vec<JournalCache>,
     /// Simulated clients were started.
     pub(crate) load: bool,
@@ -134,6 +135,23 @@ pub struct Driver {
     pub(crate) committed: CommittedTerms,
     /// When the simulator first reported a safety violation.
     first_violation: Option<u64>,
+    /// Learners the feed has said caught up (forgotten when they stop being learners).
+    pub(crate) announced: BTreeSet<NodeId>,
+    /// Learners added with `voter`: promoted once they have caught up.
+    pub(crate) auto_promote: BTreeSet<NodeId>,
+    /// The configuration each node used last, index id-1 (to word a change).
+    pub(crate) confs: Vec<Membership>,
+}
+
+/// Why an action was refused: it changed nothing in the cluster (it is still
+/// recorded, so a replay refuses it at the same point and says so again).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused(pub String);
+
+impl core::fmt::Display for Refused {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 impl Driver {
@@ -157,6 +175,9 @@ impl Driver {
             commit_run: None,
             committed: CommittedTerms::default(),
             first_violation: None,
+            announced: BTreeSet::new(),
+            auto_promote: BTreeSet::new(),
+            confs: vec![Membership::bootstrap(&(1..=n as NodeId).collect::<Vec<_>>()); n],
         };
         let text = format!(
             "a cluster of {n} nodes starts (seed {}); every node is a follower in term 0 with an empty log",
@@ -249,8 +270,16 @@ impl Driver {
             }
             let target = self.future.front().map_or(u64::MAX, |a| a.at);
             let viol = self.sim.violations().len();
+            // A learner catching up changes no event of its own, yet the
+            // feed says so (and may promote it): stop right after the event
+            // that made it so, as a replay will.
+            let (announced, auto) = (&self.announced, &self.auto_promote);
             let stopped = self.sim.run_until(end - now, |s| {
-                !s.log.is_empty() || !s.inbox.is_empty() || s.stats.events >= target || s.violations().len() != viol
+                !s.log.is_empty()
+                    || !s.inbox.is_empty()
+                    || s.stats.events >= target
+                    || s.violations().len() != viol
+                    || Driver::learner_caught_up(s, announced, auto).is_some()
             });
             self.after_events();
             if stop_on_violation && self.sim.violations().len() != viol {
@@ -307,7 +336,8 @@ impl Driver {
                 self.sim.run_until_time(a.t);
                 self.after_events();
             }
-            self.apply(a.op.clone());
+            // A refusal is said in the feed, as when the action was first made.
+            let _ = self.apply(a.op.clone());
             self.done.push(a);
         }
     }
@@ -319,17 +349,40 @@ impl Driver {
     /// Carries out a user action now and records it. Actions of a replayed
     /// trace that were still ahead are discarded: the run branches here.
     pub fn act(&mut self, op: Op) {
+        let _ = self.try_act(op);
+    }
+
+    /// Like [`Driver::act`], but says why an action that changed nothing
+    /// was refused (a second membership change while one is unfinished,
+    /// removing the last voter, a node that does not exist, …). The action
+    /// is recorded either way, and the feed says it was refused.
+    pub fn try_act(&mut self, op: Op) -> Result<(), Refused> {
         self.future.clear();
         let a = Action { at: self.sim.stats.events, t: self.sim.now(), op: op.clone() };
-        self.apply(op);
+        let r = self.apply(op);
         self.done.push(a);
+        r
     }
 
-    fn valid(&self, id: NodeId) -> bool {
-        id >= 1 && id as usize <= self.opts.nodes
+    /// Number of nodes, including those added since the start.
+    pub fn node_count(&self) -> usize {
+        self.sim.ids().len()
     }
 
-    fn apply(&mut self, op: Op) {
+    pub(crate) fn valid(&self, id: NodeId) -> bool {
+        id >= 1 && id as usize <= self.node_count()
+    }
+
+    fn apply(&mut self, op: Op) -> Result<(), Refused> {
+        let r = self.apply_op(op);
+        if let Err(e) = &r {
+            self.say(0, "refused", format!("refused: {e}"), true);
+        }
+        self.after_events();
+        r
+    }
+
+    fn apply_op(&mut self, op: Op) -> Result<(), Refused> {
         match op {
             Op::Crash { node } if self.valid(node) => self.crash(node),
             Op::Restart { node } if self.valid(node) => self.restart(node),
@@ -418,9 +471,30 @@ impl Driver {
                 self.sim.stop_clients();
                 self.say(0, "client", "the simulated clients stop issuing new operations".into(), true);
             }
-            _ => {} // a node id out of range: nothing to do
+            Op::AddNode { voter } => return self.add_node(voter),
+            Op::AddLearner { node } => return self.add_learner(node),
+            Op::Promote { node } => return self.promote(node),
+            Op::Remove { node } => return self.remove(node),
+            Op::Joint { add, remove } => return self.joint(&add, &remove),
+            Op::Transfer { node } => return self.transfer(node),
+            Op::Wipe { node } => return self.wipe(node),
+            Op::Crash { node }
+            | Op::Restart { node }
+            | Op::Timeout { node }
+            | Op::Snapshot { node }
+            | Op::Isolate { node }
+            | Op::Rejoin { node }
+                if !self.valid(node) =>
+            {
+                return Err(Refused(format!("there is no node {node}")));
+            }
+            Op::Timeout { node } => return Err(Refused(format!("node {node} is down: it has no timer to run out"))),
+            Op::Cut { from, to, .. } | Op::Restore { from, to, .. } => {
+                return Err(Refused(format!("there is no link {from} → {to}")));
+            }
+            _ => {}
         }
-        self.after_events();
+        Ok(())
     }
 
     fn crash(&mut self, id: NodeId) {
@@ -584,13 +658,19 @@ impl Driver {
     // ------------------------------------------------------------------
 
     fn after_events(&mut self) {
-        let events: Vec<_> = self.sim.log.drain(..).collect();
-        for (t, node, e) in events {
-            self.describe(t, node, e);
-        }
-        let inbox = std::mem::take(&mut self.sim.inbox);
-        for (token, reply) in inbox {
-            self.client_reply(token, reply);
+        loop {
+            let events: Vec<_> = self.sim.log.drain(..).collect();
+            for (t, node, e) in events {
+                self.describe(t, node, e);
+            }
+            let inbox = std::mem::take(&mut self.sim.inbox);
+            for (token, reply) in inbox {
+                self.client_reply(token, reply);
+            }
+            // A promotion proposed here has events of its own: word them now.
+            if !self.after_membership() {
+                break;
+            }
         }
         let v = self.sim.violations();
         if v.len() > self.violations_seen {
@@ -682,12 +762,8 @@ impl Driver {
                 ("truncate", text, true)
             }
             Event::ConfigChanged { membership } => {
-                let text = format!(
-                    "node {node} now uses the configuration with voters {:?}{}",
-                    membership.voter_ids(),
-                    if membership.is_joint() { " (joint: both old and new majorities decide)" } else { "" }
-                );
-                ("config", text, true)
+                let (text, major) = self.config_line(node, membership, role == Some(Role::Leader));
+                ("config", text, major)
             }
             Event::RemovedSelf { term } => {
                 let text =
@@ -758,7 +834,7 @@ impl Driver {
         }
     }
 
-    fn say(&mut self, node: NodeId, kind: &'static str, text: String, major: bool) {
+    pub(crate) fn say(&mut self, node: NodeId, kind: &'static str, text: String, major: bool) {
         let t = self.sim.now();
         self.push(t, node, kind, text, major);
     }

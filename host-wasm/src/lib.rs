@@ -14,12 +14,13 @@ pub mod client;
 pub mod committed;
 pub mod driver;
 pub mod journal_view;
+pub mod membership;
 pub mod options;
 pub mod view;
 pub mod words;
 pub mod workload;
 
 pub use action::{Action, ClientOp, Op};
-pub use driver::{Driver, FeedItem};
+pub use driver::{Driver, FeedItem, Refused};
 pub use options::Options;
 pub use view::ViewOptions;

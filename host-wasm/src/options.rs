@@ -46,6 +46,10 @@ pub struct Options {
     pub snapshot_chunk_bytes: usize,
     /// Session idle timeout in ticks.
     pub session_timeout_ticks: u64,
+    /// A leader refuses to promote a learner lacking more than this many
+    /// entries (raft-core's `Config::max_promotion_lag`; small here, so the
+    /// page can show the refusal).
+    pub max_promotion_lag: u64,
     /// Deliberate bugs; honoured only by a build with the `bugs` feature.
     pub bugs: BugOptions,
 }
@@ -92,6 +96,7 @@ impl Default for Options {
             snapshot_entries: 0,
             snapshot_chunk_bytes: 1024,
             session_timeout_ticks: 100_000,
+            max_promotion_lag: 10,
             bugs: BugOptions::default(),
         }
     }
@@ -157,6 +162,7 @@ impl Options {
         raft.snapshot_entries = self.snapshot_entries;
         raft.snapshot_chunk_bytes = self.snapshot_chunk_bytes;
         raft.sessions.timeout_ticks = self.session_timeout_ticks;
+        raft.max_promotion_lag = self.max_promotion_lag;
         raft.bugs = Bugs {
             stale_read_local: self.bugs.stale_read_local,
             commit_old_term: self.bugs.commit_old_term,

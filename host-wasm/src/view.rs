@@ -12,6 +12,7 @@ use crate::client::HandClient;
 use crate::committed::CommittedTerms;
 use crate::driver::Driver;
 use crate::journal_view::{entry_view, journal_records, DiskState, EntryView, RecordView};
+use crate::membership::ConfView;
 
 /// How much of each node's log and journal a frame carries.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -139,6 +140,18 @@ pub struct NodeView {
     pub journal: JournalView,
     /// For a crashed node: what its disk holds.
     pub disk: Option<DiskState>,
+    /// What it is in the cluster's configuration ([`StateView::config`]):
+    /// voter, incoming, outgoing, learner or none (see [`ConfView::role_of`]).
+    pub member: &'static str,
+    /// The configuration names an older disk of it (wiped and not yet
+    /// readmitted): it may not vote or campaign.
+    pub unbound: bool,
+    /// The storage incarnation of its disk (0 while down).
+    pub inc: u64,
+    /// Entries it lacks, in the leader's view (members other than the leader).
+    pub lag: Option<Index>,
+    /// The configuration this node uses (while up).
+    pub conf: Option<ConfView>,
 }
 
 /// One message in flight.
@@ -300,12 +313,18 @@ pub struct StateView<'a> {
     pub bugs_build: bool,
     /// Simulated time of the first safety violation.
     pub first_violation: Option<u64>,
+    /// The cluster's configuration: the leader's, or with none the newest live node's.
+    pub config: Option<ConfView>,
 }
 
 impl Driver {
     /// The whole observable state.
     pub fn state(&mut self, vo: &ViewOptions) -> StateView<'_> {
         let ids = self.sim.ids();
+        let config = self.cluster_conf();
+        let unbound = self.sim.unbound_voters();
+        let leader_view =
+            self.sim.leader().and_then(|l| self.sim.raft(l)).map(|r| (r.log().last_index(), r.progress()));
         let mut nodes = Vec::with_capacity(ids.len());
         for &id in &ids {
             let k = (id - 1) as usize;
@@ -384,6 +403,11 @@ impl Driver {
                         isolated,
                         journal,
                         disk: None,
+                        member: "none",
+                        unbound: false,
+                        inc: r.config().inc,
+                        lag: None,
+                        conf: Some(ConfView::of(id, r.membership(), r.committed_membership())),
                     }
                 }
                 None => {
@@ -414,9 +438,19 @@ impl Driver {
                         isolated,
                         journal,
                         disk: Some(d),
+                        member: "none",
+                        unbound: false,
+                        inc: 0,
+                        lag: None,
+                        conf: None,
                     }
                 }
             };
+            let mut view = view;
+            view.member = config.as_ref().map_or("none", |c| c.role_of(id));
+            view.unbound = unbound.contains(&id);
+            view.lag = leader_view
+                .and_then(|(last, ps)| ps.iter().find(|p| p.id == id).map(|p| last.saturating_sub(p.match_index)));
             nodes.push(view);
         }
         let mut down = Vec::new();
@@ -463,6 +497,7 @@ impl Driver {
             },
             bugs_build: cfg!(feature = "bugs"),
             first_violation: self.first_violation(),
+            config,
         }
     }
 
@@ -489,7 +524,7 @@ impl Driver {
 
     /// Every record of a node's journal.
     pub fn journal(&self, id: NodeId) -> Vec<RecordView> {
-        if id == 0 || id as usize > self.opts.nodes {
+        if !self.valid(id) {
             return Vec::new();
         }
         journal_records(&self.sim.node(id).disk)

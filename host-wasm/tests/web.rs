@@ -31,7 +31,29 @@ fn bad_options_and_actions_are_errors_not_panics() {
     assert!(Cluster::new("not json").is_err());
     let mut c = Cluster::new("{}").unwrap();
     assert!(c.act("{\"op\":\"explode\"}").is_err());
-    c.act("{\"op\":\"crash\",\"node\":42}").unwrap(); // out of range: ignored
+    // Out of range: refused, with the reason for the page.
+    assert_eq!(c.act("{\"op\":\"crash\",\"node\":42}").unwrap(), "there is no node 42");
+}
+
+#[wasm_bindgen_test]
+fn a_node_is_added_as_a_learner_and_promoted_through_the_bindings() {
+    let mut c = Cluster::new("{\"nodes\":3,\"seed\":2}").unwrap();
+    assert!(c.act("{\"op\":\"add_node\"}").unwrap().contains("no leader"));
+    assert!(c.run_until_leader(5_000_000.0) > 0);
+    c.advance(300_000.0);
+    assert_eq!(c.act("{\"op\":\"add_node\"}").unwrap(), "");
+    assert_eq!(c.node_count(), 4);
+    let conf = parse(&c.config());
+    assert_eq!(conf["learners"], serde_json::json!([4]));
+    c.advance(1_000_000.0);
+    assert_eq!(c.act("{\"op\":\"promote\",\"node\":4}").unwrap(), "");
+    c.advance(300_000.0);
+    let conf = parse(&c.config());
+    assert_eq!(conf["voters"], serde_json::json!([1, 2, 3, 4]));
+    assert_eq!(conf["committed"], true);
+    let s = parse(&c.state());
+    assert_eq!(s["nodes"][3]["member"], "voter");
+    assert_eq!(s["config"]["joint"], false);
 }
 
 #[wasm_bindgen_test]

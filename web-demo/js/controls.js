@@ -30,6 +30,11 @@ function nodeOptions(select, n, withLeader) {
   if ([...select.options].some((o) => o.value === keep)) select.value = keep;
 }
 
+function nodeLists(n) {
+  nodeOptions($('#c-node'), n, true);
+  for (const s of ['#n-from', '#n-to']) nodeOptions($(s), n, false);
+}
+
 export function initControls(app) {
   // Transport.
   $('#play').onclick = () => app.setPlaying(!app.playing);
@@ -58,11 +63,12 @@ export function initControls(app) {
   app.onReset.push(() => {
     $('#nodes').value = String(app.options.nodes);
     $('#seed').value = String(app.options.seed);
-    nodeOptions($('#c-node'), app.options.nodes, true);
-    for (const s of ['#n-from', '#n-to']) nodeOptions($(s), app.options.nodes, false);
+    nodeLists(app.cluster.node_count());
     $('#n-to').value = '2';
     syncNetwork(app);
   });
+  // Nodes added later join the lists.
+  app.onNodes = [nodeLists];
 
   // Tabs.
   for (const b of $$('.tabs button')) b.onclick = () => showTab(b.dataset.tab);
@@ -126,7 +132,7 @@ export function initControls(app) {
     app.act({ op: 'latency', lo: Math.round(ms * 500), hi: Math.round(ms * 1000) });
   };
   $('#n-split').onclick = () => {
-    const n = app.options.nodes;
+    const n = app.state.nodes.length;
     const side = Array.from({ length: Math.floor(n / 2) }, (_, i) => i + 1);
     app.act({ op: 'partition', side });
   };
@@ -163,7 +169,7 @@ export function initControls(app) {
   $('#help-btn').onclick = () => $('#help').showModal();
   document.addEventListener('keydown', (e) => {
     if (e.target.closest('input, select, textarea, dialog') || e.ctrlKey || e.metaKey || e.altKey) return;
-    const n = app.options?.nodes ?? 0;
+    const n = app.state?.nodes.length ?? 0;
     const k = e.key;
     if (k === ' ') app.setPlaying(!app.playing);
     else if (k === 's' || k === 'ArrowRight') app.step();
@@ -217,6 +223,11 @@ function nodeAction(app, what, id) {
     }
     return;
   }
-  const ops = { crash: 'crash', restart: 'restart', timeout: 'timeout', snapshot: 'snapshot', isolate: 'isolate', rejoin: 'rejoin' };
+  if (what === 'add_node' || what === 'add_node_learner') {
+    app.act({ op: 'add_node', voter: what === 'add_node' });
+    return;
+  }
+  const ops = { crash: 'crash', restart: 'restart', timeout: 'timeout', snapshot: 'snapshot', isolate: 'isolate', rejoin: 'rejoin',
+    promote: 'promote', remove: 'remove', transfer: 'transfer', wipe: 'wipe', add_learner: 'add_learner' };
   if (ops[what]) app.act({ op: ops[what], node: id });
 }

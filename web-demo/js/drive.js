@@ -5,7 +5,7 @@
 
 export const c = (app) => app.cluster;
 
-export const ids = (app) => Array.from({ length: app.options.nodes }, (_, i) => i + 1);
+export const ids = (app) => Array.from({ length: c(app).node_count() }, (_, i) => i + 1);
 export const others = (app, ...not) => ids(app).filter((i) => !not.includes(i));
 
 // Processes events until pred() holds or maxUs of simulated time passed.

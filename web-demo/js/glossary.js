@@ -23,6 +23,9 @@ export const GLOSSARY = {
   next: 'n: the next index the leader will send this follower.',
   session: 'A client’s registration in the replicated log. Each write carries (session, seq); a seq already applied is answered from the session’s cache instead of being applied twice.',
   journal: 'The node’s write-ahead log on disk: term and vote changes, appended entries, truncations, snapshots. Records written but not yet synced may be lost in a crash.',
+  configuration: 'Who votes and who only listens. It lives in the log: a change is a log entry, in force on each node as soon as that node has the entry. Only one change may be unfinished at a time.',
+  learner: 'A member that receives the log and snapshots but never votes and is never counted: a new node catches up as a learner first, so the majority the cluster needs does not grow while it cannot yet help reach it.',
+  'joint consensus': 'A change of several voters at once goes through a joint configuration: the old voters and the new voters must each give a majority for every election and every commit. Any two such decisions overlap in at least one node of each half, so the old and the new voters can never each elect a leader of their own.',
   'ReadIndex': 'How a leader serves a linearizable read without writing to the log: it notes its commit index, confirms it is still leader with a round of heartbeats answered by a majority, then answers once it has applied that far.',
 };
 

@@ -59,15 +59,19 @@ export const app = {
     return mod;
   },
 
-  // Carries out a user action now and records it in the trace.
+  // Carries out a user action now and records it in the trace. Returns why
+  // it was refused ('' if it was not), which is also shown over the ring.
   act(op) {
     this.cancelWatch();
     // Acting in the past branches the run: what came after is replaced.
     const branching = this.cluster.now() < this.horizon;
-    this.cluster.act(JSON.stringify(op));
+    const refused = this.cluster.act(JSON.stringify(op));
     if (branching) this.horizon = this.cluster.now();
+    if (refused) this.note(`Refused: ${refused}`);
+    else if ($('#stage-note').textContent.startsWith('Refused')) this.note('');
     this.refresh();
     writeLocation(this);
+    return refused;
   },
 
   // A fresh cluster. The Break it switches carry over unless `options` sets them.
@@ -103,7 +107,7 @@ export const app = {
     this.cluster = c;
     this.feedLast = 0;
     this.violationsSeen = 0;
-    this.selected = Math.min(this.selected, this.options.nodes);
+    this.selected = Math.min(this.selected, c.node_count());
     this.note('');
     this.view.reset();
     for (const f of this.onReset) f();

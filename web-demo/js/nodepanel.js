@@ -1,5 +1,6 @@
-// The Node tab: the selected node's state, its buttons, the leader's view of
-// replication, its key-value state, sessions and the tail of its journal.
+// The Node tab: the selected node's state, its buttons (membership ones
+// included), the configuration, the leader's view of replication, its
+// key-value state, sessions and the tail of its journal.
 
 import { $, esc } from './util.js';
 import { ROLE_COLORS, ROLE_INK } from './palette.js';
@@ -8,7 +9,7 @@ import { term } from './glossary.js';
 export function drawNodePanel(app, s, cache) {
   const n = s.nodes[app.selected - 1];
   if (!n) return;
-  const sig = JSON.stringify([n, s.down.length, s.tick_us]);
+  const sig = JSON.stringify([n, s.down.length, s.tick_us, s.config, s.leader, s.nodes.length]);
   if (sig === cache.node) return;
   cache.node = sig;
   const dd = (k, v) => `<dt>${k}</dt><dd>${v ?? '–'}</dd>`;
@@ -31,6 +32,8 @@ export function drawNodePanel(app, s, cache) {
       <button data-do="snapshot" ${n.up ? '' : 'disabled'}>Snapshot</button>
       <button data-do="${n.isolated ? 'rejoin' : 'isolate'}" title="i">${n.isolated ? 'Rejoin' : 'Isolate'}</button>
     </div>
+    ${membershipRow(n, s)}
+    ${configLines(n, s)}
     <dl>${dd(term('term'), n.term)}${dd('voted for', n.voted_for)}${dd('leader', n.leader)}${dd('log', `${n.first}…${n.last}`)}
       ${dd(term('commit index', 'commit'), n.up ? n.commit : '–')}${dd('applied', n.up ? n.applied : '–')}${dd('durable', n.durable)}${dd('snapshot', n.snapshot || '–')}
       ${dd('held msgs', n.held)}</dl>
@@ -44,4 +47,48 @@ export function drawNodePanel(app, s, cache) {
     <ul class="list journal">${journal}</ul>
     <div class="row"><button data-do="journal">Show the whole journal</button></div>
   </div>`;
+}
+
+const ids = (v) => (v.length ? v.join(', ') : 'none');
+
+// The membership buttons for this node, and those that add a node.
+function membershipRow(n, s) {
+  const m = n.member;
+  const voter = m === 'voter' || m === 'incoming' || m === 'outgoing';
+  const b = (what, label, title, on = true) => `<button data-do="${what}" title="${title}" ${on ? '' : 'disabled'}>${label}</button>`;
+  const buttons = [];
+  if (m === 'learner') {
+    buttons.push(b('promote', 'Promote to voter', 'Propose making this learner a voter (refused while it lags the leader)'));
+  }
+  if (voter && n.unbound) {
+    buttons.push(b('promote', 'Readmit', 'Bind the configuration to this node\'s new disk (a joint change), so it may vote again'));
+  }
+  if (voter) {
+    buttons.push(b('transfer', 'Transfer leadership here', 'Ask the leader to hand leadership to this node', n.up && n.role !== 'leader'));
+  }
+  if (m === 'none') buttons.push(b('add_learner', 'Add as learner', 'Propose this node back into the cluster as a learner'));
+  else buttons.push(b('remove', 'Remove', 'Propose removing this node from the configuration'));
+  buttons.push(b('wipe', 'Wipe disk', 'Replace its disk by an empty one and restart it: a new storage identity'));
+  const full = s.nodes.length >= 9;
+  return `<div class="row membership">${buttons.join('')}</div>
+    <div class="row membership">cluster:
+      ${b('add_node', 'Add node', 'A new node joins as a learner and is promoted once it has caught up', !full)}
+      ${b('add_node_learner', 'Add learner', 'A new node joins as a learner and stays one', !full)}</div>`;
+}
+
+// The cluster's configuration, and this node's own if it differs.
+function configLines(n, s) {
+  const c = s.config;
+  if (!c) return '';
+  const show = (x) => (x.joint
+    ? `joint: old voters ${ids(x.outgoing)} and new voters ${ids(x.voters)} must each give a majority`
+    : `voters ${ids(x.voters)}`)
+    + (x.learners.length || x.learners_next.length ? `; learners ${ids([...x.learners, ...x.learners_next])}` : '')
+    + (x.committed ? '' : ' (not committed yet)');
+  const words = { voter: 'a voter', incoming: 'a voter of the new half only (joining)', outgoing: 'a voter of the old half only (leaving)', learner: 'a learner: it gets the log, never votes', none: 'not a member' };
+  let html = `<div class="hint config-line">${term('configuration', 'Configuration')} (node ${c.from}'s): ${esc(show(c))}. Node ${n.id} is ${words[n.member] || n.member}${n.lag != null && n.role !== 'leader' ? `, ${n.lag} entries behind the leader` : ''}.</div>`;
+  if (n.unbound) html += `<div class="hint config-line">Its disk was wiped (incarnation ${n.inc.toString(16)}): the configuration names its old disk, so it may not vote or campaign until it is readmitted.</div>`;
+  const own = n.conf;
+  if (own && n.id !== c.from && show(own) !== show(c)) html += `<div class="hint config-line">Its own copy: ${esc(show(own))}.</div>`;
+  return html;
 }

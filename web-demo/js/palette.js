@@ -30,6 +30,10 @@ export const MSG_COLORS = {
   InstallSnapshotResp: '#c0a16b',
 };
 
+// The two halves of a joint configuration on the ring: the old voters' ring
+// and the new voters' (lines, so they need not stand apart from the fills).
+export const CONF_COLORS = { old: '#862e9c', new: '#0ca678' };
+
 // A response that says no (vote refused, append rejected).
 export const REFUSED = '#e03131';
 

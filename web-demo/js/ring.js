@@ -1,6 +1,8 @@
 // The ring: the nodes on an ellipse that fills its box, their election
 // timers, votes and labels, the links between them, the messages in flight
-// and the page's client.
+// and the page's client. Voters sit on the ring; learners and nodes outside
+// the configuration on a bench below it; a joint configuration's two rings
+// of voters are drawn inside (membership.js decides who sits where).
 //
 // The SVG's viewBox is kept equal to its size in CSS pixels, so a font size
 // here is the size on screen (the labels were ~8.7 px when a fixed viewBox
@@ -10,6 +12,7 @@
 // "commit N" went stale that way).
 
 import { ROLE_COLORS, ROLE_INK, MSG_COLORS, REFUSED, termColor } from './palette.js';
+import { ringLayout, memberWord, votesNeeded, drawJointRings } from './membership.js';
 
 const NS = 'http://www.w3.org/2000/svg';
 const el = (tag, attrs = {}, parent) => {
@@ -39,6 +42,7 @@ export class Ring {
     this.app = app;
     this.svg = svg;
     this.n = 0;
+    this.lay = null;
     this.w = 0;
     this.h = 0;
     this.msgEls = new Map();
@@ -52,56 +56,84 @@ export class Ring {
     this.w = r.width;
     this.h = r.height;
     this.svg.setAttribute('viewBox', `${-this.w / 2} ${-this.h / 2} ${this.w} ${this.h}`);
-    if (this.n) {
-      this.build(this.n);
+    if (this.lay) {
+      this.build(this.lay);
       if (this.app.state) this.draw(this.app.state);
     }
   }
 
   // Node radius and the ellipse's radii: room for two label lines above the
   // top node and below the bottom one, and half a label's width at the sides.
-  geometry(n) {
-    const { w, h } = this;
-    const r = Math.max(16, Math.min(28, Math.min(w, h) / 13)) * (n >= 7 ? 0.85 : 1);
+  // A bench (learners, removed nodes) takes a row at the bottom, and the
+  // ring moves up by half of it.
+  geometry(n, benched) {
+    const { w } = this;
+    const r = Math.max(16, Math.min(28, Math.min(w, this.h) / 13)) * (n >= 7 ? 0.85 : 1);
+    const br = r * 0.8;
+    const bench = benched ? 2 * br + 22 : 0;
+    const h = this.h - bench;
     const labels = 46;
     const ry = Math.max(40, h / 2 - (r + 12 + labels) - 4);
     const rx = Math.max(40, Math.min(w / 2 - Math.max(64, r + 18), ry * 1.8));
-    return { r, rx, ry };
+    return { r, rx, ry, br, cy: -bench / 2, benchY: this.h / 2 - br - 12 };
   }
 
   pos(id) {
-    const a = -Math.PI / 2 + ((id - 1) * 2 * Math.PI) / this.n;
-    return [Math.cos(a) * this.g.rx, Math.sin(a) * this.g.ry];
+    return this.slots.get(id) || [0, 0];
   }
 
-  build(n) {
+  // Where each node sits: the ring's voters evenly round the ellipse, from
+  // the top, in id order; the bench's in a row along the bottom.
+  place(lay) {
+    const { rx, ry, cy, br, benchY } = this.g;
+    this.slots = new Map();
+    lay.ring.forEach((id, k) => {
+      const a = -Math.PI / 2 + (k * 2 * Math.PI) / lay.ring.length;
+      this.slots.set(id, [Math.cos(a) * rx, cy + Math.sin(a) * ry]);
+    });
+    // Each bench seat: the node and its label to its right.
+    const seat = Math.min(150, (this.w - 20) / Math.max(1, lay.bench.length));
+    const x0 = -((lay.bench.length - 1) * seat) / 2 - Math.min(seat / 2 - br - 4, 40);
+    lay.bench.forEach((id, k) => this.slots.set(id, [x0 + k * seat, benchY]));
+  }
+
+  build(lay) {
+    this.lay = lay;
+    const all = [...lay.ring, ...lay.bench].sort((a, b) => a - b);
+    const n = all.length;
     this.n = n;
     if (!this.w) this.resize();
-    this.g = this.geometry(n);
+    this.g = this.geometry(lay.ring.length, lay.bench.length > 0);
+    this.place(lay);
     const { r } = this.g;
+    const benched = new Set(lay.bench);
     this.svg.textContent = '';
     this.msgEls.clear();
     this.gLinks = el('g', {}, this.svg);
     this.gClient = el('g', { class: 'client' }, this.svg);
+    this.gConf = el('g', { class: 'conf' }, this.svg);
     this.gNodes = el('g', {}, this.svg);
     // Messages are drawn over the nodes: a click on one that is just leaving
     // a node picks the message, not the node under it.
     this.gMsgs = el('g', {}, this.svg);
     this.links = new Map();
-    for (let a = 1; a <= n; a++) {
-      for (let b = a + 1; b <= n; b++) {
+    for (const a of all) {
+      for (const b of all.filter((x) => x > a)) {
         const [x1, y1] = this.pos(a);
         const [x2, y2] = this.pos(b);
         const line = el('line', { x1, y1, x2, y2, class: 'link' }, this.gLinks);
+        line.__bench = benched.has(a) || benched.has(b);
         const hit = el('line', { x1, y1, x2, y2, class: 'link-hit', 'data-link': `${a}-${b}` }, this.gLinks);
         el('title', {}, hit).textContent = `link ${a} ↔ ${b}: click to cut or restore`;
         this.links.set(`${a}-${b}`, line);
       }
     }
     this.nodeEls = [];
-    for (let id = 1; id <= n; id++) {
+    for (const id of all) {
       const [x, y] = this.pos(id);
-      const g = el('g', { transform: `translate(${x},${y})`, 'data-node': id, class: 'node' }, this.gNodes);
+      const bench = benched.has(id);
+      const r = bench ? this.g.br : this.g.r;
+      const g = el('g', { transform: `translate(${x},${y})`, 'data-node': id, class: bench ? 'node bench' : 'node' }, this.gNodes);
       el('circle', { r: r + 7, class: 'timer-bg' }, g);
       const timer = el('circle', { r: r + 7, class: 'timer', transform: 'rotate(-90)' }, g);
       const iso = el('circle', { r: r + 13, class: 'isolated-ring' }, g);
@@ -110,12 +142,15 @@ export class Ring {
       el('title', {}, body).textContent = `node ${id}: click to select`;
       const label = el('text', { y: 0, class: 'node-id' }, g);
       const votes = el('g', {}, g);
-      // Labels go above the nodes of the upper half, below the others.
-      const above = y < -1;
+      // Labels go above the nodes of the upper half, below the others; on
+      // the bench, to the right of the node.
+      const above = y < this.g.cy - 1;
       // (clear of the selection ring at r + 17)
-      const role = el('text', { y: above ? -(r + 39) : r + 33, class: 'node-role' }, g);
-      const info = el('text', { y: above ? -(r + 23) : r + 49, class: 'node-info' }, g);
-      this.nodeEls.push({ id, g, timer, body, label, votes, role, info, iso, sel, circ: 2 * Math.PI * (r + 7), voteKey: '' });
+      const role = bench ? el('text', { x: r + 12, y: -5, class: 'node-role' }, g)
+        : el('text', { y: above ? -(r + 39) : r + 33, class: 'node-role' }, g);
+      const info = bench ? el('text', { x: r + 12, y: 11, class: 'node-info' }, g)
+        : el('text', { y: above ? -(r + 23) : r + 49, class: 'node-info' }, g);
+      this.nodeEls[id - 1] = { id, g, timer, body, label, votes, role, info, iso, sel, bench, circ: 2 * Math.PI * (r + 7), voteKey: '' };
     }
     // The page's client, in the top-left corner: its name and what it is
     // doing, inside one box that stays clear of the node labels.
@@ -131,7 +166,9 @@ export class Ring {
   }
 
   draw(s) {
-    if (s.nodes.length !== this.n || !this.g) this.build(s.nodes.length);
+    const lay = ringLayout(s);
+    if (!this.lay || lay.key !== this.lay.key || !this.g) this.build(lay);
+    drawJointRings(this.gConf, s, (id) => this.pos(id), [0, this.g.cy], this.w < 480);
     this.drawNodes(s);
     this.drawLinks(s);
     this.drawMessages(s);
@@ -139,9 +176,10 @@ export class Ring {
   }
 
   drawNodes(s) {
-    const { r } = this.g;
     for (const nd of s.nodes) {
       const e = this.nodeEls[nd.id - 1];
+      if (!e) continue;
+      const r = e.bench ? this.g.br : this.g.r;
       const [elapsed, timeout] = nd.timer;
       const frac = nd.up && nd.role !== 'leader' && timeout > 0 ? Math.min(1, elapsed / timeout) : 0;
       set(e.timer, 'stroke-dasharray', `${(frac * e.circ).toFixed(1)} ${e.circ.toFixed(1)}`);
@@ -150,8 +188,11 @@ export class Ring {
       set(e.body, 'stroke', nd.up ? termColor(nd.term) : '#111');
       set(e.label, 'fill', ROLE_INK[nd.role] || '#fff');
       set(e.label, 'text', nd.up ? nd.id : `✕${nd.id}`);
-      set(e.role, 'text', `${nd.role === 'leader' ? '★ ' : ''}${nd.up ? nd.role : 'down'}`);
-      set(e.info, 'text', infoLine(nd, s));
+      const what = memberWord(nd);
+      set(e.role, 'text', e.bench ? `${what}${nd.up ? '' : ' · down'}` : `${nd.role === 'leader' ? '★ ' : ''}${nd.up ? nd.role : 'down'}`);
+      // A voter of one half only says so in place of its term (the ring's colour shows that).
+      set(e.info, 'text', e.bench ? benchLine(nd) : what && nd.up && !nd.unbound ? `${what} · ${infoLine(nd, s).replace(/^term \d+ · /, '')}` : infoLine(nd, s));
+      set(e.g, 'class', `node${e.bench ? ' bench' : ''} m-${nd.member}${nd.unbound ? ' unbound' : ''}`);
       set(e.iso, 'display', nd.isolated ? 'inline' : 'none');
       set(e.sel, 'display', this.app.selected === nd.id ? 'inline' : 'none');
       // Vote marks: one dot per answer on the timer ring, toward the voter,
@@ -182,13 +223,15 @@ export class Ring {
     for (const [k, line] of this.links) {
       const [a, b] = k.split('-');
       const ab = down.has(`${a}>${b}`), ba = down.has(`${b}>${a}`);
-      set(line, 'class', ab && ba ? 'link cut' : ab || ba ? 'link half' : 'link');
+      const base = line.__bench ? 'link to-bench' : 'link';
+      set(line, 'class', ab && ba ? `${base} cut` : ab || ba ? `${base} half` : base);
     }
   }
 
   drawMessages(s) {
     const seen = new Set();
     const { r } = this.g;
+    if (!this.slots) return;
     for (const m of s.messages) {
       seen.add(m.id);
       let c = this.msgEls.get(m.id);
@@ -265,14 +308,23 @@ export class Ring {
 // The second label line: what matters about the node right now.
 function infoLine(nd, s) {
   if (!nd.up) return 'crashed · disk kept';
+  if (nd.unbound) return 'new disk · no vote yet';
   if (nd.role === 'leader') return `term ${nd.term} · commit ${nd.commit}`;
   if (nd.role === 'candidate' || nd.role === 'pre-candidate') {
     // Its own vote counts too (the list holds the others' answers).
     const yes = nd.votes.filter(([from, g]) => g && from !== nd.id).length + 1;
-    const need = Math.floor(s.nodes.length / 2) + 1;
+    const need = votesNeeded(s);
     return `term ${nd.term} · ${yes}/${need} ${nd.role === 'pre-candidate' ? 'pre-votes' : 'votes'}`;
   }
   if (nd.leader) return `term ${nd.term} · leader ${nd.leader}`;
   if (nd.voted_for) return `term ${nd.term} · voted ${nd.voted_for}`;
   return `term ${nd.term}`;
+}
+
+// A bench node's second line: how far behind the leader it is.
+function benchLine(nd) {
+  if (!nd.up) return 'crashed';
+  if (nd.member === 'none') return `term ${nd.term}`;
+  if (nd.lag == null) return 'no leader';
+  return nd.lag === 0 ? 'caught up' : `${nd.lag} behind`;
 }

@@ -309,6 +309,90 @@ export const staleRead = {
   watch: { label: '▶ Watch the read', until: (app, { l }) => !!answer(app, 'get x', l), max: 600e3 },
 };
 
+// ---------------------------------------------------------------------------
+// Joint consensus: replacing voters through a joint configuration
+// ---------------------------------------------------------------------------
+
+const conf = (app) => JSON.parse(c(app).config());
+
+// A new learner (the next id) joins and holds every committed entry.
+function addLearner(app) {
+  app.act({ op: 'add_node', voter: false });
+  const id = c(app).node_count();
+  until(app, () => {
+    const l = c(app).leader();
+    return l !== 0 && conf(app)?.committed && c(app).last_index(id) >= c(app).commit(l);
+  }, 3e6);
+  return id;
+}
+
+export const joint = [
+  {
+    title: '1. Two learners catch up',
+    fresh: { nodes: 3, seed: 2 },
+    build(app) {
+      const l = leader(app);
+      // A leader takes a change only once it has committed an entry of its term.
+      until(app, () => c(app).commit(l) >= 1 && c(app).commit(l) >= c(app).last_index(l), 2e6);
+      put(app, l, 'x', '1');
+      until(app, () => everywhere(app, 'x', '1'), 2e6);
+      const a = addLearner(app);
+      const b = addLearner(app);
+      return { l, a, b };
+    },
+    text: ({ l, a, b }) => `<p>Three voters, led by node ${l}. We want to move the cluster to other machines: add nodes
+      ${a} and ${b} and retire one of the old ones.</p>
+      <p>A new node starts with an empty log. Made a voter at once, it would count towards every majority while it
+      cannot yet store anything — a cluster of five whose new two lag behind needs all three old ones. So nodes ${a} and
+      ${b} joined as ${term('learner', 'learners')} (on the bench below the ring, dashed): they receive the log but never
+      vote. Both have caught up: they hold every committed entry, <code>x=1</code> included.</p>`,
+  },
+  {
+    title: '2. The joint configuration',
+    build(app, { l, a, b }) {
+      const gone = others(app, l, a, b)[0];
+      app.act({ op: 'isolate', node: a });
+      app.act({ op: 'isolate', node: b });
+      app.act({ op: 'joint', add: [a, b], remove: [gone] });
+      run(app, 50e3);
+      const cf = conf(app);
+      const [p, q] = cf.voters.filter((id) => id !== a && id !== b);
+      return { gone, old: cf.outgoing, now: cf.voters, p, q };
+    },
+    text: ({ l, a, b, gone, old, now, p, q }) => `<p>Node ${l} proposed one change — make ${a} and ${b} voters, remove
+      node ${gone} — as a ${term('joint consensus', 'joint configuration')}. It is in force on each node as soon as the
+      node has the entry: there are now two rings of voters, the old ones <b>{${old.join(', ')}}</b> (inner, dashed) and
+      the new ones <b>{${now.join(', ')}}</b> (outer). Every election and every commit needs a majority of <i>each</i>:
+      ${Math.floor(old.length / 2) + 1} of the old and ${Math.floor(now.length / 2) + 1} of the new.</p>
+      <p>Why both? Switching straight from old to new, some nodes would count by the old rules and some by the new, and
+      the two majorities need not meet: old voters {${gone}, ${p}} are a majority of the old configuration, and
+      {${q}, ${a}, ${b}} one of the new — no node in common, so each could elect its own leader in the same term. A
+      decision that needs both majorities always shares a node with any other.</p>
+      <p>We cut nodes ${a} and ${b} off just before. The old voters all have the entry — under the old rules it would be
+      committed — but only 2 of the 4 new voters do, so it waits. ▶ Watch: nothing commits, and after an election timeout
+      node ${l} steps down, since it cannot hear from a majority of the new voters.</p>`,
+    watch: { label: '▶ Watch it wait', until: (app, { l }) => c(app).role(l) !== 'leader', max: 2e6 },
+  },
+  {
+    title: '3. Both majorities: the change completes',
+    build(app, { a, b }) {
+      app.act({ op: 'rejoin', node: a });
+      app.act({ op: 'rejoin', node: b });
+      return {};
+    },
+    text: ({ a, b, gone, now }) => `<p>Nodes ${a} and ${b} are back. A candidate now needs votes from a majority of the
+      old voters and of the new ones, and can get both. The new leader replicates the joint entry to a majority of each
+      half, which commits it; then it appends the entry that leaves the joint configuration on its own.</p>
+      <p>▶ Watch: once that commits, the voters are {${now.join(', ')}} alone; node ${gone} is no longer a member (faded,
+      on the bench) and could be switched off. At no moment could the old and the new voters have decided apart.</p>`,
+    watch: {
+      label: '▶ Watch the change complete',
+      until: (app) => { const cf = conf(app); return !!cf && !cf.joint && cf.committed && c(app).leader() !== 0; },
+      max: 4e6,
+    },
+  },
+];
+
 export const SCENARIOS = [
   { id: 'leader-crash', title: 'Leader crash and re-election', blurb: 'The leader dies; the others notice its silence and elect a new one in a higher term.', steps: [leaderCrash] },
   { id: 'split-vote', title: 'Split vote', blurb: 'Two nodes time out together and split the votes; randomised timeouts break the tie.', steps: [splitVote] },
@@ -316,5 +400,6 @@ export const SCENARIOS = [
   { id: 'figure8', title: "The paper's Figure 8", blurb: 'Why a leader never commits an old-term entry by counting replicas — and, with Break it, what goes wrong if it does.', steps: figure8 },
   { id: 'catch-up', title: 'A follower far behind catches up', blurb: 'The leader compacted its log into a snapshot, so it sends InstallSnapshot instead of entries.', steps: [catchUp] },
   { id: 'retry', title: 'Duplicate client retry suppressed', blurb: 'A write whose answer was lost is retried with the same seq; the session answers it without applying it twice.', steps: [retry] },
+  { id: 'joint', title: 'Joint consensus', blurb: 'Two learners catch up, then one change adds them and retires an old voter; for a while both the old and the new voters must each give a majority.', steps: joint },
   { id: 'stale-read', title: 'A read at a deposed leader', blurb: 'A leader cut off still believes it leads; a linearizable read there waits instead of answering stale data.', steps: [staleRead] },
 ];

@@ -39,6 +39,7 @@ export class View {
   // A new run: forget everything drawn for the old one.
   reset() {
     this.cache = {};
+    this.nodeCount = 0;
     this.feed.clear();
     this.logs.reset();
     this.hidePop();
@@ -46,6 +47,10 @@ export class View {
 
   draw(s, force) {
     this.ring.draw(s);
+    if (s.nodes.length !== this.nodeCount) {
+      this.nodeCount = s.nodes.length;
+      for (const f of this.app.onNodes || []) f(s.nodes.length);
+    }
     const now = performance.now();
     if (force || now - this.lastSlow > SLOW_MS) {
       this.lastSlow = now;

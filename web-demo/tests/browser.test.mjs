@@ -769,6 +769,215 @@ test('test mode: no violations on a few seeds; the stale-read build is caught an
   await page.close();
 });
 
+// ---------------------------------------------------------------------------
+// Membership
+// ---------------------------------------------------------------------------
+
+// A page with a leader that has committed an entry of its term (it takes changes).
+async function settled(hash) {
+  const page = await open(hash);
+  const l = await page.evaluate(() => {
+    const a = window.raftkv;
+    const l = a.cluster.run_until_leader(5e6);
+    a.cluster.advance(300e3);
+    a.refresh();
+    return l;
+  });
+  return { page, l };
+}
+
+const nodeButton = (page, what) => page.locator(`#tab-node button[data-do="${what}"]`);
+const ringNode = (page, id) => page.locator(`#ring g[data-node="${id}"]`);
+const selectNode = (page, id) => page.evaluate((id) => { document.querySelector(`#ring g[data-node="${id}"] .node-body`).dispatchEvent(new MouseEvent('click', { bubbles: true })); }, id);
+
+test('add node: the ring shows it as a learner on the bench, then as a voter on the ring after Promote', async () => {
+  const { page } = await settled('#seed=3&paused');
+  await nodeButton(page, 'add_node_learner').click();
+  let s = await state(page);
+  assert.equal(s.nodes.length, 6);
+  assert.equal(s.nodes[5].member, 'learner');
+  assert.deepEqual(s.config.learners, [6]);
+  assert.match(await ringNode(page, 6).getAttribute('class'), /\bbench\b.*m-learner/);
+  assert.match(await ringNode(page, 6).locator('.node-role').textContent(), /^learner/);
+  // Its ring and bench places: below every voter.
+  const y = async (id) => (await ringNode(page, id).locator('.node-body').boundingBox()).y;
+  for (let id = 1; id <= 5; id++) assert.ok(await y(6) > await y(id), `the learner sits below node ${id}`);
+  // The node lists offer it.
+  assert.ok(await page.locator('#c-node option[value="6"]').count() === 1);
+  await advance(page, 1_000_000);
+  assert.match(await ringNode(page, 6).locator('.node-info').textContent(), /caught up/);
+  await shot(page, 'membership-learner.png');
+  assert.match(await page.evaluate(() => window.raftkv.cluster.feed(0)), /learner 6 has caught up/);
+  await selectNode(page, 6);
+  await nodeButton(page, 'promote').click();
+  await advance(page, 300_000);
+  s = await state(page);
+  assert.equal(s.nodes[5].member, 'voter');
+  assert.deepEqual(s.config.voters, [1, 2, 3, 4, 5, 6]);
+  assert.doesNotMatch(await ringNode(page, 6).getAttribute('class'), /bench/);
+  assert.match(await page.locator('#tab-node .config-line').first().innerText(), /voters 1, 2, 3, 4, 5, 6/);
+  // "Add node" joins as a voter by itself once caught up.
+  await nodeButton(page, 'add_node').click();
+  await advance(page, 1_500_000);
+  s = await state(page);
+  assert.equal(s.nodes[6].member, 'voter');
+  await page.close();
+});
+
+test('refused changes are shown over the ring: a second change while one is unfinished, removing the last voter', async () => {
+  const { page } = await settled('#seed=3&paused');
+  await nodeButton(page, 'add_node_learner').click();
+  await nodeButton(page, 'add_node_learner').click();
+  assert.match(await page.locator('#stage-note').innerText(), /^Refused: another membership change is unfinished/);
+  assert.equal((await state(page)).nodes.length, 6, 'no stray node');
+  assert.match(await page.locator('#feed').innerText(), /refused: another membership change is unfinished/);
+  await page.close();
+  const one = await settled('#nodes=1&seed=1&paused');
+  await nodeButton(one.page, 'remove').click();
+  assert.match(await one.page.locator('#stage-note').innerText(), /Refused: .*would leave no voter/);
+  await one.page.close();
+});
+
+test('remove node: it leaves the configuration, faded on the bench, and the rest commit without it', async () => {
+  const { page, l } = await settled('#seed=4&paused');
+  const f = l === 5 ? 4 : 5;
+  await selectNode(page, f);
+  await nodeButton(page, 'remove').click();
+  await advance(page, 500_000);
+  const s = await state(page);
+  assert.equal(s.nodes[f - 1].member, 'none');
+  assert.ok(s.config.committed && !s.config.voters.includes(f) && s.config.voters.length === 4);
+  assert.match(await ringNode(page, f).getAttribute('class'), /bench.*m-none/);
+  assert.equal(await ringNode(page, f).evaluate((g) => getComputedStyle(g).opacity), '0.5');
+  assert.ok(await nodeButton(page, 'add_learner').count() === 1, 'it can be added back');
+  await page.close();
+});
+
+test('transfer leadership makes the chosen node leader', async () => {
+  const { page, l } = await settled('#seed=5&paused');
+  const to = l === 2 ? 3 : 2;
+  await selectNode(page, to);
+  await nodeButton(page, 'transfer').click();
+  await advance(page, 500_000);
+  const s = await state(page);
+  assert.equal(s.leader, to);
+  assert.match(await ringNode(page, to).locator('.node-role').textContent(), /★ leader/);
+  assert.match(await page.evaluate(() => window.raftkv.cluster.feed(0)), new RegExp(`hands leadership to node ${to}`));
+  await page.close();
+});
+
+test('wipe disk: the node restarts empty with a new identity, catches up, and votes again once readmitted', async () => {
+  const { page, l } = await settled('#seed=6&paused');
+  await page.evaluate(() => { const a = window.raftkv; for (let i = 0; i < 4; i++) { a.act({ op: 'client', node: 0, req: { kind: 'put', key: 'k', value: String(i) } }); a.cluster.advance(60e3); } a.cluster.advance(300e3); a.refresh(); });
+  const f = l === 1 ? 2 : 1;
+  const before = (await state(page)).nodes[f - 1];
+  await selectNode(page, f);
+  await nodeButton(page, 'wipe').click();
+  let n = (await state(page)).nodes[f - 1];
+  assert.ok(n.up && n.last === 0 && n.term === 0 && n.kv.length === 0, 'empty');
+  assert.notEqual(n.inc, before.inc, 'a new storage identity');
+  assert.ok(n.unbound);
+  assert.match(await ringNode(page, f).locator('.node-info').textContent(), /new disk · no vote yet/);
+  assert.match(await page.locator('#tab-node').innerText(), /may not vote or campaign until it is readmitted/);
+  await advance(page, 1_000_000);
+  n = (await state(page)).nodes[f - 1];
+  assert.ok(n.last >= before.last && n.kv.some(([k, v]) => k === 'k' && v === '3'), 'caught up');
+  assert.ok(n.unbound, 'still no vote');
+  await nodeButton(page, 'promote').click();
+  await advance(page, 1_000_000);
+  assert.equal((await state(page)).nodes[f - 1].unbound, false);
+  await page.close();
+});
+
+test('the joint consensus scenario shows two rings of voters at its joint step, then leaves it', async () => {
+  const page = await open('#paused');
+  await page.click('.tabs button[data-tab="scenarios"]');
+  await page.click('button[data-scenario="joint"]');
+  let s = await state(page);
+  assert.deepEqual(s.config.learners, [4, 5]);
+  assert.ok(await page.locator('#ring g[data-ring]').count() === 0, 'no joint rings outside a change');
+  await page.click('#n-next');
+  assert.match((await narration(page)).title, /^2\. The joint configuration/);
+  s = await state(page);
+  assert.ok(s.config.joint && !s.config.committed);
+  assert.deepEqual(s.config.outgoing, [1, 2, 3]);
+  assert.equal(s.config.voters.length, 4);
+  assert.equal(await page.locator('#ring g[data-ring="old"]').getAttribute('data-members'), '1 2 3');
+  assert.equal(await page.locator('#ring g[data-ring="new"]').getAttribute('data-members'), s.config.voters.join(' '));
+  assert.match(await page.locator('#ring .conf-caption.conf-old').textContent(), /old voters 1 2 3 · need 2/);
+  assert.match(await page.locator('#ring .conf-caption.conf-new').textContent(), /need 3/);
+  const gone = [1, 2, 3].find((id) => !s.config.voters.includes(id));
+  assert.equal(s.nodes[gone - 1].member, 'outgoing');
+  const sizes = await ringTextSizes(page);
+  assert.deepEqual(sizes.filter((x) => x.px < 12), [], 'joint labels under 12 px');
+  await shot(page, 'joint-step.png');
+  // Watch: nothing commits, the leader steps down; then both majorities finish the change.
+  await page.evaluate(() => { for (let k = 0; k < 200000 && window.raftkv.cluster.leader() !== 0; k++) window.raftkv.cluster.step(); window.raftkv.refresh(); });
+  assert.equal((await state(page)).config.joint, true, 'still joint without the new majority');
+  await page.click('#n-next');
+  await advance(page, 3_000_000);
+  s = await state(page);
+  assert.ok(!s.config.joint && s.config.committed && !s.config.voters.includes(gone));
+  assert.ok(await page.locator('#ring g[data-ring]').count() === 0);
+  assert.match(await ringNode(page, gone).getAttribute('class'), /m-none/);
+  assert.match(await page.evaluate(() => window.raftkv.cluster.feed(0)), /leaves the joint configuration/);
+  assert.equal(s.violations.length, 0);
+  await page.close();
+});
+
+test('phone: the joint step keeps its two rings, the bench and 12 px labels', async () => {
+  const ctx = await launch({ width: 390, height: 844 });
+  const page = await open('#lesson=joint&step=2', ctx);
+  await page.waitForTimeout(300);
+  const s = await state(page);
+  assert.ok(s.config.joint);
+  assert.equal(await page.locator('#ring g[data-ring]').count(), 2);
+  const ring = await rect(page, '.ring-box');
+  for (const id of [1, 2, 3, 4, 5]) {
+    const b = await ringNode(page, id).locator('.node-body').boundingBox();
+    assert.ok(b.x >= ring.left - 1 && b.x + b.width <= ring.right + 1 && b.y >= ring.top - 1 && b.y + b.height <= ring.bottom + 1, `node ${id} inside the ring box`);
+  }
+  const sizes = await ringTextSizes(page);
+  assert.deepEqual(sizes.filter((x) => x.px < 12), [], 'ring text under 12 px on a phone');
+  await shot(page, 'phone-joint.png');
+  await page.close();
+  await ctx.close();
+});
+
+test('a shared link replays a membership run identically', async () => {
+  const { page, l } = await settled('#seed=7&paused');
+  const end = await page.evaluate((l) => {
+    const a = window.raftkv;
+    const other = l === 1 ? 2 : 1;
+    a.act({ op: 'add_node', voter: true });
+    a.cluster.advance(1500e3);
+    a.act({ op: 'add_node', voter: false });
+    a.cluster.advance(900e3);
+    a.act({ op: 'wipe', node: other });
+    a.cluster.advance(800e3);
+    a.act({ op: 'promote', node: other });
+    a.cluster.advance(800e3);
+    a.act({ op: 'transfer', node: 6 });
+    a.cluster.advance(600e3);
+    a.act({ op: 'remove', node: l });
+    a.cluster.advance(900e3);
+    a.act({ op: 'joint', add: [7], remove: [l === 3 ? 4 : 3] });
+    a.cluster.advance(1200e3);
+    a.refresh();
+    return a.cluster.state();
+  }, l);
+  const s = JSON.parse(end);
+  assert.equal(s.nodes.length, 7);
+  assert.ok(s.config.voters.includes(7) && !s.config.voters.includes(l), JSON.stringify(s.config));
+  assert.equal(s.violations.length, 0);
+  await page.click('#share');
+  const other = await open(page.url().slice(server.url.length));
+  assert.equal(await other.evaluate(() => window.raftkv.cluster.state()), end);
+  assert.equal(await other.evaluate(() => window.raftkv.cluster.feed(0)), await page.evaluate(() => window.raftkv.cluster.feed(0)));
+  await other.close();
+  await page.close();
+});
+
 test('no console errors anywhere', () => {
   assert.deepEqual(errors, []);
 });
