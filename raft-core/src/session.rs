@@ -85,8 +85,8 @@ pub struct Session {
 ///
 /// Sessions live in a hash table (O(1) lookup per write); snapshots list them
 /// sorted by id, so nothing depends on hash order.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "SessionsWire", into = "SessionsWire")]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(from = "SessionsWire")]
 pub struct Sessions {
     limits: SessionLimits,
     /// Cluster time of the newest entry applied.
@@ -108,6 +108,26 @@ struct SessionsWire {
     sessions: Vec<Session>,
 }
 
+/// [`SessionsWire`] as it is written, borrowing the table: the same bytes
+/// (serde writes a `&Session` as the `Session`), without the copy of the whole
+/// table, reply caches and indexes that `#[serde(into)]` would make.
+#[derive(Serialize)]
+struct SessionsWireRef<'a> {
+    limits: SessionLimits,
+    clock: u64,
+    sessions: Vec<&'a Session>,
+}
+
+impl Serialize for Sessions {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut sessions: Vec<&Session> = self.table.values().collect();
+        sessions.sort_unstable_by_key(|x| x.id);
+        SessionsWireRef { limits: self.limits, clock: self.clock, sessions }.serialize(s)
+    }
+}
+
+/// The owned wire form (tests check the borrowed one writes the same bytes).
+#[cfg(test)]
 impl From<Sessions> for SessionsWire {
     fn from(s: Sessions) -> Self {
         let mut sessions: Vec<Session> = s.table.into_values().collect();
@@ -409,6 +429,11 @@ mod tests {
         assert_eq!(t.write(id, &K, 2, 2, || Bytes::from(vec![2])), Ok(Bytes::from(vec![2])), "the owner goes on");
         // A snapshot keeps the hash and the owner counts.
         let wire: SessionsWire = t.clone().into();
+        assert_eq!(
+            postcard::to_allocvec(&t).unwrap(),
+            postcard::to_allocvec(&wire).unwrap(),
+            "the borrowed wire form writes the owned one's bytes"
+        );
         let back: Sessions = wire.into();
         assert_eq!(back, t);
         assert_eq!(back.of_owner(1), 1);
