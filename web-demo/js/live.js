@@ -46,11 +46,11 @@ async function loadCluster() {
     setStatus(`the supervisor does not answer (${e.message}); is raftkv cluster still running?`, true);
     return false;
   }
-  if (!r.ok) {
+  const info = r.ok ? await r.json().catch(() => null) : null;
+  if (!info || !Array.isArray(info.nodes) || !info.nodes.length) {
     setStatus('this page is not served by raftkv cluster: start one with `raftkv cluster` and open its live.html', true);
     return false;
   }
-  const info = await r.json();
   app.info = info;
   for (const n of info.nodes) app.procs.set(n.id, n);
   $('#token-form').hidden = !info.auth;

@@ -1,7 +1,8 @@
 // Shows the Simulator | Live cluster toggle when the page is served by
-// `raftkv cluster` (whose server answers /cluster.json); a plain static
-// server (the tests', a copy of web-demo/) answers 404 and the toggle stays
-// hidden, as there are no real nodes to show.
+// `raftkv cluster`, whose server answers /cluster.json with its nodes. A
+// plain static server (the tests', a copy of web-demo/) serves the file
+// web-demo/cluster.json instead, which lists none (so no 404 is logged):
+// the toggle stays hidden, as there are no real nodes to show.
 
 async function showToggle() {
   try {
