@@ -233,7 +233,8 @@ function draw() {
   drawFeed(changes(before, s));
   const streaming = s.nodes.filter((n) => n.up).length;
   const leader = s.leader ? `leader: node ${s.leader}` : 'no leader';
-  setStatus(`${streaming}/${s.nodes.length} nodes streaming · ${leader}`);
+  if (app.info.auth && !app.token) setStatus('this cluster needs a token: enter one (admin, for the buttons) in the box', true);
+  else setStatus(`${streaming}/${s.nodes.length} nodes streaming · ${leader}`);
   document.body.dataset.leader = s.leader ?? '';
 }
 
