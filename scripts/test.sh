@@ -62,5 +62,8 @@ scripts/build-web.sh
 step "web: the page in headless chromium (screenshots in artifacts/)"
 (cd web-demo/tests && node --test browser.test.mjs)
 
+step "web: the live view of a real raftkv cluster in headless chromium (kill the leader from the page)"
+(cd web-demo/tests && node --test live.test.mjs)
+
 du -sh target 2>/dev/null | sed 's/^/target directory: /' || true
 printf '\nall tests passed in %ss\n' "$(( $(date +%s) - started ))"

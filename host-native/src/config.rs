@@ -163,6 +163,9 @@ pub struct Limits {
     /// How often a watch that asked for it (`progress_notify`) is told the
     /// revision it has received everything up to.
     pub watch_progress_ms: u64,
+    /// `/live` subscribers (the web page's live view) at a time; one more
+    /// is refused with 503. 0 turns `/live` off.
+    pub max_live_subscribers: usize,
 }
 
 impl Default for Limits {
@@ -192,6 +195,7 @@ impl Default for Limits {
             watch_window_events: 100_000,
             watch_window_bytes: 64 << 20,
             watch_progress_ms: 10_000,
+            max_live_subscribers: 16,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! A plain HTTP GET of a node's `/status` or `/metrics` (or the demo page's
 //! API): what `raftkv status`, the demo page's `/api/status` and the
-//! process-level tests use. One request per connection, on hyper's HTTP/1.1
+//! process-level tests use; and a POST for `raftkv cluster`'s controls. One request per connection, on hyper's HTTP/1.1
 //! client, over TLS for `wss://` and `https://` ([`get_with`]).
 
 use std::time::Duration;
@@ -41,6 +41,31 @@ pub async fn get_with(
     token: Option<&str>,
     tls: Option<&std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
 ) -> Result<String, String> {
+    let headers: Vec<(&str, String)> = token.map(|t| ("authorization", format!("Bearer {t}"))).into_iter().collect();
+    let (status, body) = exchange("GET", base, path, &headers, tls).await?;
+    if status != StatusCode::OK {
+        let authority = base.parse::<Uri>().ok().and_then(|u| u.authority().map(|a| a.to_string())).unwrap_or_default();
+        return Err(format!("{authority}: HTTP {status}"));
+    }
+    Ok(body)
+}
+
+/// A POST with an empty body and the given extra headers (plain HTTP):
+/// the status code and the body, whatever the status. For `raftkv
+/// cluster`'s controls, from tests and scripts.
+pub async fn post(base: &str, path: &str, headers: &[(&str, String)]) -> Result<(u16, String), String> {
+    let (status, body) = exchange("POST", base, path, headers, None).await?;
+    Ok((status.as_u16(), body))
+}
+
+/// One request and its answer (status and UTF-8 body), within [`TIMEOUT`].
+async fn exchange(
+    method: &str,
+    base: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    tls: Option<&std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
+) -> Result<(StatusCode, String), String> {
     let uri: Uri = base.parse().map_err(|e| format!("{base:?} is not a URL: {e}"))?;
     match uri.scheme_str() {
         None | Some("http") | Some("ws") | Some("https") | Some("wss") => {}
@@ -57,9 +82,12 @@ pub async fn get_with(
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let mut request = Request::get(path).header(HOST, &authority);
-        if let Some(t) = token {
-            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+        let mut request = Request::builder().method(method).uri(path);
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            request = request.header(HOST, &authority);
+        }
+        for (k, v) in headers {
+            request = request.header(*k, v);
         }
         let request = request.body(Empty::<Bytes>::new()).map_err(|e| format!("bad request for {path:?}: {e}"))?;
         let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
@@ -71,10 +99,8 @@ pub async fn get_with(
         .await
         .map_err(|_| format!("{authority}: timed out"))?
         .map_err(|e| format!("{authority}: {e}"))?;
-    if status != StatusCode::OK {
-        return Err(format!("{authority}: HTTP {status}"));
-    }
-    String::from_utf8(body.to_vec()).map_err(|_| format!("{authority}: the answer is not UTF-8 text"))
+    let body = String::from_utf8(body.to_vec()).map_err(|_| format!("{authority}: the answer is not UTF-8 text"))?;
+    Ok((status, body))
 }
 
 #[cfg(test)]

@@ -242,7 +242,7 @@ pub struct Status {
 }
 
 /// A configuration in `/status`.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ConfigView {
     /// Voters (of the incoming half while joint).
     pub voters: Vec<NodeId>,

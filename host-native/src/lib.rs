@@ -22,6 +22,10 @@
 //!     watch frames from.
 //!   * [`inbox`] — what the I/O tasks send to the node task ([`inbox::Input`]),
 //!     and the [`inbox::Inbox`] they send it with.
+//!   * [`control`] — a node's private control channel from `raftkv cluster`
+//!     (stdin lines: isolate, rejoin).
+//!   * [`live`] — the live view's feed: the status frames `/live` streams,
+//!     coalesced to at most 10 a second.
 //!   * [`tls`] — rustls: the node's server side, mutual TLS for peers, the
 //!     client side, [`tls::dial`], the development CA.
 //!   * [`http`] — a plain HTTP GET of `/status` and the like (hyper's client).
@@ -36,6 +40,8 @@
 //!   * [`node`] — the node task, the one task that owns the Raft core.
 //!   * [`peer`] — peer links: the handshake, batch frames, the sending and
 //!     the receiving side of a link, and `/join`.
+//!   * [`supervisor`] — the node processes `raftkv cluster` runs, and what
+//!     its web page's controls do to them (kill -9, restart, SIGSTOP, isolate).
 //!   * [`routes`] — the HTTP routes: `/raft`, `/client`, `/status`,
 //!     `/metrics`, and the demo page's server.
 //!   * [`startup`] — start-up wiring: [`startup::run`] is `raftkv node`.
@@ -51,17 +57,20 @@ pub mod auth;
 pub mod backup;
 pub mod client;
 pub mod config;
+pub mod control;
 pub mod http;
 pub mod identity;
 pub mod inbox;
 pub mod journal;
 pub mod listen;
+pub mod live;
 pub mod metrics;
 pub mod node;
 pub mod peer;
 pub mod protocol;
 pub mod routes;
 pub mod startup;
+pub mod supervisor;
 pub mod tls;
 pub mod watches;
 

@@ -94,4 +94,9 @@ metrics! {
     watch_progress_sent_total: "Watch progress notifications handed to connections.",
     raft_follower_restarts_total: "Followers a leader saw answer after a restart or with a new incarnation (progress reset).",
     raft_lease_reads_total: "Reads this leader answered on its lease, without a confirmation round.",
+    peer_messages_isolated_total: "Raft messages dropped (both ways) while the supervisor isolated this node.",
+    live_subscribers_total: "/live subscriptions accepted.",
+    live_refused_limit_total: "/live subscriptions refused (503): max_live_subscribers were connected.",
+    live_dropped_slow_total: "/live subscribers closed for not taking a frame within watch_slow_ms.",
+    live_frames_sent_total: "/live frames written to subscribers.",
 }

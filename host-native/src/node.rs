@@ -26,8 +26,10 @@ use tokio::sync::{mpsc, oneshot};
 use raft_core::raft::{ConfChangeRefused, TransferError};
 use raft_core::{Change, ClientToken, ConfChange, Event, KvOp, KvStore, Membership, Message, NodeId, Raft, Seq};
 
+use crate::control::Isolation;
 use crate::inbox::{AddressBook, AdminAnswer, ConfigView, Input, PeerStatus, ReplyRoute, Status};
 use crate::journal::Batch;
+use crate::live::{LiveFeed, LiveHub};
 use crate::metrics::Metrics;
 use crate::peer::handshake::PeerAuth;
 use crate::peer::outgoing::{run_sender, LinkConfig};
@@ -130,6 +132,10 @@ pub struct NodeTask {
     /// The store's revision at the last poll of the watches, and whether a
     /// watch opened since (a quiet store needs no poll).
     watch_polled: (u64, bool),
+    /// What `/live` streams (built only while someone listens).
+    live: LiveFeed,
+    /// The supervisor's isolate switch (see [`crate::control`]).
+    isolation: Arc<Isolation>,
 }
 
 impl NodeTask {
@@ -169,6 +175,8 @@ impl NodeTask {
             watch_progress_ticks: 1_000,
             leaderless_since: None,
             watch_polled: (0, false),
+            live: LiveFeed::new(LiveHub::new(0)),
+            isolation: Arc::new(Isolation::default()),
         };
         t.sync_links();
         t
@@ -181,6 +189,14 @@ impl NodeTask {
     pub fn with_watch_limits(mut self, ticks: u64, slow_after: Duration) -> NodeTask {
         self.watch_progress_ticks = ticks.max(1);
         self.watches = WatchHub::new(self.metrics.clone(), slow_after);
+        self
+    }
+
+    /// Streams the live view into `hub` (see [`crate::live`]) and drops
+    /// peer messages while `isolation` is on (see [`crate::control`]).
+    pub fn with_live(mut self, hub: Arc<LiveHub>, isolation: Arc<Isolation>) -> NodeTask {
+        self.live = LiveFeed::new(hub);
+        self.isolation = isolation;
         self
     }
 
@@ -688,6 +704,11 @@ impl NodeTask {
         self.sync_clock();
         match input {
             Input::Peer(m) => {
+                if self.isolation.is_on() {
+                    self.metrics.peer_messages_isolated_total.inc();
+                    return;
+                }
+                self.live.received(&m.body);
                 if let Err(e) = self.raft.step(m) {
                     tracing::debug!(error = ?e, "core refused a peer message");
                 }
@@ -721,10 +742,19 @@ impl NodeTask {
                 self.unwritten.snapshot = Some(out.snapshot);
             }
             self.unwritten.records.extend(ready.records);
+            let isolated = self.isolation.is_on();
             for m in ready.messages {
+                if isolated {
+                    self.metrics.peer_messages_isolated_total.inc();
+                    continue;
+                }
+                let kind = crate::live::kind_index(&m.body);
                 match self.peers.get(&m.to) {
                     Some(link) => match link.tx.try_send(m) {
-                        Ok(()) => self.metrics.peer_messages_sent_total.inc(),
+                        Ok(()) => {
+                            self.metrics.peer_messages_sent_total.inc();
+                            self.live.counts.sent[kind] += 1;
+                        }
                         // Full or gone: Raft's retries cover a lost message.
                         Err(_) => self.metrics.peer_messages_dropped_total.inc(),
                     },
@@ -837,6 +867,7 @@ impl NodeTask {
                     self.ticks += 1;
                     self.sync_links();
                     self.tick_watches();
+                    self.live.tick(&self.raft, self.isolation.is_on(), std::time::Instant::now());
                 }
                 // A poll of the watches left frames for later: take the next
                 // share now, between inputs, rather than at the next tick.

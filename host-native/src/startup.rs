@@ -55,6 +55,9 @@ pub struct StartOptions {
     /// `node-ID-key.pem`, signed by that CA). Certificates belong to each
     /// machine, so they are never taken from the member's settings.
     pub tls: Option<crate::config::TlsConfig>,
+    /// Started by `raftkv cluster`: read its control lines (isolate,
+    /// rejoin) from stdin (see [`crate::control`]).
+    pub supervised: bool,
 }
 
 /// How long to wait between attempts to reach the cluster.
@@ -326,8 +329,14 @@ pub async fn run(
     let (inbox, inputs) = Inbox::channel(INBOX_CAPACITY);
     let inc = ident.incarnation;
     let bootstrap = ident.bootstrap.clone();
+    let live = crate::live::LiveHub::new(config.limits.max_live_subscribers);
+    let isolation = Arc::new(crate::control::Isolation::default());
+    if opts.supervised {
+        tokio::spawn(crate::control::run(tokio::io::stdin(), isolation.clone()));
+    }
     let handle = NodeHandle {
         id,
+        live: live.clone(),
         config: config.clone(),
         inbox,
         metrics: metrics.clone(),
@@ -338,9 +347,10 @@ pub async fn run(
     let progress_ticks = (config.limits.watch_progress_ms / config.tick_ms).max(1);
     let task =
         NodeTask::new(raft, links, addrs, disk, metrics, Own { inc, bootstrap, auto_readmit: config.auto_readmit })
-            .with_watch_limits(progress_ticks, Duration::from_millis(config.limits.watch_slow_ms));
+            .with_watch_limits(progress_ticks, Duration::from_millis(config.limits.watch_slow_ms))
+            .with_live(live, isolation);
     let node = tokio::spawn(task.run(inputs, durable_rx, Duration::from_millis(config.tick_ms)));
-    tracing::info!(node = id, listen = %me.listen, url = %me.url(), "serving /raft, /join, /client, /status, /metrics");
+    tracing::info!(node = id, listen = %me.listen, url = %me.url(), "serving /raft, /join, /client, /live, /status, /metrics");
     if tls.is_some() {
         tracing::info!("TLS on every route; peers use mutual TLS");
     }

@@ -978,6 +978,18 @@ test('a shared link replays a membership run identically', async () => {
   await page.close();
 });
 
+test('without raftkv cluster the Live cluster toggle stays hidden, and live.html says why', async () => {
+  const page = await open('#seed=1');
+  // The static server serves web-demo/cluster.json, which lists no nodes.
+  await page.waitForFunction(() => fetch('/cluster.json').then((r) => r.json()).then((j) => j.nodes.length === 0));
+  await page.waitForTimeout(300);
+  assert.equal(await page.locator('#mode-toggle').isVisible(), false);
+  await page.goto(`${server.url}live.html`);
+  await page.waitForSelector('body[data-ready="1"]', { timeout: 30_000 });
+  assert.match(await page.locator('#live-status').textContent(), /not served by raftkv cluster/);
+  await page.close();
+});
+
 test('no console errors anywhere', () => {
   assert.deepEqual(errors, []);
 });

@@ -1,7 +1,8 @@
 //! The demo page's server, which `raftkv cluster` runs on a port of its own
 //! (default 127.0.0.1:8080): the web demo's files (or a small built-in page
 //! when they are not there), `/api/nodes` (the nodes' client URLs) and
-//! `/api/status` (every node's `/status`, gathered in one answer).
+//! `/api/status` (every node's `/status`, gathered in one answer); and the
+//! live view's `/cluster.json` and node controls ([`super::cluster_controls`]).
 //!
 //! The nodes are other processes, so `/api/status` asks each of them over
 //! HTTP, like any other client would.
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 
 use axum::response::Html;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
 
 use crate::http;
@@ -20,16 +21,24 @@ use crate::http;
 const BUILTIN_PAGE: &str = include_str!("demo.html");
 
 /// Serves the demo on `listener` until the process ends: the files of `web`
-/// (or the built-in page) and the API over the nodes at `urls`.
-pub async fn serve(listener: tokio::net::TcpListener, web: Option<PathBuf>, urls: Vec<String>) -> std::io::Result<()> {
+/// (or the built-in page), the API over the nodes at `urls`, and the live
+/// view's `controls`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    web: Option<PathBuf>,
+    urls: Vec<String>,
+    controls: super::cluster_controls::Controls,
+) -> std::io::Result<()> {
     let status_urls = urls.clone();
-    let app = Router::new().route("/api/nodes", get(move || std::future::ready(Json(urls.clone())))).route(
-        "/api/status",
-        get(move || {
-            let urls = status_urls.clone();
-            async move { Json(all_status(&urls).await) }
-        }),
-    );
+    let app = super::cluster_controls::router(controls)
+        .route("/api/nodes", get(move || std::future::ready(Json(urls.clone()))))
+        .route(
+            "/api/status",
+            get(move || {
+                let urls = status_urls.clone();
+                async move { Json(all_status(&urls).await) }
+            }),
+        );
     let app = match web {
         Some(dir) => app.fallback_service(tower_http::services::ServeDir::new(dir)),
         None => app.route("/", get(|| std::future::ready(Html(BUILTIN_PAGE)))),

@@ -1,6 +1,6 @@
 //! The HTTP routes of a node, all on its one port: `/raft` (peer links),
-//! `/client` (the client protocol), `/status` (JSON) and `/metrics`
-//! (Prometheus text); and, on a port of its own, the demo page that
+//! `/client` (the client protocol), `/live` (the live view's stream),
+//! `/status` (JSON) and `/metrics` (Prometheus text); and, on a port of its own, the demo page that
 //! `raftkv cluster` serves ([`demo`]).
 //!
 //! This file builds the router and holds what every handler needs
@@ -8,7 +8,9 @@
 //! which is given exactly the parts it uses and knows nothing of the router.
 
 pub mod client_conn;
+pub mod cluster_controls;
 pub mod demo;
+pub mod live_conn;
 pub mod prometheus;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +55,8 @@ pub struct NodeHandle {
     pub identity: Arc<Identity>,
     /// Where every node is (for leader hints).
     pub addrs: AddressBook,
+    /// The live view's frames and subscribers.
+    pub live: Arc<crate::live::LiveHub>,
 }
 
 #[derive(Clone)]
@@ -90,6 +94,7 @@ pub async fn serve(listener: tokio::net::TcpListener, node: NodeHandle, tls: Opt
         .route("/raft", get(raft_ws))
         .route("/join", get(join_ws))
         .route("/client", get(client_ws))
+        .route("/live", get(live_ws))
         .route("/status", get(status))
         .route("/metrics", get(metrics_page))
         .with_state(state);
@@ -218,6 +223,59 @@ async fn client_ws(
         let _held = (info.slot.clone(), client_slot);
         client_conn::serve(socket, conn, info.io).await
     })
+}
+
+/// `/live`: the Origin check and the token (any role) as for `/client`,
+/// then a place under `max_live_subscribers` (503 past it).
+async fn live_ws(
+    ws: WebSocketUpgrade,
+    headers: HeaderMap,
+    Extension(info): Extension<ConnInfo>,
+    State(s): State<AppState>,
+) -> HttpResponse {
+    let remote = info.remote;
+    if let Err(origin) = client_conn::origin_allowed(&headers, &s.node.config.allowed_origins) {
+        s.node.metrics.client_origin_refused_total.inc();
+        tracing::warn!(%remote, origin, "refused a /live subscription from a page of another origin");
+        return (
+            StatusCode::FORBIDDEN,
+            format!("origin {origin:?} is not allowed (see allowed_origins in the config)\n"),
+        )
+            .into_response();
+    }
+    if let Err(refusal) = authenticate(&s, &headers, "/live", remote) {
+        return refusal;
+    }
+    let sub = match s.node.live.subscribe() {
+        Ok(sub) => sub,
+        Err(crate::live::TooMany { max }) => {
+            s.node.metrics.live_refused_limit_total.inc();
+            tracing::warn!(%remote, max, "refused a /live subscription: max_live_subscribers reached");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("too many live subscribers: this node serves at most {max} (limits.max_live_subscribers)\n"),
+            )
+                .into_response();
+        }
+    };
+    s.node.metrics.live_subscribers_total.inc();
+    let limits = &s.node.config.limits;
+    let subscriber = live_conn::Subscriber {
+        sub,
+        slow: Duration::from_millis(limits.watch_slow_ms),
+        io: info.io.clone(),
+        limits: limits.clone(),
+        metrics: s.node.metrics.clone(),
+    };
+    ws_limits(ws, limits, 4096)
+        .max_message_size(live_conn::MAX_INCOMING)
+        .max_frame_size(live_conn::MAX_INCOMING)
+        .protocols([SUBPROTOCOL])
+        .on_upgrade(move |socket| async move {
+            // The connection's slot is held for as long as the socket lives.
+            let _held = info.slot.clone();
+            live_conn::serve(socket, subscriber).await
+        })
 }
 
 /// The principal on a request, or the 401 answer: a missing or unknown

@@ -74,6 +74,9 @@ enum Command {
         /// Serve plain ws:// on an address other than loopback (without [tls] a node refuses to).
         #[arg(long)]
         insecure: bool,
+        /// Started by `raftkv cluster`: take its control commands (isolate, rejoin) as lines on stdin.
+        #[arg(long, hide = true)]
+        supervised: bool,
         /// Threads running the node's tasks (the journal has a thread of its own). 1: everything on one
         /// thread, the default — the node task, connections and peer links hand work to each other without
         /// waking another thread; more helps only with many cores and many client connections.
@@ -280,6 +283,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             id,
             data_dir,
             insecure,
+            supervised,
             threads: _,
             bootstrap,
             join,
@@ -309,7 +313,8 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 (Some(ca), Some(dir)) => Some(raftkv::config::TlsConfig { ca: abs(ca)?, dir: abs(dir)? }),
                 _ => None,
             };
-            let opts = raftkv::startup::StartOptions { bootstrap, join, secret, listen, url, insecure, tls };
+            let opts =
+                raftkv::startup::StartOptions { bootstrap, join, secret, listen, url, insecure, tls, supervised };
             let node = raftkv::startup::run(cfg, id, data_dir, opts);
             tokio::select! {
                 r = node => r.map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string()),
