@@ -61,6 +61,7 @@ pub mod node;
 pub mod peer;
 pub mod protocol;
 pub mod routes;
+pub mod snapshot_builder;
 pub mod startup;
 pub mod tls;
 pub mod watches;

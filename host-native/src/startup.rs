@@ -22,6 +22,7 @@ use crate::identity::{self, Identity, SETTINGS_FILE};
 use crate::inbox::{AddressBook, Inbox};
 use crate::journal::{spawn_disk_thread, write_file_atomically, Journal};
 use crate::metrics::Metrics;
+use crate::snapshot_builder::SnapshotBuilder;
 use crate::node::{Links, NodeTask, Own};
 use crate::peer::handshake::PeerAuth;
 use crate::peer::join::JoinAnswer;
@@ -338,7 +339,8 @@ pub async fn run(
     let progress_ticks = (config.limits.watch_progress_ms / config.tick_ms).max(1);
     let task =
         NodeTask::new(raft, links, addrs, disk, metrics, Own { inc, bootstrap, auto_readmit: config.auto_readmit })
-            .with_watch_limits(progress_ticks, Duration::from_millis(config.limits.watch_slow_ms));
+            .with_watch_limits(progress_ticks, Duration::from_millis(config.limits.watch_slow_ms))
+            .with_snapshot_builder(SnapshotBuilder::new(dir.join("snapshots")));
     let node = tokio::spawn(task.run(inputs, durable_rx, Duration::from_millis(config.tick_ms)));
     tracing::info!(node = id, listen = %me.listen, url = %me.url(), "serving /raft, /join, /client, /status, /metrics");
     if tls.is_some() {
@@ -363,6 +365,9 @@ pub fn core_config(config: &Config, ident: &Identity, seed: u64) -> raft_core::C
     c.sessions.timeout_ticks = config.session_timeout_ticks();
     c.sessions.max_per_owner = config.limits.max_sessions_per_principal;
     c.snapshot_entries = config.limits.snapshot_entries;
+    // Snapshots are encoded and stored on a blocking thread, not on the node
+    // task (crate::snapshot_builder): the node task must drain the jobs.
+    c.async_snapshots = true;
     c.max_promotion_lag = config.limits.max_promotion_lag;
     if config.lease_reads {
         // The clock the node task passes in counts microseconds.
