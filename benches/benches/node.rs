@@ -176,9 +176,7 @@ fn replay(c: &mut Criterion) {
     // file in the page cache (what `cat` costs), and checksummed alone.
     let path = std::env::temp_dir().join(format!("raftkv-replay-bench-{}.seg", std::process::id()));
     std::fs::write(&path, &seg).unwrap();
-    g.bench_function("read_1M_records_from_page_cache", |b| {
-        b.iter(|| black_box(std::fs::read(&path).unwrap().len()))
-    });
+    g.bench_function("read_1M_records_from_page_cache", |b| b.iter(|| black_box(std::fs::read(&path).unwrap().len())));
     g.bench_function("crc32c_1M_records", |b| b.iter(|| black_box(raft_core::codec::crc32c(&seg))));
     g.bench_function("crc32c_table_1M_records", |b| b.iter(|| black_box(raft_core::crc::table(&seg))));
     g.finish();

@@ -23,10 +23,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use raftkv::journal::Journal;
-use raftkv::metrics::Metrics;
 use raft_core::journal::Record;
 use raft_core::{Config, Entry, KvOp, KvStore, Payload, Raft};
+use raftkv::journal::Journal;
+use raftkv::metrics::Metrics;
 
 const BATCH_BYTES: usize = 1 << 20;
 const PER_RECORD: usize = 16;
@@ -95,8 +95,13 @@ fn fill(dir: &std::path::Path, bytes: u64, segment_bytes: u64, metrics: Arc<Metr
                     let key = format!("{:08}", index % 10_000);
                     let command = KvOp::Put { key, value: value.clone() }.encode();
                     size += command.len() + 48;
-                    let payload =
-                        Payload::Write { session: 1 + k, secret_hash: [7; 32], seq: index, ack: index, command: command.into() };
+                    let payload = Payload::Write {
+                        session: 1 + k,
+                        secret_hash: [7; 32],
+                        seq: index,
+                        ack: index,
+                        command: command.into(),
+                    };
                     Entry { term: 1, index, time: index / 100, payload }
                 })
                 .collect();
@@ -106,5 +111,9 @@ fn fill(dir: &std::path::Path, bytes: u64, segment_bytes: u64, metrics: Arc<Metr
         journal.append(&batch).expect("append");
         written += size as u64;
     }
-    println!("wrote {} MB in {seq} records, {index} entries, in {:.1} s", written / 1_000_000, t.elapsed().as_secs_f64());
+    println!(
+        "wrote {} MB in {seq} records, {index} entries, in {:.1} s",
+        written / 1_000_000,
+        t.elapsed().as_secs_f64()
+    );
 }

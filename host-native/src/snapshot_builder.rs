@@ -111,8 +111,8 @@ mod tests {
                     r.persisted(*seq);
                 }
             }
-            if job.is_some() {
-                return (r, job.unwrap());
+            if let Some(job) = job {
+                return (r, job);
             }
         }
         panic!("no snapshot job was handed out");
@@ -149,7 +149,10 @@ mod tests {
         // Reported, the core issues the record naming it.
         assert!(r.snapshot_stored(snap.clone()));
         let ready = r.take_ready();
-        assert!(ready.records.iter().any(|(_, rec)| matches!(rec, raft_core::journal::Record::Snapshot(m) if m.index == index)));
+        assert!(ready
+            .records
+            .iter()
+            .any(|(_, rec)| matches!(rec, raft_core::journal::Record::Snapshot(m) if m.index == index)));
         assert!(!r.snapshot_stored(snap), "a second report changes nothing");
         let _ = std::fs::remove_dir_all(&d);
     }

@@ -22,12 +22,12 @@ use crate::identity::{self, Identity, SETTINGS_FILE};
 use crate::inbox::{AddressBook, Inbox};
 use crate::journal::{spawn_disk_thread, write_file_atomically, Journal};
 use crate::metrics::Metrics;
-use crate::snapshot_builder::SnapshotBuilder;
 use crate::node::{Links, NodeTask, Own};
 use crate::peer::handshake::PeerAuth;
 use crate::peer::join::JoinAnswer;
 use crate::peer::outgoing::LinkConfig;
 use crate::routes::{self, NodeHandle};
+use crate::snapshot_builder::SnapshotBuilder;
 
 pub use crate::journal::StartError;
 

@@ -124,7 +124,10 @@ pub enum Event {
 ///    fsync, rename, fsync the directory) *before* persisting the records: one
 ///    of them is the `Snapshot` record that names it. After restart, hand its
 ///    bytes to [`Raft::recover`](crate::Raft::recover). Older snapshots may be deleted once a newer
-///    `Snapshot` record is durable.
+///    `Snapshot` record is durable. With
+///    [`Config::async_snapshots`](crate::Config::async_snapshots), start
+///    building `snapshot_job` too (see [`crate::snapshot::SnapshotJob`]); it
+///    holds nothing up.
 /// 1. **Persist `records`** in order, appending them to the journal. They may be
 ///    written in one batch with one fsync (group commit). When records up to
 ///    sequence number `s` are durable, call [`Raft::persisted`](crate::Raft::persisted)`(s)`.
