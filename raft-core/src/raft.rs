@@ -1696,7 +1696,9 @@ impl<S: StateMachine> Raft<S> {
     /// issues the `Snapshot` record naming it and, once that is durable,
     /// compacts the log up to it. Returns false, changing nothing, if it is
     /// not the snapshot being built or a newer one was taken or installed
-    /// meanwhile (the host may then delete its file).
+    /// meanwhile. The host leaves such a file alone (a snapshot taken with
+    /// [`Raft::take_snapshot`] at the same index has the same id): it goes
+    /// with the older files once a newer `Snapshot` record is durable.
     pub fn snapshot_stored(&mut self, snap: Arc<Snapshot>) -> bool {
         if self.building.as_ref() != Some(&snap.meta) {
             return false;
