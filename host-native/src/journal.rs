@@ -251,9 +251,11 @@ impl Journal {
                 tracing::warn!(file = %path.display(), offset = at, "cutting a torn record off the end of the journal");
             }
             let seg = Segment { number, path: path.clone() };
-            for (seq, rec) in &s.records {
+            let no_records = s.records.is_empty();
+            // Moved into the replay, not cloned: the entries go into the log.
+            for (seq, rec) in std::mem::take(&mut s.records) {
                 replay
-                    .apply(*seq, rec)
+                    .apply_owned(seq, rec)
                     .map_err(|e| StartError(format!("journal file {}: {e}; refusing to start", path.display())))?;
             }
             if let Some(at) = s.lost_at {
@@ -273,7 +275,7 @@ impl Journal {
             }
             if last {
                 let cut = s.torn_at.is_some() || s.lost_at.is_some();
-                append_len = Some((s.valid_len, bytes.len(), cut, s.records.is_empty() && k > 0));
+                append_len = Some((s.valid_len, bytes.len(), cut, no_records && k > 0));
             }
             segments.push(seg);
         }

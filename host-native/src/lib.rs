@@ -69,6 +69,7 @@ pub mod node;
 pub mod peer;
 pub mod protocol;
 pub mod routes;
+pub mod snapshot_builder;
 pub mod startup;
 pub mod supervisor;
 pub mod tls;

@@ -34,6 +34,7 @@ use crate::metrics::Metrics;
 use crate::peer::handshake::PeerAuth;
 use crate::peer::outgoing::{run_sender, LinkConfig};
 use crate::protocol::{addr_key, AdminOp, Failure, LeaderHint, MemberInfo, MembersView};
+use crate::snapshot_builder::{Built, SnapshotBuilder};
 use crate::watches::WatchHub;
 
 /// Inputs handled before the `Ready` is drained (more per batch, fewer fsyncs).
@@ -136,6 +137,8 @@ pub struct NodeTask {
     live: LiveFeed,
     /// The supervisor's isolate switch (see [`crate::control`]).
     isolation: Arc<Isolation>,
+    /// Builds snapshots off the event loop (crate::snapshot_builder).
+    snapshots: Option<SnapshotBuilder>,
 }
 
 impl NodeTask {
@@ -177,9 +180,36 @@ impl NodeTask {
             watch_polled: (0, false),
             live: LiveFeed::new(LiveHub::new(0)),
             isolation: Arc::new(Isolation::default()),
+            snapshots: None,
         };
         t.sync_links();
         t
+    }
+
+    /// Builds the snapshots the core hands out (`async_snapshots`) with
+    /// `builder`, off the event loop. Without one, a job is reported failed.
+    pub fn with_snapshot_builder(mut self, builder: SnapshotBuilder) -> NodeTask {
+        self.snapshots = Some(builder);
+        self
+    }
+
+    /// A snapshot build ended: tell the core (which then issues the record
+    /// naming the file, or asks again later).
+    fn snapshot_built(&mut self, built: Built) {
+        match built {
+            Built::Stored(snap) => {
+                let index = snap.meta.index;
+                if !self.raft.snapshot_stored(snap) {
+                    // A newer one was taken or installed meanwhile; its file
+                    // goes with the older ones once a newer record is durable.
+                    tracing::debug!(index, "a snapshot built off the loop was superseded");
+                }
+            }
+            Built::Failed { index, error } => {
+                tracing::error!(index, %error, "cannot store a snapshot; will try again");
+                self.raft.snapshot_failed(index);
+            }
+        }
     }
 
     /// Sends progress notifications every `ticks` ticks (config
@@ -741,6 +771,15 @@ impl NodeTask {
                 // matters if several pile up while a sync runs.
                 self.unwritten.snapshot = Some(out.snapshot);
             }
+            if let Some(job) = ready.snapshot_job {
+                match &self.snapshots {
+                    Some(b) => b.start(job),
+                    None => {
+                        tracing::error!("no snapshot builder: cannot take a snapshot");
+                        self.raft.snapshot_failed(job.meta.index);
+                    }
+                }
+            }
             self.unwritten.records.extend(ready.records);
             let isolated = self.isolation.is_on();
             for m in ready.messages {
@@ -872,6 +911,15 @@ impl NodeTask {
                 // A poll of the watches left frames for later: take the next
                 // share now, between inputs, rather than at the next tick.
                 _ = std::future::ready(()), if self.watch_backlog => {}
+                built = async {
+                    match self.snapshots.as_mut() {
+                        Some(b) => b.next().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let Some(built) = built else { return };
+                    self.snapshot_built(built);
+                }
                 seq = durable.recv() => {
                     let Some(seq) = seq else { return };
                     self.sync_clock();

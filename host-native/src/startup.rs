@@ -27,6 +27,7 @@ use crate::peer::handshake::PeerAuth;
 use crate::peer::join::JoinAnswer;
 use crate::peer::outgoing::LinkConfig;
 use crate::routes::{self, NodeHandle};
+use crate::snapshot_builder::SnapshotBuilder;
 
 pub use crate::journal::StartError;
 
@@ -348,7 +349,8 @@ pub async fn run(
     let task =
         NodeTask::new(raft, links, addrs, disk, metrics, Own { inc, bootstrap, auto_readmit: config.auto_readmit })
             .with_watch_limits(progress_ticks, Duration::from_millis(config.limits.watch_slow_ms))
-            .with_live(live, isolation);
+            .with_live(live, isolation)
+            .with_snapshot_builder(SnapshotBuilder::new(dir.join("snapshots")));
     let node = tokio::spawn(task.run(inputs, durable_rx, Duration::from_millis(config.tick_ms)));
     tracing::info!(node = id, listen = %me.listen, url = %me.url(), "serving /raft, /join, /client, /live, /status, /metrics");
     if tls.is_some() {
@@ -373,6 +375,9 @@ pub fn core_config(config: &Config, ident: &Identity, seed: u64) -> raft_core::C
     c.sessions.timeout_ticks = config.session_timeout_ticks();
     c.sessions.max_per_owner = config.limits.max_sessions_per_principal;
     c.snapshot_entries = config.limits.snapshot_entries;
+    // Snapshots are encoded and stored on a blocking thread, not on the node
+    // task (crate::snapshot_builder): the node task must drain the jobs.
+    c.async_snapshots = true;
     c.max_promotion_lag = config.limits.max_promotion_lag;
     if config.lease_reads {
         // The clock the node task passes in counts microseconds.

@@ -5,12 +5,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use serde::{de::DeserializeOwned, Serialize};
 
-/// CRC-32C (Castagnoli), table-driven 16 bytes at a time: the checksum of
-/// journal frames and snapshots.
-pub fn crc32c(bytes: &[u8]) -> u32 {
-    const CASTAGNOLI: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
-    CASTAGNOLI.checksum(bytes)
-}
+pub use crate::crc::crc32c;
 
 /// Why a byte string could not be decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]

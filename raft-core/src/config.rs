@@ -128,6 +128,15 @@ pub struct Config {
     pub snapshot_entries: u64,
     /// Take a snapshot when the in-memory log holds this many bytes.
     pub snapshot_log_bytes: usize,
+    /// Snapshots taken by policy (`snapshot_entries`, `snapshot_log_bytes`)
+    /// are built by the host, off its event loop: the engine freezes the
+    /// applied state and hands it over in [`crate::Ready::snapshot_job`], and
+    /// issues the `Snapshot` record once the host reports the bytes stored
+    /// ([`Raft::snapshot_stored`](crate::Raft::snapshot_stored)). Off (the
+    /// default), the engine encodes the snapshot inside the step that applied
+    /// its last entry and hands the bytes over in [`crate::Ready::snapshot`].
+    /// [`Raft::take_snapshot`](crate::Raft::take_snapshot) always encodes at once.
+    pub async_snapshots: bool,
     /// Bytes per InstallSnapshot chunk.
     pub snapshot_chunk_bytes: usize,
     /// Largest snapshot accepted from a leader or a disk.
@@ -197,6 +206,7 @@ impl Config {
             max_pending_writes: 65_536,
             snapshot_entries: 10_000,
             snapshot_log_bytes: 64 << 20,
+            async_snapshots: false,
             snapshot_chunk_bytes: 256 << 10,
             max_snapshot_bytes: 1 << 30,
             max_promotion_lag: 1_000,

@@ -298,14 +298,31 @@ fn marker_after(bytes: &[u8], from: usize) -> Option<HardState> {
 
 /// Reads every frame of a segment. Never panics, whatever the bytes.
 pub fn scan(bytes: &[u8]) -> Result<Scan, JournalError> {
+    let mut records = Vec::new();
+    let mut out = scan_each(bytes, |seq, r| {
+        records.push((seq, r));
+        Ok(())
+    })?;
+    out.records = records;
+    Ok(out)
+}
+
+/// [`scan`], handing each record to `each` as it is read instead of
+/// collecting them (`records` of the result stays empty): recovery replays a
+/// segment without holding all its records twice. An error from `each` ends
+/// the scan.
+pub fn scan_each(
+    bytes: &[u8],
+    mut each: impl FnMut(Seq, Record) -> Result<(), JournalError>,
+) -> Result<Scan, JournalError> {
     codec_header(bytes)?;
     let mut out = Scan { valid_len: SEGMENT_HEADER_LEN, ..Scan::default() };
     let mut pos = SEGMENT_HEADER_LEN;
     while pos < bytes.len() {
         let rest = &bytes[pos..];
         match read_frame(rest, pos)? {
-            Some((len, r)) => {
-                out.records.push(r);
+            Some((len, (seq, r))) => {
+                each(seq, r)?;
                 pos += len;
                 out.valid_len = pos;
             }
@@ -592,7 +609,10 @@ pub fn recover_segments(segments: &[&[u8]]) -> Result<(DurableState, Scan), (usi
     let mut replay = Replay::new();
     let mut last = Scan::default();
     for (k, seg) in segments.iter().enumerate() {
-        let mut s = scan(seg).map_err(|e| (k, e))?;
+        // Records replay as they are read; a damaged frame before the last
+        // segment is refused once the scan has found it (what came before
+        // it replayed, but the whole recovery fails).
+        let s = scan_each(seg, |seq, rec| replay.apply_owned(seq, rec)).map_err(|e| (k, e))?;
         if let Some(at) = s.torn_at.or(s.lost_at) {
             if k + 1 < segments.len() {
                 return Err((
@@ -600,10 +620,6 @@ pub fn recover_segments(segments: &[&[u8]]) -> Result<(DurableState, Scan), (usi
                     JournalError::Corrupt { offset: at, reason: "damaged record before the last segment" },
                 ));
             }
-        }
-        let records = core::mem::take(&mut s.records);
-        for (seq, rec) in records {
-            replay.apply_owned(seq, rec).map_err(|e| (k, e))?;
         }
         if s.lost_at.is_some() {
             replay.note_loss(s.lost_hard);
@@ -617,11 +633,8 @@ pub fn recover_segments(segments: &[&[u8]]) -> Result<(DurableState, Scan), (usi
 /// single-segment journal. The records move into the state: the returned
 /// [`Scan`] keeps only `valid_len` and `torn_at`.
 pub fn recover(bytes: &[u8]) -> Result<(DurableState, Scan), JournalError> {
-    let mut scan = scan(bytes)?;
     let mut replay = Replay::new();
-    for (seq, rec) in core::mem::take(&mut scan.records) {
-        replay.apply_owned(seq, rec)?;
-    }
+    let scan = scan_each(bytes, |seq, rec| replay.apply_owned(seq, rec))?;
     if scan.lost_at.is_some() {
         replay.note_loss(scan.lost_hard);
     }

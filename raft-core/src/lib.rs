@@ -49,6 +49,10 @@
 #![deny(missing_docs)]
 
 extern crate alloc;
+// The `std` feature (hardware CRC-32C detection) and the tests use std;
+// everything else is `no_std`.
+#[cfg(any(test, feature = "std"))]
+extern crate std;
 
 pub mod apply;
 #[cfg(feature = "checker")]
@@ -57,6 +61,7 @@ pub mod client;
 pub mod codec;
 pub mod config;
 pub mod configs;
+pub mod crc;
 pub mod election;
 pub mod entry;
 pub mod follower_read;

@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 use crate::client::{ClientError, ClientReply, ClientToken};
 use crate::message::{Body, Message};
 use crate::ready::{Applied, Event, Ready};
-use crate::snapshot::SnapshotOut;
+use crate::snapshot::{SnapshotJob, SnapshotOut};
 use crate::types::{Seq, Term};
 
 /// A message waiting for its records to become durable.
@@ -103,6 +103,11 @@ impl Outbox {
         self.ready.snapshot = Some(s);
     }
 
+    /// Hands the host a snapshot to build off its event loop.
+    pub fn snapshot_job(&mut self, job: alloc::sync::Arc<SnapshotJob>) {
+        self.ready.snapshot_job = Some(job);
+    }
+
     /// Whether anything is waiting for the host.
     pub fn is_empty(&self) -> bool {
         self.ready.is_empty()
@@ -119,6 +124,7 @@ impl Outbox {
             applied: core::mem::take(&mut r.applied),
             replies: core::mem::take(&mut r.replies),
             snapshot: r.snapshot.take(),
+            snapshot_job: r.snapshot_job.take(),
             events: core::mem::take(&mut r.events),
             must_sync,
         }

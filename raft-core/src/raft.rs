@@ -46,7 +46,9 @@ use crate::quorum::{JointConfig, VoteResult};
 use crate::replication::{self, Leading, Learnt, Verdict};
 use crate::role::{Follower, Leader, RoleState};
 use crate::session::Sessions;
-use crate::snapshot::{self, Chunk, Incoming, RecoverError, Snapshot, SnapshotBody, SnapshotError, SnapshotOut};
+use crate::snapshot::{
+    self, Chunk, Incoming, RecoverError, Snapshot, SnapshotBody, SnapshotError, SnapshotJob, SnapshotOut,
+};
 use crate::state_machine::StateMachine;
 use crate::storage::Storage;
 use crate::types::{HardState, Index, NodeId, Role, Seq, Term};
@@ -197,6 +199,9 @@ pub struct Raft<S: StateMachine> {
     snapshot: Option<Arc<Snapshot>>,
     /// A Snapshot record not yet durable: (seq, index, term); compact after.
     compact_pending: Option<(Seq, Index, Term)>,
+    /// The snapshot the host is building off its event loop
+    /// (`Config::async_snapshots`), until it reports it stored or failed.
+    building: Option<SnapshotMeta>,
     out: Outbox,
 }
 
@@ -266,6 +271,7 @@ impl<S: StateMachine> Raft<S> {
             machine: Machine::new(sm, cfg.sessions, no_dedup, snap_index),
             snapshot: None,
             compact_pending: None,
+            building: None,
             out: Outbox::new(cfg.max_held_messages),
             storage,
             cfg,
@@ -1629,11 +1635,17 @@ impl<S: StateMachine> Raft<S> {
     // Snapshots
     // ------------------------------------------------------------------
 
-    /// Takes a snapshot if the policy says so (called after entries apply).
+    /// Takes a snapshot if the policy says so (called after entries apply):
+    /// at once, or — with `async_snapshots` — by handing the host a frozen
+    /// copy of the state to build, unless one is being built already.
     fn maybe_snapshot(&mut self) {
         let due = snapshot::due(&self.cfg, self.machine.index, self.snapshot_index(), self.storage.log().bytes());
-        if due && self.compact_pending.is_none() {
-            self.take_snapshot();
+        if due && self.compact_pending.is_none() && self.building.is_none() {
+            if self.cfg.async_snapshots {
+                self.start_snapshot_job();
+            } else {
+                self.take_snapshot();
+            }
         }
     }
 
@@ -1641,28 +1653,84 @@ impl<S: StateMachine> Raft<S> {
         self.snapshot.as_ref().map_or(self.storage.log().snapshot_index(), |s| s.meta.index)
     }
 
-    /// Snapshots the applied state now (also available to hosts and the demo).
-    pub fn take_snapshot(&mut self) {
+    /// What a snapshot of the applied state now would record, if there is
+    /// anything new to snapshot.
+    fn snapshot_meta_now(&self) -> Option<SnapshotMeta> {
         let index = self.machine.index;
-        let Some(term) = self.storage.log().term(index) else { return };
+        let term = self.storage.log().term(index)?;
         if index == 0 || index <= self.snapshot_index() {
-            return;
+            return None;
         }
         // The configuration as of the snapshot's own index, not a newer
         // (possibly uncommitted) one beyond it.
         let membership = self.storage.configs().as_of(index).clone();
+        Some(SnapshotMeta { index, term, membership: Box::new(membership), id: index })
+    }
+
+    /// Snapshots the applied state now, encoding it inside this call (also
+    /// available to hosts and the demo; with `async_snapshots` too).
+    pub fn take_snapshot(&mut self) {
+        let Some(meta) = self.snapshot_meta_now() else { return };
         let body = SnapshotBody {
-            index,
-            term,
-            membership: membership.clone(),
+            index: meta.index,
+            term: meta.term,
+            membership: (*meta.membership).clone(),
             sessions: self.machine.sessions.clone(),
             state: self.machine.sm.snapshot(),
         };
-        let meta = SnapshotMeta { index, term, membership: Box::new(membership), id: index };
-        let snap = Arc::new(Snapshot { meta: meta.clone(), data: body.encode() });
-        self.snapshot = Some(snap.clone());
-        self.out.snapshot(SnapshotOut { snapshot: snap, installed: false });
-        let seq = self.storage.write_snapshot(meta);
+        let snap = Arc::new(Snapshot { meta, data: body.encode() });
+        self.out.snapshot(SnapshotOut { snapshot: snap.clone(), installed: false });
+        self.adopt_snapshot(snap);
+    }
+
+    /// Freezes the applied state for the host to build off its event loop.
+    fn start_snapshot_job(&mut self) {
+        let Some(meta) = self.snapshot_meta_now() else { return };
+        let job = SnapshotJob::new(meta.clone(), self.machine.sessions.clone(), self.machine.sm.freeze());
+        self.building = Some(meta);
+        self.out.snapshot_job(Arc::new(job));
+    }
+
+    /// The host stored, durably, the snapshot it built from
+    /// [`Ready::snapshot_job`]: the engine keeps it (to send to followers),
+    /// issues the `Snapshot` record naming it and, once that is durable,
+    /// compacts the log up to it. Returns false, changing nothing, if it is
+    /// not the snapshot being built or a newer one was taken or installed
+    /// meanwhile. The host leaves such a file alone (a snapshot taken with
+    /// [`Raft::take_snapshot`] at the same index has the same id): it goes
+    /// with the older files once a newer `Snapshot` record is durable.
+    pub fn snapshot_stored(&mut self, snap: Arc<Snapshot>) -> bool {
+        if self.building.as_ref() != Some(&snap.meta) {
+            return false;
+        }
+        self.building = None;
+        if snap.meta.index <= self.snapshot_index() {
+            return false;
+        }
+        self.adopt_snapshot(snap);
+        true
+    }
+
+    /// The host could not build or store the snapshot of `index` it was
+    /// handed: the policy will ask again after the next entry applies.
+    pub fn snapshot_failed(&mut self, index: Index) {
+        if self.building.as_ref().is_some_and(|m| m.index == index) {
+            self.building = None;
+        }
+    }
+
+    /// Whether a snapshot handed to the host to build has not been reported yet.
+    pub fn snapshot_building(&self) -> Option<Index> {
+        self.building.as_ref().map(|m| m.index)
+    }
+
+    /// Makes a snapshot of the applied state (stored, or about to be stored
+    /// before its record, by the host) the latest: its record is issued, and
+    /// the log is compacted once that is durable.
+    fn adopt_snapshot(&mut self, snap: Arc<Snapshot>) {
+        let (index, term) = (snap.meta.index, snap.meta.term);
+        let seq = self.storage.write_snapshot(snap.meta.clone());
+        self.snapshot = Some(snap);
         self.compact_pending = Some((seq, index, term));
         self.out.event(Event::SnapshotTaken { index });
     }

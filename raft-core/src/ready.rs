@@ -1,13 +1,14 @@
 //! What the engine hands the host after every input: the [`Ready`] batch and
 //! its persistence contract, the [`Applied`] entries and the [`Event`]s.
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use crate::client::{ClientReply, ClientToken};
 use crate::journal::Record;
 use crate::membership::Membership;
 use crate::message::Message;
-use crate::snapshot::SnapshotOut;
+use crate::snapshot::{SnapshotJob, SnapshotOut};
 use crate::types::{Bytes, Index, NodeId, Seq, Term};
 
 /// A committed entry the engine applied. `output` is the state machine's
@@ -123,7 +124,10 @@ pub enum Event {
 ///    fsync, rename, fsync the directory) *before* persisting the records: one
 ///    of them is the `Snapshot` record that names it. After restart, hand its
 ///    bytes to [`Raft::recover`](crate::Raft::recover). Older snapshots may be deleted once a newer
-///    `Snapshot` record is durable.
+///    `Snapshot` record is durable. With
+///    [`Config::async_snapshots`](crate::Config::async_snapshots), start
+///    building `snapshot_job` too (see [`crate::snapshot::SnapshotJob`]); it
+///    holds nothing up.
 /// 1. **Persist `records`** in order, appending them to the journal. They may be
 ///    written in one batch with one fsync (group commit). When records up to
 ///    sequence number `s` are durable, call [`Raft::persisted`](crate::Raft::persisted)`(s)`.
@@ -184,6 +188,13 @@ pub struct Ready {
     /// A snapshot to store durably *before* persisting `records` (they include
     /// the `Snapshot` record naming it): taken locally or installed from the leader.
     pub snapshot: Option<SnapshotOut>,
+    /// With [`Config::async_snapshots`](crate::Config::async_snapshots): a
+    /// snapshot to build and store off the event loop, then report with
+    /// [`Raft::snapshot_stored`](crate::Raft::snapshot_stored) (or
+    /// [`Raft::snapshot_failed`](crate::Raft::snapshot_failed)). Nothing else
+    /// waits for it: the records of this `Ready` do not name it, and the
+    /// engine takes no other snapshot by policy until it is reported.
+    pub snapshot_job: Option<Arc<SnapshotJob>>,
     /// Things that happened, for logs and visualisation.
     pub events: Vec<Event>,
     /// Whether `records` hold anything that must be fsynced. When false they
@@ -203,5 +214,6 @@ impl Ready {
             && self.replies.is_empty()
             && self.events.is_empty()
             && self.snapshot.is_none()
+            && self.snapshot_job.is_none()
     }
 }

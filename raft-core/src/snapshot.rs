@@ -27,6 +27,7 @@
 //! otherwise, and acknowledges only once the `Snapshot` record is durable. A
 //! snapshot at or below the follower's commit index changes nothing.
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
@@ -36,6 +37,7 @@ use crate::config::{Config, ConfigError};
 use crate::journal::SnapshotMeta;
 use crate::membership::Membership;
 use crate::session::Sessions;
+use crate::state_machine::FrozenState;
 use crate::types::{Index, Term};
 
 /// Magic number of an encoded snapshot.
@@ -110,17 +112,13 @@ impl SnapshotBody {
     /// assert!(SnapshotBody::decode(&bytes, 1 << 20).is_err());
     /// ```
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.state.len() + 64);
-        out.extend_from_slice(&SNAPSHOT_MAGIC);
-        out.push(SNAPSHOT_VERSION);
-        out.extend_from_slice(&[0; 4]);
-        out = match postcard::to_extend(self, out) {
-            Ok(v) => v,
-            Err(_) => unreachable!("postcard encoding into a Vec is infallible"),
-        };
-        let crc = crc32c(&out[9..]);
-        out[5..9].copy_from_slice(&crc.to_le_bytes());
-        out
+        encode_parts(BodyRef {
+            index: self.index,
+            term: self.term,
+            membership: &self.membership,
+            sessions: &self.sessions,
+            state: &self.state,
+        })
     }
 
     /// Decodes and verifies; never panics.
@@ -136,6 +134,78 @@ impl SnapshotBody {
             return Err(SnapshotError::Checksum);
         }
         crate::codec::decode_body(&bytes[9..]).map_err(|_| SnapshotError::Malformed)
+    }
+}
+
+/// [`SnapshotBody`] by reference, field for field: serde writes `&T` as it
+/// writes `T` and a byte slice as it writes a `Vec<u8>`, so this encodes to the
+/// same bytes without copying the parts into a body first.
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    index: Index,
+    term: Term,
+    membership: &'a Membership,
+    sessions: &'a Sessions,
+    state: &'a [u8],
+}
+
+/// Magic, version, CRC-32C of the body, the postcard body.
+fn encode_parts(body: BodyRef<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.state.len() + 64);
+    out.extend_from_slice(&SNAPSHOT_MAGIC);
+    out.push(SNAPSHOT_VERSION);
+    out.extend_from_slice(&[0; 4]);
+    out = match postcard::to_extend(&body, out) {
+        Ok(v) => v,
+        Err(_) => unreachable!("postcard encoding into a Vec is infallible"),
+    };
+    let crc = crc32c(&out[9..]);
+    out[5..9].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// A snapshot for the host to build off its event loop
+/// ([`Config::async_snapshots`](crate::Config::async_snapshots)): the applied
+/// state frozen at `meta.index` ([`crate::StateMachine::freeze`]) with the
+/// session table and configuration as of the same index. Encoding and
+/// checksumming it — the expensive part of a snapshot — reads nothing the
+/// engine owns, so it may run on another thread while the engine applies on.
+///
+/// The host calls [`SnapshotJob::build`], stores the bytes durably (like
+/// [`crate::Ready::snapshot`]'s) and then reports them with
+/// [`Raft::snapshot_stored`](crate::Raft::snapshot_stored) — or, if it could
+/// not, [`Raft::snapshot_failed`](crate::Raft::snapshot_failed). Only then
+/// does the engine issue the `Snapshot` record naming them.
+pub struct SnapshotJob {
+    /// What the snapshot's journal record will say (its `id` is the index).
+    pub meta: SnapshotMeta,
+    sessions: Sessions,
+    state: Box<dyn FrozenState>,
+}
+
+impl SnapshotJob {
+    pub(crate) fn new(meta: SnapshotMeta, sessions: Sessions, state: Box<dyn FrozenState>) -> Self {
+        SnapshotJob { meta, sessions, state }
+    }
+
+    /// Encodes the snapshot: the bytes the engine would have encoded itself
+    /// at `meta.index` ([`SnapshotBody::encode`] of the state then).
+    pub fn build(&self) -> Snapshot {
+        let state = self.state.encode();
+        let data = encode_parts(BodyRef {
+            index: self.meta.index,
+            term: self.meta.term,
+            membership: &self.meta.membership,
+            sessions: &self.sessions,
+            state: &state,
+        });
+        Snapshot { meta: self.meta.clone(), data }
+    }
+}
+
+impl fmt::Debug for SnapshotJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotJob").field("meta", &self.meta).finish_non_exhaustive()
     }
 }
 

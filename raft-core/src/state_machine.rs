@@ -3,6 +3,7 @@
 //! The engine owns it and applies committed entries to it synchronously, inside
 //! the step that commits them, so a reply can go out right after each apply.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -50,8 +51,36 @@ pub trait StateMachine {
     }
     /// Serialises the whole state (for snapshots).
     fn snapshot(&self) -> Vec<u8>;
+    /// A copy of the state as it is now, to be serialised later — possibly
+    /// on another thread, while this machine applies on (the engine's
+    /// snapshots with [`Config::async_snapshots`](crate::Config::async_snapshots)).
+    /// Its [`FrozenState::encode`] must return exactly what
+    /// [`StateMachine::snapshot`] returns now. The default encodes at once;
+    /// a machine whose state is large overrides it with a copy that is
+    /// cheaper to make than its encoding.
+    fn freeze(&self) -> Box<dyn FrozenState> {
+        Box::new(EncodedState(self.snapshot()))
+    }
     /// Replaces the state with a snapshot's.
     fn restore(&mut self, data: &[u8]) -> Result<(), RestoreError>;
+}
+
+/// A state machine's state frozen at one index ([`StateMachine::freeze`]),
+/// encoded later. `Send + Sync`: a host encodes it on a thread of its own.
+pub trait FrozenState: Send + Sync {
+    /// The bytes [`StateMachine::snapshot`] returned when the state was frozen.
+    fn encode(&self) -> Vec<u8>;
+}
+
+/// A state that was encoded when it was frozen (the default
+/// [`StateMachine::freeze`]).
+#[derive(Clone, Debug)]
+pub struct EncodedState(pub Vec<u8>);
+
+impl FrozenState for EncodedState {
+    fn encode(&self) -> Vec<u8> {
+        self.0.clone()
+    }
 }
 
 /// A snapshot could not be restored.

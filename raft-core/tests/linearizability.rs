@@ -32,6 +32,7 @@ fn kv_histories_are_linearizable_under_faults() {
     let started = std::time::Instant::now();
     let (mut ops, mut completed, mut crashes) = (0usize, 0usize, 0u64);
     let (mut watches, mut frames, mut lease_runs, mut lease_reads) = (0usize, 0usize, 0usize, 0u64);
+    let (mut async_runs, mut built) = (0usize, 0u64);
     let seeds = seeds();
     for &s in &seeds {
         let r = checked_run(s, EVENTS, Bugs::default());
@@ -57,11 +58,18 @@ fn kv_histories_are_linearizable_under_faults() {
         frames += r.frames;
         lease_runs += usize::from(r.leases);
         lease_reads += r.lease_reads;
+        async_runs += usize::from(r.async_snapshots && r.snapshots_built > 0);
+        built += r.snapshots_built;
+    }
+    if seeds.len() >= 50 {
+        // The checks covered snapshots built off the event loop, not just
+        // runs configured for them.
+        assert!(async_runs * 10 >= seeds.len(), "only {async_runs} runs built a snapshot off the loop");
     }
     assert!(completed > seeds.len() * 20, "too few operations completed ({completed}) for the runs to mean much");
     println!(
         "{} seeds ({lease_runs} with lease reads, {lease_reads} reads on a lease): {ops} operations ({completed} completed), {crashes} crashes, \
-         {watches} watches ({frames} frames), 0 violations, in {:.2?}",
+         {watches} watches ({frames} frames), {built} snapshots built off the loop in {async_runs} runs, 0 violations, in {:.2?}",
         seeds.len(),
         started.elapsed()
     );

@@ -4,15 +4,21 @@
 
 mod common;
 use common::*;
+use raft_core::kv::KvOp;
 use raft_core::rng::Rng;
 use raft_core::sim::{Sim, SimConfig};
+use raft_core::snapshot::SnapshotBody;
+use raft_core::{KvStore, StateMachine};
 
 /// The lab's SnapShotInterval.
 const INTERVAL: u64 = 10;
 
-fn snap_sim(seed: u64) -> Sim {
+/// `off_loop`: snapshots are built by the host after a delay, while the node
+/// applies on ([`raft_core::Config::async_snapshots`]).
+fn snap_sim(seed: u64, off_loop: bool) -> Sim {
     let mut cfg = SimConfig { nodes: 3, seed, segment_bytes: 4 << 10, ..SimConfig::default() };
     cfg.raft.snapshot_entries = INTERVAL;
+    cfg.raft.async_snapshots = off_loop;
     cfg.raft.snapshot_chunk_bytes = 64; // several chunks per snapshot
     Sim::new(cfg)
 }
@@ -35,8 +41,8 @@ fn check_persisted_small(sim: &Sim) {
 }
 
 /// The lab's snapcommon.
-fn snapcommon(seed: u64, disconnect: bool, reliable: bool, crash: bool) {
-    let mut sim = snap_sim(seed);
+fn snapcommon(seed: u64, disconnect: bool, reliable: bool, crash: bool, off_loop: bool) {
+    let mut sim = snap_sim(seed, off_loop);
     let mut rng = Rng::new(seed);
     if !reliable {
         sim.set_network(0.1, 0.05, 0.0);
@@ -93,34 +99,118 @@ fn snapcommon(seed: u64, disconnect: bool, reliable: bool, crash: bool) {
 
 #[test]
 fn snapshot_basic_3d() {
-    snapcommon(seed(61), false, true, false);
+    snapcommon(seed(61), false, true, false, false);
 }
 
 #[test]
 fn snapshot_install_3d() {
-    snapcommon(seed(62), true, true, false);
+    snapcommon(seed(62), true, true, false, false);
 }
 
 #[test]
 fn snapshot_install_unreliable_3d() {
-    snapcommon(seed(63), true, false, false);
+    snapcommon(seed(63), true, false, false, false);
 }
 
 #[test]
 fn snapshot_install_crash_3d() {
-    snapcommon(seed(64), false, true, true);
+    snapcommon(seed(64), false, true, true, false);
 }
 
 #[test]
 fn snapshot_install_uncrash_3d() {
-    snapcommon(seed(65), false, false, true);
+    snapcommon(seed(65), false, false, true, false);
+}
+
+#[test]
+fn snapshot_install_unreliable_3d_off_loop() {
+    snapcommon(seed(163), true, false, false, true);
+}
+
+#[test]
+fn snapshot_install_crash_3d_off_loop() {
+    snapcommon(seed(164), false, true, true, true);
+}
+
+#[test]
+fn snapshot_install_uncrash_3d_off_loop() {
+    snapcommon(seed(165), false, false, true, true);
+}
+
+fn put(key: u64, value: u64) -> Vec<u8> {
+    KvOp::Put { key: format!("k{key:03}"), value: format!("v{value}") }.encode()
+}
+
+#[test]
+fn a_snapshot_built_off_the_loop_holds_exactly_its_index() {
+    // Building takes 300 ms here, while writes keep coming: the snapshot must
+    // hold the state as of the index it was frozen at, none of the writes
+    // applied while it was being built; and a node restarted from it plus the
+    // journal's tail must end up with the same state as its peers.
+    let s = seed(69);
+    let mut sim = {
+        let mut cfg = SimConfig { nodes: 3, seed: s, segment_bytes: 4 << 10, ..SimConfig::default() };
+        cfg.raft.snapshot_entries = 50;
+        cfg.raft.async_snapshots = true;
+        cfg.snapshot_build_us = (300_000, 300_001);
+        cfg.snapshot_build_failure = 0.0;
+        Sim::new(cfg)
+    };
+    one(&mut sim, put(0, 0), 3, true);
+    let leader = check_one_leader(&mut sim);
+    let mut n = 1;
+    // Write until the leader hands a snapshot to build.
+    let frozen_at = loop {
+        one(&mut sim, put(n % 20, n), 3, true);
+        n += 1;
+        if let Some(i) = sim.raft(leader).and_then(|r| r.snapshot_building()) {
+            break i;
+        }
+        assert!(n < 500, "no snapshot was started");
+    };
+    let state_then = sim.raft(leader).unwrap().state_machine().clone();
+    assert_eq!(state_then.revision(), frozen_at);
+    // More writes while it builds, overwriting the same keys.
+    let mut during = 0;
+    while sim.raft(leader).and_then(|r| r.snapshot_building()).is_some() {
+        let _ = sim.propose(leader, put(n % 20, n));
+        n += 1;
+        during += 1;
+        sim.run_for(5 * MS);
+    }
+    assert!(during > 10, "only {during} writes were proposed while the snapshot was built");
+    let r = sim.raft(leader).unwrap();
+    assert!(r.applied_index() > frozen_at + 10, "the node did not apply on while the snapshot was built");
+    let snap = r.snapshot().expect("the built snapshot was adopted").clone();
+    assert_eq!(snap.meta.index, frozen_at);
+    let file = sim.node(leader).disk.snapshots.get(&snap.meta.id).expect("the snapshot file is on the disk").clone();
+    assert_eq!(file, snap.data);
+    let body = SnapshotBody::decode(&file, 1 << 30).unwrap();
+    let mut restored = KvStore::default();
+    restored.restore(&body.state).unwrap();
+    assert!(restored == state_then, "the snapshot does not hold the state of its index");
+    assert!(restored != *r.state_machine(), "later writes should have changed the live state");
+    // Let the record become durable and the log compact, then restart the
+    // node from the snapshot and the journal's tail.
+    one(&mut sim, put(999, 0), 3, true);
+    assert!(sim.raft(leader).unwrap().log().snapshot_index() >= frozen_at, "the log was not compacted");
+    sim.crash(leader);
+    sim.restart(leader);
+    for i in 0..20 {
+        one(&mut sim, put(i, 10_000 + i), 3, true);
+    }
+    sim.run_for(SEC);
+    let states: Vec<KvStore> = sim.ids().iter().map(|&id| sim.raft(id).unwrap().state_machine().clone()).collect();
+    assert!(states.iter().all(|st| *st == states[0]), "a restarted node differs from its peers");
+    assert!(sim.stats.snapshots_built >= 1);
+    assert_safe(&sim);
 }
 
 #[test]
 fn snapshot_install_is_exercised() {
     // A follower cut off while the others snapshot past its log must be brought
     // back by InstallSnapshot, not by replaying entries.
-    let mut sim = snap_sim(seed(66));
+    let mut sim = snap_sim(seed(66), false);
     one(&mut sim, cmd(1), 3, true);
     let leader = check_one_leader(&mut sim);
     let lagger = leader % 3 + 1;
@@ -140,7 +230,7 @@ fn snapshot_install_is_exercised() {
 fn snapshot_all_crash_3d() {
     // Crash and restart all servers after snapshots: the commit index never goes back.
     let s = seed(67);
-    let mut sim = snap_sim(s);
+    let mut sim = snap_sim(s, false);
     let mut rng = Rng::new(s);
     one(&mut sim, cmd(rng.next_u64()), 3, true);
     for _ in 0..5 {
@@ -165,7 +255,7 @@ fn snapshot_all_crash_3d() {
 fn snapshot_init_3d() {
     // A node restarted from a snapshot reports the right state.
     let s = seed(68);
-    let mut sim = snap_sim(s);
+    let mut sim = snap_sim(s, false);
     let mut rng = Rng::new(s);
     one(&mut sim, cmd(rng.next_u64()), 3, true);
     for _ in 0..=INTERVAL {

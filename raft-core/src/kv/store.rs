@@ -14,6 +14,7 @@
 //! benches --bench store_choice`). Ordered reads and snapshots decided it;
 //! a B-tree also needs no hash seed to resist keys chosen to collide.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -27,7 +28,7 @@ use super::spec::page_with;
 use super::watch::{Change, EventLog, WindowLimits};
 use super::{prefix_end, KeyValue, KvOp, KvOutput, TxnOp, TxnResult};
 use crate::codec;
-use crate::state_machine::{RestoreError, StateMachine};
+use crate::state_machine::{FrozenState, RestoreError, StateMachine};
 use crate::types::{Bytes, Index};
 
 /// The store's limits. `max_leases` and `tick_ms` decide outputs, so they
@@ -154,6 +155,56 @@ struct Wire<'a> {
     #[serde(borrow)]
     keys: Vec<(&'a str, &'a str, u64, u64, u64, u64)>,
     leases: Vec<(u64, u64, u64, u64)>,
+}
+
+/// [`Wire`] as it is written: the keys straight from the map, without a
+/// vector of rows in between (same bytes: postcard writes a sequence as its
+/// length and its elements, wherever they come from).
+#[derive(Serialize)]
+struct WireOut<'a> {
+    revision: u64,
+    clock: u64,
+    keys: KeysOut<'a>,
+    leases: &'a [(u64, u64, u64, u64)],
+}
+
+/// The map's rows in key order, serialised one by one.
+struct KeysOut<'a>(&'a BTreeMap<Arc<str>, Record>);
+
+impl Serialize for KeysOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|(k, r)| (&**k, &*r.value, r.create, r.modr, r.version, r.lease)))
+    }
+}
+
+/// The snapshot bytes of a store: [`StateMachine::snapshot`] and a frozen
+/// copy's [`FrozenState::encode`] both come here. `bytes` (of keys and
+/// values) sizes the buffer so that it is not regrown while it fills.
+fn encode_snapshot(
+    map: &BTreeMap<Arc<str>, Record>,
+    leases: &[(u64, u64, u64, u64)],
+    revision: u64,
+    clock: u64,
+    bytes: usize,
+) -> Vec<u8> {
+    let wire = WireOut { revision, clock, keys: KeysOut(map), leases };
+    let out = Vec::with_capacity(bytes + 24 * map.len() + 40 * leases.len() + 32);
+    postcard::to_extend(&wire, out).unwrap_or_default()
+}
+
+/// The store's replicated state frozen by [`StateMachine::freeze`].
+struct FrozenKv {
+    map: BTreeMap<Arc<str>, Record>,
+    leases: Vec<(u64, u64, u64, u64)>,
+    revision: u64,
+    clock: u64,
+    bytes: usize,
+}
+
+impl FrozenState for FrozenKv {
+    fn encode(&self) -> Vec<u8> {
+        encode_snapshot(&self.map, &self.leases, self.revision, self.clock, self.bytes)
+    }
 }
 
 impl KvStore {
@@ -536,9 +587,21 @@ impl StateMachine for KvStore {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        let keys = self.map.iter().map(|(k, r)| (&**k, &*r.value, r.create, r.modr, r.version, r.lease)).collect();
-        let wire = Wire { revision: self.revision, clock: self.clock, keys, leases: self.leases.to_wire() };
-        postcard::to_allocvec(&wire).unwrap_or_default()
+        encode_snapshot(&self.map, &self.leases.to_wire(), self.revision, self.clock, self.bytes)
+    }
+
+    /// A copy of the keys and leases (not the events window, which is not
+    /// in snapshots): the map's B-tree nodes are copied on the event loop
+    /// (keys and values are shared `Arc<str>`s, so not their bytes), but no
+    /// encoding and no checksum, which the host does on a thread of its own.
+    fn freeze(&self) -> Box<dyn FrozenState> {
+        Box::new(FrozenKv {
+            map: self.map.clone(),
+            leases: self.leases.to_wire(),
+            revision: self.revision,
+            clock: self.clock,
+            bytes: self.bytes,
+        })
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), RestoreError> {
@@ -763,6 +826,25 @@ mod tests {
         assert!(kv.validate_command(&KvOp::Count { from: s("a"), to: None }.encode()).is_err());
         assert!(kv.validate_query(&KvOp::Get { key: s("a") }.encode()).is_ok());
         assert!(kv.validate_query(&KvOp::Delete { key: s("a") }.encode()).is_err());
+    }
+
+    #[test]
+    fn a_frozen_copy_encodes_what_the_snapshot_said_when_frozen() {
+        let mut kv = KvStore::default();
+        write(&mut kv, 1, &KvOp::Put { key: s("a"), value: s("1") });
+        write(&mut kv, 2, &KvOp::LeaseGrant { ttl: 50 });
+        write(&mut kv, 3, &KvOp::PutLease { key: s("b"), value: s("22"), lease: 2 });
+        let then = kv.snapshot();
+        let frozen = kv.freeze();
+        write(&mut kv, 4, &KvOp::Put { key: s("a"), value: s("changed") });
+        write(&mut kv, 5, &KvOp::Delete { key: s("b") });
+        write(&mut kv, 6, &KvOp::Put { key: s("c"), value: s("new") });
+        assert_eq!(frozen.encode(), then, "later writes leaked into the frozen copy");
+        assert_ne!(kv.snapshot(), then);
+        // The streaming encoder writes what the row vector used to.
+        let rows = kv.map.iter().map(|(k, r)| (&**k, &*r.value, r.create, r.modr, r.version, r.lease));
+        let wire = Wire { revision: kv.revision, clock: kv.clock, keys: rows.collect(), leases: kv.leases.to_wire() };
+        assert_eq!(postcard::to_allocvec(&wire).unwrap(), kv.snapshot());
     }
 
     #[test]

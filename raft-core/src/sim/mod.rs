@@ -22,6 +22,7 @@ pub mod workload;
 use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cmp::Reverse;
 
@@ -33,6 +34,7 @@ use crate::membership::Member;
 use crate::message::Message;
 use crate::raft::{Bugs, Config, Event, ProposeError, Raft};
 use crate::rng::Rng;
+use crate::snapshot::SnapshotJob;
 use crate::types::{HardState, Index, NodeId, Role, Seq, Term};
 use clients::{ClientConfig, SimClient};
 use invariants::Invariants;
@@ -73,6 +75,14 @@ pub struct SimConfig {
     /// ([`Raft::set_clock`]) reads that much ahead or behind. Lease reads
     /// must allow at least this much drift.
     pub clock_drift_ppm: u32,
+    /// With `raft.async_snapshots`: how long a host takes to build and store
+    /// a snapshot off its event loop, from the `Ready` that asked to the
+    /// report (the node applies on meanwhile).
+    pub snapshot_build_us: (u64, u64),
+    /// With `raft.async_snapshots`: the probability that building or
+    /// storing a snapshot fails (a full disk), reported with
+    /// [`Raft::snapshot_failed`].
+    pub snapshot_build_failure: f64,
 }
 
 impl Default for SimConfig {
@@ -91,6 +101,8 @@ impl Default for SimConfig {
             raft: Config::new(1, alloc::vec![1]),
             snapshot_entries_by_node: Vec::new(),
             clock_drift_ppm: 0,
+            snapshot_build_us: (500, 50_000),
+            snapshot_build_failure: 0.05,
         }
     }
 }
@@ -114,6 +126,7 @@ enum Action {
     ClientReply { token: ClientToken, reply: ClientReply },
     ClientWake { client: usize, attempt: u64 },
     ClientRetry { client: usize, attempt: u64 },
+    SnapshotBuilt { node: usize, inc: u64, job: Arc<SnapshotJob> },
 }
 
 /// An action due at a time; ordered by (time, id) so equal times keep the
@@ -303,6 +316,10 @@ pub struct Stats {
     pub lease_reads: u64,
     /// Syncs (fsyncs) the simulated disks performed.
     pub syncs: u64,
+    /// Snapshots built and stored off the event loop (`async_snapshots`).
+    pub snapshots_built: u64,
+    /// Snapshot builds that failed (and were reported so).
+    pub snapshot_builds_failed: u64,
     /// Messages handed to the network per directed link and kind
     /// (from, to, [`crate::message::Body::name`]), lost or not.
     pub per_link: BTreeMap<(NodeId, NodeId, &'static str), u64>,
@@ -479,7 +496,9 @@ impl Sim {
     /// The slot an action is for, if it is for one node.
     fn action_slot(&self, a: &Action) -> Option<usize> {
         match a {
-            Action::Tick { node, .. } | Action::DiskDone { node, .. } => Some(*node),
+            Action::Tick { node, .. } | Action::DiskDone { node, .. } | Action::SnapshotBuilt { node, .. } => {
+                Some(*node)
+            }
             Action::ClientSend { node, .. } => Some(self.slot(*node)),
             Action::Deliver { id } => self.inflight.get(id).map(|f| self.slot(f.msg.to)),
             _ => None,
@@ -534,6 +553,11 @@ impl Sim {
             Action::DiskDone { node, inc, seq } => {
                 if self.nodes[node].inc == inc {
                     self.disk_done(node, seq);
+                }
+            }
+            Action::SnapshotBuilt { node, inc, job } => {
+                if self.nodes[node].inc == inc {
+                    self.snapshot_built(node, &job);
                 }
             }
             Action::Restart { node } => {
@@ -637,6 +661,12 @@ impl Sim {
                 self.nodes[k].applied.clear();
                 self.nodes[k].applied_base = s.meta.index;
             }
+        }
+        // 0b. A snapshot to build off the loop: reported after a while.
+        if let Some(job) = ready.snapshot_job {
+            let lat = self.rng.range(self.cfg.snapshot_build_us.0, self.cfg.snapshot_build_us.1);
+            let inc = self.nodes[k].inc;
+            self.schedule(now + lat, Action::SnapshotBuilt { node: k, inc, job });
         }
         let snapshot_records: Vec<(Seq, Record)> =
             ready.records.iter().filter(|r| matches!(r.1, Record::Snapshot(_))).cloned().collect();
@@ -849,6 +879,30 @@ impl Sim {
         self.nodes[k].disk.syncing = true;
         let inc = self.nodes[k].inc;
         self.schedule(self.now + lat, Action::DiskDone { node: k, inc, seq: last });
+    }
+
+    /// A host's snapshot builder finished node `k`'s job: the file is
+    /// written (and synced) before the engine hears of it, or the build
+    /// failed. The state it holds is the one frozen when the job was issued,
+    /// however far the node applied since.
+    fn snapshot_built(&mut self, k: usize, job: &SnapshotJob) {
+        if self.nodes[k].raft.is_none() {
+            return;
+        }
+        if self.rng.chance(self.cfg.snapshot_build_failure) {
+            self.stats.snapshot_builds_failed += 1;
+            if let Some(r) = self.nodes[k].raft.as_mut() {
+                r.snapshot_failed(job.meta.index);
+            }
+        } else {
+            let snap = job.build();
+            self.stats.snapshots_built += 1;
+            self.nodes[k].disk.snapshots.insert(snap.meta.id, snap.data.clone());
+            if let Some(r) = self.nodes[k].raft.as_mut() {
+                r.snapshot_stored(Arc::new(snap));
+            }
+        }
+        self.drain(k);
     }
 
     // ------------------------------------------------------------------

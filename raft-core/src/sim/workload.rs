@@ -53,6 +53,10 @@ pub struct RunReport {
     pub leases: bool,
     /// Reads answered under a lease.
     pub lease_reads: u64,
+    /// Whether the nodes built their snapshots off the event loop.
+    pub async_snapshots: bool,
+    /// Snapshots built off the loop and reported stored.
+    pub snapshots_built: u64,
 }
 
 impl RunReport {
@@ -95,6 +99,10 @@ pub fn checked_run(seed: u64, events: u64, bugs: Bugs) -> RunReport {
         cfg.raft.lease_reads = Some(LeaseTiming { tick: cfg.tick_us, drift_ppm: SIM_DRIFT_PPM });
         cfg.clock_drift_ppm = SIM_DRIFT_PPM;
     }
+    // Half the runs build their snapshots off the event loop (as the native
+    // host does): a frozen copy handed over, reported stored or failed later.
+    // Also from a PRNG of its own.
+    cfg.raft.async_snapshots = Rng::new(seed ^ 0x05A9_5A05).chance(0.5);
     let mut sim = Sim::new(cfg);
     sim.start_clients(ClientConfig {
         clients: rng.range(2, 6) as usize,
@@ -188,5 +196,7 @@ pub fn checked_run(seed: u64, events: u64, bugs: Bugs) -> RunReport {
         watch_violations,
         leases,
         lease_reads: sim.stats.lease_reads,
+        async_snapshots: sim.config().raft.async_snapshots,
+        snapshots_built: sim.stats.snapshots_built,
     }
 }

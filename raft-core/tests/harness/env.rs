@@ -466,7 +466,13 @@ impl Env {
     fn handle_ready(&mut self, id: NodeId, ready: Ready) -> Vec<String> {
         let mut lines = Vec::new();
         let Some(node) = self.nodes.get_mut(&id) else { return lines };
-        let Ready { records, messages, applied, replies, snapshot, events, must_sync } = ready;
+        let Ready { records, messages, applied, replies, snapshot, snapshot_job, events, must_sync } = ready;
+        if let Some(job) = snapshot_job {
+            // The scripts run with snapshots built in the step
+            // (`async_snapshots` off): a job here is a change of contract.
+            let at = text::pos(job.meta.index, job.meta.term);
+            self.violations.push(format!("node {id}: handed a snapshot to build at {at} with async_snapshots off"));
+        }
         if let Some(s) = snapshot {
             let meta = &s.snapshot.meta;
             let how = if s.installed { "installed" } else { "taken" };
