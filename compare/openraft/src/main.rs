@@ -10,6 +10,8 @@
 //! sending the next, until WRITES writes are done. Prints the result the way
 //! raftkv's example does, then the CPU time the timed part used.
 
+#[cfg(test)]
+mod conformance;
 mod cpu_time;
 mod kv_machine;
 mod log_store;
@@ -113,9 +115,18 @@ async fn start_cluster() -> Result<Cluster, String> {
     Ok(Cluster { rafts, machines })
 }
 
+/// What a closed-loop run did.
+struct Outcome {
+    /// From the first write sent to the last reply.
+    elapsed: Duration,
+    /// Writes each client completed (which client takes the next write from
+    /// the budget is up to the scheduler).
+    per_client: Vec<u64>,
+}
+
 /// Runs the closed loop: `clients` tasks share a budget of `writes`; each
 /// takes one write from it, awaits it, and takes the next.
-async fn closed_loop(leader: &Raft<types::Config>, clients: u64, writes: u64) -> Result<Duration, String> {
+async fn closed_loop(leader: &Raft<types::Config>, clients: u64, writes: u64) -> Result<Outcome, String> {
     let budget = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let tasks: Vec<_> = (0..clients)
@@ -125,23 +136,27 @@ async fn closed_loop(leader: &Raft<types::Config>, clients: u64, writes: u64) ->
             let key = format!("k{i}");
             let value = "v".repeat(VALUE_BYTES);
             tokio::spawn(async move {
+                let mut done = 0u64;
                 while budget.fetch_add(1, Ordering::Relaxed) < writes {
                     let put = Put { key: key.clone(), value: value.clone() };
                     leader.client_write(put).await.map_err(|e| format!("client {i}: write failed: {e}"))?;
+                    done += 1;
                 }
-                Ok::<(), String>(())
+                Ok::<u64, String>(done)
             })
         })
         .collect();
+    let mut per_client = Vec::with_capacity(tasks.len());
     for t in tasks {
-        t.await.map_err(|e| format!("a client task died: {e}"))??;
+        per_client.push(t.await.map_err(|e| format!("a client task died: {e}"))??);
     }
-    Ok(start.elapsed())
+    Ok(Outcome { elapsed: start.elapsed(), per_client })
 }
 
 /// Waits until every replica has applied what the leader has, then checks
-/// that all hold the same map, with the keys the clients wrote.
-async fn check_replicas(cluster: &Cluster, clients: u64, writes: u64) -> Result<(), String> {
+/// that all hold the same map: a 16-byte value under the key of every client
+/// that wrote, and nothing else.
+async fn check_replicas(cluster: &Cluster, per_client: &[u64]) -> Result<(), String> {
     let leader = &cluster.rafts[&NODES[0]];
     let applied = leader.metrics().borrow().last_applied.map(|l| l.index);
     for (id, raft) in &cluster.rafts {
@@ -151,9 +166,17 @@ async fn check_replicas(cluster: &Cluster, clients: u64, writes: u64) -> Result<
             .map_err(|e| format!("node {id}: {e}"))?;
     }
     let (_, reference) = cluster.machines[&NODES[0]].contents();
-    let expected_keys = clients.min(writes) as usize;
-    if reference.len() != expected_keys || reference.values().any(|v| v.len() != VALUE_BYTES) {
-        return Err(format!("node 1 holds {} keys, {expected_keys} expected", reference.len()));
+    let expected: BTreeSet<String> =
+        per_client.iter().enumerate().filter(|(_, &n)| n > 0).map(|(i, _)| format!("k{i}")).collect();
+    if !reference.keys().eq(expected.iter()) {
+        return Err(format!(
+            "node 1 holds {} keys, not the {} keys of the clients that wrote",
+            reference.len(),
+            expected.len()
+        ));
+    }
+    if reference.values().any(|v| v.len() != VALUE_BYTES) {
+        return Err("node 1 holds a value of the wrong size".to_string());
     }
     for (id, machine) in &cluster.machines {
         if machine.contents().1 != reference {
@@ -167,7 +190,8 @@ async fn run(args: &Args) -> Result<(), String> {
     let cluster = start_cluster().await?;
     let leader = &cluster.rafts[&NODES[0]];
     let cpu_before = CpuTime::now().ok_or("getrusage failed")?;
-    let elapsed = closed_loop(leader, args.clients, args.writes).await?;
+    let outcome = closed_loop(leader, args.clients, args.writes).await?;
+    let elapsed = outcome.elapsed;
     let cpu = CpuTime::now().ok_or("getrusage failed")?.since(cpu_before);
     let (clients, total) = (args.clients, args.writes);
     println!("{clients} clients: {total} writes in {elapsed:.2?} = {:.0}/s", total as f64 / elapsed.as_secs_f64());
@@ -179,7 +203,11 @@ async fn run(args: &Args) -> Result<(), String> {
         args.threads,
         total as f64 / cpu.total().as_secs_f64().max(1e-9),
     );
-    check_replicas(&cluster, args.clients, args.writes).await?;
+    let completed: u64 = outcome.per_client.iter().sum();
+    if completed != args.writes {
+        return Err(format!("{completed} writes completed, {} asked for", args.writes));
+    }
+    check_replicas(&cluster, &outcome.per_client).await?;
     for (id, raft) in &cluster.rafts {
         raft.shutdown().await.map_err(|e| format!("node {id} shutdown: {e}"))?;
     }
