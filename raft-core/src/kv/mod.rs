@@ -356,6 +356,21 @@ pub struct KeyValue {
     pub lease: u64,
 }
 
+impl KeyValue {
+    /// What a delete event carries as its key-value: the key, and the
+    /// revision of the delete as its `mod_revision`; nothing else.
+    pub fn deleted(key: &str, revision: u64) -> KeyValue {
+        KeyValue {
+            key: String::from(key),
+            value: String::new(),
+            create_revision: 0,
+            mod_revision: revision,
+            version: 0,
+            lease: 0,
+        }
+    }
+}
+
 /// The result of one operation in a transaction.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TxnResult {

@@ -76,14 +76,7 @@ pub fn appended(cur: Option<&KeyValue>, key: &str, fragment: &str, revision: u64
 /// What a delete event carries as its key-value: the key, and the
 /// revision of the delete as its `mod_revision`; nothing else.
 pub fn deleted_event(key: &str, revision: u64) -> KeyValue {
-    KeyValue {
-        key: String::from(key),
-        value: String::new(),
-        create_revision: 0,
-        mod_revision: revision,
-        version: 0,
-        lease: 0,
-    }
+    KeyValue::deleted(key, revision)
 }
 
 impl Spec {

@@ -117,7 +117,7 @@ impl Change {
     fn event(&self, prev_kv: bool) -> Event {
         let kv = match &self.now {
             Some(r) => r.kv(),
-            None => super::spec::deleted_event(&self.key, self.revision),
+            None => KeyValue::deleted(&self.key, self.revision),
         };
         let prev = if prev_kv { self.prev.as_ref().map(Record::kv) } else { None };
         Event { revision: self.revision, sub: self.sub, kind: self.kind, kv, prev }
