@@ -83,7 +83,8 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 impl Tokens {
-    /// The tokens of `cfg` (checked: see [`Tokens::check`]).
+    /// The tokens of `cfg` (validated with the rest of it by
+    /// [`Config::validate`]; an entry whose hash is not hex is skipped).
     pub fn new(cfg: &Config) -> Tokens {
         Tokens {
             entries: cfg
