@@ -631,36 +631,9 @@ async fn sessions_are_kept_alive_or_reopened() {
 /// Ctrl-C stops them all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_command_starts_serves_and_stops() {
-    use std::io::BufRead;
     let started = Instant::now();
     let c = Cluster::configure("main", 3, "");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
-        .args(["cluster", "--demo", "127.0.0.1:0", "--dir"])
-        .arg(c.dir.join("cluster"))
-        .arg("--config")
-        .arg(&c.config)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut demo = None;
-    loop {
-        let line = rx.recv_timeout(WAIT).expect("cluster prints its URLs");
-        if let Some(rest) = line.trim().strip_prefix("web demo: http://") {
-            demo = rest.split('/').next().map(str::to_string);
-        }
-        if line.contains("Ctrl-C stops the cluster") {
-            break;
-        }
-    }
-    let demo = format!("http://{}", demo.expect("the demo URL is printed"));
+    let (mut child, demo) = c.start_cluster_command();
     c.wait_leader(&c.ids()).await;
     let page = raftkv::http::get(&demo, "/").await.unwrap();
     assert!(page.contains("raftkv"), "{page}");

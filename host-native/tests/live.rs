@@ -253,7 +253,6 @@ struct Supervised {
 
 impl Supervised {
     fn start(name: &str) -> Supervised {
-        use std::io::BufRead;
         let (admin, read) = ("ops-token-for-tests".to_string(), "viewer-token-for-tests".to_string());
         let tok = |n: &str, role: &str, t: &str| {
             format!(
@@ -263,33 +262,7 @@ impl Supervised {
         };
         let extra = format!("{}{}", tok("ops", "admin", &admin), tok("viewer", "read", &read));
         let c = Cluster::configure(name, 3, &extra);
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
-            .args(["cluster", "--demo", "127.0.0.1:0", "--dir"])
-            .arg(c.dir.join("cluster"))
-            .arg("--config")
-            .arg(&c.config)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut web = None;
-        loop {
-            let line = rx.recv_timeout(WAIT).expect("cluster prints its URLs");
-            if let Some(rest) = line.trim().strip_prefix("web demo: http://") {
-                web = rest.split('/').next().map(str::to_string);
-            }
-            if line.contains("Ctrl-C stops the cluster") {
-                break;
-            }
-        }
-        let web = format!("http://{}", web.expect("the web port is printed"));
+        let (child, web) = c.start_cluster_command();
         Supervised { c, child, web, admin, read }
     }
 

@@ -147,6 +147,40 @@ impl Cluster {
         self.children[idx] = Some(child);
     }
 
+    /// Runs `raftkv cluster --demo 127.0.0.1:0` on this cluster's config
+    /// (data in `DIR/cluster`) and waits until it has printed its URLs:
+    /// the process and the web page's `http://HOST:PORT`.
+    pub fn start_cluster_command(&self) -> (Child, String) {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+            .args(["cluster", "--demo", "127.0.0.1:0", "--dir"])
+            .arg(self.dir.join("cluster"))
+            .arg("--config")
+            .arg(&self.config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start raftkv cluster");
+        let out = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut web = None;
+        loop {
+            let line = rx.recv_timeout(WAIT).expect("cluster prints its URLs");
+            if let Some(rest) = line.trim().strip_prefix("web demo: http://") {
+                web = rest.split('/').next().map(str::to_string);
+            }
+            if line.contains("Ctrl-C stops the cluster") {
+                break;
+            }
+        }
+        (child, format!("http://{}", web.expect("the web port is printed")))
+    }
+
     /// Whether node `id` has a process (started and not killed).
     pub fn running(&self, id: u64) -> bool {
         self.children.get(id as usize - 1).is_some_and(|c| c.is_some())

@@ -178,7 +178,7 @@ impl EventLog {
     }
 
     /// Adds an event (events arrive in `(revision, sub)` order). The store
-    /// records its own changes without copying ([`EventLog::record`]); this
+    /// records its own changes without copying (`EventLog::record`); this
     /// copies the event's bytes, for hosts' tests and tools.
     pub fn push(&mut self, e: Event) {
         self.record(Change::of(&e));
