@@ -3,8 +3,9 @@
 //! log views.
 //!
 //! The node task owns a [`LiveFeed`]. Once per tick it asks whether anyone
-//! listens ([`LiveHub::wanted`]); only then, and at most every
-//! [`MIN_INTERVAL`] (10 a second), it builds a [`LiveView`] from state the
+//! listens ([`LiveHub::wanted`]); only then, and once per [`MIN_INTERVAL`]
+//! slot of the wall clock (10 a second, lined up across the nodes so their
+//! samples are taken together), it builds a [`LiveView`] from state the
 //! core already holds (a few numbers, the last [`LOG_TAIL`] entries, the
 //! leader's progress table), compares it with the last one published and, if
 //! something changed (or [`HEARTBEAT`] passed, or a subscriber just joined),
@@ -32,8 +33,10 @@ use raft_core::progress::ProgressState;
 use raft_core::{Body, Entry, KvStore, NodeId, Payload, Raft};
 
 use crate::inbox::ConfigView;
+use crate::metrics::Metrics;
 
-/// The shortest time between two frames of one node: at most 10 a second.
+/// A node looks at its state once per slot of this length of the wall
+/// clock (the first tick in it), so it sends at most 10 frames a second.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// A frame goes out at least this often, changed or not, so a page can tell
 /// a quiet node from a stopped one.
@@ -132,7 +135,7 @@ impl LiveHub {
     }
 
     /// A new subscriber, unless the limit is reached. Its first frame comes
-    /// at the node's next tick (within [`MIN_INTERVAL`] of the last frame).
+    /// at the start of the node's next slot (within [`MIN_INTERVAL`]).
     pub fn subscribe(self: &Arc<Self>) -> Result<Subscription, TooMany> {
         let taken =
             self.subscribers.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1));
@@ -175,6 +178,52 @@ pub struct MessageCounts {
     pub sent: [u64; KINDS.len()],
     /// Messages received from peers, by kind.
     pub received: [u64; KINDS.len()],
+}
+
+/// The journal's counters (the node's [`Metrics`], which the journal thread
+/// bumps), read by the node task at a tick.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JournalCounts {
+    /// Records written since the process started.
+    pub records: u64,
+    /// Bytes written since the process started.
+    pub bytes: u64,
+    /// fsyncs since the process started (one per group-committed batch).
+    pub syncs: u64,
+}
+
+impl JournalCounts {
+    /// The counts `metrics` holds now.
+    pub fn of(metrics: &Metrics) -> JournalCounts {
+        JournalCounts {
+            records: metrics.journal_records_total.get(),
+            bytes: metrics.journal_bytes_total.get(),
+            syncs: metrics.journal_syncs_total.get(),
+        }
+    }
+}
+
+/// What a frame says about the node's journal: what it wrote since the
+/// process started, and at what rate over the last [`RATE_WINDOW`] — a
+/// group commit shows as records a second well above fsyncs a second.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LiveJournal {
+    /// Records written since start (as of the last window).
+    pub records: u64,
+    /// Bytes written since start (as of the last window).
+    pub bytes: u64,
+    /// fsyncs since start (as of the last window).
+    pub syncs: u64,
+    /// Records written a second.
+    pub records_per_s: u64,
+    /// Bytes written a second.
+    pub bytes_per_s: u64,
+    /// fsyncs a second.
+    pub syncs_per_s: u64,
+    /// Entries in the log not yet known durable (`last - durable`): what a
+    /// crash now could lose of this node's log (never a committed entry a
+    /// quorum holds).
+    pub unsynced: u64,
 }
 
 /// One log entry of a frame.
@@ -261,6 +310,8 @@ pub struct LiveView {
     pub isolated: bool,
     /// Messages by kind.
     pub msgs: LiveRates,
+    /// The journal's writes and fsyncs.
+    pub journal: LiveJournal,
 }
 
 /// A frame on the wire: the view, numbered.
@@ -282,8 +333,13 @@ pub struct LiveFeed {
     pub counts: MessageCounts,
     last: Option<(Instant, LiveView)>,
     /// Start of the current rate window and the counts at its start.
-    window: (Instant, MessageCounts),
+    window: (Instant, MessageCounts, JournalCounts),
     rates: LiveRates,
+    /// The journal's part of the frame, as of the last window (its
+    /// `unsynced` is filled in per frame).
+    journal: LiveJournal,
+    /// The wall-clock slot of the last look ([`Self::due`]).
+    slot: Option<u64>,
 }
 
 impl LiveFeed {
@@ -293,8 +349,10 @@ impl LiveFeed {
             hub,
             counts: MessageCounts::default(),
             last: None,
-            window: (Instant::now(), MessageCounts::default()),
+            window: (Instant::now(), MessageCounts::default(), JournalCounts::default()),
             rates: LiveRates::default(),
+            journal: LiveJournal::default(),
+            slot: None,
         }
     }
 
@@ -308,19 +366,26 @@ impl LiveFeed {
         self.counts.received[kind_index(body)] += 1;
     }
 
-    /// Called once per tick: publishes a frame when someone listens, the
-    /// last one is at least [`MIN_INTERVAL`] old, and something changed (or
-    /// a subscriber joined, or [`HEARTBEAT`] passed). Returns whether it did.
-    pub fn tick(&mut self, raft: &Raft<KvStore>, isolated: bool, now: Instant) -> bool {
-        self.roll_rates(now);
-        if !self.hub.wanted() {
+    /// Called once per tick with the journal's counters now, the monotonic
+    /// time and the wall clock (ms since the Unix epoch): publishes a frame
+    /// when someone listens, the tick is the first of a new wall-clock slot of
+    /// [`MIN_INTERVAL`],
+    /// and something changed (or a subscriber joined, or [`HEARTBEAT`]
+    /// passed). Returns whether it did.
+    pub fn tick(
+        &mut self,
+        raft: &Raft<KvStore>,
+        isolated: bool,
+        journal: JournalCounts,
+        now: Instant,
+        wall_ms: u64,
+    ) -> bool {
+        self.roll_rates(journal, now);
+        if !self.hub.wanted() || !self.due(now, wall_ms) {
             return false;
         }
         let age = self.last.as_ref().map(|(at, _)| now.saturating_duration_since(*at));
-        if age.is_some_and(|a| a < MIN_INTERVAL) {
-            return false;
-        }
-        let view = build_view(raft, isolated, &self.rates);
+        let view = build_view(raft, isolated, &self.rates, &self.journal);
         let joined = self.hub.joined.swap(false, Ordering::AcqRel);
         let same = self.last.as_ref().is_some_and(|(_, v)| *v == view);
         if same && !joined && age.is_some_and(|a| a < HEARTBEAT) {
@@ -338,9 +403,34 @@ impl LiveFeed {
         true
     }
 
+    /// Whether this tick may look at the node: the first tick of each
+    /// [`MIN_INTERVAL`] slot of the wall clock, and never within
+    /// [`MIN_INTERVAL`] of the last frame (a tick that comes a little early
+    /// waits for the next tick of its slot). Slots of the wall clock, not of each node's own
+    /// start, line the nodes' samples up: nodes on one machine (or on
+    /// machines whose clocks agree) sample within a tick of each other, so
+    /// the page's log table shows their tails side by side even under load
+    /// (samples taken at random phases are up to 100 ms apart, more entries
+    /// than a frame's tail holds at a few hundred writes a second). The
+    /// spacing guard keeps a stepping wall clock from raising the rate
+    /// above 10 a second.
+    fn due(&mut self, now: Instant, wall_ms: u64) -> bool {
+        let slot = wall_ms / MIN_INTERVAL.as_millis() as u64;
+        if self.slot == Some(slot) {
+            return false;
+        }
+        let recent = self.last.as_ref().is_some_and(|(at, _)| now.saturating_duration_since(*at) < MIN_INTERVAL);
+        if recent {
+            // Looked at again on a later tick of this slot.
+            return false;
+        }
+        self.slot = Some(slot);
+        true
+    }
+
     /// Starts a new rate window when the current one is over.
-    fn roll_rates(&mut self, now: Instant) {
-        let (start, base) = self.window;
+    fn roll_rates(&mut self, journal: JournalCounts, now: Instant) {
+        let (start, base, base_journal) = self.window;
         let span = now.saturating_duration_since(start);
         if span < RATE_WINDOW {
             return;
@@ -360,13 +450,22 @@ impl LiveFeed {
             }
         }
         self.rates = r;
-        self.window = (now, self.counts);
+        self.journal = LiveJournal {
+            records: journal.records,
+            bytes: journal.bytes,
+            syncs: journal.syncs,
+            records_per_s: per_s(journal.records, base_journal.records),
+            bytes_per_s: per_s(journal.bytes, base_journal.bytes),
+            syncs_per_s: per_s(journal.syncs, base_journal.syncs),
+            unsynced: 0,
+        };
+        self.window = (now, self.counts, journal);
     }
 }
 
 /// The node's view now: all of it read from the core, nothing computed per
 /// entry but the tail's summaries.
-fn build_view(raft: &Raft<KvStore>, isolated: bool, rates: &LiveRates) -> LiveView {
+fn build_view(raft: &Raft<KvStore>, isolated: bool, rates: &LiveRates, journal: &LiveJournal) -> LiveView {
     let log = raft.log();
     let last = log.last_index();
     let lo = last.saturating_sub(LOG_TAIL - 1).max(log.first_index());
@@ -413,6 +512,7 @@ fn build_view(raft: &Raft<KvStore>, isolated: bool, rates: &LiveRates) -> LiveVi
         sessions: raft.sessions().len(),
         isolated,
         msgs: rates.clone(),
+        journal: LiveJournal { unsynced: last.saturating_sub(raft.durable_index()), ..journal.clone() },
     }
 }
 
@@ -490,6 +590,91 @@ mod tests {
         hub.publish("new".into());
         assert!(s.frames.has_changed().unwrap());
         assert_eq!(s.frames.borrow().as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn frames_are_sampled_once_per_wall_clock_slot() {
+        let mut feed = LiveFeed::new(LiveHub::new(1));
+        let t0 = Instant::now();
+        let ms = |n: u64| Duration::from_millis(n);
+        // Ticks every 10 ms from wall time 1_000_030: the first tick of a
+        // slot looks, the other nine of it do not.
+        let looks: Vec<u64> = (0..30u64).filter(|i| feed.due(t0 + ms(10 * i), 1_000_030 + 10 * i)).collect();
+        assert_eq!(looks, vec![0, 7, 17, 27], "slots 10000, 10001, 10002, 10003");
+        // Two nodes whose ticks are 3 ms and 8 ms past the slot boundary
+        // look within a tick of each other, whenever each started.
+        let mut a = LiveFeed::new(LiveHub::new(1));
+        let mut b = LiveFeed::new(LiveHub::new(1));
+        let la: Vec<u64> = (0..40u64).map(|i| 5_003 + 10 * i).filter(|w| a.due(t0 + ms(*w), *w)).collect();
+        let lb: Vec<u64> = (0..40u64).map(|i| 5_008 + 10 * i).filter(|w| b.due(t0 + ms(*w), *w)).collect();
+        assert_eq!(la, vec![5_003, 5_103, 5_203, 5_303]);
+        assert_eq!(lb, vec![5_008, 5_108, 5_208, 5_308]);
+    }
+
+    #[test]
+    fn a_stepping_wall_clock_cannot_raise_the_frame_rate() {
+        let mut feed = LiveFeed::new(LiveHub::new(1));
+        let t0 = Instant::now();
+        let mut published = 0;
+        // The wall clock jumps to a new slot at every 10 ms tick for a
+        // second; a frame "sent" at each look.
+        for i in 0..100u64 {
+            let now = t0 + Duration::from_millis(10 * i);
+            if feed.due(now, 7_000_000 + 1_000 * i) {
+                published += 1;
+                feed.last = Some((now, dummy_view()));
+            }
+        }
+        assert!(published <= 10, "{published} frames in one second");
+    }
+
+    fn dummy_view() -> LiveView {
+        LiveView {
+            v: FORMAT_VERSION,
+            id: 1,
+            role: "follower",
+            term: 0,
+            leader: None,
+            voted_for: None,
+            commit: 0,
+            applied: 0,
+            last: 0,
+            durable: 0,
+            snapshot: 0,
+            log: Vec::new(),
+            peers: Vec::new(),
+            members: ConfigView { voters: Vec::new(), outgoing: Vec::new(), learners: Vec::new(), joint: false },
+            keys: 0,
+            sessions: 0,
+            isolated: false,
+            msgs: LiveRates::default(),
+            journal: LiveJournal::default(),
+        }
+    }
+
+    #[test]
+    fn journal_rates_are_counted_per_window() {
+        let mut feed = LiveFeed::new(LiveHub::new(1));
+        let t0 = Instant::now();
+        feed.window.0 = t0;
+        let counts = JournalCounts { records: 200, bytes: 20_000, syncs: 10 };
+        feed.roll_rates(counts, t0 + RATE_WINDOW / 2);
+        assert_eq!(feed.journal, LiveJournal::default(), "the window is not over yet");
+        feed.roll_rates(counts, t0 + 2 * RATE_WINDOW);
+        let expect = LiveJournal {
+            records: 200,
+            bytes: 20_000,
+            syncs: 10,
+            records_per_s: 100,
+            bytes_per_s: 10_000,
+            syncs_per_s: 5,
+            unsynced: 0,
+        };
+        assert_eq!(feed.journal, expect);
+        // The next window counts from the last one's end.
+        let later = JournalCounts { records: 230, bytes: 23_000, syncs: 13 };
+        feed.roll_rates(later, t0 + 3 * RATE_WINDOW);
+        assert_eq!((feed.journal.records_per_s, feed.journal.syncs_per_s, feed.journal.records), (30, 3, 230));
     }
 
     #[test]

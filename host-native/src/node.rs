@@ -29,7 +29,7 @@ use raft_core::{Change, ClientToken, ConfChange, Event, KvOp, KvStore, Membershi
 use crate::control::Isolation;
 use crate::inbox::{AddressBook, AdminAnswer, ConfigView, Input, PeerStatus, ReplyRoute, Status};
 use crate::journal::Batch;
-use crate::live::{LiveFeed, LiveHub};
+use crate::live::{JournalCounts, LiveFeed, LiveHub};
 use crate::metrics::Metrics;
 use crate::peer::handshake::PeerAuth;
 use crate::peer::outgoing::{run_sender, LinkConfig};
@@ -906,7 +906,11 @@ impl NodeTask {
                     self.ticks += 1;
                     self.sync_links();
                     self.tick_watches();
-                    self.live.tick(&self.raft, self.isolation.is_on(), std::time::Instant::now());
+                    let journal = JournalCounts::of(&self.metrics);
+                    let wall_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64);
+                    self.live.tick(&self.raft, self.isolation.is_on(), journal, std::time::Instant::now(), wall_ms);
                 }
                 // A poll of the watches left frames for later: take the next
                 // share now, between inputs, rather than at the next tick.

@@ -152,16 +152,20 @@ function buttons(n, controls) {
 
 function drawNodes(s) {
   const controls = !!(app.info && app.info.controls);
-  let h = '<tr><th>node</th><th>process</th><th>role</th><th>term</th><th title="commit / applied / last">c/a/l</th>'
-    + '<th title="messages a second, sent / received">msg/s</th></tr>';
+  let h = '<tr><th>node</th><th title="its role while it streams; otherwise its process: down, paused or silent">state</th>'
+    + '<th>term</th><th title="commit / applied / last">c/a/l</th>'
+    + '<th title="messages a second, sent / received">msg/s</th>'
+    + '<th title="journal records written a second / fsyncs a second">jrnl/s</th></tr>';
   for (const n of s.nodes) {
     const r = rateTotals(n.msgs);
     const proc = n.proc === 'running' && n.stale ? 'silent' : n.proc;
+    // One column for both: a streaming node's role, or what its process is.
+    const state = n.up ? n.role : proc;
     h += `<tr class="${n.id === app.selected ? 'sel' : ''}" data-row="${n.id}"><td>${n.role === 'leader' ? '★' : ''}${n.id}</td>`
-      + `<td>${esc(proc)}${n.isolated ? ' · isolated' : ''}</td>`
-      + `<td data-role="${n.id}" style="color:${ROLE_COLORS[n.role] || '#888'}">${n.up ? esc(n.role) : '–'}</td>`
+      + `<td data-role="${n.id}" style="color:${n.up ? ROLE_COLORS[n.role] || '#888' : '#888'}">${esc(state)}${n.isolated ? ' · isolated' : ''}</td>`
       + `<td class="n">${n.term}</td><td class="n">${n.commit}/${n.applied}/${n.last}</td>`
-      + `<td class="n" data-rate="${n.id}">${n.up ? `${r.sent}/${r.received}` : '–'}</td></tr>`;
+      + `<td class="n" data-rate="${n.id}">${n.up ? `${r.sent}/${r.received}` : '–'}</td>`
+      + `<td class="n" data-journal-rate="${n.id}">${n.up && n.journal ? `${n.journal.records_per_s}/${n.journal.syncs_per_s}` : '–'}</td></tr>`;
     if (controls) h += `<tr class="${n.id === app.selected ? 'sel' : ''}"><td></td><td colspan="5"><div class="controls-row">${buttons(n, controls)}</div></td></tr>`;
   }
   $('#live-nodes').innerHTML = h;
@@ -182,6 +186,21 @@ function ratesTable(m) {
   return `${h}</table>`;
 }
 
+// The journal's part of a node's details: what it wrote and synced.
+function journalTable(j) {
+  if (!j) return '<div class="hint">no journal figures yet</div>';
+  const kib = (b) => `${(b / 1024).toFixed(b < 10240 ? 1 : 0)} KiB`;
+  const rows = [
+    ['records', j.records_per_s, j.records],
+    ['bytes', kib(j.bytes_per_s), kib(j.bytes)],
+    ['fsyncs', j.syncs_per_s, j.syncs],
+  ];
+  const group = j.syncs_per_s ? ` · ${(j.records_per_s / j.syncs_per_s).toFixed(1)} records per fsync (group commit)` : '';
+  return '<table class="rates" id="journal-detail"><tr><th>journal</th><th>a second</th><th>since start</th></tr>'
+    + rows.map(([k, a, b]) => `<tr><td>${k}</td><td class="n">${a}</td><td class="n">${b}</td></tr>`).join('')
+    + `</table><div class="hint">${j.unsynced} entr${j.unsynced === 1 ? 'y' : 'ies'} not yet synced${group}</div>`;
+}
+
 function drawDetail(s) {
   const n = s.nodes.find((x) => x.id === app.selected) || s.nodes[0];
   if (!n) return;
@@ -199,7 +218,7 @@ function drawDetail(s) {
   const when = n.up ? '' : ' <span class="hint">(its last frame)</span>';
   const html = `<h2>Node ${n.id}${when}</h2>
     <table class="rates">${rows.map(([k, v]) => `<tr><td>${k}</td><td>${esc(v)}</td></tr>`).join('')}</table>
-    ${peers}<h3>Messages</h3>${ratesTable(n.msgs)}`;
+    ${peers}<h3>Messages</h3>${ratesTable(n.msgs)}<h3>Journal</h3>${journalTable(n.journal)}`;
   const box = $('#node-detail');
   if (box.dataset.html !== html) {
     box.dataset.html = html;

@@ -46,6 +46,9 @@ export function nodeView(id, frame, proc, age) {
     progress: (f.peers || []).map((p) => ({ id: p.id, match: p.match, next: p.next, state: p.state, inflight: '–' })),
     log: f.log || [],
     msgs: f.msgs || { sent: {}, received: {}, sent_total: {}, received_total: {} },
+    // Its journal's writes and fsyncs (totals and a second), or null
+    // before the first frame.
+    journal: f.journal || null,
     members: f.members || null,
     seq: f.seq ?? null,
   };

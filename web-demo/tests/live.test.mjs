@@ -1,7 +1,8 @@
 // The live view against a real cluster: `raftkv cluster` (the debug build
 // scripts/test.sh has made, built here if missing) on free loopback ports,
 // its live.html in headless chromium; the leader is crashed (kill -9) from
-// the page and the page shows the new leader. Screenshot:
+// the page and the page shows the new leader; `raftkv bench` load shows as
+// message and journal rates. Screenshots: artifacts/live-under-load.png,
 // artifacts/live-after-kill.png.
 //
 // Run by scripts/test.sh, or alone: cd web-demo/tests && node --test live.test.mjs
@@ -24,7 +25,7 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '
 const BIN = process.env.RAFTKV_BIN || path.join(root, 'target', 'debug', 'raftkv');
 const WAIT = 30_000;
 
-let tmp, cluster, context, web, userDir;
+let tmp, cluster, context, web, userDir, cfg;
 const errors = [];
 let output = '';
 
@@ -54,7 +55,7 @@ before(async () => {
     if (!ports.includes(p)) ports.push(p);
   }
   const nodes = ports.slice(0, 3).map((p, i) => `[[nodes]]\nid = ${i + 1}\nlisten = "127.0.0.1:${p}"\n`).join('\n');
-  const cfg = path.join(tmp, 'cluster.toml');
+  cfg = path.join(tmp, 'cluster.toml');
   fs.writeFileSync(cfg, `cluster_id = "live-browser-test"\nsecret = "live-browser-test-secret"\n`
     + `data_dir = ${JSON.stringify(tmp)}\ntick_ms = 10\nallowed_origins = []\n\n${nodes}`);
   web = `http://127.0.0.1:${ports[3]}`;
@@ -117,6 +118,58 @@ test('the simulator page offers the live view when served by raftkv cluster', as
   await page.goto(`${web}/index.html`);
   await page.waitForSelector('#mode-toggle:not([hidden])', { timeout: WAIT });
   assert.equal(await page.getAttribute('#to-live', 'href'), 'live.html');
+  await page.close();
+});
+
+test('raftkv bench load shows as message rates and journal rates', async () => {
+  const page = await open('live.html');
+  await page.waitForFunction(() => document.body.dataset.leader, null, { timeout: WAIT });
+  const leader = Number(await leaderOnPage(page));
+  await page.click(`#live-nodes tr[data-row="${leader}"]`);
+  // Idle: heartbeats only, nothing journaled a second.
+  await page.waitForFunction((l) => {
+    const n = window.raftkvLive.app.state.nodes.find((x) => x.id === l);
+    return n.journal && n.msgs.sent.Heartbeat > 0;
+  }, leader, { timeout: WAIT });
+  const bench = spawn(BIN, ['bench', '--config', cfg, '--clients', '4', '--duration', '6', '--keys', '100',
+    '--value-size', '64', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let benchOut = '';
+  let benchErr = '';
+  bench.stdout.on('data', (d) => { benchOut += d; });
+  bench.stderr.on('data', (d) => { benchErr += d; });
+  const benchDone = new Promise((ok) => bench.once('exit', ok));
+  try {
+    // Under load: the leader sends entries and hears acknowledgements every
+    // second, and every node journals records, more of them than fsyncs
+    // once batches form.
+    await page.waitForFunction((l) => {
+      const s = window.raftkvLive.app.state;
+      const n = s.nodes.find((x) => x.id === l);
+      return (n.msgs.sent.Append || 0) > 10 && (n.msgs.received.AppendResp || 0) > 10
+        && s.nodes.every((x) => x.journal && x.journal.records_per_s > 10 && x.journal.syncs_per_s > 0);
+    }, leader, { timeout: WAIT });
+    const view = await page.evaluate(() => window.raftkvLive.app.state.nodes.map((n) => ({ id: n.id, journal: n.journal, sent: n.msgs.sent })));
+    for (const n of view) assert.ok(n.journal.records >= n.journal.records_per_s, JSON.stringify(n));
+    assert.match(await page.locator(`[data-journal-rate="${leader}"]`).textContent(), /^[1-9]\d*\/[1-9]\d*$/);
+    assert.match(await page.locator(`[data-rate="${leader}"]`).textContent(), /^[1-9]\d*\/[1-9]\d*$/);
+    assert.match(await page.locator('#journal-detail').textContent(), /records/);
+    // The nodes table fits its panel: no rate is cut off at the right.
+    const overflow = await page.evaluate(() => {
+      const t = document.querySelector('#live-nodes').getBoundingClientRect();
+      const p = document.querySelector('#live-panel').getBoundingClientRect();
+      return t.right - p.right;
+    });
+    assert.ok(overflow <= 0.5, `the nodes table overflows its panel by ${overflow} px`);
+    const shot = path.join(artifacts, 'live-under-load.png');
+    await page.screenshot({ path: shot });
+    console.log(`screenshot: ${shot} (${elapsed()} since the tests began)`);
+  } finally {
+    const code = await benchDone;
+    assert.equal(code, 0, `raftkv bench failed:\n${benchOut}\n${benchErr}`);
+  }
+  const report = JSON.parse(benchOut.slice(benchOut.indexOf('{')));
+  assert.ok(report.ops > 0 && report.errors === 0, benchOut);
+  assert.deepEqual(errors, [], errors.join('\n'));
   await page.close();
 });
 
