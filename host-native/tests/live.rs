@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as M};
@@ -240,6 +240,27 @@ async fn live_subscribers_are_checked_and_bounded() {
     }
     // The others still stream (heartbeats at least every 2 s).
     assert!(next_frame(&mut b, Duration::from_secs(3)).await.is_some());
+
+    // A subscriber has nothing to say: a message at the limit is ignored,
+    // one byte over it closes the subscription (1009), and its place frees.
+    let max = raftkv::routes::live_conn::MAX_INCOMING;
+    b.send(M::Text("x".repeat(max).into())).await.expect("a message at the limit is sent");
+    assert!(next_frame(&mut b, Duration::from_secs(3)).await.is_some(), "still streaming after {max} bytes");
+    b.send(M::Text("x".repeat(max + 1).into())).await.expect("sent");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let code = loop {
+        match tokio::time::timeout_at(deadline, b.next()).await.expect("closed in time") {
+            Some(Ok(M::Close(Some(f)))) => break u16::from(f.code),
+            Some(Ok(M::Close(None))) | None | Some(Err(_)) => panic!("closed without a code"),
+            Some(Ok(_)) => continue,
+        }
+    };
+    assert_eq!(code, 1009, "a message over MAX_INCOMING");
+    let metrics = raftkv::http::get_as(&url, "/metrics", Some(token)).await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("raftkv_ws_frame_too_big_total{") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
 }
 
 /// A `raftkv cluster` run with tokens, its web port found on its output.
