@@ -7,6 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use tokio::io::AsyncWriteExt;
+
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -261,6 +263,48 @@ async fn live_subscribers_are_checked_and_bounded() {
         metrics.lines().any(|l| l.starts_with("raftkv_ws_frame_too_big_total{") && !l.ends_with(" 0")),
         "{metrics}"
     );
+
+    // A subscriber that pings and never reads owes the node a pong for
+    // each ping: once it owes more than MAX_OWED it is closed as slow.
+    let start = Instant::now();
+    let ws = loop {
+        match open_live(&url, &[("authorization", &bearer)]).await {
+            Ok(ws) => break ws,
+            Err((503, _)) if start.elapsed() < WAIT => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => panic!("{e:?}"),
+        }
+    };
+    let mut tcp = ws.into_inner();
+    let mut pings = Vec::new();
+    for _ in 0..1000 {
+        // Masked (as a client must) with a zero key: 125 bytes of 'p'.
+        pings.extend_from_slice(&[0x89, 0x80 | 125, 0, 0, 0, 0]);
+        pings.extend_from_slice(&[b'p'; 125]);
+    }
+    let t = Instant::now();
+    let mut sent = 0u64;
+    while t.elapsed() < WAIT {
+        match tokio::time::timeout(Duration::from_secs(2), tcp.write_all(&pings)).await {
+            Ok(Ok(())) => sent += 1000,
+            _ => break,
+        }
+    }
+    assert!(t.elapsed() < WAIT, "the ping flood on /live was never cut off");
+    drop(tcp);
+    let slow = loop {
+        let metrics = raftkv::http::get_as(&url, "/metrics", Some(token)).await.unwrap();
+        let n = metrics
+            .lines()
+            .find(|l| l.starts_with("raftkv_live_dropped_slow_total{"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        if n >= 1 || t.elapsed() > WAIT * 2 {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(slow >= 1, "the subscriber that owed its pongs is counted as dropped slow");
+    eprintln!("live ping flood: {sent} pings sent before the node closed the subscription in {:?}", t.elapsed());
 }
 
 /// A `raftkv cluster` run with tokens, its web port found on its output.
