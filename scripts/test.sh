@@ -62,6 +62,9 @@ scripts/build-web.sh
 step "web: the page in headless chromium (screenshots in artifacts/)"
 (cd web-demo/tests && node --test browser.test.mjs)
 
+step "web: the live view's adapter (frames to the simulator's state, membership included) in Node"
+(cd web-demo/tests && node --test liveadapter.test.mjs)
+
 step "web: the live view of a real raftkv cluster in headless chromium (kill the leader from the page)"
 (cd web-demo/tests && node --test live.test.mjs)
 

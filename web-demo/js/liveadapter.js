@@ -54,8 +54,41 @@ export function nodeView(id, frame, proc, age) {
   };
 }
 
-// The whole view: `ids` in ring order (1..n), frames and supervisor entries
-// by id, `now` in ms (performance.now()).
+// What node `id` is in configuration `c` (the simulator's words, which
+// membership.js places by): `voter` (of both halves, or outside a change),
+// `incoming` (of the new half only), `outgoing` (of the old half only),
+// `learner`, or `none`.
+export function memberOf(c, id) {
+  const now = c.voters.includes(id);
+  const old = c.outgoing.includes(id);
+  if (now && (old || !c.joint)) return 'voter';
+  if (now) return 'incoming';
+  if (old) return 'outgoing';
+  return c.learners.includes(id) ? 'learner' : 'none';
+}
+
+// The configuration to draw: the leader's (it decides what comes next), or
+// else that of the streaming node in the highest term and furthest commit;
+// null when no node streams one. A frame's `learners` already holds the
+// voters a joint change demotes.
+export function configOf(nodes, leader) {
+  const has = (n) => n.up && n.members;
+  const src = (leader && has(leader)) ? leader
+    : nodes.filter(has).sort((a, b) => b.term - a.term || b.commit - a.commit)[0];
+  if (!src) return null;
+  const m = src.members;
+  return {
+    voters: m.voters || [],
+    outgoing: m.outgoing || [],
+    learners: m.learners || [],
+    learners_next: [],
+    joint: !!m.joint,
+    from: src.id,
+  };
+}
+
+// The whole view: `ids` in ring order, frames and supervisor entries by id,
+// `now` in ms (performance.now()).
 export function clusterState(ids, frames, procs, now) {
   const nodes = ids.map((id) => {
     const fr = frames.get(id);
@@ -66,6 +99,11 @@ export function clusterState(ids, frames, procs, now) {
   for (const n of nodes) {
     if (n.up && n.role === 'leader' && (!leader || n.term > leader.term)) leader = n;
   }
+  // Who sits on the ring and who on the bench, and a joint change's two
+  // rings, as in the simulator. A node the configuration does not name
+  // (yet, or any more) is benched; before any frame, all sit on the ring.
+  const config = configOf(nodes, leader);
+  for (const n of nodes) n.member = config ? memberOf(config, n.id) : 'voter';
   // An isolated node's links are all cut, both ways.
   const down = [];
   for (const a of nodes) {
@@ -78,6 +116,7 @@ export function clusterState(ids, frames, procs, now) {
     now: now * 1000,
     nodes,
     leader: leader ? leader.id : null,
+    config,
     down,
     messages: [],
     client: { pending: [], answers: [], session: null },
