@@ -10,6 +10,7 @@ use alloc::vec::Vec;
 pub(crate) const MAX_LEN: usize = 10;
 
 /// Writes `v` at the start of `buf`; returns how many bytes it took.
+#[inline]
 pub(crate) fn put(mut v: u64, buf: &mut [u8; MAX_LEN]) -> usize {
     let mut n = 0;
     while v >= 0x80 {
@@ -22,6 +23,7 @@ pub(crate) fn put(mut v: u64, buf: &mut [u8; MAX_LEN]) -> usize {
 }
 
 /// Appends `v` to `out`.
+#[inline]
 pub(crate) fn push(out: &mut Vec<u8>, v: u64) {
     let mut buf = [0u8; MAX_LEN];
     let n = put(v, &mut buf);
@@ -30,6 +32,7 @@ pub(crate) fn push(out: &mut Vec<u8>, v: u64) {
 
 /// Appends a byte string as postcard writes one (`&[u8]`, `&str`,
 /// `Vec<u8>`): its length, then its bytes.
+#[inline]
 pub(crate) fn push_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     push(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
