@@ -352,7 +352,8 @@ mod tests {
         let mut membership = Membership::bootstrap(&[1, 2, 3]);
         membership.learners.push(Member { id: 9, inc: 77 });
         for state in [vec![], vec![5u8; 3], (0..=255u8).cycle().take(70_000).collect()] {
-            let body = BodyRef { index: 1 << 33, term: 300, membership: &membership, sessions: &sessions, state: &state };
+            let body =
+                BodyRef { index: 1 << 33, term: 300, membership: &membership, sessions: &sessions, state: &state };
             let bytes = encode_parts(body);
             let whole = SnapshotBody {
                 index: 1 << 33,

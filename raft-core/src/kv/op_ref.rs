@@ -15,9 +15,9 @@
 #[cfg(test)]
 use alloc::string::String;
 
-use super::{check_key, check_value};
 #[cfg(test)]
 use super::KvOp;
+use super::{check_key, check_value};
 
 /// A borrowed view of an encoded [`KvOp`] for its first five variants (same
 /// order, so the same bytes). Not a second vocabulary: it exists only to
