@@ -140,7 +140,6 @@ impl SnapshotBody {
 
 /// [`SnapshotBody`] by reference, field for field: it encodes to the same
 /// bytes without copying the parts into a body first.
-#[cfg_attr(test, derive(Serialize))]
 pub(crate) struct BodyRef<'a> {
     /// Last log index covered.
     pub index: Index,
