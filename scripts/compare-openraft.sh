@@ -4,8 +4,10 @@
 #
 #   scripts/compare-openraft.sh [CLIENTS...] [--writes W] [--runs R] [--threads T]
 #
-# raftkv: benches/examples/closed_loop.rs (3 engines in one thread, messages
-# passed as values, instant durability). openraft: compare/openraft, a
+# raftkv: benches/examples/closed_loop.rs, messages passed as values, instant
+# durability, in two shapes: the 3 engines on one thread, and (--threads)
+# each on an OS thread of its own with bounded channels between them, the
+# clients on the leader's thread. openraft: compare/openraft, a
 # standalone cargo project on the published openraft crate (pinned in its
 # Cargo.toml and Cargo.lock): 3 nodes in one tokio multi-thread runtime of T
 # worker threads (default: the machine's cores), in-memory log and key-value
@@ -15,12 +17,15 @@
 #
 # Builds both in release mode (cargo fetches openraft and its dependencies;
 # nothing else is installed), then for each client count (default 1 64 256
-# 1024 4096) runs raftkv and openraft alternately R times (default 3; W
-# defaults to 200000) and prints one markdown table: best and median writes/s
+# 1024 4096) runs raftkv on one thread, raftkv threaded and openraft in turn,
+# R times (default 3; W defaults to 200000), and prints one markdown table,
+# a row for each shape of raftkv against openraft: best and median writes/s
 # of each, the ratio of the medians, and the median CPU seconds of each
 # process (user + system, from bash's `time`, setup included) with the ratio
-# of writes per CPU-second. The load average is printed before and after:
-# on a shared machine the wall-clock figures move with it, CPU seconds less.
+# of writes per CPU-second. Every run checks its result (replicas equal,
+# every write counted) and a failed check stops the script. The load
+# average is printed before and after: on a shared machine the wall-clock
+# figures move with it, CPU seconds less.
 #
 # Not part of scripts/test.sh.
 set -euo pipefail
@@ -40,7 +45,7 @@ while [ $# -gt 0 ]; do
         --writes) [ $# -ge 2 ] || die "--writes needs a value"; WRITES=$2; shift 2 ;;
         --runs) [ $# -ge 2 ] || die "--runs needs a value"; RUNS=$2; shift 2 ;;
         --threads) [ $# -ge 2 ] || die "--threads needs a value"; THREADS=$2; shift 2 ;;
-        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) die "unknown option: $1" ;;
         *) CLIENTS+=("$1"); shift ;;
     esac
@@ -79,7 +84,7 @@ run_one() {
     cpu=$(awk 'NF == 2 { printf "%.2f", $1 + $2 }' "$tm" | tail -n 1)
     [ -n "$cpu" ] || die "no CPU time for $name"
     printf '%s %s\n' "$rate" "$cpu" >>"$WORK/$name"
-    printf '    %-8s %s (%s CPU-s)\n' "$name" "$(head -n 1 "$out")" "$cpu" >&2
+    printf '    %-14s %s (%s CPU-s)\n' "$name" "$(head -n 1 "$out")" "$cpu" >&2
 }
 
 # stat FILE COLUMN best|median: the best (largest) or median of a column.
@@ -94,17 +99,12 @@ stat() {
 
 say "load average before: $(uptime)"
 UPTIME_BEFORE=$(uptime)
-ROWS=()
-for c in "${CLIENTS[@]}"; do
-    say "$c clients, $WRITES writes, $RUNS runs each"
-    rm -f "$WORK/raftkv" "$WORK/openraft"
-    for _ in $(seq "$RUNS"); do
-        run_one raftkv "$RAFTKV_BIN" "$c" "$WRITES"
-        run_one openraft "$OPENRAFT_BIN" "$c" "$WRITES" --threads "$THREADS"
-    done
-    rb=$(stat "$WORK/raftkv" 1 best); rm_=$(stat "$WORK/raftkv" 1 median); rc=$(stat "$WORK/raftkv" 2 median)
+# row CLIENTS SHAPE NAME: one table row, raftkv's NAME runs against openraft's.
+row() {
+    local rb rm_ rc ob om oc
+    rb=$(stat "$WORK/$3" 1 best); rm_=$(stat "$WORK/$3" 1 median); rc=$(stat "$WORK/$3" 2 median)
     ob=$(stat "$WORK/openraft" 1 best); om=$(stat "$WORK/openraft" 1 median); oc=$(stat "$WORK/openraft" 2 median)
-    ROWS+=("$(awk -v c="$c" -v rb="$rb" -v rm="$rm_" -v rc="$rc" -v ob="$ob" -v om="$om" -v oc="$oc" '
+    awk -v c="$1" -v shape="$2" -v rb="$rb" -v rm="$rm_" -v rc="$rc" -v ob="$ob" -v om="$om" -v oc="$oc" '
         # 1234567 -> 1,234,567 (awk printf has no portable grouping flag).
         function group(n,   s, out) {
             s = sprintf("%d", n + 0.5); out = ""
@@ -114,8 +114,21 @@ for c in "${CLIENTS[@]}"; do
         BEGIN {
             ratio = om > 0 ? sprintf("%.1f×", rm / om) : "n/a"
             per = (rc > 0 && oc > 0) ? sprintf("%.1f×", oc / rc) : "n/a"
-            printf "| %d | %s | %s | %s | %s | **%s** | %.2f | %.2f | %s |", c, group(rb), group(rm), group(ob), group(om), ratio, rc, oc, per
-        }')")
+            printf "| %d | %s | %s | %s | %s | %s | **%s** | %.2f | %.2f | %s |", c, shape, group(rb), group(rm), group(ob), group(om), ratio, rc, oc, per
+        }'
+}
+
+ROWS=()
+for c in "${CLIENTS[@]}"; do
+    say "$c clients, $WRITES writes, $RUNS runs each"
+    rm -f "$WORK/raftkv" "$WORK/raftkv-threads" "$WORK/openraft"
+    for _ in $(seq "$RUNS"); do
+        run_one raftkv "$RAFTKV_BIN" "$c" "$WRITES"
+        run_one raftkv-threads "$RAFTKV_BIN" "$c" "$WRITES" --threads
+        run_one openraft "$OPENRAFT_BIN" "$c" "$WRITES" --threads "$THREADS"
+    done
+    ROWS+=("$(row "$c" "1 thread" raftkv)")
+    ROWS+=("$(row "$c" "3 threads" raftkv-threads)")
 done
 UPTIME_AFTER=$(uptime)
 
@@ -123,6 +136,6 @@ echo
 echo "$WRITES writes per run, $RUNS runs each (alternating), openraft $OR_VERSION on $THREADS runtime worker threads"
 echo "load before: ${UPTIME_BEFORE#*load average: }; after: ${UPTIME_AFTER#*load average: }"
 echo
-echo "| clients | raftkv best/s | raftkv median/s | openraft best/s | openraft median/s | ratio (medians) | raftkv CPU s | openraft CPU s | ratio per CPU-s |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| clients | raftkv on | raftkv best/s | raftkv median/s | openraft best/s | openraft median/s | ratio (medians) | raftkv CPU s | openraft CPU s | ratio per CPU-s |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${ROWS[@]}"

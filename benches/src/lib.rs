@@ -12,6 +12,8 @@
 //! assert_eq!(c.leader().commit_index(), before + 10);
 //! ```
 
+pub mod threaded;
+
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -109,6 +111,31 @@ impl<S: StateMachine> MemCluster<S> {
         self.nodes[l].submit(token, req);
     }
 
+    /// The engines, node 1 first: for a host that runs them itself (the
+    /// threaded cluster, [`threaded`]). Call it after [`MemCluster::pump`],
+    /// when no message is in flight.
+    pub fn into_nodes(self) -> Vec<Raft<S>> {
+        debug_assert!(self.queue.is_empty(), "messages in flight would be lost");
+        self.nodes
+    }
+
+    /// Lets the leader's heartbeats tell the followers its commit index
+    /// (nothing else does once no new entry is proposed), until every node
+    /// has applied all it committed; at most 100 heartbeat rounds.
+    pub fn settle(&mut self) {
+        let l = self.leader;
+        for _ in 0..100 {
+            let target = self.nodes[l].commit_index();
+            if self.nodes.iter().all(|n| n.applied_index() == target) {
+                return;
+            }
+            for _ in 0..10 {
+                self.nodes[l].tick();
+            }
+            self.pump();
+        }
+    }
+
     /// Runs every node until no output is left: records are durable at once,
     /// messages are delivered in FIFO order.
     pub fn pump(&mut self) {
@@ -140,6 +167,55 @@ impl<S: StateMachine> MemCluster<S> {
     }
 }
 
+/// The command client `i` of the closed loop sends every time: a put of 16
+/// bytes to its own key.
+pub fn closed_loop_command(i: usize) -> Vec<u8> {
+    KvOp::Put { key: format!("k{i}"), value: "v".repeat(16) }.encode()
+}
+
+/// Checks a finished closed loop, as the openraft side checks its own
+/// (`compare/openraft`): every replica applied the same state (keys,
+/// revisions, leases, sessions and their reply caches, applied index);
+/// the store holds exactly the key of every client that wrote, with its
+/// 16-byte value; and the clients' completed writes (`writes[i]` for client
+/// `i`) add up to `total`. Returns what is wrong, if anything.
+pub fn closed_loop_check(nodes: &[&Raft<KvStore>], writes: &[u64], total: u64) -> Result<(), String> {
+    let first = nodes.first().ok_or("no nodes")?;
+    for n in &nodes[1..] {
+        if n.applied_index() != first.applied_index() {
+            return Err(format!(
+                "node {} applied {}, node {} {}",
+                first.id(),
+                first.applied_index(),
+                n.id(),
+                n.applied_index()
+            ));
+        }
+        if n.state_machine() != first.state_machine() {
+            return Err(format!("the stores of nodes {} and {} differ", first.id(), n.id()));
+        }
+        if n.sessions() != first.sessions() {
+            return Err(format!("the session tables of nodes {} and {} differ", first.id(), n.id()));
+        }
+    }
+    let sum: u64 = writes.iter().sum();
+    if sum != total {
+        return Err(format!("the clients completed {sum} writes, not {total}"));
+    }
+    let kv = first.state_machine();
+    let wrote = writes.iter().filter(|&&w| w > 0).count();
+    if kv.len() != wrote {
+        return Err(format!("{} keys held, {wrote} clients wrote", kv.len()));
+    }
+    let value = "v".repeat(16);
+    for (i, _) in writes.iter().enumerate().filter(|(_, &w)| w > 0) {
+        if kv.get(&format!("k{i}")) != Some(value.as_str()) {
+            return Err(format!("client {i}'s key does not hold its value"));
+        }
+    }
+    Ok(())
+}
+
 /// A key-value cluster of `nodes` with one registered session per client.
 pub fn closed_loop_cluster(nodes: usize, clients: usize) -> (MemCluster<KvStore>, Vec<u64>) {
     let mut cl = MemCluster::with_config(nodes, |_| KvStore::default(), |c| c.sessions.max_sessions = 1 << 16);
@@ -162,8 +238,7 @@ pub fn closed_loop_cluster(nodes: usize, clients: usize) -> (MemCluster<KvStore>
 /// Runs `clients` closed-loop clients until `total` writes completed; returns the time.
 pub fn closed_loop_run(cl: &mut MemCluster<KvStore>, sessions: &[u64], seqs: &mut [u64], total: u64) -> Duration {
     // Each client puts 16 bytes to its own key; it encodes its command once.
-    let commands: Vec<Vec<u8>> =
-        (0..sessions.len()).map(|i| KvOp::Put { key: format!("k{i}"), value: "v".repeat(16) }.encode()).collect();
+    let commands: Vec<Vec<u8>> = (0..sessions.len()).map(closed_loop_command).collect();
     let write = |session: u64, seq: u64, i: usize| ClientRequest::Write {
         session,
         secret_hash: [0; 32],
@@ -173,7 +248,7 @@ pub fn closed_loop_run(cl: &mut MemCluster<KvStore>, sessions: &[u64], seqs: &mu
     };
     let start = Instant::now();
     let mut issued = 0u64;
-    for (i, &s) in sessions.iter().enumerate() {
+    for (i, &s) in sessions.iter().enumerate().take(usize::try_from(total).unwrap_or(usize::MAX)) {
         seqs[i] += 1;
         cl.submit(i as u64, write(s, seqs[i], i));
         issued += 1;
@@ -198,4 +273,42 @@ pub fn closed_loop_run(cl: &mut MemCluster<KvStore>, sessions: &[u64], seqs: &mu
     cl.pump();
     cl.replies.clear();
     elapsed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single_thread(clients: usize, total: u64) -> (MemCluster<KvStore>, Vec<u64>) {
+        let (mut cl, sessions) = closed_loop_cluster(3, clients);
+        let mut seqs = vec![0u64; clients];
+        closed_loop_run(&mut cl, &sessions, &mut seqs, total);
+        cl.settle();
+        (cl, seqs)
+    }
+
+    #[test]
+    fn the_check_passes_a_finished_loop_and_catches_a_miscount() {
+        for (clients, total) in [(8, 3_000), (20, 5)] {
+            let (cl, seqs) = single_thread(clients, total);
+            let nodes: Vec<&Raft<KvStore>> = (1..=3).map(|id| cl.node(id)).collect();
+            assert_eq!(closed_loop_check(&nodes, &seqs, total), Ok(()), "{clients} clients, {total} writes");
+            assert!(closed_loop_check(&nodes, &seqs, total + 1).is_err(), "a write missing");
+            if let Some(idle) = seqs.iter().position(|&w| w == 0) {
+                // The same total, but credited to a client whose key is absent.
+                let mut moved = seqs.clone();
+                moved[0] -= 1;
+                moved[idle] += 1;
+                assert!(closed_loop_check(&nodes, &moved, total).is_err(), "a client that never wrote");
+            }
+        }
+    }
+
+    #[test]
+    fn the_check_catches_replicas_that_differ() {
+        let (cl, seqs) = single_thread(4, 100);
+        let (other, _) = single_thread(4, 101);
+        let nodes = [cl.node(1), cl.node(2), other.node(3)];
+        assert!(closed_loop_check(&nodes, &seqs, 100).is_err());
+    }
 }

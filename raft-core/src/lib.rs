@@ -86,6 +86,7 @@ pub mod snapshot;
 pub mod state_machine;
 pub mod storage;
 pub mod types;
+mod varint;
 
 #[cfg(feature = "sim")]
 pub mod sim;

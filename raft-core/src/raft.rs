@@ -47,7 +47,7 @@ use crate::replication::{self, Leading, Learnt, Verdict};
 use crate::role::{Follower, Leader, RoleState};
 use crate::session::Sessions;
 use crate::snapshot::{
-    self, Chunk, Incoming, RecoverError, Snapshot, SnapshotBody, SnapshotError, SnapshotJob, SnapshotOut,
+    self, BodyRef, Chunk, Incoming, RecoverError, Snapshot, SnapshotBody, SnapshotError, SnapshotJob, SnapshotOut,
 };
 use crate::state_machine::StateMachine;
 use crate::storage::Storage;
@@ -1671,14 +1671,12 @@ impl<S: StateMachine> Raft<S> {
     /// available to hosts and the demo; with `async_snapshots` too).
     pub fn take_snapshot(&mut self) {
         let Some(meta) = self.snapshot_meta_now() else { return };
-        let body = SnapshotBody {
-            index: meta.index,
-            term: meta.term,
-            membership: (*meta.membership).clone(),
-            sessions: self.machine.sessions.clone(),
-            state: self.machine.sm.snapshot(),
-        };
-        let snap = Arc::new(Snapshot { meta, data: body.encode() });
+        // Encoded from the live session table: no copy of it (and of every
+        // reply cache) to encode and drop.
+        let state = self.machine.sm.snapshot();
+        let (index, term, membership, sessions) = (meta.index, meta.term, &*meta.membership, &self.machine.sessions);
+        let data = snapshot::encode_parts(BodyRef { index, term, membership, sessions, state: &state });
+        let snap = Arc::new(Snapshot { meta, data });
         self.out.snapshot(SnapshotOut { snapshot: snap.clone(), installed: false });
         self.adopt_snapshot(snap);
     }

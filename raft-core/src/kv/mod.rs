@@ -58,6 +58,7 @@
 //! ```
 
 pub mod lease;
+mod op_ref;
 mod record;
 pub mod spec;
 mod store;
@@ -545,6 +546,24 @@ impl KeySpan<'_> {
     }
 }
 
+/// A key's size limit ([`MAX_KEY_LEN`]), as validation checks it.
+pub(crate) fn check_key(key: &str) -> Result<(), &'static str> {
+    if key.len() > MAX_KEY_LEN {
+        Err("key longer than 1 KiB")
+    } else {
+        Ok(())
+    }
+}
+
+/// A value's size limit ([`MAX_VALUE_LEN`]), as validation checks it.
+pub(crate) fn check_value(value: &str) -> Result<(), &'static str> {
+    if value.len() > MAX_VALUE_LEN {
+        Err("value longer than 1 MiB")
+    } else {
+        Ok(())
+    }
+}
+
 /// Whether `key` lies in `[from, to)`.
 pub fn in_range(key: &str, from: &str, to: Option<&str>) -> bool {
     key >= from && to.is_none_or(|to| key < to)
@@ -643,8 +662,7 @@ impl KvOp {
 
     /// Checks the size limits.
     pub fn validate(&self) -> Result<(), &'static str> {
-        let key = |k: &str| if k.len() > MAX_KEY_LEN { Err("key longer than 1 KiB") } else { Ok(()) };
-        let value = |v: &str| if v.len() > MAX_VALUE_LEN { Err("value longer than 1 MiB") } else { Ok(()) };
+        let (key, value) = (check_key, check_value);
         let limit = |l: u64| if l > MAX_PAGE_KEYS { Err("limit above 1000 keys") } else { Ok(()) };
         match self {
             KvOp::Put { key: k, value: v }
