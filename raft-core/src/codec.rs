@@ -134,6 +134,7 @@ impl<'a> Reader<'a> {
     }
 
     /// One byte (postcard's `u8`).
+    #[inline]
     pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
         let b = *self.bytes.get(self.pos).ok_or(DecodeError::Truncated)?;
         self.pos += 1;
@@ -141,33 +142,51 @@ impl<'a> Reader<'a> {
     }
 
     /// A varint of at most `max_bytes` bytes whose last byte is at most
-    /// `last_max` (postcard's rule: no bits past the type's width).
+    /// `last_max` (postcard's rule: no bits past the type's width). The one
+    /// byte of a value below 128 — nearly every number in a record — is read
+    /// inline; longer ones call [`Reader::varint_long`].
+    #[inline]
     fn varint(&mut self, max_bytes: usize, last_max: u8) -> Result<u64, DecodeError> {
-        // The common case, a value below 128, first.
-        let b = self.u8()?;
-        if b & 0x80 == 0 {
-            return Ok(u64::from(b));
+        match self.bytes.get(self.pos) {
+            Some(&b) if b & 0x80 == 0 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            _ => self.varint_long(max_bytes, last_max),
         }
-        let mut out = u64::from(b & 0x7f);
-        for i in 1..max_bytes {
-            let b = self.u8()?;
-            out |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                if i == max_bytes - 1 && b > last_max {
+    }
+
+    #[inline(never)]
+    fn varint_long(&mut self, max_bytes: usize, last_max: u8) -> Result<u64, DecodeError> {
+        let rest = self.rest();
+        let mut out = 0u64;
+        let mut shift = 0;
+        let mut i = 0;
+        while i < max_bytes {
+            let Some(&b) = rest.get(i) else { return Err(DecodeError::Truncated) };
+            out |= u64::from(b & 0x7f) << shift;
+            i += 1;
+            if b < 0x80 {
+                if i == max_bytes && b > last_max {
                     return Err(DecodeError::Malformed);
                 }
+                self.pos += i;
                 return Ok(out);
             }
+            shift += 7;
         }
+        // `max_bytes` bytes, each saying "more": too long for the type.
         Err(DecodeError::Malformed)
     }
 
     /// A `u64` (varint).
+    #[inline]
     pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
         self.varint(10, 1)
     }
 
     /// A `u32` (varint): enum variant indexes are these.
+    #[inline]
     pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
         // At most 5 bytes, the last holding 4 bits: the value fits.
         self.varint(5, 0x0f).map(|v| v as u32)
@@ -175,6 +194,7 @@ impl<'a> Reader<'a> {
 
     /// A `usize` (varint): lengths of sequences and byte strings. Its width
     /// is the platform's, as in postcard.
+    #[inline]
     pub(crate) fn usize(&mut self) -> Result<usize, DecodeError> {
         #[cfg(target_pointer_width = "64")]
         let v = self.u64()?;
@@ -188,6 +208,7 @@ impl<'a> Reader<'a> {
     /// A fixed array of `N` bytes: postcard writes it as a tuple, the bytes
     /// one after the other with no length (read here at once, not one
     /// serde element at a time).
+    #[inline]
     pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let end = self.pos.checked_add(N).ok_or(DecodeError::Truncated)?;
         let part = self.bytes.get(self.pos..end).ok_or(DecodeError::Truncated)?;
@@ -199,6 +220,7 @@ impl<'a> Reader<'a> {
 
     /// A byte string (length, then the bytes): a range of the shared read
     /// buffer when there is one, else a copy.
+    #[inline]
     pub(crate) fn bytes(&mut self) -> Result<Bytes, DecodeError> {
         let len = self.usize()?;
         let end = self.pos.checked_add(len).ok_or(DecodeError::Truncated)?;

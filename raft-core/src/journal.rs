@@ -603,7 +603,8 @@ impl Replay {
     /// instead of being copied: no allocation per entry. The retention rule
     /// on [`Bytes`](crate::Bytes) bounds how long that keeps `segment`
     /// alive; [`Replay::finish`] applies its first half. The [`Scan`] says
-    /// where valid frames end (its `records` stay empty).
+    /// where valid frames end (its `records` stay empty); if it found
+    /// records lost, the loss is noted here ([`Replay::note_loss`]).
     pub fn replay_segment(&mut self, segment: &Arc<Vec<u8>>) -> Result<Scan, JournalError> {
         let scan = self.replay_frames(segment, Some(segment))?;
         self.state.log.mark_shared();
@@ -739,15 +740,30 @@ fn checkpoint_append(st: &mut DurableState, first_index: Index, entries: &[Entry
 /// is returned so the host can truncate the file). An error names
 /// the segment (by position) and the byte offset within it.
 pub fn recover_segments(segments: &[&[u8]]) -> Result<(DurableState, Scan), (usize, JournalError)> {
+    recover_each(segments.len(), |replay, k| replay.replay_bytes(segments[k]))
+}
+
+/// [`recover_segments`] from segments in shared read buffers: the replayed
+/// entries' payloads point into them (see [`Replay::replay_segment`]).
+pub fn recover_segments_shared(segments: &[Arc<Vec<u8>>]) -> Result<(DurableState, Scan), (usize, JournalError)> {
+    recover_each(segments.len(), |replay, k| replay.replay_segment(&segments[k]))
+}
+
+/// Replays segments `0..count` in order with `replay_one`, refusing damage
+/// before the last one.
+fn recover_each(
+    count: usize,
+    mut replay_one: impl FnMut(&mut Replay, usize) -> Result<Scan, JournalError>,
+) -> Result<(DurableState, Scan), (usize, JournalError)> {
     let mut replay = Replay::new();
     let mut last = Scan::default();
-    for (k, seg) in segments.iter().enumerate() {
+    for k in 0..count {
         // Records replay as they are read; a damaged frame before the last
         // segment is refused once the scan has found it (what came before
         // it replayed, but the whole recovery fails).
-        let s = replay.replay_bytes(seg).map_err(|e| (k, e))?;
+        let s = replay_one(&mut replay, k).map_err(|e| (k, e))?;
         if let Some(at) = s.torn_at.or(s.lost_at) {
-            if k + 1 < segments.len() {
+            if k + 1 < count {
                 return Err((
                     k,
                     JournalError::Corrupt { offset: at, reason: "damaged record before the last segment" },

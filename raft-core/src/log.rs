@@ -214,12 +214,24 @@ impl Log {
         // (buffer, what its payloads would cost as copies); a restart reads
         // few segments, so a short list searched in order will do.
         let mut buffers: Vec<(Arc<Vec<u8>>, usize)> = Vec::new();
+        // Runs of entries come from one buffer: the last one found is tried first.
+        let mut last = 0;
         for b in self.entries.iter().take(shared).filter_map(|e| e.payload.command()) {
             let Some(buf) = b.read_buffer() else { continue };
             let cost = b.len() + OWNED_PAYLOAD_OVERHEAD;
-            match buffers.iter_mut().find(|(x, _)| Arc::ptr_eq(x, buf)) {
-                Some((_, sum)) => *sum += cost,
-                None => buffers.push((buf.clone(), cost)),
+            if buffers.get(last).is_some_and(|(x, _)| Arc::ptr_eq(x, buf)) {
+                buffers[last].1 += cost;
+                continue;
+            }
+            match buffers.iter().position(|(x, _)| Arc::ptr_eq(x, buf)) {
+                Some(k) => {
+                    buffers[k].1 += cost;
+                    last = k;
+                }
+                None => {
+                    last = buffers.len();
+                    buffers.push((buf.clone(), cost));
+                }
             }
         }
         buffers.retain(|(buf, cost)| buf.len() > cost.saturating_mul(2));

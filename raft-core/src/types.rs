@@ -87,6 +87,7 @@ pub const SHARED_RANGE_END_MAX: usize = u32::MAX as usize;
 
 impl Bytes {
     /// The bytes.
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
         match &self.0 {
             Repr::Owned(b) => b,
@@ -112,6 +113,22 @@ impl Bytes {
         }
         // Both fit: `start <= end <= u32::MAX`.
         Bytes(Repr::Shared { buf: buf.clone(), start: range.start as u32, len: part.len() as u32 })
+    }
+
+    /// The number of bytes (without reading the buffer's own length, as
+    /// slicing it would: the log sums payload lengths on every append).
+    #[inline]
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Repr::Owned(b) => b.len(),
+            Repr::Shared { len, .. } => *len as usize,
+        }
+    }
+
+    /// Whether there are no bytes.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Whether these bytes point into a shared read buffer.
@@ -144,6 +161,7 @@ impl Default for Bytes {
 
 impl Deref for Bytes {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.as_slice()
     }
