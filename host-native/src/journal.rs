@@ -688,10 +688,8 @@ mod tests {
         assert_eq!(all_shared(&st), vec![false; 5]);
         drop(j);
         let mut j = Journal::open(&d, 64 << 20, m.clone()).unwrap().0;
-        let mut seq = 2;
-        for k in 0..200 {
+        for (seq, k) in (2..).zip(0..200) {
             j.append(&[(seq, append(6 + k * 100, 100, 1))]).unwrap();
-            seq += 1;
         }
         drop(j);
         // 20,005 payloads of 100 bytes fill most of it: they stay slices.

@@ -133,14 +133,6 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// One byte (postcard's `u8`).
-    #[inline]
-    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
-        let b = *self.bytes.get(self.pos).ok_or(DecodeError::Truncated)?;
-        self.pos += 1;
-        Ok(b)
-    }
-
     /// A varint of at most `max_bytes` bytes whose last byte is at most
     /// `last_max` (postcard's rule: no bits past the type's width). The one
     /// byte of a value below 128 — nearly every number in a record — is read

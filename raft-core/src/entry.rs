@@ -51,6 +51,7 @@ pub enum Payload {
 
 impl Payload {
     /// Bytes of user data carried, used for the memory and batch limits.
+    #[inline]
     pub fn data_len(&self) -> usize {
         match self {
             Payload::Noop | Payload::Register { .. } | Payload::KeepAlive { .. } => 0,
@@ -119,6 +120,7 @@ pub struct Entry {
 impl Entry {
     /// Approximate size in memory and on the wire, used for byte limits. Counts
     /// the fixed fields plus the payload so empty entries still cost something.
+    #[inline]
     pub fn size(&self) -> usize {
         32 + self.payload.data_len()
     }

@@ -324,11 +324,14 @@ fn decode_record(body: &[u8]) -> Result<(Seq, Record), DecodeError> {
     }
 }
 
+/// A whole frame read: its length in bytes and its record.
+type Frame = (usize, (Seq, Record));
+
 /// Reads one frame at the start of `rest` (at byte `pos` of its segment):
 /// `Ok(Some((frame length, record)))` for a whole valid frame, `Ok(None)`
 /// for a damaged or short one, `Err` for one whose checksums hold but which
 /// cannot be a frame we wrote.
-fn read_frame(rest: &[u8], pos: usize) -> Result<Option<(usize, (Seq, Record))>, JournalError> {
+fn read_frame(rest: &[u8], pos: usize) -> Result<Option<Frame>, JournalError> {
     let Some(len) = check_frame(rest, pos)? else { return Ok(None) };
     match decode_record(&rest[FRAME_HEADER_LEN..len]) {
         Ok(r) => Ok(Some((len, r))),
@@ -1081,8 +1084,10 @@ mod tests {
         ]
     }
 
+    type Decoding = Result<(Seq, Record), DecodeError>;
+
     /// The hand-written decoder and serde's, on the same body.
-    fn both_decoders(body: &[u8]) -> (Result<(Seq, Record), DecodeError>, Result<(Seq, Record), DecodeError>) {
+    fn both_decoders(body: &[u8]) -> (Decoding, Decoding) {
         (decode_record(body), crate::codec::decode_body::<(Seq, Record)>(body))
     }
 

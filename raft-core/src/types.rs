@@ -154,6 +154,7 @@ impl Bytes {
 }
 
 impl Default for Bytes {
+    #[inline]
     fn default() -> Self {
         Bytes(Repr::Owned(Arc::default()))
     }
@@ -168,12 +169,14 @@ impl Deref for Bytes {
 }
 
 impl From<Vec<u8>> for Bytes {
+    #[inline]
     fn from(v: Vec<u8>) -> Self {
         Bytes(Repr::Owned(v.into()))
     }
 }
 
 impl From<&[u8]> for Bytes {
+    #[inline]
     fn from(v: &[u8]) -> Self {
         Bytes(Repr::Owned(v.into()))
     }
