@@ -7,9 +7,11 @@
 //!   out, one acknowledgement in, read answered).
 //! * `codec/*`: encoding and decoding a 64-entry AppendEntries message and a
 //!   64-entry journal record with its CRC (throughput in bytes).
-//! * `journal/replay_1M`: scanning and replaying 1,000,000 journal records;
-//!   beside it, reading the same bytes from a file in the page cache (the
-//!   floor) and their CRC-32C alone (instruction and table).
+//! * `journal/replay_1M`: scanning and replaying 1,000,000 journal records,
+//!   payloads copied (`recover`) and left in the shared read buffer
+//!   (`recover_shared`, what the native host does); beside them, reading the
+//!   same bytes from a file in the page cache (the floor) and their CRC-32C
+//!   alone (instruction and table).
 //! * `checker/10k`: the linearizability checker on a 10,000-operation history.
 //! * `sim/events`: simulator events per second (3 nodes, steady load).
 
@@ -168,6 +170,16 @@ fn replay(c: &mut Criterion) {
     g.bench_function("replay_1M_records", |b| {
         b.iter(|| {
             let (st, _) = journal::recover(&seg).unwrap();
+            assert_eq!(st.log.last_index(), 1_000_000);
+            black_box(st.last_seq)
+        })
+    });
+    // As the native host replays: the segment in a shared read buffer, the
+    // payloads decoded as ranges of it instead of copies.
+    let shared = std::sync::Arc::new(seg.clone());
+    g.bench_function("replay_1M_records_shared", |b| {
+        b.iter(|| {
+            let (st, _) = journal::recover_shared(&shared).unwrap();
             assert_eq!(st.log.last_index(), 1_000_000);
             black_box(st.last_seq)
         })

@@ -39,15 +39,14 @@
 //! the start with the file and byte offset.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use raft_core::journal::{
-    encode_record, scan, write_segment_header, DurableState, JournalError, Record, Replay, CHECKPOINT_SEQ,
-    FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
+    encode_record, write_segment_header, DurableState, JournalError, Record, Replay, CHECKPOINT_SEQ, SEGMENT_HEADER_LEN,
 };
 use raft_core::snapshot::Snapshot;
 use raft_core::{NodeId, Seq};
@@ -74,14 +73,18 @@ fn io_err(what: &str, path: &Path, e: io::Error) -> StartError {
 /// How far ahead of the records a segment is filled with zeros.
 const PREALLOCATE: u64 = 1 << 20;
 
-/// Whether everything after the frame at `offset` (its length read from its
-/// header) is zeros: the frame was the last one written into preallocated
-/// space.
-fn only_zeros_after_frame(bytes: &[u8], offset: usize) -> bool {
-    let Some(header) = bytes.get(offset..offset + 4) else { return false };
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    let end = offset.saturating_add(FRAME_HEADER_LEN).saturating_add(len);
-    end <= bytes.len() && bytes[end..].iter().all(|&b| b == 0)
+/// Reads a segment file whole into `spare` (a buffer left from an earlier
+/// segment, if any: its allocation is reused), read straight into memory of
+/// the file's size with no zeroing first (`read_to_end` fills spare
+/// capacity as it is).
+fn read_segment(path: &Path, spare: Option<Vec<u8>>) -> io::Result<Vec<u8>> {
+    let mut file = File::open(path)?;
+    let len = usize::try_from(file.metadata()?.len()).map_err(|_| io::Error::other("segment larger than memory"))?;
+    let mut buf = spare.unwrap_or_default();
+    buf.clear();
+    buf.reserve_exact(len);
+    file.read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 /// Writes `bytes` to `dir/name` so that a crash leaves either the old file or
@@ -206,10 +209,14 @@ impl Journal {
         let mut segments = Vec::new();
         let mut append_len = None;
         let mut lost = false;
+        // The previous segment's read buffer, reused for the next segment once
+        // no replayed payload points into it any more.
+        let mut previous: Option<Arc<Vec<u8>>> = None;
         for (k, &number) in numbers.iter().enumerate() {
             let last = k + 1 == numbers.len();
             let path = dir.join(segment_name(number));
-            let bytes = fs::read(&path).map_err(|e| io_err("cannot read", &path, e))?;
+            let spare = previous.take().and_then(|b| Arc::try_unwrap(b).ok());
+            let bytes = Arc::new(read_segment(&path, spare).map_err(|e| io_err("cannot read", &path, e))?);
             let where_ = |offset: usize, what: &str| {
                 StartError(format!(
                     "journal file {} is corrupt at byte offset {offset}: {what}; refusing to start \
@@ -224,19 +231,18 @@ impl Journal {
                 tracing::warn!(file = %path.display(), "removed a journal segment torn inside its header");
                 continue;
             }
-            let mut s = match scan(&bytes) {
+            // Scanned and replayed in one pass, the payloads left in the
+            // buffer (a torn last frame in preallocated space is followed by
+            // zeros rather than by the end of the file: the scan reports it
+            // torn like any other). A damaged segment before the last one
+            // refuses the start below, whatever it replayed.
+            let mut s = match replay.replay_segment(&bytes) {
                 Ok(s) => s,
-                // In preallocated space a torn last frame is followed by zeros
-                // rather than by the end of the file.
-                Err(JournalError::Corrupt { offset, reason })
-                    if last && reason == "record checksum mismatch" && only_zeros_after_frame(&bytes, offset) =>
-                {
-                    let mut s = scan(&bytes[..offset]).map_err(|e| where_(offset, &e.to_string()))?;
-                    s.torn_at = Some(offset);
-                    s
-                }
                 Err(JournalError::Corrupt { offset, reason }) => return Err(where_(offset, reason)),
-                Err(e) => return Err(where_(0, &e.to_string())),
+                Err(e @ JournalError::BadHeader(_)) => return Err(where_(0, &e.to_string())),
+                Err(e @ JournalError::Discontiguous { .. }) => {
+                    return Err(StartError(format!("journal file {}: {e}; refusing to start", path.display())))
+                }
             };
             // Zeros after the last record are preallocated space, not damage.
             if s.torn_at.is_some_and(|at| bytes[at..].iter().all(|&b| b == 0)) {
@@ -251,26 +257,20 @@ impl Journal {
                 tracing::warn!(file = %path.display(), offset = at, "cutting a torn record off the end of the journal");
             }
             let seg = Segment { number, path: path.clone() };
-            let no_records = s.records.is_empty();
-            // Moved into the replay, not cloned: the entries go into the log.
-            for (seq, rec) in std::mem::take(&mut s.records) {
-                replay
-                    .apply_owned(seq, rec)
-                    .map_err(|e| StartError(format!("journal file {}: {e}; refusing to start", path.display())))?;
-            }
+            // Every valid frame is a record: none if the valid part is the header.
+            let no_records = s.valid_len == SEGMENT_HEADER_LEN;
             if let Some(at) = s.lost_at {
                 // A damaged record before a batch marker that survived: data
                 // this node had made durable (and may have acknowledged) is
-                // gone. Cut there, keep the newest term and vote the marker
-                // gives, and flag the node: it will not vote or count until
-                // it has caught up with a leader (DESIGN §10).
+                // gone. The replay cut there, kept the newest term and vote the
+                // marker gives, and flagged the node: it will not vote or count
+                // until it has caught up with a leader (DESIGN §10).
                 tracing::warn!(
                     file = %path.display(),
                     offset = at,
                     "journal records this node had made durable are damaged: cutting them off; \
                      the node will not vote until it has caught up with the leader"
                 );
-                replay.note_loss(s.lost_hard);
                 lost = true;
             }
             if last {
@@ -278,7 +278,9 @@ impl Journal {
                 append_len = Some((s.valid_len, bytes.len(), cut, no_records && k > 0));
             }
             segments.push(seg);
+            previous = Some(bytes);
         }
+        drop(previous);
 
         let state = replay.finish();
         let snapshot = match &state.snapshot {
@@ -589,7 +591,7 @@ pub fn spawn_disk_thread(mut journal: Journal, done: mpsc::Sender<Seq>) -> io::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raft_core::journal::SnapshotMeta;
+    use raft_core::journal::{scan, SnapshotMeta};
     use raft_core::{Entry, HardState, Index, Payload, Role};
 
     fn tmpdir(tag: &str) -> PathBuf {
@@ -666,6 +668,54 @@ mod tests {
         assert_eq!(st.last_seq, seq);
         let bytes: u64 = fs::read_dir(d.join("journal")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
         assert!(bytes < 4 * 4096, "the journal stays about one snapshot interval long ({bytes} bytes)");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    fn all_shared(st: &DurableState) -> Vec<bool> {
+        st.log.iter().map(|e| e.payload.command().is_some_and(|b| b.is_shared())).collect()
+    }
+
+    #[test]
+    fn replayed_payloads_point_into_the_segment_unless_it_is_mostly_free_space() {
+        let d = tmpdir("shared");
+        let m = Arc::new(Metrics::default());
+        let (mut j, _, _) = Journal::open(&d, 64 << 20, m.clone()).unwrap();
+        j.append(&[(1, append(1, 5, 1))]).unwrap();
+        drop(j);
+        // 5 payloads against a segment of a megabyte of preallocated zeros:
+        // copied out, the buffer freed (the retention rule).
+        let (j, st, _) = Journal::open(&d, 64 << 20, m.clone()).unwrap();
+        assert_eq!(all_shared(&st), vec![false; 5]);
+        drop(j);
+        let mut j = Journal::open(&d, 64 << 20, m.clone()).unwrap().0;
+        for (seq, k) in (2..).zip(0..200) {
+            j.append(&[(seq, append(6 + k * 100, 100, 1))]).unwrap();
+        }
+        drop(j);
+        // 20,005 payloads of 100 bytes fill most of it: they stay slices.
+        let (_, st, _) = Journal::open(&d, 64 << 20, m).unwrap();
+        assert_eq!(st.log.last_index(), 20_005);
+        assert_eq!(all_shared(&st), vec![true; 20_005]);
+        assert!(st
+            .log
+            .iter()
+            .zip(1..)
+            .all(|(e, i)| e.payload.command().is_some_and(|b| b.as_slice() == [i as u8; 100])));
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_segment_is_read_into_the_spare_buffer() {
+        let d = tmpdir("spare");
+        let path = d.join("x.seg");
+        let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        fs::write(&path, &data).unwrap();
+        let spare = vec![7u8; 50_000];
+        let at = spare.as_ptr();
+        let got = read_segment(&path, Some(spare)).unwrap();
+        assert_eq!(got, data);
+        assert_eq!(got.as_ptr(), at, "the same allocation");
+        assert_eq!(read_segment(&path, None).unwrap(), data);
         fs::remove_dir_all(&d).unwrap();
     }
 

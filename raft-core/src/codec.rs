@@ -1,9 +1,13 @@
 //! Shared encoding helpers: a magic number and a version in front of postcard,
 //! size limits on every decode, and errors instead of panics.
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::Range;
 use serde::{de::DeserializeOwned, Serialize};
+
+use crate::types::Bytes;
 
 pub use crate::crc::crc32c;
 
@@ -86,5 +90,153 @@ pub fn decode_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> 
         Ok(_) => Err(DecodeError::TrailingBytes),
         Err(postcard::Error::DeserializeUnexpectedEnd) => Err(DecodeError::Truncated),
         Err(_) => Err(DecodeError::Malformed),
+    }
+}
+
+/// A cursor over postcard bytes, for the decoders written by hand where
+/// serde's would cost too much: journal replay, which decodes millions of
+/// entries at a restart. It reads exactly what postcard 1's deserializer
+/// reads, and refuses exactly what it refuses (the journal's tests decode
+/// every record both ways and compare), so the formats stay those serde
+/// writes; only the decoding is faster. Byte strings either point into a
+/// shared read buffer or are copied (see [`Reader::bytes`]).
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    /// The buffer `bytes` lies in and the offset it starts at: byte strings
+    /// then point into it instead of being copied.
+    shared: Option<(&'a Arc<Vec<u8>>, usize)>,
+}
+
+impl<'a> Reader<'a> {
+    /// Reads `bytes`, copying the byte strings it decodes.
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, pos: 0, shared: None }
+    }
+
+    /// Reads `buf[range]`, decoding byte strings as ranges of `buf`.
+    pub(crate) fn shared(buf: &'a Arc<Vec<u8>>, range: Range<usize>) -> Self {
+        Reader { bytes: &buf[range.clone()], pos: 0, shared: Some((buf, range.start)) }
+    }
+
+    /// The bytes not read yet.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        &self.bytes[self.pos..]
+    }
+
+    /// Errors unless every byte was read (as `decode_body` does).
+    pub(crate) fn finish(&self) -> Result<(), DecodeError> {
+        if self.pos == self.bytes.len() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes)
+        }
+    }
+
+    /// A varint of at most `max_bytes` bytes whose last byte is at most
+    /// `last_max` (postcard's rule: no bits past the type's width). The one
+    /// byte of a value below 128 — nearly every number in a record — is read
+    /// inline; longer ones call [`Reader::varint_long`].
+    #[inline]
+    fn varint(&mut self, max_bytes: usize, last_max: u8) -> Result<u64, DecodeError> {
+        match self.bytes.get(self.pos) {
+            Some(&b) if b & 0x80 == 0 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            _ => self.varint_long(max_bytes, last_max),
+        }
+    }
+
+    #[inline(never)]
+    fn varint_long(&mut self, max_bytes: usize, last_max: u8) -> Result<u64, DecodeError> {
+        let rest = self.rest();
+        let mut out = 0u64;
+        let mut shift = 0;
+        let mut i = 0;
+        while i < max_bytes {
+            let Some(&b) = rest.get(i) else { return Err(DecodeError::Truncated) };
+            out |= u64::from(b & 0x7f) << shift;
+            i += 1;
+            if b < 0x80 {
+                if i == max_bytes && b > last_max {
+                    return Err(DecodeError::Malformed);
+                }
+                self.pos += i;
+                return Ok(out);
+            }
+            shift += 7;
+        }
+        // `max_bytes` bytes, each saying "more": too long for the type.
+        Err(DecodeError::Malformed)
+    }
+
+    /// A `u64` (varint).
+    #[inline]
+    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
+        self.varint(10, 1)
+    }
+
+    /// A `u32` (varint): enum variant indexes are these.
+    #[inline]
+    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
+        // At most 5 bytes, the last holding 4 bits: the value fits.
+        self.varint(5, 0x0f).map(|v| v as u32)
+    }
+
+    /// A `usize` (varint): lengths of sequences and byte strings. Its width
+    /// is the platform's, as in postcard.
+    #[inline]
+    pub(crate) fn usize(&mut self) -> Result<usize, DecodeError> {
+        #[cfg(target_pointer_width = "64")]
+        let v = self.u64()?;
+        #[cfg(target_pointer_width = "32")]
+        let v = self.u32()?;
+        #[cfg(target_pointer_width = "16")]
+        let v = self.varint(3, 0x03)?;
+        usize::try_from(v).map_err(|_| DecodeError::Malformed)
+    }
+
+    /// A fixed array of `N` bytes: postcard writes it as a tuple, the bytes
+    /// one after the other with no length (read here at once, not one
+    /// serde element at a time).
+    #[inline]
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let end = self.pos.checked_add(N).ok_or(DecodeError::Truncated)?;
+        let part = self.bytes.get(self.pos..end).ok_or(DecodeError::Truncated)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(part);
+        self.pos = end;
+        Ok(out)
+    }
+
+    /// A byte string (length, then the bytes): a range of the shared read
+    /// buffer when there is one, else a copy.
+    #[inline]
+    pub(crate) fn bytes(&mut self) -> Result<Bytes, DecodeError> {
+        let len = self.usize()?;
+        let end = self.pos.checked_add(len).ok_or(DecodeError::Truncated)?;
+        if end > self.bytes.len() {
+            return Err(DecodeError::Truncated);
+        }
+        let start = self.pos;
+        self.pos = end;
+        Ok(match self.shared {
+            Some((buf, base)) => Bytes::shared(buf, base + start..base + end),
+            None => Bytes::from(&self.bytes[start..end]),
+        })
+    }
+
+    /// A value serde decodes (the rare parts of a format, not worth a
+    /// decoder by hand), read from where the cursor is.
+    pub(crate) fn serde<T: DeserializeOwned>(&mut self) -> Result<T, DecodeError> {
+        match postcard::take_from_bytes::<T>(self.rest()) {
+            Ok((v, rest)) => {
+                self.pos = self.bytes.len() - rest.len();
+                Ok(v)
+            }
+            Err(postcard::Error::DeserializeUnexpectedEnd) => Err(DecodeError::Truncated),
+            Err(_) => Err(DecodeError::Malformed),
+        }
     }
 }

@@ -57,11 +57,13 @@
 //! applies them only if they are newer than what it has).
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::Range;
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{self, DecodeError};
+use crate::codec::{DecodeError, Reader};
 use crate::entry::Entry;
 use crate::log::Log;
 use crate::membership::Membership;
@@ -244,13 +246,11 @@ pub struct Scan {
     pub lost_hard: Option<HardState>,
 }
 
-/// Reads one frame at the start of `rest`: `Ok(Some((frame length, record)))`
-/// for a whole valid frame, `Ok(None)` for a damaged or short one, `Err` for
-/// one whose checksums hold but which cannot be a frame we wrote.
-/// A whole frame read: its length in bytes and its record.
-type Frame = (usize, (Seq, Record));
-
-fn read_frame(rest: &[u8], pos: usize) -> Result<Option<Frame>, JournalError> {
+/// Checks the frame at the start of `rest` (which begins at byte `pos` of
+/// its segment): `Ok(Some(frame length))` for a whole frame whose checksums
+/// hold, `Ok(None)` for a damaged or short one, `Err` for one whose header
+/// checksum holds but whose length cannot be one we wrote.
+fn check_frame(rest: &[u8], pos: usize) -> Result<Option<usize>, JournalError> {
     if rest.len() < FRAME_HEADER_LEN {
         return Ok(None);
     }
@@ -270,9 +270,72 @@ fn read_frame(rest: &[u8], pos: usize) -> Result<Option<Frame>, JournalError> {
     if crc32c(body) != crc {
         return Ok(None);
     }
-    match codec::decode_body::<(Seq, Record)>(body) {
-        Ok(r) => Ok(Some((FRAME_HEADER_LEN + len, r))),
-        Err(_) => Err(JournalError::Corrupt { offset: pos, reason: "record body does not decode" }),
+    Ok(Some(FRAME_HEADER_LEN + len))
+}
+
+const UNDECODABLE: &str = "record body does not decode";
+
+/// A frame body decoded by [`decode_body`]: an `Append` leaves its entries in
+/// the caller's vector (reused from record to record: replay allocates no
+/// vector per record), any other record comes whole.
+enum Decoded {
+    Append { seq: Seq, first_index: Index },
+    Other(Seq, Record),
+}
+
+/// Postcard's variant index of [`Record::Append`] (variants are numbered by
+/// position; the golden tests pin it).
+const APPEND_TAG: u32 = 1;
+
+/// Decodes a frame body, `postcard((seq, Record))`. Appends — nearly every
+/// record — are decoded by hand, their entries pushed onto `entries`
+/// (payloads shared with the read buffer if the reader has one); the rest by
+/// serde. The result is what `codec::decode_body::<(Seq, Record)>` gives, to
+/// the error (the tests compare the two on every kind of record and on
+/// damaged bodies).
+fn decode_body(mut r: Reader<'_>, entries: &mut Vec<Entry>) -> Result<Decoded, DecodeError> {
+    let seq = r.u64()?;
+    let at_tag = r.rest();
+    if r.u32()? != APPEND_TAG {
+        // Not an append: serde reads the record from its tag on.
+        let mut whole = Reader::new(at_tag);
+        let rec = whole.serde::<Record>()?;
+        whole.finish()?;
+        return Ok(Decoded::Other(seq, rec));
+    }
+    let first_index = r.u64()?;
+    let n = r.usize()?;
+    // The count comes from the input: reserve no more than the bytes left
+    // could hold (an entry takes at least 4: three varints and a tag).
+    entries.reserve(n.min(r.rest().len() / 4));
+    for _ in 0..n {
+        entries.push(Entry::decode(&mut r)?);
+    }
+    r.finish()?;
+    Ok(Decoded::Append { seq, first_index })
+}
+
+/// A frame body decoded as a whole record, payloads copied.
+fn decode_record(body: &[u8]) -> Result<(Seq, Record), DecodeError> {
+    let mut entries = Vec::new();
+    match decode_body(Reader::new(body), &mut entries)? {
+        Decoded::Append { seq, first_index } => Ok((seq, Record::Append { first_index, entries })),
+        Decoded::Other(seq, rec) => Ok((seq, rec)),
+    }
+}
+
+/// A whole frame read: its length in bytes and its record.
+type Frame = (usize, (Seq, Record));
+
+/// Reads one frame at the start of `rest` (at byte `pos` of its segment):
+/// `Ok(Some((frame length, record)))` for a whole valid frame, `Ok(None)`
+/// for a damaged or short one, `Err` for one whose checksums hold but which
+/// cannot be a frame we wrote.
+fn read_frame(rest: &[u8], pos: usize) -> Result<Option<Frame>, JournalError> {
+    let Some(len) = check_frame(rest, pos)? else { return Ok(None) };
+    match decode_record(&rest[FRAME_HEADER_LEN..len]) {
+        Ok(r) => Ok(Some((len, r))),
+        Err(_) => Err(JournalError::Corrupt { offset: pos, reason: UNDECODABLE }),
     }
 }
 
@@ -315,14 +378,26 @@ pub fn scan_each(
     bytes: &[u8],
     mut each: impl FnMut(Seq, Record) -> Result<(), JournalError>,
 ) -> Result<Scan, JournalError> {
+    scan_frames(bytes, |pos, body| match decode_record(&bytes[body]) {
+        Ok((seq, r)) => each(seq, r),
+        Err(_) => Err(JournalError::Corrupt { offset: pos, reason: UNDECODABLE }),
+    })
+}
+
+/// The frame loop under every scan: checks the header, then hands `each`
+/// the offset and the body's byte range of every valid frame in order, and
+/// says where valid frames end and why (torn write or loss).
+fn scan_frames(
+    bytes: &[u8],
+    mut each: impl FnMut(usize, Range<usize>) -> Result<(), JournalError>,
+) -> Result<Scan, JournalError> {
     codec_header(bytes)?;
     let mut out = Scan { valid_len: SEGMENT_HEADER_LEN, ..Scan::default() };
     let mut pos = SEGMENT_HEADER_LEN;
     while pos < bytes.len() {
-        let rest = &bytes[pos..];
-        match read_frame(rest, pos)? {
-            Some((len, (seq, r))) => {
-                each(seq, r)?;
+        match check_frame(&bytes[pos..], pos)? {
+            Some(len) => {
+                each(pos, pos + FRAME_HEADER_LEN..pos + len)?;
                 pos += len;
                 out.valid_len = pos;
             }
@@ -454,26 +529,9 @@ impl Replay {
                 }
             }
             Record::Append { first_index, entries } => {
-                // The log after the snapshot, as of the checkpoint: replaces what
-                // replay holds there (entries the snapshot covers are skipped).
-                let snap = st.log.snapshot_index();
-                let from = (*first_index).max(snap + 1);
-                if from > st.log.last_index() + 1 {
-                    return Err(JournalError::Discontiguous { seq: 0, reason: "checkpoint entries leave a gap" });
-                }
-                if from <= st.log.last_index() {
-                    st.log.truncate_from(from);
-                }
-                for (k, e) in entries.iter().enumerate() {
-                    if e.index != first_index + k as u64 {
-                        return Err(JournalError::Discontiguous {
-                            seq: 0,
-                            reason: "checkpoint entries are not contiguous",
-                        });
-                    }
-                    if e.index >= from {
-                        st.log.append(e.clone());
-                    }
+                let from = checkpoint_append(st, *first_index, entries)?;
+                for e in entries.iter().filter(|e| e.index >= from) {
+                    st.log.append(e.clone());
                 }
             }
             Record::Truncate { .. } => {
@@ -511,20 +569,77 @@ impl Replay {
     /// the log instead of being copied (recovery's path).
     pub fn apply_owned(&mut self, seq: Seq, record: Record) -> Result<(), JournalError> {
         match record {
-            Record::Append { first_index, entries } if seq != CHECKPOINT_SEQ => {
-                if self.state.last_seq != 0 && seq != self.state.last_seq + 1 {
-                    return Err(JournalError::Discontiguous { seq, reason: "sequence number gap" });
-                }
-                check_append(&self.state, seq, first_index, &entries)?;
-                let snap = self.state.log.snapshot_index();
-                for e in entries.into_iter().filter(|e| e.index > snap) {
-                    self.state.log.append(e);
-                }
-                self.state.last_seq = seq;
-                Ok(())
-            }
+            Record::Append { first_index, mut entries } => self.apply_append(seq, first_index, &mut entries),
             other => self.apply(seq, &other),
         }
+    }
+
+    /// Applies an `Append` record (a checkpoint's with sequence number 0),
+    /// moving its entries out of `entries` into the log: `entries` is left
+    /// empty, its allocation ready for the next record.
+    fn apply_append(&mut self, seq: Seq, first_index: Index, entries: &mut Vec<Entry>) -> Result<(), JournalError> {
+        let st = &mut self.state;
+        let result = if seq == CHECKPOINT_SEQ {
+            checkpoint_append(st, first_index, entries).map(|from| {
+                for e in entries.drain(..).filter(|e| e.index >= from) {
+                    st.log.append(e);
+                }
+            })
+        } else if st.last_seq != 0 && seq != st.last_seq + 1 {
+            Err(JournalError::Discontiguous { seq, reason: "sequence number gap" })
+        } else {
+            check_append(st, seq, first_index, entries).map(|()| {
+                let snap = st.log.snapshot_index();
+                for e in entries.drain(..).filter(|e| e.index > snap) {
+                    st.log.append(e);
+                }
+                st.last_seq = seq;
+            })
+        };
+        entries.clear();
+        result
+    }
+
+    /// Scans a segment read into `segment` and replays each record as it is
+    /// read (what [`recover`] does, for a host that reads its segments one
+    /// by one). The payloads of the entries replayed point into `segment`
+    /// instead of being copied: no allocation per entry. The retention rule
+    /// on [`Bytes`](crate::Bytes) bounds how long that keeps `segment`
+    /// alive; [`Replay::finish`] applies its first half. The [`Scan`] says
+    /// where valid frames end (its `records` stay empty); if it found
+    /// records lost, the loss is noted here ([`Replay::note_loss`]).
+    pub fn replay_segment(&mut self, segment: &Arc<Vec<u8>>) -> Result<Scan, JournalError> {
+        let scan = self.replay_frames(segment, Some(segment))?;
+        self.state.log.mark_shared();
+        Ok(scan)
+    }
+
+    /// [`Replay::replay_segment`] for bytes not in a shared buffer: the
+    /// payloads are copied.
+    pub fn replay_bytes(&mut self, bytes: &[u8]) -> Result<Scan, JournalError> {
+        self.replay_frames(bytes, None)
+    }
+
+    /// Scans `bytes` (which are all of `shared` when given) and replays
+    /// every record as it is read, through one vector of entries reused from
+    /// record to record.
+    fn replay_frames(&mut self, bytes: &[u8], shared: Option<&Arc<Vec<u8>>>) -> Result<Scan, JournalError> {
+        let mut entries = Vec::new();
+        let scan = scan_frames(bytes, |pos, body| {
+            let reader = match shared {
+                Some(buf) => Reader::shared(buf, body),
+                None => Reader::new(&bytes[body]),
+            };
+            match decode_body(reader, &mut entries) {
+                Ok(Decoded::Append { seq, first_index }) => self.apply_append(seq, first_index, &mut entries),
+                Ok(Decoded::Other(seq, rec)) => self.apply(seq, &rec),
+                Err(_) => Err(JournalError::Corrupt { offset: pos, reason: UNDECODABLE }),
+            }
+        })?;
+        if scan.lost_at.is_some() {
+            self.note_loss(scan.lost_hard);
+        }
+        Ok(scan)
     }
 
     /// Continues replaying from a state recovered earlier (a host that keeps
@@ -566,11 +681,14 @@ impl Replay {
         &self.state
     }
 
-    /// Ends replay.
+    /// Ends replay. Read buffers that the log's entries keep alive but
+    /// barely use are let go of here (their payloads copied out: see
+    /// [`Log::release_sparse_buffers`]).
     pub fn finish(mut self) -> DurableState {
         if self.lost {
             self.state.hard.lost_data = true;
         }
+        self.state.log.release_sparse_buffers();
         self.state
     }
 }
@@ -600,29 +718,60 @@ fn check_append(st: &DurableState, seq: Seq, first_index: Index, entries: &[Entr
     Ok(())
 }
 
+/// The checks a checkpoint's `Append` (the log after the snapshot, as of the
+/// checkpoint) must pass; it replaces what replay holds from the returned
+/// index on (entries the snapshot covers are skipped), and this drops that
+/// part of the log for the caller to append the entries from there.
+fn checkpoint_append(st: &mut DurableState, first_index: Index, entries: &[Entry]) -> Result<Index, JournalError> {
+    let snap = st.log.snapshot_index();
+    let from = first_index.max(snap + 1);
+    if from > st.log.last_index() + 1 {
+        return Err(JournalError::Discontiguous { seq: 0, reason: "checkpoint entries leave a gap" });
+    }
+    if entries.iter().enumerate().any(|(k, e)| e.index != first_index + k as u64) {
+        return Err(JournalError::Discontiguous { seq: 0, reason: "checkpoint entries are not contiguous" });
+    }
+    if from <= st.log.last_index() {
+        st.log.truncate_from(from);
+    }
+    Ok(from)
+}
+
 /// Recovers a journal split into segments, oldest first: every segment but the
 /// last must be whole; the last may end in a torn frame, which is cut off
 /// (its [`Scan`] — `valid_len`, `torn_at`; the records moved into the state —
 /// is returned so the host can truncate the file). An error names
 /// the segment (by position) and the byte offset within it.
 pub fn recover_segments(segments: &[&[u8]]) -> Result<(DurableState, Scan), (usize, JournalError)> {
+    recover_each(segments.len(), |replay, k| replay.replay_bytes(segments[k]))
+}
+
+/// [`recover_segments`] from segments in shared read buffers: the replayed
+/// entries' payloads point into them (see [`Replay::replay_segment`]).
+pub fn recover_segments_shared(segments: &[Arc<Vec<u8>>]) -> Result<(DurableState, Scan), (usize, JournalError)> {
+    recover_each(segments.len(), |replay, k| replay.replay_segment(&segments[k]))
+}
+
+/// Replays segments `0..count` in order with `replay_one`, refusing damage
+/// before the last one.
+fn recover_each(
+    count: usize,
+    mut replay_one: impl FnMut(&mut Replay, usize) -> Result<Scan, JournalError>,
+) -> Result<(DurableState, Scan), (usize, JournalError)> {
     let mut replay = Replay::new();
     let mut last = Scan::default();
-    for (k, seg) in segments.iter().enumerate() {
+    for k in 0..count {
         // Records replay as they are read; a damaged frame before the last
         // segment is refused once the scan has found it (what came before
         // it replayed, but the whole recovery fails).
-        let s = scan_each(seg, |seq, rec| replay.apply_owned(seq, rec)).map_err(|e| (k, e))?;
+        let s = replay_one(&mut replay, k).map_err(|e| (k, e))?;
         if let Some(at) = s.torn_at.or(s.lost_at) {
-            if k + 1 < segments.len() {
+            if k + 1 < count {
                 return Err((
                     k,
                     JournalError::Corrupt { offset: at, reason: "damaged record before the last segment" },
                 ));
             }
-        }
-        if s.lost_at.is_some() {
-            replay.note_loss(s.lost_hard);
         }
         last = s;
     }
@@ -634,10 +783,15 @@ pub fn recover_segments(segments: &[&[u8]]) -> Result<(DurableState, Scan), (usi
 /// [`Scan`] keeps only `valid_len` and `torn_at`.
 pub fn recover(bytes: &[u8]) -> Result<(DurableState, Scan), JournalError> {
     let mut replay = Replay::new();
-    let scan = scan_each(bytes, |seq, rec| replay.apply_owned(seq, rec))?;
-    if scan.lost_at.is_some() {
-        replay.note_loss(scan.lost_hard);
-    }
+    let scan = replay.replay_bytes(bytes)?;
+    Ok((replay.finish(), scan))
+}
+
+/// [`recover`] from a segment in a shared read buffer: the replayed entries'
+/// payloads point into it (see [`Replay::replay_segment`]).
+pub fn recover_shared(segment: &Arc<Vec<u8>>) -> Result<(DurableState, Scan), JournalError> {
+    let mut replay = Replay::new();
+    let scan = replay.replay_segment(segment)?;
     Ok((replay.finish(), scan))
 }
 
@@ -645,7 +799,7 @@ pub fn recover(bytes: &[u8]) -> Result<(DurableState, Scan), JournalError> {
 mod tests {
     use super::*;
     use crate::entry::Payload;
-    use crate::types::Role;
+    use crate::types::{Bytes, Role};
     use alloc::vec;
 
     fn sample() -> (Vec<u8>, Vec<usize>) {
@@ -871,6 +1025,255 @@ mod tests {
             r.apply(10, &Record::Append { first_index: 8, entries: vec![e(8)] }).is_err(),
             "overlap past the snapshot"
         );
+    }
+
+    /// One record of every kind, with every kind of payload, and edge values.
+    fn every_kind_of_record() -> Vec<(Seq, Record)> {
+        use crate::membership::{Change, ConfChange};
+        let payloads = [
+            Payload::Noop,
+            Payload::Command(Bytes::default()),
+            Payload::Command(vec![3; 300].into()),
+            Payload::ConfChange(ConfChange::Begin {
+                joint: true,
+                changes: vec![Change::AddVoter { id: 4, inc: 9 }, Change::Remove { id: 1 }],
+            }),
+            Payload::ConfChange(ConfChange::LeaveJoint),
+            Payload::Register { owner: u64::MAX, secret_hash: [0xab; 32] },
+            Payload::Write {
+                session: 5,
+                secret_hash: [0xcd; 32],
+                seq: u64::MAX,
+                ack: 1 << 35,
+                command: b"w".to_vec().into(),
+            },
+            Payload::KeepAlive { session: 7, secret_hash: [1; 32], ack: 2 },
+        ];
+        let entries: Vec<Entry> = payloads
+            .into_iter()
+            .zip(1..)
+            .map(|(payload, i)| Entry { term: 3, index: i, time: i << 40, payload })
+            .collect();
+        let hard = HardState { term: 9, voted_for: None, role: Role::Leader, lost_data: true };
+        vec![
+            (
+                1,
+                Record::HardState(HardState {
+                    term: 3,
+                    voted_for: Some(2),
+                    role: Role::PreCandidate,
+                    lost_data: false,
+                }),
+            ),
+            (2, Record::Append { first_index: 1, entries: entries.clone() }),
+            (3, Record::Append { first_index: 9, entries: Vec::new() }),
+            (4, Record::Truncate { from_index: 4 }),
+            (
+                5,
+                Record::Snapshot(SnapshotMeta {
+                    index: 2,
+                    term: 3,
+                    membership: Box::new(Membership::bootstrap(&[1, 2, 3])),
+                    id: u64::MAX,
+                }),
+            ),
+            (CHECKPOINT_SEQ, Record::Checkpoint { last_seq: 5 }),
+            (CHECKPOINT_SEQ, Record::Append { first_index: 1, entries }),
+            (CHECKPOINT_SEQ, Record::BatchEnd { last_seq: u64::MAX, hard }),
+            (u64::MAX, Record::HardState(hard)),
+        ]
+    }
+
+    type Decoding = Result<(Seq, Record), DecodeError>;
+
+    /// The hand-written decoder and serde's, on the same body.
+    fn both_decoders(body: &[u8]) -> (Decoding, Decoding) {
+        (decode_record(body), crate::codec::decode_body::<(Seq, Record)>(body))
+    }
+
+    #[test]
+    fn the_replay_decoder_reads_and_refuses_what_serde_does() {
+        for (seq, rec) in every_kind_of_record() {
+            let mut frame = Vec::new();
+            encode_record(seq, &rec, &mut frame);
+            let body = &frame[FRAME_HEADER_LEN..];
+            let (hand, serde) = both_decoders(body);
+            assert_eq!(hand, Ok((seq, rec.clone())));
+            assert_eq!(hand, serde);
+            // Cut short anywhere, a byte more, a byte changed in any of a few
+            // ways: both give the same value or the same error.
+            for cut in 0..body.len() {
+                let (hand, serde) = both_decoders(&body[..cut]);
+                assert_eq!(hand, serde, "{} cut at {cut}", rec.name());
+            }
+            let mut longer = body.to_vec();
+            longer.push(0);
+            let (hand, serde) = both_decoders(&longer);
+            assert_eq!((&hand, hand.is_err()), (&serde, true), "{} with a byte more", rec.name());
+            for i in 0..body.len() {
+                for flip in [0x01u8, 0x02, 0x7f, 0x80, 0xff] {
+                    let mut bad = body.to_vec();
+                    bad[i] ^= flip;
+                    let (hand, serde) = both_decoders(&bad);
+                    assert_eq!(hand, serde, "{} byte {i} ^ {flip:#x}", rec.name());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_entry_count_from_the_input_reserves_no_more_than_the_bytes_allow() {
+        // A frame with valid checksums whose body claims 2^40 entries and
+        // holds none: refused as corrupt, without reserving for the count.
+        let mut body = Vec::new();
+        for v in [1u64, u64::from(APPEND_TAG), 1, 1 << 40] {
+            let mut v = v;
+            while v >= 0x80 {
+                body.push(v as u8 | 0x80);
+                v >>= 7;
+            }
+            body.push(v as u8);
+        }
+        let mut seg = Vec::new();
+        write_segment_header(&mut seg);
+        seg.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        seg.extend_from_slice(&crc32c(&body).to_le_bytes());
+        let hcrc = crc32c(&seg[SEGMENT_HEADER_LEN..SEGMENT_HEADER_LEN + 8]);
+        seg.extend_from_slice(&hcrc.to_le_bytes());
+        seg.extend_from_slice(&body);
+        let err = JournalError::Corrupt { offset: SEGMENT_HEADER_LEN, reason: UNDECODABLE };
+        assert_eq!(recover(&seg).map(|_| ()), Err(err.clone()));
+        assert_eq!(recover_shared(&Arc::new(seg)).map(|_| ()), Err(err));
+    }
+
+    /// Two segments as a host writes them: records, batch markers, then a
+    /// new segment opened with the checkpoint of the state so far.
+    fn two_segments(payload_len: usize) -> Vec<Vec<u8>> {
+        let write = |i: u64| Payload::Write {
+            session: 1,
+            secret_hash: [i as u8; 32],
+            seq: i,
+            ack: i,
+            command: vec![i as u8; payload_len].into(),
+        };
+        let e = |i: u64| Entry {
+            term: 2 + i / 30,
+            index: i,
+            time: i,
+            payload: if i % 3 == 0 { Payload::Command(vec![!(i as u8); payload_len].into()) } else { write(i) },
+        };
+        let hs = HardState { term: 2, voted_for: Some(1), role: Role::Follower, lost_data: false };
+        let first = [
+            Record::HardState(hs),
+            Record::Append { first_index: 1, entries: (1..=20).map(e).collect() },
+            Record::Truncate { from_index: 15 },
+            Record::Append { first_index: 15, entries: (15..=40).map(e).collect() },
+            Record::Snapshot(SnapshotMeta {
+                index: 5,
+                term: 2,
+                membership: Box::new(Membership::bootstrap(&[1])),
+                id: 5,
+            }),
+        ];
+        let mut seg = Vec::new();
+        write_segment_header(&mut seg);
+        let mut mirror = Replay::new();
+        for (seq, rec) in (1..).zip(first) {
+            encode_record(seq, &rec, &mut seg);
+            mirror.apply(seq, &rec).unwrap();
+        }
+        let st = mirror.state();
+        encode_record(CHECKPOINT_SEQ, &Record::BatchEnd { last_seq: st.last_seq, hard: st.hard }, &mut seg);
+        let mut next = Vec::new();
+        write_segment_header(&mut next);
+        for rec in mirror.checkpoint() {
+            encode_record(CHECKPOINT_SEQ, &rec, &mut next);
+        }
+        encode_record(6, &Record::Append { first_index: 41, entries: (41..=50).map(e).collect() }, &mut next);
+        vec![seg, next]
+    }
+
+    fn assert_same_state(a: &DurableState, b: &DurableState) {
+        assert_eq!((a.hard, &a.snapshot, a.last_seq), (b.hard, &b.snapshot, b.last_seq));
+        assert_eq!(
+            (a.log.snapshot_index(), a.log.snapshot_term(), a.log.bytes()),
+            (b.log.snapshot_index(), b.log.snapshot_term(), b.log.bytes())
+        );
+        assert!(a.log.iter().eq(b.log.iter()), "the same entries");
+    }
+
+    #[test]
+    fn replay_from_a_shared_buffer_gives_the_state_a_copying_replay_gives() {
+        let segs = two_segments(100);
+        let slices: Vec<&[u8]> = segs.iter().map(Vec::as_slice).collect();
+        let (copied, copied_scan) = recover_segments(&slices).unwrap();
+        // Through serde alone: scan every record, replay by reference.
+        let mut by_serde = Replay::new();
+        for seg in &segs {
+            for (seq, rec) in scan(seg).unwrap().records {
+                by_serde.apply(seq, &rec).unwrap();
+            }
+        }
+        let by_serde = by_serde.finish();
+        let bufs: Vec<Arc<Vec<u8>>> = segs.into_iter().map(Arc::new).collect();
+        let mut replay = Replay::new();
+        let mut scans = Vec::new();
+        for buf in &bufs {
+            scans.push(replay.replay_segment(buf).unwrap());
+        }
+        let shared = replay.finish();
+        assert_same_state(&shared, &copied);
+        assert_same_state(&by_serde, &copied);
+        assert_eq!(scans.last(), Some(&copied_scan));
+        assert_eq!((shared.log.first_index(), shared.log.last_index()), (6, 50));
+        // The copies own their payloads; the shared replay's point into the
+        // second segment (whose checkpoint replaced the first's entries).
+        assert!(copied.log.iter().all(|e| e.payload.command().is_some_and(|b| !b.is_shared())));
+        assert!(shared.log.iter().all(|e| e.payload.command().is_some_and(|b| b.is_shared())));
+        assert_eq!(Arc::strong_count(&bufs[0]), 1, "nothing points into the first segment");
+        assert_eq!(Arc::strong_count(&bufs[1]), 1 + shared.log.len());
+    }
+
+    #[test]
+    fn replay_lets_go_of_a_buffer_its_log_barely_uses() {
+        // 1,000 entries of 100 bytes, then a snapshot that covers all but
+        // the last 5 (a crash before the host opened a new segment): 5 x 132
+        // bytes as copies against a buffer of ~150 kB. Copied out, freed.
+        let e = |i| Entry { term: 1, index: i, time: 0, payload: Payload::Command(vec![i as u8; 100].into()) };
+        let mut seg = Vec::new();
+        write_segment_header(&mut seg);
+        encode_record(1, &Record::Append { first_index: 1, entries: (1..=1000).map(e).collect() }, &mut seg);
+        let meta = SnapshotMeta { index: 995, term: 1, membership: Box::new(Membership::bootstrap(&[1])), id: 1 };
+        encode_record(2, &Record::Snapshot(meta), &mut seg);
+        let buf = Arc::new(seg);
+        let (st, _) = recover_shared(&buf).unwrap();
+        assert_eq!(st.log.len(), 5);
+        assert!(st.log.iter().all(|x| x.payload.command().is_some_and(|b| !b.is_shared())));
+        assert_eq!(Arc::strong_count(&buf), 1, "the buffer is ours alone: freed once we drop it");
+        assert!(st.log.iter().eq((996..=1000).map(e).collect::<Vec<_>>().iter()));
+    }
+
+    #[test]
+    fn small_live_payloads_stay_in_the_buffer() {
+        // Like the replay bench: 16-byte payloads, every one live. As copies
+        // they would take more than the buffer does; they stay slices.
+        let mut seg = Vec::new();
+        write_segment_header(&mut seg);
+        for i in 1..=1000u64 {
+            let entries = vec![Entry { term: 1, index: i, time: 0, payload: Payload::Command(vec![7; 16].into()) }];
+            encode_record(i, &Record::Append { first_index: i, entries }, &mut seg);
+        }
+        let buf = Arc::new(seg);
+        let (st, _) = recover_shared(&buf).unwrap();
+        assert_eq!(st.log.len(), 1000);
+        assert_eq!(Arc::strong_count(&buf), 1001);
+        // The first compaction copies out the entries it keeps: the buffer
+        // does not outlive it.
+        let mut log = st.log;
+        log.compact_to(990, 1);
+        assert_eq!(log.len(), 10);
+        assert!(log.iter().all(|x| x.payload.command().is_some_and(|b| !b.is_shared() && b.as_slice() == [7; 16])));
+        assert_eq!(Arc::strong_count(&buf), 1);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! of an AppendEntries that starts right after the snapshot still works.
 
 use alloc::collections::VecDeque;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use crate::entry::Entry;
@@ -33,7 +34,15 @@ pub struct Log {
     entries: VecDeque<Entry>,
     /// Sum of `Entry::size` over `entries`, kept for the memory limits.
     bytes: usize,
+    /// Entries up to this index may hold payloads that point into a journal
+    /// read buffer (those replayed at a restart); 0 if none do. See
+    /// [`Log::compact_to`] and [`Log::release_sparse_buffers`].
+    shared_until: Index,
 }
+
+/// What a payload is taken to cost as a copy of its own beyond its bytes:
+/// the reference counts and the allocator's header and rounding.
+const OWNED_PAYLOAD_OVERHEAD: usize = 32;
 
 impl Log {
     /// An empty log.
@@ -43,7 +52,7 @@ impl Log {
 
     /// A log whose first `index` entries are covered by a snapshot taken at `(index, term)`.
     pub fn with_snapshot(index: Index, term: Term) -> Self {
-        Log { snapshot_index: index, snapshot_term: term, entries: VecDeque::new(), bytes: 0 }
+        Log { snapshot_index: index, snapshot_term: term, entries: VecDeque::new(), bytes: 0, shared_until: 0 }
     }
 
     /// Index of the last entry covered by the snapshot (0 if none).
@@ -143,12 +152,19 @@ impl Log {
                 self.bytes -= e.size();
             }
         }
+        self.shared_until = self.shared_until.min(index - 1);
     }
 
     /// Drops entries up to and including `index` from the left, after a snapshot
     /// at `(index, term)` became durable. If the log does not reach `index`, or
     /// holds a different term there, every entry is dropped (the snapshot
     /// supersedes the whole log).
+    ///
+    /// Replayed entries it keeps stop sharing their journal read buffer
+    /// here (their payloads are copied out): the second half of the
+    /// retention rule on [`Bytes`](crate::Bytes), so that a few entries
+    /// left after the first snapshot since a restart cannot pin a whole
+    /// segment's buffer until the next one.
     pub fn compact_to(&mut self, index: Index, term: Term) {
         if index <= self.snapshot_index {
             return;
@@ -166,6 +182,69 @@ impl Log {
             self.snapshot_index = index;
         }
         self.snapshot_term = term;
+        if self.shared_until > self.snapshot_index {
+            let kept = (self.shared_until - self.snapshot_index) as usize;
+            for e in self.entries.iter_mut().take(kept) {
+                if let Some(b) = e.payload.command_mut() {
+                    b.unshare();
+                }
+            }
+        }
+        self.shared_until = 0;
+    }
+
+    /// Notes that every entry held may point into a journal read buffer
+    /// (replay calls it after each segment it decoded so).
+    pub(crate) fn mark_shared(&mut self) {
+        self.shared_until = self.last_index();
+    }
+
+    /// The first half of the retention rule on [`Bytes`](crate::Bytes),
+    /// applied at the end of replay: a read buffer stays shared only if the
+    /// payloads that point into it, copied out, would take at least half its
+    /// size (each counted as its length plus 32 bytes of allocation); else
+    /// they are copied and the buffer is freed. A buffer is never kept for a
+    /// few entries that survived truncation or a snapshot, yet small
+    /// payloads, which cost more as copies than as slices, stay slices.
+    pub fn release_sparse_buffers(&mut self) {
+        if self.shared_until <= self.snapshot_index {
+            return;
+        }
+        let shared = (self.shared_until - self.snapshot_index) as usize;
+        // (buffer, what its payloads would cost as copies); a restart reads
+        // few segments, so a short list searched in order will do.
+        let mut buffers: Vec<(Arc<Vec<u8>>, usize)> = Vec::new();
+        // Runs of entries come from one buffer: the last one found is tried first.
+        let mut last = 0;
+        for b in self.entries.iter().take(shared).filter_map(|e| e.payload.command()) {
+            let Some(buf) = b.read_buffer() else { continue };
+            let cost = b.len() + OWNED_PAYLOAD_OVERHEAD;
+            if buffers.get(last).is_some_and(|(x, _)| Arc::ptr_eq(x, buf)) {
+                buffers[last].1 += cost;
+                continue;
+            }
+            match buffers.iter().position(|(x, _)| Arc::ptr_eq(x, buf)) {
+                Some(k) => {
+                    buffers[k].1 += cost;
+                    last = k;
+                }
+                None => {
+                    last = buffers.len();
+                    buffers.push((buf.clone(), cost));
+                }
+            }
+        }
+        buffers.retain(|(buf, cost)| buf.len() > cost.saturating_mul(2));
+        if buffers.is_empty() {
+            return;
+        }
+        for e in self.entries.iter_mut().take(shared) {
+            if let Some(b) = e.payload.command_mut() {
+                if b.read_buffer().is_some_and(|buf| buffers.iter().any(|(x, _)| Arc::ptr_eq(x, buf))) {
+                    b.unshare();
+                }
+            }
+        }
     }
 
     /// Iterates over the held entries in index order.
@@ -242,6 +321,52 @@ mod tests {
         assert_eq!(log.slice(2, 5, 2, usize::MAX).len(), 2);
         assert_eq!(log.slice(2, 5, 100, 1).len(), 1);
         assert_eq!(log.slice(4, 100, 100, usize::MAX).len(), 2);
+    }
+
+    fn shared_entry(buf: &Arc<Vec<u8>>, index: Index, len: usize) -> Entry {
+        Entry { term: 1, index, time: 0, payload: Payload::Command(crate::Bytes::shared(buf, 0..len)) }
+    }
+
+    fn is_shared(log: &Log, index: Index) -> bool {
+        log.entry(index).and_then(|e| e.payload.command()).is_some_and(|b| b.is_shared())
+    }
+
+    #[test]
+    fn a_read_buffer_stays_while_copies_would_take_half_its_size() {
+        // One 68-byte payload: 68 + 32 = 100 bytes as a copy. A 200-byte
+        // buffer is at the limit (kept), a 201-byte one past it (let go of).
+        for (buf_len, kept) in [(200, true), (201, false)] {
+            let buf = Arc::new(alloc::vec![5u8; buf_len]);
+            let mut log = Log::new();
+            log.append(shared_entry(&buf, 1, 68));
+            log.append(Entry { term: 1, index: 2, time: 0, payload: Payload::Noop });
+            log.mark_shared();
+            log.release_sparse_buffers();
+            assert_eq!(is_shared(&log, 1), kept, "buffer of {buf_len}");
+            assert_eq!(Arc::strong_count(&buf), if kept { 2 } else { 1 });
+            assert_eq!(log.entry(1).and_then(|e| e.payload.command()).map(|b| b.as_slice()), Some(&[5u8; 68][..]));
+        }
+    }
+
+    #[test]
+    fn compaction_copies_out_the_replayed_entries_it_keeps() {
+        let buf = Arc::new(alloc::vec![9u8; 64]);
+        let mut log = Log::new();
+        for i in 1..=10 {
+            log.append(shared_entry(&buf, i, 16));
+        }
+        log.mark_shared();
+        // Entries appended after replay own their payloads already.
+        log.append(e(11, 1));
+        log.truncate_from(9);
+        log.append(e(9, 1));
+        // Compaction keeps 5..=9: the shared ones among them (5..=8) are
+        // copied, and nothing points into the buffer any more.
+        log.compact_to(4, 1);
+        assert!((5..=9).all(|i| !is_shared(&log, i)));
+        assert_eq!(Arc::strong_count(&buf), 1);
+        assert_eq!(log.entry(6).and_then(|e| e.payload.command()).map(|b| b.as_slice()), Some(&[9u8; 16][..]));
+        assert_eq!(log.shared_until, 0, "later compactions walk nothing");
     }
 
     #[test]

@@ -6,8 +6,10 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::cmp::Ordering;
 use core::fmt;
-use core::ops::Deref;
+use core::hash::{Hash, Hasher};
+use core::ops::{Deref, Range};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A node's configured identity. Ids are chosen by the operator; `0` is reserved
@@ -54,48 +56,175 @@ impl Role {
 /// state machine — so clones share one buffer instead of copying it.
 /// On the wire and on disk it is a plain byte string (the same postcard
 /// encoding as `Vec<u8>`).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Bytes(Arc<[u8]>);
+///
+/// Two representations, one value: a buffer of its own (everything built in
+/// memory or decoded with serde), or a range of a read buffer that many
+/// payloads share ([`Bytes::shared`]: journal replay decodes a segment's
+/// payloads this way, with no allocation each). Equality, ordering, hashing,
+/// `Debug` and the encoding see only the bytes, never which one it is.
+///
+/// **Retention.** A shared range keeps its whole read buffer alive. The
+/// journal's replay bounds that (see [`crate::log::Log`]): after replay a
+/// buffer stays only if its live payloads, copied out, would take at least
+/// half its size, and when a log compacts, the replayed entries it keeps are
+/// copied out, so no read buffer outlives the first snapshot after a restart.
+#[derive(Clone)]
+pub struct Bytes(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// A buffer of its own.
+    Owned(Arc<[u8]>),
+    /// `start .. start + len` of a read buffer. `u32` offsets keep `Bytes`
+    /// (and so every `Entry`) small; ranges past 4 GiB are copied instead
+    /// (see [`Bytes::shared`]).
+    Shared { buf: Arc<Vec<u8>>, start: u32, len: u32 },
+}
+
+/// The largest end offset of a range [`Bytes::shared`] points into rather
+/// than copies (4 GiB - 1: the offsets are `u32`).
+pub const SHARED_RANGE_END_MAX: usize = u32::MAX as usize;
 
 impl Bytes {
     /// The bytes.
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            Repr::Owned(b) => b,
+            Repr::Shared { buf, start, len } => {
+                let start = *start as usize;
+                &buf[start..start + *len as usize]
+            }
+        }
+    }
+
+    /// Bytes `range` of `buf`, pointing into it (a reference count, no copy)
+    /// when the range ends at or before [`SHARED_RANGE_END_MAX`], copied
+    /// otherwise. The result keeps all of `buf` alive while it (or a clone)
+    /// lives: see the retention rule on [`Bytes`].
+    ///
+    /// # Panics
+    /// If `range` is not within `buf` (a caller's bug: ranges come from the
+    /// caller's own parse of `buf`).
+    pub fn shared(buf: &Arc<Vec<u8>>, range: Range<usize>) -> Bytes {
+        let part = &buf[range.clone()];
+        if range.end > SHARED_RANGE_END_MAX {
+            return Bytes::from(part);
+        }
+        // Both fit: `start <= end <= u32::MAX`.
+        Bytes(Repr::Shared { buf: buf.clone(), start: range.start as u32, len: part.len() as u32 })
+    }
+
+    /// The number of bytes (without reading the buffer's own length, as
+    /// slicing it would: the log sums payload lengths on every append).
+    #[inline]
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Repr::Owned(b) => b.len(),
+            Repr::Shared { len, .. } => *len as usize,
+        }
+    }
+
+    /// Whether there are no bytes.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether these bytes point into a shared read buffer.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.0, Repr::Shared { .. })
+    }
+
+    /// The read buffer these bytes point into, if they do.
+    pub(crate) fn read_buffer(&self) -> Option<&Arc<Vec<u8>>> {
+        match &self.0 {
+            Repr::Owned(_) => None,
+            Repr::Shared { buf, .. } => Some(buf),
+        }
+    }
+
+    /// Copies shared bytes into a buffer of their own, letting go of the read
+    /// buffer (a no-op for bytes that own theirs).
+    pub fn unshare(&mut self) {
+        if self.is_shared() {
+            *self = Bytes::from(self.as_slice());
+        }
+    }
+}
+
+impl Default for Bytes {
+    #[inline]
+    fn default() -> Self {
+        Bytes(Repr::Owned(Arc::default()))
     }
 }
 
 impl Deref for Bytes {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
-        &self.0
+        self.as_slice()
     }
 }
 
 impl From<Vec<u8>> for Bytes {
+    #[inline]
     fn from(v: Vec<u8>) -> Self {
-        Bytes(v.into())
+        Bytes(Repr::Owned(v.into()))
     }
 }
 
 impl From<&[u8]> for Bytes {
+    #[inline]
     fn from(v: &[u8]) -> Self {
-        Bytes(v.into())
+        Bytes(Repr::Owned(v.into()))
+    }
+}
+
+impl PartialEq for Bytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Bytes {}
+
+impl PartialOrd for Bytes {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Bytes {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+impl Hash for Bytes {
+    /// The slice's hash: the same as the `Arc<[u8]>` this type held before it
+    /// could share (length, then the bytes), whichever representation.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state)
     }
 }
 
 impl fmt::Debug for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.as_slice(), f)
     }
 }
 
 impl Serialize for Bytes {
     fn serialize<Ser: Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
-        s.serialize_bytes(&self.0)
+        s.serialize_bytes(self.as_slice())
     }
 }
 
 impl<'de> Deserialize<'de> for Bytes {
+    /// Always a buffer of its own: serde cannot say which shared buffer its
+    /// input lives in (journal replay decodes payloads itself to share them).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
@@ -164,5 +293,71 @@ mod tests {
         assert!(postcard::from_bytes::<Bytes>(&[0xff, 0xff, 0xff, 0x0f]).is_err());
         let shared = back.clone();
         assert!(core::ptr::eq(shared.as_slice(), back.as_slice()), "clones share the buffer");
+    }
+
+    fn hash_of<T: Hash + ?Sized>(v: &T) -> u64 {
+        let mut h = std::hash::DefaultHasher::new();
+        v.hash(&mut h);
+        h.finish()
+    }
+
+    #[test]
+    fn a_shared_range_is_the_same_value_as_owned_bytes() {
+        let buf: Arc<Vec<u8>> = Arc::new((0..=255u8).collect());
+        for range in [0..0, 3..10, 0..256, 255..256, 100..100] {
+            let shared = Bytes::shared(&buf, range.clone());
+            let owned = Bytes::from(&buf[range.clone()]);
+            assert!(shared.is_shared() && !owned.is_shared());
+            assert_eq!(shared.as_slice(), &buf[range.clone()]);
+            assert_eq!(&*shared, &buf[range.clone()], "Deref");
+            assert_eq!(shared, owned);
+            assert_eq!(shared.cmp(&owned), Ordering::Equal);
+            assert_eq!(hash_of(&shared), hash_of(&owned));
+            // The hash is the one the type had when it was an `Arc<[u8]>`.
+            let old: Arc<[u8]> = buf[range.clone()].into();
+            assert_eq!(hash_of(&shared), hash_of(&old));
+            assert_eq!(std::format!("{shared:?}"), std::format!("{owned:?}"));
+            let (a, b) = (postcard::to_allocvec(&shared).unwrap(), postcard::to_allocvec(&owned).unwrap());
+            assert_eq!(a, b, "same encoding");
+            let back: Bytes = postcard::from_bytes(&a).unwrap();
+            assert!(!back.is_shared(), "serde decodes into a buffer of its own");
+            assert_eq!(back, shared);
+            // Clones point into the same buffer; `unshare` copies out.
+            let clone = shared.clone();
+            assert!(core::ptr::eq(clone.as_slice(), shared.as_slice()));
+            let mut copied = shared.clone();
+            copied.unshare();
+            assert!(!copied.is_shared());
+            assert_eq!(copied, shared);
+        }
+        // Ordering follows the bytes, not the representation or the offset.
+        let (a, b) = (Bytes::shared(&buf, 5..9), Bytes::shared(&buf, 4..9));
+        assert_eq!(a.cmp(&b), Bytes::from(&buf[5..9]).cmp(&Bytes::from(&buf[4..9])));
+        assert_eq!(a.cmp(&b), Ordering::Greater);
+        assert_eq!(Bytes::shared(&buf, 3..3), Bytes::default());
+        assert_eq!(Arc::strong_count(&buf), 3, "the buffer, a and b");
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn ranges_ending_past_4_gib_are_copied() {
+        // 4 GiB and a little, zeroed lazily by the allocator: only the pages
+        // read below are ever touched.
+        let size = SHARED_RANGE_END_MAX + 17;
+        let buf = Arc::new(vec![0u8; size]);
+        let at_limit = Bytes::shared(&buf, SHARED_RANGE_END_MAX - 8..SHARED_RANGE_END_MAX);
+        assert!(at_limit.is_shared(), "ends at the limit: shared");
+        assert_eq!(at_limit.len(), 8);
+        let past = Bytes::shared(&buf, SHARED_RANGE_END_MAX - 8..SHARED_RANGE_END_MAX + 1);
+        assert!(!past.is_shared(), "ends one past the limit: copied");
+        assert_eq!(past.as_slice(), &[0u8; 9]);
+        assert!(!Bytes::shared(&buf, size - 4..size).is_shared());
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn bytes_takes_three_words() {
+        // Two representations in the space of a fat pointer and two `u32`s.
+        assert_eq!(core::mem::size_of::<Bytes>(), 24);
     }
 }

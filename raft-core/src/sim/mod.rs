@@ -985,9 +985,11 @@ impl Sim {
         let id = self.nodes[k].id;
         let now = self.now;
         let disk = &self.nodes[k].disk;
-        let mut segs: Vec<&[u8]> = disk.closed.iter().map(Vec::as_slice).collect();
-        segs.push(&disk.bytes);
-        let recovered = journal::recover_segments(&segs);
+        // Read into buffers of their own, as the native host reads its files:
+        // the replayed payloads point into them, so every restarted node
+        // runs on shared payloads (and the log's retention rule).
+        let segs: Vec<Arc<Vec<u8>>> = disk.closed.iter().chain([&disk.bytes]).map(|b| Arc::new(b.clone())).collect();
+        let recovered = journal::recover_segments_shared(&segs);
         match recovered {
             Ok((state, scan)) => {
                 let disk = &mut self.nodes[k].disk;
