@@ -196,16 +196,19 @@ fn replay(c: &mut Criterion) {
 }
 
 fn checker_10k(c: &mut Criterion) {
-    // A real history: simulated clients under faults, the first 10,000 ops
-    // of one long run (histories of different runs cannot be mixed: their
-    // revisions would collide).
-    let mut history = checked_run(1, 400_000, raft_core::Bugs::default()).history;
-    assert!(history.len() >= 10_000, "{} ops", history.len());
-    history.truncate(10_000);
+    // A real history: simulated clients under faults, the whole history of
+    // one run of 400,000 events. How many operations that makes depends on
+    // the workload's mix, which changes as the API grows (about 5,000
+    // today, 10,000 once), so the throughput is counted in the history's own
+    // operations. (The first 10,000 operations of a run twice as long took
+    // over four minutes a check: not a bench, and left for the checker's
+    // own work.)
+    let history = checked_run(1, 400_000, raft_core::Bugs::default()).history;
+    assert!(history.len() >= 1_000, "only {} ops: the bench would measure nothing", history.len());
     let mut g = c.benchmark_group("checker");
     g.sample_size(10);
     g.throughput(Throughput::Elements(history.len() as u64));
-    g.bench_function("history_10k_ops", |b| b.iter(|| black_box(checker::check(&history, &Limits::default()))));
+    g.bench_function("history_of_one_run", |b| b.iter(|| black_box(checker::check(&history, &Limits::default()))));
     g.finish();
 }
 
