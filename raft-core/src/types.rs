@@ -108,7 +108,9 @@ impl Bytes {
     /// caller's own parse of `buf`).
     pub fn shared(buf: &Arc<Vec<u8>>, range: Range<usize>) -> Bytes {
         let part = &buf[range.clone()];
-        if range.end > SHARED_RANGE_END_MAX {
+        // (`try_from`, not a comparison with SHARED_RANGE_END_MAX: on a
+        // 32-bit target every `usize` fits and the comparison is constant.)
+        if u32::try_from(range.end).is_err() {
             return Bytes::from(part);
         }
         // Both fit: `start <= end <= u32::MAX`.
