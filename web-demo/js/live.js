@@ -163,9 +163,11 @@ function drawNodes(s) {
     const state = n.up ? n.role : proc;
     h += `<tr class="${n.id === app.selected ? 'sel' : ''}" data-row="${n.id}"><td>${n.role === 'leader' ? '★' : ''}${n.id}</td>`
       + `<td data-role="${n.id}" style="color:${n.up ? ROLE_COLORS[n.role] || '#888' : '#888'}">${esc(state)}${n.isolated ? ' · isolated' : ''}</td>`
-      + `<td class="n">${n.term}</td><td class="n">${n.commit}/${n.applied}/${n.last}</td>`
-      + `<td class="n" data-rate="${n.id}">${n.up ? `${r.sent}/${r.received}` : '–'}</td>`
-      + `<td class="n" data-journal-rate="${n.id}">${n.up && n.journal ? `${n.journal.records_per_s}/${n.journal.syncs_per_s}` : '–'}</td></tr>`;
+      // <wbr> after each slash: long numbers wrap there instead of
+      // pushing the table out of its panel.
+      + `<td class="n">${n.term}</td><td class="n">${n.commit}/<wbr>${n.applied}/<wbr>${n.last}</td>`
+      + `<td class="n" data-rate="${n.id}">${n.up ? `${r.sent}/<wbr>${r.received}` : '–'}</td>`
+      + `<td class="n" data-journal-rate="${n.id}">${n.up && n.journal ? `${n.journal.records_per_s}/<wbr>${n.journal.syncs_per_s}` : '–'}</td></tr>`;
     if (controls) h += `<tr class="${n.id === app.selected ? 'sel' : ''}"><td></td><td colspan="5"><div class="controls-row">${buttons(n, controls)}</div></td></tr>`;
   }
   $('#live-nodes').innerHTML = h;
