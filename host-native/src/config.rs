@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use raft_core::NodeId;
 
+use crate::disk::InlineSync;
+
 /// The secret of the embedded default configuration. Anyone can read it here,
 /// so a node using it logs a warning.
 pub const DEV_SECRET: &str = "raftkv-dev-secret-change-me";
@@ -295,6 +297,17 @@ pub struct Config {
     /// (the lease is shortened by twice this); default 50,000 (5 %).
     #[serde(default = "default_lease_drift_ppm")]
     pub lease_drift_ppm: u32,
+    /// Which roles write and sync journal batches on the event loop when
+    /// the journal thread is idle, saving its two wake-ups on the path of a
+    /// write: `"followers"` (the default: everyone but the leader, whose sync
+    /// overlaps its round trip to the followers), `"always"` or `"never"`
+    /// (see `crate::disk`).
+    #[serde(default, skip_serializing_if = "is_default_inline")]
+    pub journal_inline: InlineSync,
+}
+
+fn is_default_inline(v: &InlineSync) -> bool {
+    *v == InlineSync::default()
 }
 
 fn default_tick_ms() -> u64 {
@@ -514,5 +527,17 @@ mod tests {
         let bad = format!("{DEFAULT_CONFIG}\n[limits]\npeer_dead_ms = 5\n");
         assert!(Config::parse(&bad).unwrap_err().0.contains("peer_dead_ms"));
         assert_eq!(Config::default_local().limits.peer_dead_ms, 500);
+    }
+
+    #[test]
+    fn journal_inline_is_followers_unless_set() {
+        assert_eq!(Config::default_local().journal_inline, InlineSync::Followers);
+        let never = DEFAULT_CONFIG.replace("tick_ms = 10", "tick_ms = 10\njournal_inline = \"never\"");
+        let c = Config::parse(&never).unwrap();
+        assert_eq!(c.journal_inline, InlineSync::Never);
+        assert_eq!(Config::parse(&c.to_toml()).unwrap(), c);
+        let bad = DEFAULT_CONFIG.replace("tick_ms = 10", "tick_ms = 10\njournal_inline = \"leader\"");
+        let e = Config::parse(&bad).unwrap_err().0;
+        assert!(e.contains("journal_inline") || e.contains("followers"), "{e}");
     }
 }

@@ -43,7 +43,6 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use raft_core::journal::{
     encode_record, write_segment_header, DurableState, JournalError, Record, Replay, CHECKPOINT_SEQ, SEGMENT_HEADER_LEN,
@@ -181,6 +180,11 @@ pub struct Batch {
 }
 
 impl Journal {
+    /// The journal's directory (`data_dir/journal`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Opens the journal in `data_dir/journal`, replaying what is there.
     /// Returns the journal, ready to append, the state to restart from, and
     /// the bytes of the snapshot that state names (if any).
@@ -451,10 +455,28 @@ impl Journal {
         Ok(())
     }
 
+    /// Writes records that name no snapshot file with one `write` and one
+    /// `fdatasync`, as the node task does when the journal thread is idle
+    /// (crate::disk). Returns whether [`Journal::maintain`] has work to do
+    /// now (`Some(snapshot)` or `Some(None)`: rotation, preallocation), which
+    /// the caller hands to the journal thread so that it does not delay the
+    /// event loop.
+    pub(crate) fn write_now(&mut self, records: &[(Seq, Record)]) -> io::Result<Option<Option<u64>>> {
+        let new_snapshot = self.write_synced(records)?;
+        let due = new_snapshot.is_some() || self.len >= self.segment_bytes || self.preallocation_due();
+        Ok(due.then_some(new_snapshot))
+    }
+
+    /// Whether fewer than `PREALLOCATE / 2` zeros are left ahead of the
+    /// records and [`Journal::preallocate`] would write more.
+    fn preallocation_due(&self) -> bool {
+        self.allocated < self.len + PREALLOCATE / 2 && (self.len + PREALLOCATE).min(self.segment_bytes) > self.allocated
+    }
+
     /// The work that follows a durable write but that no record waits for:
     /// a new segment past the size limit or after a snapshot (`new_snapshot`),
     /// and deleting snapshot files older than the new one.
-    fn maintain(&mut self, new_snapshot: Option<u64>) -> io::Result<()> {
+    pub(crate) fn maintain(&mut self, new_snapshot: Option<u64>) -> io::Result<()> {
         if self.len >= self.segment_bytes || new_snapshot.is_some() {
             let next = self.segments.last().map_or(1, |s| s.number + 1);
             self.start_segment(next)?;
@@ -462,7 +484,7 @@ impl Journal {
         if let Some(id) = new_snapshot {
             self.drop_snapshots_before(id)?;
         }
-        if self.allocated < self.len + PREALLOCATE / 2 {
+        if self.preallocation_due() {
             self.preallocate()?;
         }
         Ok(())
@@ -493,7 +515,7 @@ impl Journal {
     /// records, and the report of the last one. Segment rotation and clean-up
     /// come after the report, so they delay the next batch, not this one.
     /// `Ok(false)`: nobody listens to the reports any more.
-    fn write_batch(&mut self, batch: &Batch, durable: &mpsc::Sender<Seq>) -> io::Result<bool> {
+    pub(crate) fn write_batch(&mut self, batch: &Batch, durable: &mpsc::Sender<Seq>) -> io::Result<bool> {
         let Some(&(last, _)) = batch.records.last() else { return Ok(true) };
         let split = match batch.snapshot {
             Some(_) => batch.records.iter().position(|(_, r)| matches!(r, Record::Snapshot(_))).unwrap_or(0),
@@ -534,58 +556,6 @@ impl Journal {
 /// after; this handle is only a stand-in until then.
 fn tempfile_placeholder(dir: &Path) -> Result<File, StartError> {
     File::open(dir).map_err(|e| io_err("cannot open", dir, e))
-}
-
-/// Batches the node may queue for the disk thread before it holds records
-/// back itself.
-pub const DISK_QUEUE: usize = 256;
-
-/// Runs the journal on its own OS thread (file I/O blocks) and returns the
-/// channel the node sends batches on. The node sends what each of its turns
-/// produced at once; the thread takes everything queued when it is ready for
-/// the next write and writes it with one `write` and one `fdatasync` (group
-/// commit: whatever arrives during a sync goes into the next one, without a
-/// round trip through the node), then sends the last sequence number back on
-/// `done` (a group holding a snapshot reports the records before the snapshot
-/// first, see `Journal::write_batch`). A failed write or fsync ends the
-/// process.
-pub fn spawn_disk_thread(mut journal: Journal, done: mpsc::Sender<Seq>) -> io::Result<mpsc::Sender<Batch>> {
-    let (tx, mut rx) = mpsc::channel::<Batch>(DISK_QUEUE);
-    std::thread::Builder::new().name("journal".into()).spawn(move || {
-        // A batch taken from the queue but left for the next group.
-        let mut held: Option<Batch> = None;
-        loop {
-            let mut group = match held.take() {
-                Some(b) => b,
-                None => match rx.blocking_recv() {
-                    Some(b) => b,
-                    None => break,
-                },
-            };
-            // Merge what is queued; a group holds at most one snapshot, at its end.
-            while group.snapshot.is_none() {
-                match rx.try_recv() {
-                    Ok(b) => {
-                        group.records.extend(b.records);
-                        group.snapshot = b.snapshot;
-                    }
-                    Err(_) => break,
-                }
-            }
-            let started = Instant::now();
-            match journal.write_batch(&group, &done) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    tracing::error!(error = %e, dir = %journal.dir.display(), "journal write or fsync failed; stopping the node");
-                    eprintln!("raftkv: journal write or fsync failed in {}: {e}; stopping", journal.dir.display());
-                    std::process::exit(1);
-                }
-            }
-            tracing::trace!(records = group.records.len(), took_us = started.elapsed().as_micros() as u64, "journal batch durable");
-        }
-    })?;
-    Ok(tx)
 }
 
 #[cfg(test)]

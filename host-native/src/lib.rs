@@ -58,6 +58,7 @@ pub mod backup;
 pub mod client;
 pub mod config;
 pub mod control;
+pub mod disk;
 pub mod http;
 pub mod identity;
 pub mod inbox;

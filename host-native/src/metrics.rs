@@ -46,6 +46,7 @@ metrics! {
     journal_bytes_total: "Journal bytes written.",
     journal_losses_found_total: "Recoveries that found durable journal records damaged (the node was flagged lost_data).",
     journal_syncs_total: "Journal fsyncs (one per group-committed batch).",
+    journal_inline_syncs_total: "Journal batches the node task wrote and synced itself, the journal thread being idle (journal_inline).",
     journal_segments_created_total: "Journal segments created.",
     journal_segments_deleted_total: "Journal segments deleted.",
     peer_messages_sent_total: "Raft messages handed to peer connections.",

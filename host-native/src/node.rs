@@ -27,6 +27,7 @@ use raft_core::raft::{ConfChangeRefused, TransferError};
 use raft_core::{Change, ClientToken, ConfChange, Event, KvOp, KvStore, Membership, Message, NodeId, Raft, Seq};
 
 use crate::control::Isolation;
+use crate::disk::{Disk, InlineSync, Submitted};
 use crate::inbox::{AddressBook, AdminAnswer, ConfigView, Input, PeerStatus, ReplyRoute, Status};
 use crate::journal::Batch;
 use crate::live::{JournalCounts, LiveFeed, LiveHub};
@@ -39,6 +40,11 @@ use crate::watches::WatchHub;
 
 /// Inputs handled before the `Ready` is drained (more per batch, fewer fsyncs).
 const INPUT_BATCH: usize = 256;
+
+/// Inline journal writes (crate::disk) one turn may do before the rest of
+/// its records go through the journal thread: each write can release work
+/// that writes again (a commit, a vote), and a turn must end.
+const MAX_INLINE_ROUNDS: usize = 4;
 
 /// How long a member command waits for its change to commit (and a joint
 /// change to be left), and a transfer for the new leader, in ticks of 10 ms
@@ -97,7 +103,9 @@ pub struct NodeTask {
     links: Links,
     /// Node URLs: the TOML file's, then the replicated address map's.
     addrs: AddressBook,
-    disk: mpsc::Sender<Batch>,
+    disk: Disk,
+    /// Which roles write journal batches themselves when the thread is idle.
+    inline: InlineSync,
     /// Records not yet handed to the journal thread (its queue was full).
     unwritten: Batch,
     /// Where each outstanding client request's reply goes.
@@ -149,7 +157,7 @@ impl NodeTask {
         raft: Raft<KvStore>,
         links: Links,
         addrs: AddressBook,
-        disk: mpsc::Sender<Batch>,
+        disk: Disk,
         metrics: Arc<Metrics>,
         who: Own,
     ) -> NodeTask {
@@ -161,6 +169,7 @@ impl NodeTask {
             links,
             addrs,
             disk,
+            inline: InlineSync::default(),
             unwritten: Batch::default(),
             reply_routes: HashMap::new(),
             metrics,
@@ -219,6 +228,13 @@ impl NodeTask {
     pub fn with_watch_limits(mut self, ticks: u64, slow_after: Duration) -> NodeTask {
         self.watch_progress_ticks = ticks.max(1);
         self.watches = WatchHub::new(self.metrics.clone(), slow_after);
+        self
+    }
+
+    /// Which roles write journal batches on the event loop when the journal
+    /// thread is idle (config `journal_inline`, see [`crate::disk`]).
+    pub fn with_inline_sync(mut self, inline: InlineSync) -> NodeTask {
+        self.inline = inline;
         self
     }
 
@@ -763,7 +779,26 @@ impl NodeTask {
     }
 
     /// Carries out everything the core asked for (raft-core's host contract).
+    /// A batch written inline (crate::disk) is durable at once: the core is
+    /// told, and what that releases (acknowledgements, votes, commits) is
+    /// drained in the same turn.
     fn drain_ready(&mut self) {
+        for _ in 0..MAX_INLINE_ROUNDS {
+            self.drain_ready_once();
+            match self.flush_to_disk(true) {
+                Some(seq) => {
+                    self.sync_clock();
+                    self.raft.persisted(seq);
+                }
+                None => return,
+            }
+        }
+        // Still producing records: the rest goes through the thread.
+        self.drain_ready_once();
+        self.flush_to_disk(false);
+    }
+
+    fn drain_ready_once(&mut self) {
         while self.raft.has_ready() {
             let ready = self.raft.take_ready();
             if let Some(out) = ready.snapshot {
@@ -815,22 +850,25 @@ impl NodeTask {
                 self.log_event(e);
             }
         }
-        self.flush_to_disk();
     }
 
-    /// Hands the records of this turn to the journal thread, which merges
-    /// whatever queues up during a sync into its next write (group commit).
-    fn flush_to_disk(&mut self) {
+    /// Hands the records of this turn to the journal (crate::disk): written
+    /// here if `may_inline`, the role allows it and the journal thread is
+    /// idle (returns the last record, now durable), else queued for the
+    /// thread, which merges whatever queues up during a sync into its next
+    /// write (group commit).
+    fn flush_to_disk(&mut self, may_inline: bool) -> Option<Seq> {
         if self.unwritten.records.is_empty() {
-            return;
+            return None;
         }
+        let inline = may_inline && self.inline.allows(self.raft.is_leader());
         let batch = std::mem::take(&mut self.unwritten);
-        match self.disk.try_send(batch) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(batch)) => self.unwritten = batch,
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                tracing::error!("the journal thread is gone; stopping");
-                std::process::exit(1);
+        match self.disk.submit(batch, inline) {
+            Submitted::Durable(seq) => Some(seq),
+            Submitted::Queued => None,
+            Submitted::Full(batch) => {
+                self.unwritten = batch;
+                None
             }
         }
     }

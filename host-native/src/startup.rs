@@ -18,9 +18,10 @@ use raft_core::kv::KvLimits;
 use raft_core::{KvStore, NodeId, Raft};
 
 use crate::config::{Config, NodeConfig};
+use crate::disk::Disk;
 use crate::identity::{self, Identity, SETTINGS_FILE};
 use crate::inbox::{AddressBook, Inbox};
-use crate::journal::{spawn_disk_thread, write_file_atomically, Journal};
+use crate::journal::{write_file_atomically, Journal};
 use crate::metrics::Metrics;
 use crate::node::{Links, NodeTask, Own};
 use crate::peer::handshake::PeerAuth;
@@ -311,7 +312,7 @@ pub async fn run(
     let raft = Raft::recover(raft_cfg, state, snapshot.as_deref(), kv).map_err(|e| StartError(e.to_string()))?;
 
     let (durable_tx, durable_rx) = mpsc::channel(64);
-    let disk = spawn_disk_thread(journal, durable_tx)
+    let disk = Disk::spawn(journal, durable_tx, metrics.clone())
         .map_err(|e| StartError(format!("cannot start the journal thread: {e}")))?;
 
     let config = Arc::new(config);
@@ -350,6 +351,7 @@ pub async fn run(
         NodeTask::new(raft, links, addrs, disk, metrics, Own { inc, bootstrap, auto_readmit: config.auto_readmit })
             .with_watch_limits(progress_ticks, Duration::from_millis(config.limits.watch_slow_ms))
             .with_live(live, isolation)
+            .with_inline_sync(config.journal_inline)
             .with_snapshot_builder(SnapshotBuilder::new(dir.join("snapshots")));
     let node = tokio::spawn(task.run(inputs, durable_rx, Duration::from_millis(config.tick_ms)));
     tracing::info!(node = id, listen = %me.listen, url = %me.url(), "serving /raft, /join, /client, /live, /status, /metrics");
