@@ -159,6 +159,16 @@ impl fmt::Display for TransferError {
     }
 }
 
+/// Where a linearizable read that arrives at the leader stands
+/// ([`Raft::read_at`]).
+enum ReadAt {
+    /// On the leader's lease: answerable at this index without a round.
+    Lease(u64),
+    /// Waits for a round that confirms leadership, at this index (`None`
+    /// until an entry of the leader's term has committed).
+    Round(Option<u64>),
+}
+
 /// One Raft node: the consensus engine and the state machine it drives.
 ///
 /// Create it with [`Raft::new`] (a new node) or [`Raft::recover`] (from the
@@ -1514,24 +1524,48 @@ impl<S: StateMachine> Raft<S> {
             let output = self.machine.sm.query(&query);
             return self.out.reply(token, Ok(ClientReply::Read { output: output.into() }));
         }
-        let term_committed = self.storage.log().term(self.commit) == Some(self.term);
-        let index = (term_committed || self.bug(|b| b.read_index_before_commit)).then_some(self.commit);
-        let sole = self.config.is_sole_voter(self.cfg.id);
-        let transferring = self.transferring();
-        let (now, commit, term, applied) = (self.clock, self.commit, self.term, self.machine.index);
+        let early = self.bug(|b| b.read_index_before_commit);
+        let at = self.read_at(early);
+        let (term, applied) = (self.term, self.machine.index);
         let Some(l) = self.role.leader_mut() else { return };
-        if let Some(index) = lease::lease_index(&l.lease, now, transferring, term_committed, commit) {
-            // Under the lease no other leader exists: the commit index is the
-            // cluster's, and a read at it is linearizable without a round.
-            self.out.event(Event::LeaseRead { term, index });
-            if applied >= index && l.reads.len() == 0 {
-                let output = self.machine.sm.query(&query);
-                return self.out.reply(token, Ok(ClientReply::Read { output: output.into() }));
+        let start = match at {
+            ReadAt::Lease(index) => {
+                // Under the lease no other leader exists: the commit index is
+                // the cluster's, and a read at it is linearizable without a round.
+                self.out.event(Event::LeaseRead { term, index });
+                if applied >= index && l.reads.len() == 0 {
+                    let output = self.machine.sm.query(&query);
+                    return self.out.reply(token, Ok(ClientReply::Read { output: output.into() }));
+                }
+                l.reads.push_confirmed(token, query, index);
+                return self.release_reads();
             }
-            l.reads.push_confirmed(token, query, index);
-            return self.release_reads();
+            ReadAt::Round(index) => l.reads.push(token, query, index),
+        };
+        self.confirm_reads(start);
+    }
+
+    /// Where a read that arrives now stands at this leader: on its lease
+    /// (the commit index, no round needed), or waiting for a round to
+    /// confirm leadership at an index — `None` until an entry of this term
+    /// has committed (the commit index may lag the cluster's before then;
+    /// `early`: the `read_index_before_commit` bug takes it anyway).
+    fn read_at(&self, early: bool) -> ReadAt {
+        let term_committed = self.storage.log().term(self.commit) == Some(self.term);
+        let leased = self
+            .role
+            .leader()
+            .and_then(|l| lease::lease_index(&l.lease, self.clock, self.transferring(), term_committed, self.commit));
+        match leased {
+            Some(index) => ReadAt::Lease(index),
+            None => ReadAt::Round((term_committed || early).then_some(self.commit)),
         }
-        let start = l.reads.push(token, query, index);
+    }
+
+    /// A read was queued for a round: start one if it is the first to wait
+    /// (`start`), or — the only voter — confirm at once.
+    fn confirm_reads(&mut self, start: bool) {
+        let sole = self.config.is_sole_voter(self.cfg.id);
         if start && !sole {
             self.broadcast_append(true);
         }
@@ -1582,22 +1616,13 @@ impl<S: StateMachine> Raft<S> {
         if self.pending_reads() >= self.cfg.max_pending_reads {
             return self.send(from, Body::ReadIndexResp { id, index: None });
         }
-        let term_committed = self.storage.log().term(self.commit) == Some(self.term);
-        let index = term_committed.then_some(self.commit);
-        let sole = self.config.is_sole_voter(self.cfg.id);
-        let transferring = self.transferring();
-        let (now, commit) = (self.clock, self.commit);
+        let at = self.read_at(false);
         let Some(l) = self.role.leader_mut() else { return };
-        if let Some(index) = lease::lease_index(&l.lease, now, transferring, term_committed, commit) {
-            return self.send(from, Body::ReadIndexResp { id, index: Some(index) });
-        }
-        let start = l.reads.push_remote(from, id, index);
-        if start && !sole {
-            self.broadcast_append(true);
-        }
-        if sole {
-            self.on_round_ack();
-        }
+        let start = match at {
+            ReadAt::Lease(index) => return self.send(from, Body::ReadIndexResp { id, index: Some(index) }),
+            ReadAt::Round(index) => l.reads.push_remote(from, id, index),
+        };
+        self.confirm_reads(start);
     }
 
     /// A read at a follower: queued for the next `ReadIndex` request.
