@@ -85,6 +85,21 @@ fn read_long(bytes: &[u8], max_bytes: usize, last_max: u8) -> Result<(u64, usize
     Err(Unread::TooWide)
 }
 
+/// The `u64`s every varint test tries, here and in the writers' own tests:
+/// each byte count's boundaries (`2^7k - 1`, `2^7k`), the extremes, and a
+/// spread of values between (powers of three and their neighbours).
+#[cfg(test)]
+pub(crate) fn edge_cases() -> Vec<u64> {
+    let mut all = alloc::vec![0, 1, u64::MAX, u64::MAX >> 1];
+    all.extend((1..10).map(|k| 1u64 << (7 * k)).flat_map(|p| [p - 1, p]));
+    let mut v = 1u64;
+    while v < u64::MAX / 3 {
+        all.extend([v, v * 2, v * 3 - 1]);
+        v *= 3;
+    }
+    all
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,13 +107,7 @@ mod tests {
 
     #[test]
     fn varints_are_postcards() {
-        let mut v = 1u64;
-        let mut all = vec![0, 127, 128, 255, 16_383, 16_384, u64::MAX, u64::MAX >> 1];
-        while v < u64::MAX / 3 {
-            all.extend([v, v * 2, v * 3 - 1]);
-            v *= 3;
-        }
-        for x in all {
+        for x in edge_cases() {
             let mut out = Vec::new();
             push(&mut out, x);
             assert_eq!(out, postcard::to_allocvec(&x).unwrap(), "{x}");
