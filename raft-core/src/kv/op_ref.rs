@@ -130,6 +130,10 @@ fn read_text<'a>(r: &mut Reader<'a>) -> Option<&'a str> {
 /// ASCII: `<[u8]>::is_ascii` checks those a word at a time, where
 /// `str::from_utf8` walks short strings a byte at a time (about 10
 /// instructions a byte; the two strings of a put were 60 % of decoding it).
+/// The safe `str::from_utf8` alone costs the closed loop (`closed_loop 64
+/// 50000` under callgrind) 7.1 % more instructions (503.9 M against
+/// 470.3 M, 2026-12-03), so the one `unsafe` stays, behind the ASCII check
+/// that makes it sound.
 pub(crate) fn text(bytes: &[u8]) -> Option<&str> {
     if bytes.is_ascii() {
         // SAFETY: every sequence of ASCII bytes is valid UTF-8.
