@@ -69,6 +69,18 @@ pub fn decode_with_header<T: DeserializeOwned>(
     bytes: &[u8],
     max_len: usize,
 ) -> Result<T, DecodeError> {
+    decode_body(body_after_header(magic, version, bytes, max_len)?)
+}
+
+/// The postcard body behind `encode_with_header`'s magic and version, after
+/// the checks [`decode_with_header`] makes first (size limit, magic,
+/// version): for the decoders written by hand.
+pub(crate) fn body_after_header<'a>(
+    magic: &[u8; 4],
+    version: u8,
+    bytes: &'a [u8],
+    max_len: usize,
+) -> Result<&'a [u8], DecodeError> {
     if bytes.len() > max_len {
         return Err(DecodeError::TooLarge { len: bytes.len(), max: max_len });
     }
@@ -81,7 +93,7 @@ pub fn decode_with_header<T: DeserializeOwned>(
     if bytes[4] != version {
         return Err(DecodeError::UnsupportedVersion(bytes[4]));
     }
-    decode_body(&bytes[5..])
+    Ok(&bytes[5..])
 }
 
 /// Decodes a postcard body that must use every byte.
@@ -141,6 +153,13 @@ impl<'a> Reader<'a> {
         let (v, n) = varint_at(self.rest(), max_bytes, last_max)?;
         self.pos += n;
         Ok(v)
+    }
+
+    /// The `u32` at the cursor, without moving it: an enum's variant, to
+    /// choose its decoder by.
+    #[inline]
+    pub(crate) fn peek_u32(&self) -> Result<u32, DecodeError> {
+        varint_at(self.rest(), 5, 0x0f).map(|(v, _)| v as u32)
     }
 
     /// One byte: postcard writes an `Option`'s tag (and a `u8`) as one.
