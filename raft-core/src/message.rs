@@ -229,9 +229,9 @@ impl Message {
     }
 
     /// Decodes a message, refusing inputs longer than `max_len` bytes, a wrong
-    /// magic or version, malformed postcard and trailing bytes. Reads what
-    /// serde would, and refuses what it would, with the same error (see
-    /// [`Message::read`]).
+    /// magic or version, malformed postcard and trailing bytes. The entries
+    /// of an `Append` are read by hand, by journal replay's decoder; the
+    /// result, and the error, are what serde's decoder would give.
     pub fn decode(bytes: &[u8], max_len: usize) -> Result<Message, DecodeError> {
         let mut r = Reader::new(codec::body_after_header(&MESSAGE_MAGIC, MESSAGE_VERSION, bytes, max_len)?);
         let m = Message::read(&mut r)?;
