@@ -8,6 +8,7 @@ use core::ops::Range;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::types::Bytes;
+use crate::varint::{self, Unread};
 
 pub use crate::crc::crc32c;
 
@@ -68,6 +69,18 @@ pub fn decode_with_header<T: DeserializeOwned>(
     bytes: &[u8],
     max_len: usize,
 ) -> Result<T, DecodeError> {
+    decode_body(body_after_header(magic, version, bytes, max_len)?)
+}
+
+/// The postcard body behind `encode_with_header`'s magic and version, after
+/// the checks [`decode_with_header`] makes first (size limit, magic,
+/// version): for the decoders written by hand.
+pub(crate) fn body_after_header<'a>(
+    magic: &[u8; 4],
+    version: u8,
+    bytes: &'a [u8],
+    max_len: usize,
+) -> Result<&'a [u8], DecodeError> {
     if bytes.len() > max_len {
         return Err(DecodeError::TooLarge { len: bytes.len(), max: max_len });
     }
@@ -80,7 +93,7 @@ pub fn decode_with_header<T: DeserializeOwned>(
     if bytes[4] != version {
         return Err(DecodeError::UnsupportedVersion(bytes[4]));
     }
-    decode_body(&bytes[5..])
+    Ok(&bytes[5..])
 }
 
 /// Decodes a postcard body that must use every byte.
@@ -134,41 +147,27 @@ impl<'a> Reader<'a> {
     }
 
     /// A varint of at most `max_bytes` bytes whose last byte is at most
-    /// `last_max` (postcard's rule: no bits past the type's width). The one
-    /// byte of a value below 128 — nearly every number in a record — is read
-    /// inline; longer ones call [`Reader::varint_long`].
+    /// `last_max`: [`varint::read`] from the cursor.
     #[inline]
     fn varint(&mut self, max_bytes: usize, last_max: u8) -> Result<u64, DecodeError> {
-        match self.bytes.get(self.pos) {
-            Some(&b) if b & 0x80 == 0 => {
-                self.pos += 1;
-                Ok(u64::from(b))
-            }
-            _ => self.varint_long(max_bytes, last_max),
-        }
+        let (v, n) = varint_at(self.rest(), max_bytes, last_max)?;
+        self.pos += n;
+        Ok(v)
     }
 
-    #[inline(never)]
-    fn varint_long(&mut self, max_bytes: usize, last_max: u8) -> Result<u64, DecodeError> {
-        let rest = self.rest();
-        let mut out = 0u64;
-        let mut shift = 0;
-        let mut i = 0;
-        while i < max_bytes {
-            let Some(&b) = rest.get(i) else { return Err(DecodeError::Truncated) };
-            out |= u64::from(b & 0x7f) << shift;
-            i += 1;
-            if b < 0x80 {
-                if i == max_bytes && b > last_max {
-                    return Err(DecodeError::Malformed);
-                }
-                self.pos += i;
-                return Ok(out);
-            }
-            shift += 7;
-        }
-        // `max_bytes` bytes, each saying "more": too long for the type.
-        Err(DecodeError::Malformed)
+    /// The `u32` at the cursor, without moving it: an enum's variant, to
+    /// choose its decoder by.
+    #[inline]
+    pub(crate) fn peek_u32(&self) -> Result<u32, DecodeError> {
+        varint_at(self.rest(), 5, 0x0f).map(|(v, _)| v as u32)
+    }
+
+    /// One byte: postcard writes an `Option`'s tag (and a `u8`) as one.
+    #[inline]
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+        let b = *self.bytes.get(self.pos).ok_or(DecodeError::Truncated)?;
+        self.pos += 1;
+        Ok(b)
     }
 
     /// A `u64` (varint).
@@ -188,13 +187,9 @@ impl<'a> Reader<'a> {
     /// is the platform's, as in postcard.
     #[inline]
     pub(crate) fn usize(&mut self) -> Result<usize, DecodeError> {
-        #[cfg(target_pointer_width = "64")]
-        let v = self.u64()?;
-        #[cfg(target_pointer_width = "32")]
-        let v = self.u32()?;
-        #[cfg(target_pointer_width = "16")]
-        let v = self.varint(3, 0x03)?;
-        usize::try_from(v).map_err(|_| DecodeError::Malformed)
+        let (v, n) = usize_at(self.rest())?;
+        self.pos += n;
+        Ok(v)
     }
 
     /// A fixed array of `N` bytes: postcard writes it as a tuple, the bytes
@@ -227,6 +222,16 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// A byte string (length, then the bytes) borrowed from the input.
+    #[inline]
+    pub(crate) fn slice(&mut self) -> Result<&'a [u8], DecodeError> {
+        let rest = self.rest();
+        let (len, n) = usize_at(rest)?;
+        let part = rest.get(n..).and_then(|r| r.get(..len)).ok_or(DecodeError::Truncated)?;
+        self.pos += n + len;
+        Ok(part)
+    }
+
     /// A value serde decodes (the rare parts of a format, not worth a
     /// decoder by hand), read from where the cursor is.
     pub(crate) fn serde<T: DeserializeOwned>(&mut self) -> Result<T, DecodeError> {
@@ -239,4 +244,26 @@ impl<'a> Reader<'a> {
             Err(_) => Err(DecodeError::Malformed),
         }
     }
+}
+
+/// [`varint::read`] with the codec's errors: the value and its length.
+#[inline]
+fn varint_at(bytes: &[u8], max_bytes: usize, last_max: u8) -> Result<(u64, usize), DecodeError> {
+    varint::read(bytes, max_bytes, last_max).map_err(|e| match e {
+        Unread::Truncated => DecodeError::Truncated,
+        Unread::TooWide => DecodeError::Malformed,
+    })
+}
+
+/// A `usize` at the start of `bytes` (postcard's width: the platform's) and
+/// its length in bytes.
+#[inline]
+fn usize_at(bytes: &[u8]) -> Result<(usize, usize), DecodeError> {
+    #[cfg(target_pointer_width = "64")]
+    let (v, n) = varint_at(bytes, 10, 1)?;
+    #[cfg(target_pointer_width = "32")]
+    let (v, n) = varint_at(bytes, 5, 0x0f)?;
+    #[cfg(target_pointer_width = "16")]
+    let (v, n) = varint_at(bytes, 3, 0x03)?;
+    Ok((usize::try_from(v).map_err(|_| DecodeError::Malformed)?, n))
 }

@@ -9,7 +9,7 @@
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{self, DecodeError};
+use crate::codec::{self, DecodeError, Reader};
 use crate::entry::Entry;
 use crate::types::{Index, NodeId, Term};
 
@@ -182,6 +182,33 @@ impl Body {
     }
 }
 
+/// Postcard's variant index of [`Body::Append`] (variants are numbered by
+/// position; the golden tests pin it).
+const APPEND_TAG: u32 = 4;
+
+/// Decodes what `codec::encode_with_header(magic, version, &(n, msgs))`
+/// writes for a `u64` and a slice of messages — a host's frame of numbered
+/// message batches — with the messages read by [`Message::decode`]'s
+/// decoder. The result and the errors are those of
+/// `codec::decode_with_header::<(u64, Vec<Message>)>`.
+pub fn decode_numbered(
+    magic: &[u8; 4],
+    version: u8,
+    bytes: &[u8],
+    max_len: usize,
+) -> Result<(u64, Vec<Message>), DecodeError> {
+    let mut r = Reader::new(codec::body_after_header(magic, version, bytes, max_len)?);
+    let n = r.u64()?;
+    let count = r.usize()?;
+    // A message takes at least 6 bytes (five varints and a tag).
+    let mut msgs = Vec::with_capacity(count.min(r.rest().len() / 6));
+    for _ in 0..count {
+        msgs.push(Message::read(&mut r)?);
+    }
+    r.finish()?;
+    Ok((n, msgs))
+}
+
 /// Magic number at the start of every encoded peer message ("RKVM").
 pub const MESSAGE_MAGIC: [u8; 4] = *b"RKVM";
 /// Version of the peer message format.
@@ -202,9 +229,39 @@ impl Message {
     }
 
     /// Decodes a message, refusing inputs longer than `max_len` bytes, a wrong
-    /// magic or version, malformed postcard and trailing bytes.
+    /// magic or version, malformed postcard and trailing bytes. The entries
+    /// of an `Append` are read by hand, by journal replay's decoder; the
+    /// result, and the error, are what serde's decoder would give.
     pub fn decode(bytes: &[u8], max_len: usize) -> Result<Message, DecodeError> {
-        codec::decode_with_header(&MESSAGE_MAGIC, MESSAGE_VERSION, bytes, max_len)
+        let mut r = Reader::new(codec::body_after_header(&MESSAGE_MAGIC, MESSAGE_VERSION, bytes, max_len)?);
+        let m = Message::read(&mut r)?;
+        r.finish()?;
+        Ok(m)
+    }
+
+    /// Reads one message as serde's `Serialize` wrote it. An `Append` — the
+    /// messages that carry entries, nearly all the bytes between peers — is
+    /// read by hand, its entries by [`Entry::decode`] (journal replay's
+    /// decoder); every other body by serde. Same bytes, same values, same
+    /// errors as serde (the tests compare the two on every kind of message,
+    /// cut and damaged).
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Message, DecodeError> {
+        let (from, to, term, from_inc, to_inc) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+        let body = if r.peek_u32() == Ok(APPEND_TAG) {
+            r.u32()?;
+            let (prev_index, prev_term) = (r.u64()?, r.u64()?);
+            let n = r.usize()?;
+            // The count comes from the input: reserve no more than the bytes
+            // left could hold (an entry takes at least 4: three varints and a tag).
+            let mut entries = Vec::with_capacity(n.min(r.rest().len() / 4));
+            for _ in 0..n {
+                entries.push(Entry::decode(r)?);
+            }
+            Body::Append { prev_index, prev_term, entries, commit: r.u64()?, round: r.u64()?, to_epoch: r.u64()? }
+        } else {
+            r.serde::<Body>()?
+        };
+        Ok(Message { from, to, term, from_inc, to_inc, body })
     }
 
     /// Approximate size for byte accounting without encoding.
@@ -214,5 +271,137 @@ impl Message {
             Body::InstallSnapshot { data, .. } => data.len(),
             _ => 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::Payload;
+    use crate::membership::{Change, ConfChange};
+    use alloc::vec;
+
+    /// Every body, an `Append` with every kind of payload and a heartbeat.
+    fn every_kind_of_message() -> Vec<Message> {
+        let payloads = [
+            Payload::Noop,
+            Payload::Command(vec![7u8; 300].into()),
+            Payload::ConfChange(ConfChange::Begin { joint: true, changes: vec![Change::AddVoter { id: 4, inc: 9 }] }),
+            Payload::ConfChange(ConfChange::LeaveJoint),
+            Payload::Register { owner: u64::MAX, secret_hash: [0xab; 32] },
+            Payload::Write { session: 5, secret_hash: [0xcd; 32], seq: 1 << 35, ack: 2, command: b"w".to_vec().into() },
+            Payload::KeepAlive { session: 7, secret_hash: [1; 32], ack: 2 },
+        ];
+        let entries: Vec<Entry> = payloads
+            .into_iter()
+            .zip(1..)
+            .map(|(payload, i)| Entry { term: 3, index: i, time: i << 40, payload })
+            .collect();
+        let append = |entries: Vec<Entry>| Body::Append {
+            prev_index: 0,
+            prev_term: 0,
+            entries,
+            commit: 1 << 20,
+            round: 300,
+            to_epoch: u64::MAX,
+        };
+        let bodies = [
+            Body::PreVote { last_index: 1, last_term: 2 },
+            Body::PreVoteResp { granted: true },
+            Body::Vote { last_index: 200, last_term: 3, transfer: true },
+            Body::VoteResp { granted: false },
+            append(entries),
+            append(Vec::new()),
+            Body::AppendResp {
+                index: 9,
+                success: false,
+                hint_index: 3,
+                hint_term: 2,
+                round: 1,
+                epoch: 4,
+                recovering: true,
+            },
+            Body::InstallSnapshot { index: 9, snap_term: 2, offset: 1 << 33, data: vec![1, 2, 3], done: true },
+            Body::InstallSnapshotResp { index: 9, snap_term: 2, offset: u64::MAX, done: false },
+            Body::TimeoutNow,
+            Body::ReadIndex { id: 77 },
+            Body::ReadIndexResp { id: 77, index: Some(12) },
+            Body::ReadIndexResp { id: 78, index: None },
+        ];
+        bodies
+            .into_iter()
+            .map(|body| Message { from: 1, to: 300, term: 1 << 50, from_inc: 5, to_inc: 0, body })
+            .collect()
+    }
+
+    const BATCH: ([u8; 4], u8) = (*b"TEST", 3);
+
+    fn both_ways(bytes: &[u8]) -> (Result<Message, DecodeError>, Result<Message, DecodeError>) {
+        (Message::decode(bytes, 1 << 20), codec::decode_with_header(&MESSAGE_MAGIC, MESSAGE_VERSION, bytes, 1 << 20))
+    }
+
+    type Batch = Result<(u64, Vec<Message>), DecodeError>;
+
+    fn both_ways_numbered(bytes: &[u8]) -> (Batch, Batch) {
+        (
+            decode_numbered(&BATCH.0, BATCH.1, bytes, 1 << 20),
+            codec::decode_with_header(&BATCH.0, BATCH.1, bytes, 1 << 20),
+        )
+    }
+
+    /// The hand decoder and serde's agree on `bytes`, cut anywhere, with a
+    /// byte more, and with any byte changed in a few ways (which must give
+    /// an error or a value, never a panic).
+    fn agree_on_damage<T: PartialEq + core::fmt::Debug>(bytes: &[u8], both: impl Fn(&[u8]) -> (T, T)) {
+        for cut in 0..bytes.len() {
+            let (hand, serde) = both(&bytes[..cut]);
+            assert_eq!(hand, serde, "cut at {cut}");
+        }
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        let (hand, serde) = both(&longer);
+        assert_eq!(hand, serde, "a byte more");
+        for i in 0..bytes.len() {
+            for flip in [0x01u8, 0x02, 0x7f, 0x80, 0xff] {
+                let mut bad = bytes.to_vec();
+                bad[i] ^= flip;
+                let (hand, serde) = both(&bad);
+                assert_eq!(hand, serde, "byte {i} ^ {flip:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_message_decoder_reads_and_refuses_what_serde_does() {
+        for m in every_kind_of_message() {
+            let bytes = m.encode();
+            let (hand, serde) = both_ways(&bytes);
+            assert_eq!(hand.as_ref(), Ok(&m));
+            assert_eq!(hand, serde);
+            assert_eq!(
+                Message::decode(&bytes, bytes.len() - 1),
+                Err(DecodeError::TooLarge { len: bytes.len(), max: bytes.len() - 1 })
+            );
+            agree_on_damage(&bytes, both_ways);
+        }
+    }
+
+    #[test]
+    fn numbered_batches_decode_as_serde_does() {
+        let all = every_kind_of_message();
+        for msgs in [&all[..], &all[4..5], &[]] {
+            let bytes = codec::encode_with_header(&BATCH.0, BATCH.1, &(9u64, msgs));
+            let (hand, serde) = both_ways_numbered(&bytes);
+            assert_eq!(hand, Ok((9, msgs.to_vec())));
+            assert_eq!(hand, serde);
+            agree_on_damage(&bytes, both_ways_numbered);
+        }
+        // A count from the input larger than the bytes could hold: refused,
+        // without reserving for it.
+        let mut huge = codec::encode_with_header(&BATCH.0, BATCH.1, &(9u64, &[] as &[Message]));
+        huge.pop();
+        huge.extend([0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
+        let (hand, serde) = both_ways_numbered(&huge);
+        assert_eq!((&hand, hand.is_err()), (&serde, true));
     }
 }

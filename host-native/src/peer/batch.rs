@@ -13,7 +13,8 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use raft_core::codec::{decode_with_header, encode_with_header};
+use raft_core::codec::encode_with_header;
+use raft_core::message::decode_numbered;
 use raft_core::Message;
 
 /// Magic of message batch frames.
@@ -78,8 +79,9 @@ impl Opener {
         let (body, t) = frame.split_at(frame.len() - TAG_LEN);
         // verify_slice compares in constant time.
         tag(&self.key, body).verify_slice(t).map_err(|_| "frame fails its MAC (rewritten on the way?)".to_string())?;
-        let (seq, msgs): (u64, Vec<Message>) =
-            decode_with_header(&BATCH_MAGIC, BATCH_VERSION, body, max_len).map_err(|e| e.to_string())?;
+        // The messages' entries are read by the journal's hand decoder
+        // (same bytes and errors as serde; raft-core's tests compare them).
+        let (seq, msgs) = decode_numbered(&BATCH_MAGIC, BATCH_VERSION, body, max_len).map_err(|e| e.to_string())?;
         if seq != self.next {
             return Err(format!("frame {seq} where {} was due (replayed or dropped on the way?)", self.next));
         }

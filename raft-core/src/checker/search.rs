@@ -683,7 +683,8 @@ struct Node {
 /// a state that cannot reach them with the writes still to come is dropped
 /// at once instead of being found out at the read.
 struct Ahead {
-    /// Per item: the index of the next read of the key (`Obs::Kv`), if any.
+    /// Per item: the index of the next piece that shows the key as it was
+    /// (see [`observation`]), if any.
     next_read: Vec<Option<usize>>,
     /// Per item: completed writes that raise the version before that read.
     raises: Vec<u64>,
@@ -692,6 +693,26 @@ struct Ahead {
     /// Per item: whether a lease ends before that read (which deletes the
     /// key if it is attached).
     ends: Vec<bool>,
+}
+
+/// What a completed piece shows the key as, just before it takes effect:
+/// a read's answer, or the answer of a transaction's get when that get is
+/// the branch's first operation on the key (a get after the branch's own
+/// writes shows those, not the key as it was). `None`: it shows nothing.
+///
+/// Every such piece is a fixed point for the forward check ([`Ahead`]) and
+/// for the pins in [`expand`]: without the transactions' gets, a history
+/// whose reads are mostly transactions left the search blind between plain
+/// reads, trying every order of the pending unknown writes in a gap.
+fn observation<'b>(piece: &'b Piece<'_>) -> Option<Option<&'b KeyValue>> {
+    match piece {
+        Piece::Read(Obs::Kv(want)) => Some(*want),
+        Piece::Write(Act::Txn { branch: Branch::Known { ops, .. }, .. }) => match ops.first() {
+            Some((TxnOp::Get { .. }, TxnResult::Value(kv))) => Some(kv.as_ref()),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// How much a write may raise a key's version (most, over its branches),
@@ -730,11 +751,12 @@ impl Ahead {
             ends: vec![false; n + 1],
         };
         for i in (0..n).rev() {
+            if observation(&items[i].piece).is_some() {
+                // Its own writes (a transaction's) come after what it saw.
+                a.next_read[i] = Some(i);
+                continue;
+            }
             let (up, del, end) = match &items[i].piece {
-                Piece::Read(Obs::Kv(_)) => {
-                    a.next_read[i] = Some(i);
-                    continue;
-                }
                 Piece::Read(_) => (0, false, false),
                 Piece::Write(Act::LeaseEnd(_)) => (0, false, true),
                 // A cas that did not swap changes nothing.
@@ -756,10 +778,7 @@ impl Ahead {
     /// revision.
     fn wanted<'b>(&self, i: usize, items: &'b [Item<'_>]) -> Option<(Option<&'b KeyValue>, u64)> {
         let j = self.next_read[i]?;
-        match &items[j].piece {
-            Piece::Read(Obs::Kv(want)) => Some((*want, items[j].rev)),
-            _ => None,
-        }
+        observation(&items[j].piece).map(|want| (want, items[j].rev))
     }
 
     /// Whether `n` can still meet the key's next read: a read pins the

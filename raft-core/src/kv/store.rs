@@ -844,13 +844,7 @@ mod tests {
 
     #[test]
     fn a_written_output_encodes_as_postcard_does() {
-        let mut r = 1u64;
-        let mut revisions = vec![0, 1, 127, 128, 16_383, 16_384, u64::MAX, u64::MAX >> 1];
-        while r < u64::MAX / 3 {
-            revisions.extend([r, r * 2, r * 3 - 1]);
-            r *= 3;
-        }
-        for revision in revisions {
+        for revision in crate::varint::edge_cases() {
             let out = KvOutput::Written { revision };
             assert_eq!(&*written_bytes(revision), &out.encode()[..], "{revision}");
             assert_eq!(&*output_bytes(&out), &out.encode()[..]);
