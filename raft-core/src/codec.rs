@@ -246,13 +246,19 @@ impl<'a> Reader<'a> {
     }
 }
 
+impl From<Unread> for DecodeError {
+    fn from(e: Unread) -> DecodeError {
+        match e {
+            Unread::Truncated => DecodeError::Truncated,
+            Unread::TooWide => DecodeError::Malformed,
+        }
+    }
+}
+
 /// [`varint::read`] with the codec's errors: the value and its length.
 #[inline]
 fn varint_at(bytes: &[u8], max_bytes: usize, last_max: u8) -> Result<(u64, usize), DecodeError> {
-    varint::read(bytes, max_bytes, last_max).map_err(|e| match e {
-        Unread::Truncated => DecodeError::Truncated,
-        Unread::TooWide => DecodeError::Malformed,
-    })
+    varint::read(bytes, max_bytes, last_max)
 }
 
 /// A `usize` at the start of `bytes` (postcard's width: the platform's) and

@@ -106,6 +106,7 @@ impl Bytes {
     /// # Panics
     /// If `range` is not within `buf` (a caller's bug: ranges come from the
     /// caller's own parse of `buf`).
+    #[inline]
     pub fn shared(buf: &Arc<Vec<u8>>, range: Range<usize>) -> Bytes {
         let part = &buf[range.clone()];
         // (`try_from`, not a comparison with SHARED_RANGE_END_MAX: on a
