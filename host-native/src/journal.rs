@@ -24,9 +24,11 @@
 //!
 //! Writes are group-committed: the node hands the disk thread the records of
 //! each of its turns at once, and the thread writes everything that queued up
-//! while the previous write was being synced with one `write` and one `fsync`. A failed write or fsync stops the
-//! process: after a failed fsync the page cache cannot be trusted (the kernel
-//! may have dropped the dirty pages and cleared the error).
+//! while the previous write was being synced with one `write` and one `fsync`
+//! (the thread, and the inline path a follower takes when the thread is idle,
+//! are in `crate::disk`). A failed write or fsync stops the process: after a
+//! failed fsync the page cache cannot be trusted (the kernel may have dropped
+//! the dirty pages and cleared the error).
 //!
 //! Segments are preallocated: zeros are written (and synced) up to 1 MiB ahead
 //! of the records, after a batch is reported durable, so that appends overwrite
