@@ -55,9 +55,10 @@ pub(crate) enum Unread {
 /// start of `bytes`; returns it and how many bytes it took. The one byte of
 /// a value below 128 — nearly every number in a record — is read inline;
 /// longer ones call [`read_long`].
-/// The error comes as the caller's type `E`, converted only on the long
-/// path: mapping an [`Unread`] result afterwards costs journal replay about
-/// 40 instructions a record, the one-byte path included.
+///
+/// The error comes as the caller's type `E`, converted from [`Unread`] on
+/// the long path only, so the one-byte path returns the caller's `Result`
+/// as it is.
 #[inline]
 pub(crate) fn read<E: From<Unread>>(bytes: &[u8], max_bytes: usize, last_max: u8) -> Result<(u64, usize), E> {
     match bytes.first() {
