@@ -36,59 +36,59 @@ fn summary(mut ns: Vec<u64>) -> (f64, f64, f64) {
     (mean, p50, p99)
 }
 
-/// `prealloc`: overwrite a file already written with zeros (its size does not
-/// change, so the sync has no metadata to write) instead of appending.
-fn fdatasync(dir: &std::path::Path, prealloc: bool) -> std::io::Result<Vec<u64>> {
+/// Times `rounds` writes of 256 bytes, each followed by `fdatasync`, into a
+/// new file at `path` (deleted after), the first `warm_up` left out;
+/// `before_each` runs before each round starts its clock. `prealloc`:
+/// overwrite a file already written with zeros (its size does not change, so
+/// the sync has no metadata to write) instead of appending.
+fn timed_syncs(
+    path: &std::path::Path,
+    prealloc: bool,
+    rounds: usize,
+    warm_up: usize,
+    mut before_each: impl FnMut(),
+) -> std::io::Result<Vec<u64>> {
     use std::os::unix::fs::FileExt;
-    let path = dir.join(format!("floor-{}.tmp", std::process::id()));
-    let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(&path)?;
+    let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(path)?;
     let block = [0x5au8; 256];
     if prealloc {
-        f.write_all(&vec![0u8; 256 * 2200])?;
+        f.write_all(&vec![0u8; 256 * (rounds + 100)])?;
         f.sync_all()?;
     }
-    let mut out = Vec::with_capacity(2000);
-    for i in 0..2100 {
+    let mut out = Vec::with_capacity(rounds - warm_up);
+    for i in 0..rounds {
+        before_each();
         let t = Instant::now();
         f.write_all_at(&block, i as u64 * 256)?;
         f.sync_data()?;
-        if i >= 100 {
+        if i >= warm_up {
             out.push(t.elapsed().as_nanos() as u64);
         }
     }
     drop(f);
-    std::fs::remove_file(&path)?;
+    std::fs::remove_file(path)?;
     Ok(out)
+}
+
+/// 2,000 timed syncs in DIR (after 100 to warm up), as the journal does for a
+/// batch of one record.
+fn fdatasync(dir: &std::path::Path, prealloc: bool) -> std::io::Result<Vec<u64>> {
+    timed_syncs(&dir.join(format!("floor-{}.tmp", std::process::id())), prealloc, 2100, 100, || {})
 }
 
 /// Overwriting syncs from `n` threads at once (each its own file, rounds
 /// started together): every thread's times, all in one list.
 fn fdatasync_concurrent(dir: &std::path::Path, n: usize) -> std::io::Result<Vec<u64>> {
-    use std::os::unix::fs::FileExt;
     use std::sync::{Arc, Barrier};
     let barrier = Arc::new(Barrier::new(n));
     let threads: Vec<_> = (0..n)
         .map(|k| {
             let path = dir.join(format!("floor-{}-{k}.tmp", std::process::id()));
             let barrier = barrier.clone();
-            std::thread::spawn(move || -> std::io::Result<Vec<u64>> {
-                let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(&path)?;
-                f.write_all(&vec![0u8; 256 * 1100])?;
-                f.sync_all()?;
-                let block = [0x5au8; 256];
-                let mut out = Vec::with_capacity(1000);
-                for i in 0..1050 {
+            std::thread::spawn(move || {
+                timed_syncs(&path, true, 1050, 50, || {
                     barrier.wait();
-                    let t = Instant::now();
-                    f.write_all_at(&block, i as u64 * 256)?;
-                    f.sync_data()?;
-                    if i >= 50 {
-                        out.push(t.elapsed().as_nanos() as u64);
-                    }
-                }
-                drop(f);
-                std::fs::remove_file(&path)?;
-                Ok(out)
+                })
             })
         })
         .collect();

@@ -136,6 +136,35 @@ impl Entry {
     }
 }
 
+/// One entry of every kind of payload, with edge values (indexes from 1,
+/// term 3): what the hand decoders' differential tests (journal records,
+/// peer messages) compare against serde.
+#[cfg(test)]
+pub(crate) fn every_kind_of_entry() -> alloc::vec::Vec<Entry> {
+    use crate::membership::Change;
+    use alloc::vec;
+    let payloads = [
+        Payload::Noop,
+        Payload::Command(Bytes::default()),
+        Payload::Command(vec![3; 300].into()),
+        Payload::ConfChange(ConfChange::Begin {
+            joint: true,
+            changes: vec![Change::AddVoter { id: 4, inc: 9 }, Change::Remove { id: 1 }],
+        }),
+        Payload::ConfChange(ConfChange::LeaveJoint),
+        Payload::Register { owner: u64::MAX, secret_hash: [0xab; 32] },
+        Payload::Write {
+            session: 5,
+            secret_hash: [0xcd; 32],
+            seq: u64::MAX,
+            ack: 1 << 35,
+            command: b"w".to_vec().into(),
+        },
+        Payload::KeepAlive { session: 7, secret_hash: [1; 32], ack: 2 },
+    ];
+    payloads.into_iter().zip(1..).map(|(payload, i)| Entry { term: 3, index: i, time: i << 40, payload }).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -799,7 +799,7 @@ pub fn recover_shared(segment: &Arc<Vec<u8>>) -> Result<(DurableState, Scan), Jo
 mod tests {
     use super::*;
     use crate::entry::Payload;
-    use crate::types::{Bytes, Role};
+    use crate::types::Role;
     use alloc::vec;
 
     fn sample() -> (Vec<u8>, Vec<usize>) {
@@ -1029,31 +1029,7 @@ mod tests {
 
     /// One record of every kind, with every kind of payload, and edge values.
     fn every_kind_of_record() -> Vec<(Seq, Record)> {
-        use crate::membership::{Change, ConfChange};
-        let payloads = [
-            Payload::Noop,
-            Payload::Command(Bytes::default()),
-            Payload::Command(vec![3; 300].into()),
-            Payload::ConfChange(ConfChange::Begin {
-                joint: true,
-                changes: vec![Change::AddVoter { id: 4, inc: 9 }, Change::Remove { id: 1 }],
-            }),
-            Payload::ConfChange(ConfChange::LeaveJoint),
-            Payload::Register { owner: u64::MAX, secret_hash: [0xab; 32] },
-            Payload::Write {
-                session: 5,
-                secret_hash: [0xcd; 32],
-                seq: u64::MAX,
-                ack: 1 << 35,
-                command: b"w".to_vec().into(),
-            },
-            Payload::KeepAlive { session: 7, secret_hash: [1; 32], ack: 2 },
-        ];
-        let entries: Vec<Entry> = payloads
-            .into_iter()
-            .zip(1..)
-            .map(|(payload, i)| Entry { term: 3, index: i, time: i << 40, payload })
-            .collect();
+        let entries = crate::entry::every_kind_of_entry();
         let hard = HardState { term: 9, voted_for: None, role: Role::Leader, lost_data: true };
         vec![
             (

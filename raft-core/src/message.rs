@@ -277,26 +277,11 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::Payload;
-    use crate::membership::{Change, ConfChange};
     use alloc::vec;
 
     /// Every body, an `Append` with every kind of payload and a heartbeat.
     fn every_kind_of_message() -> Vec<Message> {
-        let payloads = [
-            Payload::Noop,
-            Payload::Command(vec![7u8; 300].into()),
-            Payload::ConfChange(ConfChange::Begin { joint: true, changes: vec![Change::AddVoter { id: 4, inc: 9 }] }),
-            Payload::ConfChange(ConfChange::LeaveJoint),
-            Payload::Register { owner: u64::MAX, secret_hash: [0xab; 32] },
-            Payload::Write { session: 5, secret_hash: [0xcd; 32], seq: 1 << 35, ack: 2, command: b"w".to_vec().into() },
-            Payload::KeepAlive { session: 7, secret_hash: [1; 32], ack: 2 },
-        ];
-        let entries: Vec<Entry> = payloads
-            .into_iter()
-            .zip(1..)
-            .map(|(payload, i)| Entry { term: 3, index: i, time: i << 40, payload })
-            .collect();
+        let entries = crate::entry::every_kind_of_entry();
         let append = |entries: Vec<Entry>| Body::Append {
             prev_index: 0,
             prev_term: 0,
