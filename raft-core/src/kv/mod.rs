@@ -62,6 +62,7 @@ mod op_ref;
 mod record;
 pub mod spec;
 mod store;
+mod text;
 pub mod watch;
 
 use alloc::string::String;

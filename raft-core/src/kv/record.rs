@@ -1,15 +1,17 @@
 //! What the store holds for one key, shared with the watch window.
 //!
-//! The value is an `Arc<str>`: a write makes one allocation for the new
-//! value, and the event it leaves in the window (and the previous value the
-//! event remembers) point at the same bytes instead of copying them. Before
-//! this, every put copied its key and both values into the window — four
-//! allocations and four frees per put on every replica, more than the rest
-//! of the write path together (`examples/closed_loop`, BENCHMARKS.md).
+//! The key is an `Arc<str>` (the map's own key), the value a [`Text`]: a
+//! short value inline, a longer one shared, so the event a write leaves in
+//! the window (and the previous value the event remembers) never copies a
+//! long value's bytes. Before this, every put copied its key and both values
+//! into the window — four allocations and four frees per put on every
+//! replica, more than the rest of the write path together
+//! (`examples/closed_loop`, BENCHMARKS.md).
 
 use alloc::string::String;
 use alloc::sync::Arc;
 
+use super::text::Text;
 use super::KeyValue;
 
 /// One version of a key: its value and its history in revisions.
@@ -17,8 +19,8 @@ use super::KeyValue;
 pub(crate) struct Record {
     /// The key (the same allocation as the store's map key).
     pub(crate) key: Arc<str>,
-    /// The value (shared with the events that carry it).
-    pub(crate) value: Arc<str>,
+    /// The value (inline, or shared with the events that carry it).
+    pub(crate) value: Text,
     /// Revision of the write that created the key.
     pub(crate) create: u64,
     /// Revision of the key's last write.
@@ -46,7 +48,7 @@ impl Record {
     pub(crate) fn of(kv: &KeyValue) -> Record {
         Record {
             key: Arc::from(kv.key.as_str()),
-            value: Arc::from(kv.value.as_str()),
+            value: Text::from(kv.value.as_str()),
             create: kv.create_revision,
             modr: kv.mod_revision,
             version: kv.version,

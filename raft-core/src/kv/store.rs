@@ -3,8 +3,8 @@
 //! events. It implements [`spec`](super::spec) exactly (the tests below drive
 //! both with the same random commands) and is built for speed: the hot
 //! commands (put, append, get, delete, cas) are read in place from their
-//! bytes without allocating, and a put on an existing key reuses its value's
-//! buffer.
+//! bytes without allocating, and a put of a short value on an existing key
+//! allocates nothing (values of up to 22 bytes live inline: [`super::text`]).
 //!
 //! **Why a B-tree.** Keys are kept in a `BTreeMap` alone. Against a hash
 //! table with a `BTreeSet` of its keys beside it for order, it reads 100
@@ -26,6 +26,7 @@ use super::lease::Leases;
 use super::op_ref::KvOpRef;
 use super::record::Record;
 use super::spec::page_with;
+use super::text::Text;
 use super::watch::{Change, EventLog, WindowLimits};
 use super::{prefix_end, KeyValue, KvOp, KvOutput, TxnOp, TxnResult};
 use crate::codec;
@@ -238,20 +239,21 @@ impl KvStore {
     }
 
     /// Writes `key` at the current revision: `value` replaces the value, or
-    /// with `append` is added to it. One allocation for the new value (two
-    /// for a new key); the window's event shares both versions.
+    /// with `append` is added to it. One allocation for a new value longer
+    /// than `text::INLINE_MAX` and one for a new key, none otherwise; the window's
+    /// event shares (or, inline, copies) both versions.
     fn set(&mut self, key: &str, value: &str, append: bool, lease: LeaseMode) {
         let revision = self.revision;
         let recording = self.recording();
         let (old_lease, new_lease, change) = match self.map.get_mut(key) {
             Some(r) => {
-                let value: Arc<str> = if append {
+                let value = if append {
                     let mut joined = String::with_capacity(r.value.len() + value.len());
                     joined.push_str(&r.value);
                     joined.push_str(value);
-                    Arc::from(joined)
+                    Text::from(joined)
                 } else {
-                    Arc::from(value)
+                    Text::from(value)
                 };
                 self.bytes = self.bytes - r.value.len() + value.len();
                 let lease = match lease {
@@ -278,7 +280,7 @@ impl KvStore {
                 let name: Arc<str> = Arc::from(key);
                 let r = Record {
                     key: name.clone(),
-                    value: Arc::from(value),
+                    value: Text::from(value),
                     create: revision,
                     modr: revision,
                     version: 1,
@@ -583,7 +585,7 @@ impl StateMachine for KvStore {
                 leases.attach(lease, k);
             }
             let name: Arc<str> = Arc::from(k);
-            let r = Record { key: name.clone(), value: Arc::from(v), create, modr, version, lease };
+            let r = Record { key: name.clone(), value: Text::from(v), create, modr, version, lease };
             if map.insert(name, r).is_some() {
                 return Err(RestoreError("a key appears twice in the snapshot"));
             }

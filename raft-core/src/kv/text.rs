@@ -1,0 +1,172 @@
+//! [`Text`]: a value's bytes as the store and its watch window hold them —
+//! short values inline, longer ones shared.
+//!
+//! Every put replaces a value, and the window keeps the old one and the new
+//! one for watchers. With every value in an `Arc<str>` that cost one
+//! allocation per put and, once the window let the old version go, one free
+//! — on every replica, the largest single cost of applying a put
+//! (`examples/closed_loop`, BENCHMARKS.md). Most values a configuration
+//! store holds are short, so a value of up to [`INLINE_MAX`] bytes lives in
+//! the `Text` itself: copying it into the window copies 24 bytes, and there is
+//! nothing to free. A longer value is shared as before (cloning it is a
+//! reference count). `Text` is 24 bytes either way, 8 more than the
+//! `Arc<str>` it replaces.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::cmp::Ordering;
+use core::fmt;
+use core::hash::{Hash, Hasher};
+use core::ops::Deref;
+
+/// The longest value kept inline (the rest of the 24 bytes are the length
+/// and the tag).
+pub(crate) const INLINE_MAX: usize = 22;
+
+/// A string, inline up to [`INLINE_MAX`] bytes, shared beyond.
+///
+/// It compares, orders and hashes as the `str` it holds.
+#[derive(Clone)]
+pub(crate) struct Text(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// `bytes[..len]` is the string: always the bytes of a `str`, and
+    /// `len <= INLINE_MAX`.
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_MAX],
+    },
+    Shared(Arc<str>),
+}
+
+impl Text {
+    /// The string.
+    #[inline]
+    pub(crate) fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Inline { len, bytes } => {
+                let b = &bytes[..*len as usize];
+                // SAFETY: an inline `Text` is built only by `From<&str>`,
+                // which copies all the bytes of a `str` (so valid UTF-8, cut
+                // nowhere); nothing changes them afterwards. Checking again
+                // here would cost every read, comparison and snapshot row.
+                unsafe { core::str::from_utf8_unchecked(b) }
+            }
+            Repr::Shared(s) => s,
+        }
+    }
+
+    /// Whether the bytes live in the `Text` itself (no allocation).
+    #[cfg(test)]
+    fn is_inline(&self) -> bool {
+        matches!(self.0, Repr::Inline { .. })
+    }
+}
+
+impl From<&str> for Text {
+    #[inline]
+    fn from(s: &str) -> Self {
+        if s.len() <= INLINE_MAX {
+            let mut bytes = [0u8; INLINE_MAX];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Text(Repr::Inline { len: s.len() as u8, bytes })
+        } else {
+            Text(Repr::Shared(Arc::from(s)))
+        }
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Self {
+        if s.len() <= INLINE_MAX {
+            Text::from(s.as_str())
+        } else {
+            Text(Repr::Shared(Arc::from(s)))
+        }
+    }
+}
+
+impl Deref for Text {
+    type Target = str;
+    #[inline]
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Text {
+    #[inline]
+    fn eq(&self, o: &Self) -> bool {
+        self.as_str() == o.as_str()
+    }
+}
+impl Eq for Text {}
+
+impl PartialOrd for Text {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Text {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.as_str().cmp(o.as_str())
+    }
+}
+
+impl Hash for Text {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h)
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn short_values_are_inline_long_ones_shared_and_both_read_back() {
+        assert_eq!(core::mem::size_of::<Text>(), 24);
+        let long = "x".repeat(INLINE_MAX + 1);
+        let cases: Vec<String> =
+            ["", "v", "é", "ab\u{1F600}c", &"y".repeat(INLINE_MAX), &long].iter().map(|s| s.to_string()).collect();
+        for s in &cases {
+            let inline = s.len() <= INLINE_MAX;
+            for t in [Text::from(s.as_str()), Text::from(s.clone())] {
+                assert_eq!(t.as_str(), s.as_str());
+                assert_eq!(&*t, s.as_str());
+                assert_eq!(t.is_inline(), inline, "{s:?}");
+                assert_eq!(t.clone(), t);
+                assert_eq!(alloc::format!("{t:?}"), alloc::format!("{s:?}"));
+            }
+        }
+    }
+
+    #[test]
+    fn text_orders_and_hashes_as_its_str_whichever_way_it_is_held() {
+        use crate::hash::{FxBuild, FxHasher};
+        use core::hash::BuildHasher;
+        let words = ["", "a", "ab", "b", &"a".repeat(INLINE_MAX), &"a".repeat(INLINE_MAX + 1), &"b".repeat(30)];
+        let hash = |h: &dyn Fn(&mut FxHasher)| {
+            let mut f = FxBuild::default().build_hasher();
+            h(&mut f);
+            f.finish()
+        };
+        for x in words {
+            for y in words {
+                let (tx, ty) = (Text::from(x), Text::from(y));
+                assert_eq!(tx.cmp(&ty), x.cmp(y), "{x:?} {y:?}");
+                assert_eq!(tx == ty, x == y);
+            }
+            assert_eq!(hash(&|f| Text::from(x).hash(f)), hash(&|f| x.hash(f)));
+        }
+    }
+}
