@@ -244,7 +244,7 @@ pub fn closed_loop_run(cl: &mut MemCluster<KvStore>, sessions: &[u64], seqs: &mu
         secret_hash: [0; 32],
         seq,
         ack: seq,
-        command: commands[i].clone(),
+        command: commands[i].as_slice().into(),
     };
     let start = Instant::now();
     let mut issued = 0u64;

@@ -125,7 +125,7 @@ impl<'a> Clients<'a> {
             secret_hash: [0; 32],
             seq,
             ack: seq,
-            command: self.commands[i].clone(),
+            command: self.commands[i].as_slice().into(),
         };
         node.submit(i as u64, req);
     }

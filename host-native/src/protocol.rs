@@ -458,9 +458,13 @@ impl Op {
         Ok(match self {
             op @ (Op::Admin(_) | Op::Watch(_) | Op::CancelWatch { .. }) => return Err(Box::new(op)),
             Op::Register => ClientRequest::Register { owner, secret_hash: fresh },
-            Op::Write { session, secret, seq, ack, op } => {
-                ClientRequest::Write { session, secret_hash: secret_hash(&secret), seq, ack, command: op.encode() }
-            }
+            Op::Write { session, secret, seq, ack, op } => ClientRequest::Write {
+                session,
+                secret_hash: secret_hash(&secret),
+                seq,
+                ack,
+                command: op.encode().into(),
+            },
             Op::KeepAlive { session, secret, ack } => {
                 ClientRequest::KeepAlive { session, secret_hash: secret_hash(&secret), ack }
             }
@@ -1643,7 +1647,7 @@ mod tests {
         let op = put("k", "v");
         let h = secret_hash(&[9; 32]);
         let w = Op::Write { session: 3, secret: [9; 32], seq: 4, ack: 2, op: op.clone() };
-        let want = ClientRequest::Write { session: 3, secret_hash: h, seq: 4, ack: 2, command: op.encode() };
+        let want = ClientRequest::Write { session: 3, secret_hash: h, seq: 4, ack: 2, command: op.encode().into() };
         assert_eq!(w.into_client_request(0, [0; 32]), Ok(want), "the log gets the hash, never the secret");
         let g = KvOp::Get { key: "k".into() };
         assert_eq!(

@@ -593,7 +593,7 @@ impl Driver {
         self.sim.submit(
             node,
             token,
-            ClientRequest::Write { session, secret_hash: [0; 32], seq, ack, command: op.encode() },
+            ClientRequest::Write { session, secret_hash: [0; 32], seq, ack, command: op.encode().into() },
         );
     }
 

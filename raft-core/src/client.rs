@@ -64,8 +64,11 @@ pub enum ClientRequest {
         seq: u64,
         /// Lowest seq whose reply the client still awaits.
         ack: u64,
-        /// The state machine command.
-        command: Vec<u8>,
+        /// The state machine command. A [`Bytes`] so that the leader puts it
+        /// into its log entry as it is (a host that decodes a request straight
+        /// into one hands it over without a copy); on the wire it is the same
+        /// byte string a `Vec<u8>` was.
+        command: Bytes,
     },
     /// Keeps an idle session alive (a replicated command; it costs a log write).
     KeepAlive {

@@ -1444,7 +1444,7 @@ impl<S: StateMachine> Raft<S> {
                 if let Err(why) = self.machine.sm.validate_command(&command) {
                     return self.out.reply(token, Err(ClientError::BadRequest(why.into())));
                 }
-                Payload::Write { session, secret_hash, seq, ack, command: command.into() }
+                Payload::Write { session, secret_hash, seq, ack, command }
             }
             ClientRequest::KeepAlive { session, secret_hash, ack } => {
                 if ack == 0 {

@@ -347,7 +347,7 @@ fn kv_outputs() -> Vec<KvOutput> {
 fn requests() -> Vec<ClientRequest> {
     vec![
         ClientRequest::Register { owner: 2, secret_hash: [0xab; 32] },
-        ClientRequest::Write { session: 7, secret_hash: [0xcd; 32], seq: 2, ack: 1, command: b"w".to_vec() },
+        ClientRequest::Write { session: 7, secret_hash: [0xcd; 32], seq: 2, ack: 1, command: b"w"[..].into() },
         ClientRequest::KeepAlive { session: 7, secret_hash: [0xcd; 32], ack: 3 },
         ClientRequest::Read { query: b"q".to_vec() },
     ]

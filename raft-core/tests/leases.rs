@@ -33,7 +33,7 @@ fn register(sim: &mut Sim, node: NodeId) -> u64 {
 }
 
 fn write(sim: &mut Sim, node: NodeId, session: u64, seq: u64, op: KvOp) -> KvOutput {
-    match ask(sim, node, ClientRequest::Write { session, secret_hash: K, seq, ack: seq, command: op.encode() }) {
+    match ask(sim, node, ClientRequest::Write { session, secret_hash: K, seq, ack: seq, command: op.encode().into() }) {
         Some(ClientReply::Written { output }) => KvOutput::decode(&output).unwrap(),
         other => panic!("write failed: {other:?}"),
     }

@@ -27,7 +27,7 @@ fn register(sim: &mut Sim, node: NodeId) -> u64 {
 }
 
 fn write(session: u64, seq: u64, ack: u64, op: KvOp) -> ClientRequest {
-    ClientRequest::Write { session, secret_hash: K, seq, ack, command: op.encode() }
+    ClientRequest::Write { session, secret_hash: K, seq, ack, command: op.encode().into() }
 }
 
 /// The secret hash every session of these tests has.

@@ -290,7 +290,7 @@ impl Sim {
             Work::Op { op, .. } if op.is_read() => ClientRequest::Read { query: op.encode() },
             // One write in flight per client: everything before `seq` is settled.
             Work::Op { op, seq, .. } => {
-                ClientRequest::Write { session, secret_hash, seq: *seq, ack: *seq, command: op.encode() }
+                ClientRequest::Write { session, secret_hash, seq: *seq, ack: *seq, command: op.encode().into() }
             }
         };
         self.clients[c].attempt += 1;

@@ -583,7 +583,7 @@ impl Env {
                     session: named("s")?,
                     seq: named("seq")?,
                     ack: named("ack")?,
-                    command: kv_command(&op)?,
+                    command: kv_command(&op)?.into(),
                 }
             }
             "read" => {
