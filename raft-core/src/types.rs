@@ -57,11 +57,19 @@ impl Role {
 /// On the wire and on disk it is a plain byte string (the same postcard
 /// encoding as `Vec<u8>`).
 ///
-/// Two representations, one value: a buffer of its own (everything built in
-/// memory or decoded with serde), or a range of a read buffer that many
-/// payloads share ([`Bytes::shared`]: journal replay decodes a segment's
-/// payloads this way, with no allocation each). Equality, ordering, hashing,
-/// `Debug` and the encoding see only the bytes, never which one it is.
+/// Three representations, one value: up to [`INLINE_BYTES_MAX`] bytes held
+/// in the `Bytes` itself (anything that short built in memory or decoded
+/// with serde: no allocation, nothing to free, a clone copies 24 bytes), a
+/// buffer of its own (anything longer), or a range of a read buffer that
+/// many payloads share ([`Bytes::shared`]: journal replay decodes a
+/// segment's payloads this way, with no allocation each). Equality,
+/// ordering, hashing, `Debug` and the encoding see only the bytes, never
+/// which one it is.
+///
+/// Why inline: every write leaves a reply in its session's cache on every
+/// replica, and most replies (and many commands) are a few bytes; with a
+/// buffer each, that was an allocation and a free per write per node
+/// (`examples/closed_loop`, BENCHMARKS.md).
 ///
 /// **Retention.** A shared range keeps its whole read buffer alive. The
 /// journal's replay bounds that (see [`crate::log::Log`]): after replay a
@@ -73,13 +81,19 @@ pub struct Bytes(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    /// A buffer of its own.
+    /// `bytes[..len]`, with `len <= INLINE_BYTES_MAX`.
+    Inline { len: u8, bytes: [u8; INLINE_BYTES_MAX] },
+    /// A buffer of its own (more than `INLINE_BYTES_MAX` bytes).
     Owned(Arc<[u8]>),
     /// `start .. start + len` of a read buffer. `u32` offsets keep `Bytes`
     /// (and so every `Entry`) small; ranges past 4 GiB are copied instead
     /// (see [`Bytes::shared`]).
     Shared { buf: Arc<Vec<u8>>, start: u32, len: u32 },
 }
+
+/// The most bytes a [`Bytes`] holds inline, without a buffer (what fits
+/// beside its length and tag in the 24 bytes the other representations take).
+pub const INLINE_BYTES_MAX: usize = 22;
 
 /// The largest end offset of a range [`Bytes::shared`] points into rather
 /// than copies (4 GiB - 1: the offsets are `u32`).
@@ -90,6 +104,7 @@ impl Bytes {
     #[inline]
     pub fn as_slice(&self) -> &[u8] {
         match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..*len as usize],
             Repr::Owned(b) => b,
             Repr::Shared { buf, start, len } => {
                 let start = *start as usize;
@@ -123,6 +138,7 @@ impl Bytes {
     #[inline]
     pub fn len(&self) -> usize {
         match &self.0 {
+            Repr::Inline { len, .. } => *len as usize,
             Repr::Owned(b) => b.len(),
             Repr::Shared { len, .. } => *len as usize,
         }
@@ -134,6 +150,12 @@ impl Bytes {
         self.len() == 0
     }
 
+    /// Whether the bytes are held in the `Bytes` itself.
+    #[cfg(test)]
+    fn is_inline(&self) -> bool {
+        matches!(self.0, Repr::Inline { .. })
+    }
+
     /// Whether these bytes point into a shared read buffer.
     pub fn is_shared(&self) -> bool {
         matches!(self.0, Repr::Shared { .. })
@@ -142,7 +164,7 @@ impl Bytes {
     /// The read buffer these bytes point into, if they do.
     pub(crate) fn read_buffer(&self) -> Option<&Arc<Vec<u8>>> {
         match &self.0 {
-            Repr::Owned(_) => None,
+            Repr::Inline { .. } | Repr::Owned(_) => None,
             Repr::Shared { buf, .. } => Some(buf),
         }
     }
@@ -159,7 +181,7 @@ impl Bytes {
 impl Default for Bytes {
     #[inline]
     fn default() -> Self {
-        Bytes(Repr::Owned(Arc::default()))
+        Bytes(Repr::Inline { len: 0, bytes: [0; INLINE_BYTES_MAX] })
     }
 }
 
@@ -174,14 +196,24 @@ impl Deref for Bytes {
 impl From<Vec<u8>> for Bytes {
     #[inline]
     fn from(v: Vec<u8>) -> Self {
-        Bytes(Repr::Owned(v.into()))
+        if v.len() <= INLINE_BYTES_MAX {
+            Bytes::from(v.as_slice())
+        } else {
+            Bytes(Repr::Owned(v.into()))
+        }
     }
 }
 
 impl From<&[u8]> for Bytes {
     #[inline]
     fn from(v: &[u8]) -> Self {
-        Bytes(Repr::Owned(v.into()))
+        if v.len() <= INLINE_BYTES_MAX {
+            let mut bytes = [0; INLINE_BYTES_MAX];
+            bytes[..v.len()].copy_from_slice(v);
+            Bytes(Repr::Inline { len: v.len() as u8, bytes })
+        } else {
+            Bytes(Repr::Owned(v.into()))
+        }
     }
 }
 
@@ -286,16 +318,51 @@ mod tests {
 
     #[test]
     fn bytes_encode_like_a_vec() {
-        let v: Vec<u8> = vec![1, 2, 3, 200];
-        let as_vec = postcard::to_allocvec(&v).unwrap();
-        let as_bytes = postcard::to_allocvec(&Bytes::from(v.clone())).unwrap();
-        assert_eq!(as_vec, as_bytes, "same wire and journal format as Vec<u8>");
-        let back: Bytes = postcard::from_bytes(&as_vec).unwrap();
-        assert_eq!(&*back, &v[..]);
+        for v in [vec![1, 2, 3, 200], vec![9; INLINE_BYTES_MAX + 1], vec![]] {
+            let as_vec = postcard::to_allocvec(&v).unwrap();
+            let as_bytes = postcard::to_allocvec(&Bytes::from(v.clone())).unwrap();
+            assert_eq!(as_vec, as_bytes, "same wire and journal format as Vec<u8>");
+            let back: Bytes = postcard::from_bytes(&as_vec).unwrap();
+            assert_eq!(&*back, &v[..]);
+            assert_eq!(back.is_inline(), v.len() <= INLINE_BYTES_MAX);
+            let clone = back.clone();
+            assert_eq!(clone, back);
+            if !back.is_inline() {
+                assert!(core::ptr::eq(clone.as_slice(), back.as_slice()), "clones share the buffer");
+            }
+        }
         // A length prefix larger than the input is an error, not an allocation.
         assert!(postcard::from_bytes::<Bytes>(&[0xff, 0xff, 0xff, 0x0f]).is_err());
-        let shared = back.clone();
-        assert!(core::ptr::eq(shared.as_slice(), back.as_slice()), "clones share the buffer");
+    }
+
+    #[test]
+    fn short_bytes_are_inline_and_the_same_value_as_a_buffer_of_their_own() {
+        let buf: Arc<Vec<u8>> = Arc::new((0..=255u8).collect());
+        for n in [0, 1, INLINE_BYTES_MAX - 1, INLINE_BYTES_MAX, INLINE_BYTES_MAX + 1, 100] {
+            let part = &buf[7..7 + n];
+            let made = [Bytes::from(part), Bytes::from(part.to_vec())];
+            for b in &made {
+                assert_eq!(b.is_inline(), n <= INLINE_BYTES_MAX, "{n} bytes");
+                assert!(!b.is_shared() && b.read_buffer().is_none());
+                assert_eq!((b.as_slice(), b.len(), b.is_empty()), (part, n, n == 0));
+            }
+            // Against the same bytes in each other representation.
+            let owned = Bytes(Repr::Owned(part.into()));
+            let shared = Bytes::shared(&buf, 7..7 + n);
+            for other in [&owned, &shared] {
+                assert_eq!(&made[0], other);
+                assert_eq!(made[0].cmp(other), Ordering::Equal);
+                assert_eq!(hash_of(&made[0]), hash_of(other));
+                assert_eq!(std::format!("{:?}", made[0]), std::format!("{other:?}"));
+            }
+            let mut unshared = shared.clone();
+            unshared.unshare();
+            assert_eq!((unshared.is_inline(), &unshared), (n <= INLINE_BYTES_MAX, &made[0]));
+        }
+        assert!(Bytes::default().is_inline() && Bytes::default().is_empty());
+        // Order across representations follows the bytes.
+        let (short, long) = (Bytes::from(&[1u8, 2][..]), Bytes::from(vec![1u8; 40]));
+        assert_eq!(short.cmp(&long), [1u8, 2][..].cmp(&[1u8; 40][..]));
     }
 
     fn hash_of<T: Hash + ?Sized>(v: &T) -> u64 {
@@ -360,7 +427,8 @@ mod tests {
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn bytes_takes_three_words() {
-        // Two representations in the space of a fat pointer and two `u32`s.
+        // Three representations in the space of a fat pointer and two `u32`s
+        // (the inline one: 22 bytes and their length).
         assert_eq!(core::mem::size_of::<Bytes>(), 24);
     }
 }
