@@ -117,11 +117,17 @@ impl Log {
     /// `max_bytes` would be exceeded (at least one entry is returned when any is
     /// available, so a single large entry still makes progress).
     pub fn slice(&self, lo: Index, hi: Index, max_entries: usize, max_bytes: usize) -> Vec<Entry> {
-        let mut out = Vec::new();
         if lo < self.first_index() || lo > hi {
-            return out;
+            return Vec::new();
         }
         let hi = hi.min(self.last_index());
+        if lo > hi {
+            return Vec::new();
+        }
+        // Sized for the entries asked for (the byte limit may stop it
+        // sooner): growing it one doubling at a time cost a reallocation per
+        // few entries sent.
+        let mut out = Vec::with_capacity((hi - lo + 1).min(max_entries as u64) as usize);
         let mut bytes = 0usize;
         let mut i = lo;
         while i <= hi && out.len() < max_entries {
