@@ -152,7 +152,7 @@ impl Bytes {
 
     /// Whether the bytes are held in the `Bytes` itself.
     #[cfg(test)]
-    fn is_inline(&self) -> bool {
+    pub(crate) fn is_inline(&self) -> bool {
         matches!(self.0, Repr::Inline { .. })
     }
 

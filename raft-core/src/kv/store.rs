@@ -240,7 +240,7 @@ impl KvStore {
 
     /// Writes `key` at the current revision: `value` replaces the value, or
     /// with `append` is added to it. One allocation for a new value longer
-    /// than `text::INLINE_MAX` and one for a new key, none otherwise; the window's
+    /// than `INLINE_BYTES_MAX` and one for a new key, none otherwise; the window's
     /// event shares (or, inline, copies) both versions.
     fn set(&mut self, key: &str, value: &str, append: bool, lease: LeaseMode) {
         let revision = self.revision;

@@ -6,84 +6,55 @@
 //! allocation per put and, once the window let the old version go, one free
 //! — on every replica, the largest single cost of applying a put
 //! (`examples/closed_loop`, BENCHMARKS.md). Most values a configuration
-//! store holds are short, so a value of up to [`INLINE_MAX`] bytes lives in
+//! store holds are short, so a value of up to [`INLINE_BYTES_MAX`](crate::types::INLINE_BYTES_MAX) bytes lives in
 //! the `Text` itself: copying it into the window copies 24 bytes, and there is
 //! nothing to free. A longer value is shared as before (cloning it is a
-//! reference count). `Text` is 24 bytes either way, 8 more than the
-//! `Arc<str>` it replaces.
+//! reference count). `Text` is [`Bytes`] that hold a `str`: 24 bytes either
+//! way, 8 more than the `Arc<str>` it replaces.
 
 use alloc::string::String;
-use alloc::sync::Arc;
 use core::cmp::Ordering;
 use core::fmt;
 use core::hash::{Hash, Hasher};
 use core::ops::Deref;
 
-/// The longest value kept inline (the rest of the 24 bytes are the length
-/// and the tag).
-pub(crate) const INLINE_MAX: usize = 22;
+use crate::types::Bytes;
 
-/// A string, inline up to [`INLINE_MAX`] bytes, shared beyond.
+/// A string, inline up to [`INLINE_BYTES_MAX`](crate::types::INLINE_BYTES_MAX) bytes, shared beyond: [`Bytes`]
+/// that are always the whole of a `str`.
 ///
 /// It compares, orders and hashes as the `str` it holds.
 #[derive(Clone)]
-pub(crate) struct Text(Repr);
-
-#[derive(Clone)]
-enum Repr {
-    /// `bytes[..len]` is the string: always the bytes of a `str`, and
-    /// `len <= INLINE_MAX`.
-    Inline {
-        len: u8,
-        bytes: [u8; INLINE_MAX],
-    },
-    Shared(Arc<str>),
-}
+pub(crate) struct Text(Bytes);
 
 impl Text {
     /// The string.
     #[inline]
     pub(crate) fn as_str(&self) -> &str {
-        match &self.0 {
-            Repr::Inline { len, bytes } => {
-                let b = &bytes[..*len as usize];
-                // SAFETY: an inline `Text` is built only by `From<&str>`,
-                // which copies all the bytes of a `str` (so valid UTF-8, cut
-                // nowhere); nothing changes them afterwards. Checking again
-                // here would cost every read, comparison and snapshot row.
-                unsafe { core::str::from_utf8_unchecked(b) }
-            }
-            Repr::Shared(s) => s,
-        }
+        // SAFETY: a `Text` is built only from a `str` or a `String` (the
+        // `From` impls below), whose bytes it holds unchanged, whole: valid
+        // UTF-8. Checking again here would cost every read, comparison and
+        // snapshot row.
+        unsafe { core::str::from_utf8_unchecked(self.0.as_slice()) }
     }
 
     /// Whether the bytes live in the `Text` itself (no allocation).
     #[cfg(test)]
     fn is_inline(&self) -> bool {
-        matches!(self.0, Repr::Inline { .. })
+        self.0.is_inline()
     }
 }
 
 impl From<&str> for Text {
     #[inline]
     fn from(s: &str) -> Self {
-        if s.len() <= INLINE_MAX {
-            let mut bytes = [0u8; INLINE_MAX];
-            bytes[..s.len()].copy_from_slice(s.as_bytes());
-            Text(Repr::Inline { len: s.len() as u8, bytes })
-        } else {
-            Text(Repr::Shared(Arc::from(s)))
-        }
+        Text(Bytes::from(s.as_bytes()))
     }
 }
 
 impl From<String> for Text {
     fn from(s: String) -> Self {
-        if s.len() <= INLINE_MAX {
-            Text::from(s.as_str())
-        } else {
-            Text(Repr::Shared(Arc::from(s)))
-        }
+        Text(Bytes::from(s.into_bytes()))
     }
 }
 
@@ -129,17 +100,20 @@ impl fmt::Debug for Text {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::INLINE_BYTES_MAX;
     use alloc::string::ToString;
     use alloc::vec::Vec;
 
     #[test]
     fn short_values_are_inline_long_ones_shared_and_both_read_back() {
         assert_eq!(core::mem::size_of::<Text>(), 24);
-        let long = "x".repeat(INLINE_MAX + 1);
-        let cases: Vec<String> =
-            ["", "v", "é", "ab\u{1F600}c", &"y".repeat(INLINE_MAX), &long].iter().map(|s| s.to_string()).collect();
+        let long = "x".repeat(INLINE_BYTES_MAX + 1);
+        let cases: Vec<String> = ["", "v", "é", "ab\u{1F600}c", &"y".repeat(INLINE_BYTES_MAX), &long]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         for s in &cases {
-            let inline = s.len() <= INLINE_MAX;
+            let inline = s.len() <= INLINE_BYTES_MAX;
             for t in [Text::from(s.as_str()), Text::from(s.clone())] {
                 assert_eq!(t.as_str(), s.as_str());
                 assert_eq!(&*t, s.as_str());
@@ -154,7 +128,8 @@ mod tests {
     fn text_orders_and_hashes_as_its_str_whichever_way_it_is_held() {
         use crate::hash::{FxBuild, FxHasher};
         use core::hash::BuildHasher;
-        let words = ["", "a", "ab", "b", &"a".repeat(INLINE_MAX), &"a".repeat(INLINE_MAX + 1), &"b".repeat(30)];
+        let words =
+            ["", "a", "ab", "b", &"a".repeat(INLINE_BYTES_MAX), &"a".repeat(INLINE_BYTES_MAX + 1), &"b".repeat(30)];
         let hash = |h: &dyn Fn(&mut FxHasher)| {
             let mut f = FxBuild::default().build_hasher();
             h(&mut f);
