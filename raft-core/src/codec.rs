@@ -207,7 +207,7 @@ impl<'a> Reader<'a> {
 
     /// A byte string (length, then the bytes): a range of the shared read
     /// buffer when there is one, else a copy.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn bytes(&mut self) -> Result<Bytes, DecodeError> {
         let len = self.usize()?;
         let end = self.pos.checked_add(len).ok_or(DecodeError::Truncated)?;

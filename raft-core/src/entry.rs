@@ -84,7 +84,7 @@ impl Payload {
     /// [`Reader`]): postcard numbers the variants by position, in the order
     /// they are declared above (the golden tests pin it). Membership changes
     /// are rare and decoded by serde.
-    #[inline]
+    #[inline(always)]
     fn decode(r: &mut Reader<'_>) -> Result<Payload, DecodeError> {
         Ok(match r.u32()? {
             0 => Payload::Noop,
@@ -130,7 +130,7 @@ impl Entry {
     /// order), by hand: journal replay's decoder (see [`Reader`]).
     // Inlined into both callers (replay, peer messages), with `Payload::decode`
     // and `Bytes::shared`: as calls they cost replay ~2.5 % more instructions.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Entry, DecodeError> {
         Ok(Entry { term: r.u64()?, index: r.u64()?, time: r.u64()?, payload: Payload::decode(r)? })
     }

@@ -462,6 +462,16 @@ pub struct Replay {
     state: DurableState,
     /// A batch marker named records that were not replayed.
     lost: bool,
+    /// The read buffers replayed from, each with what the payloads pointing
+    /// into it would cost as copies ([`Log::copy_cost`]), summed as
+    /// [`append_in_place`] appends them: [`Replay::finish`] applies the
+    /// retention rule from these instead of walking the whole log.
+    buffer_costs: Vec<(Arc<Vec<u8>>, usize)>,
+    /// The log changed in a way `buffer_costs` does not follow (a
+    /// truncation, a snapshot, a checkpoint, an append by another path, a
+    /// state given to [`Replay::from_state`]): the sums may be off, and
+    /// `finish` walks the log instead.
+    costs_unknown: bool,
 }
 
 impl Replay {
@@ -489,6 +499,7 @@ impl Replay {
             }
             Record::Append { first_index, entries } => {
                 check_append(st, seq, *first_index, entries)?;
+                self.costs_unknown = true;
                 let snap = st.log.snapshot_index();
                 for e in entries.iter().filter(|e| e.index > snap) {
                     st.log.append(e.clone());
@@ -498,12 +509,14 @@ impl Replay {
                 if *from_index <= st.log.snapshot_index() || *from_index > st.log.last_index() + 1 {
                     return err("truncation outside the log");
                 }
+                self.costs_unknown = true;
                 st.log.truncate_from(*from_index);
             }
             Record::Snapshot(meta) => {
                 if st.snapshot.as_ref().is_some_and(|s| s.index > meta.index) {
                     return err("snapshot older than the previous one");
                 }
+                self.costs_unknown = true;
                 st.log.compact_to(meta.index, meta.term);
                 st.snapshot = Some(meta.clone());
             }
@@ -524,12 +537,14 @@ impl Replay {
             }
             Record::Snapshot(meta) => {
                 if st.snapshot.as_ref().is_none_or(|s| s.index < meta.index) {
+                    self.costs_unknown = true;
                     st.log.compact_to(meta.index, meta.term);
                     st.snapshot = Some(meta.clone());
                 }
             }
             Record::Append { first_index, entries } => {
                 let from = checkpoint_append(st, *first_index, entries)?;
+                self.costs_unknown = true;
                 for e in entries.iter().filter(|e| e.index >= from) {
                     st.log.append(e.clone());
                 }
@@ -578,6 +593,9 @@ impl Replay {
     /// moving its entries out of `entries` into the log: `entries` is left
     /// empty, its allocation ready for the next record.
     fn apply_append(&mut self, seq: Seq, first_index: Index, entries: &mut Vec<Entry>) -> Result<(), JournalError> {
+        // (Conservatively, even if the record is refused: it may have
+        // truncated the log first.)
+        self.costs_unknown = true;
         let st = &mut self.state;
         let result = if seq == CHECKPOINT_SEQ {
             checkpoint_append(st, first_index, entries).map(|from| {
@@ -623,14 +641,25 @@ impl Replay {
     /// Scans `bytes` (which are all of `shared` when given) and replays
     /// every record as it is read, through one vector of entries reused from
     /// record to record.
+    ///
+    /// Plain appends — nearly every record — go straight from the bytes
+    /// into the log ([`append_in_place`]); any other record, or one that
+    /// path declines, is decoded whole and replayed by [`Replay::apply`]'s
+    /// rules, which then say whether it fits and which error it gets.
     fn replay_frames(&mut self, bytes: &[u8], shared: Option<&Arc<Vec<u8>>>) -> Result<Scan, JournalError> {
         let mut entries = Vec::new();
+        // What the payloads appended in place would cost as copies.
+        let mut cost = 0usize;
         let scan = scan_frames(bytes, |pos, body| {
-            let reader = match shared {
-                Some(buf) => Reader::shared(buf, body),
-                None => Reader::new(&bytes[body]),
+            let reader = || match shared {
+                Some(buf) => Reader::shared(buf, body.clone()),
+                None => Reader::new(&bytes[body.clone()]),
             };
-            match decode_body(reader, &mut entries) {
+            if let Some(c) = append_in_place(&mut self.state, reader()) {
+                cost += c;
+                return Ok(());
+            }
+            match decode_body(reader(), &mut entries) {
                 Ok(Decoded::Append { seq, first_index }) => self.apply_append(seq, first_index, &mut entries),
                 Ok(Decoded::Other(seq, rec)) => self.apply(seq, &rec),
                 Err(_) => Err(JournalError::Corrupt { offset: pos, reason: UNDECODABLE }),
@@ -639,13 +668,20 @@ impl Replay {
         if scan.lost_at.is_some() {
             self.note_loss(scan.lost_hard);
         }
+        if let Some(buf) = shared.filter(|_| cost > 0) {
+            match self.buffer_costs.iter_mut().find(|(b, _)| Arc::ptr_eq(b, buf)) {
+                Some((_, c)) => *c += cost,
+                None => self.buffer_costs.push((buf.clone(), cost)),
+            }
+        }
         Ok(scan)
     }
 
     /// Continues replaying from a state recovered earlier (a host that keeps
     /// a mirror of its durable state while it writes, to build checkpoints).
     pub fn from_state(state: DurableState) -> Self {
-        Replay { state, lost: false }
+        // Its log may point into buffers this replay has not counted.
+        Replay { state, lost: false, buffer_costs: Vec::new(), costs_unknown: true }
     }
 
     /// Records that records were lost (see the module docs): the state keeps
@@ -688,9 +724,67 @@ impl Replay {
         if self.lost {
             self.state.hard.lost_data = true;
         }
-        self.state.log.release_sparse_buffers();
+        if self.costs_unknown {
+            self.state.log.release_sparse_buffers();
+        } else {
+            self.state.log.release_buffers_costing(&self.buffer_costs);
+        }
         self.state
     }
+}
+
+/// Replays a frame body that is a plain `Append` straight into the log,
+/// each entry checked (as [`check_append`] would) and appended as it is
+/// decoded, with no vector in between; returns what its payloads would cost
+/// as copies ([`Log::copy_cost`]). Declines (`None`, the state as it was) a
+/// body that is not one: another record, a checkpoint's append (sequence
+/// number 0), a sequence number that does not follow, entries that do not
+/// start right after the log's last (those a snapshot covers, say), an
+/// entry that does not fit, or bytes that do not decode. The caller then
+/// decodes the body whole and replays it the general way, which accepts it
+/// or refuses it with the error it always had: this path only ever accepts
+/// what that one accepts, with the same result.
+#[inline]
+fn append_in_place(st: &mut DurableState, mut r: Reader<'_>) -> Option<usize> {
+    let seq = r.u64().ok()?;
+    if seq == CHECKPOINT_SEQ || (st.last_seq != 0 && seq != st.last_seq + 1) {
+        return None;
+    }
+    if r.u32().ok()? != APPEND_TAG {
+        return None;
+    }
+    let start = st.log.last_index() + 1;
+    if r.u64().ok()? != start {
+        return None;
+    }
+    let n = r.usize().ok()?;
+    let mut last_term = st.log.last_term();
+    let mut cost = 0usize;
+    let mut whole = true;
+    for _ in 0..n {
+        let Ok(e) = Entry::decode(&mut r) else {
+            whole = false;
+            break;
+        };
+        // `start` follows the snapshot, so no entry here is one it covers.
+        if e.index != st.log.last_index() + 1 || e.term < last_term {
+            whole = false;
+            break;
+        }
+        last_term = e.term;
+        cost += Log::copy_cost(&e);
+        st.log.append(e);
+    }
+    if whole && r.finish().is_ok() {
+        st.last_seq = seq;
+        return Some(cost);
+    }
+    // Undo what went in: the log is as it was (`start` is past the
+    // snapshot, and nothing before it changes).
+    if st.log.last_index() >= start {
+        st.log.truncate_from(start);
+    }
+    None
 }
 
 /// The checks an `Append` record must pass against the state replayed so far.
@@ -1250,6 +1344,119 @@ mod tests {
         assert_eq!(log.len(), 10);
         assert!(log.iter().all(|x| x.payload.command().is_some_and(|b| !b.is_shared() && b.as_slice() == [7; 16])));
         assert_eq!(Arc::strong_count(&buf), 1);
+    }
+
+    /// A segment of `bodies` framed as a host would (checksums that hold,
+    /// whatever the bodies say).
+    fn framed(bodies: &[Vec<u8>]) -> Vec<u8> {
+        let mut seg = Vec::new();
+        write_segment_header(&mut seg);
+        for body in bodies {
+            let start = seg.len();
+            seg.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            seg.extend_from_slice(&crc32c(body).to_le_bytes());
+            let hcrc = crc32c(&seg[start..start + 8]);
+            seg.extend_from_slice(&hcrc.to_le_bytes());
+            seg.extend_from_slice(body);
+        }
+        seg
+    }
+
+    /// Replay of `seg` the general way: every record decoded whole, then
+    /// applied (`apply_owned`), never appended in place.
+    fn replay_generally(seg: &[u8]) -> Result<DurableState, JournalError> {
+        let mut r = Replay::new();
+        scan_each(seg, |seq, rec| r.apply_owned(seq, rec))?;
+        Ok(r.finish())
+    }
+
+    #[test]
+    fn appends_in_place_accept_and_refuse_what_the_general_path_does() {
+        // A first append, then a second one of every kind of entry, its
+        // body cut at every length and with bytes changed every way: framed
+        // validly, so that only the decoder and replay's checks see it.
+        // Replayed in place (`recover_shared`, `recover`) and the general
+        // way, both give the same state or the same error.
+        let body = |seq: Seq, rec: &Record| {
+            let mut frame = Vec::new();
+            encode_record(seq, rec, &mut frame);
+            frame.split_off(FRAME_HEADER_LEN)
+        };
+        let first = Entry { term: 3, index: 1, time: 0, payload: Payload::Command(vec![1; 16].into()) };
+        let first = body(1, &Record::Append { first_index: 1, entries: vec![first] });
+        let mut entries = crate::entry::every_kind_of_entry();
+        for (e, i) in entries.iter_mut().zip(2..) {
+            e.index = i;
+        }
+        let second = body(2, &Record::Append { first_index: 2, entries });
+        let mut variants = vec![second.clone()];
+        variants.extend((0..second.len()).map(|cut| second[..cut].to_vec()));
+        for i in 0..second.len() {
+            for flip in [0x01u8, 0x02, 0x7f, 0x80, 0xff] {
+                let mut bad = second.clone();
+                bad[i] ^= flip;
+                variants.push(bad);
+            }
+        }
+        let mut outcomes = [0usize; 3];
+        for (k, v) in variants.iter().enumerate() {
+            let seg = framed(&[first.clone(), v.clone()]);
+            let general = replay_generally(&seg);
+            let shared = recover_shared(&Arc::new(seg.clone())).map(|(st, _)| st);
+            let copied = recover(&seg).map(|(st, _)| st);
+            for in_place in [shared, copied] {
+                match (&in_place, &general) {
+                    (Ok(a), Ok(b)) => assert_same_state(a, b),
+                    (a, b) => assert_eq!(a.as_ref().err(), b.as_ref().err(), "variant {k}"),
+                }
+            }
+            outcomes[match &general {
+                Ok(_) => 0,
+                Err(JournalError::Corrupt { .. }) => 1,
+                Err(_) => 2,
+            }] += 1;
+        }
+        // Some of each: accepted, undecodable, decoded but not fitting.
+        assert!(outcomes.iter().all(|&n| n > 0), "{outcomes:?}");
+    }
+
+    #[test]
+    fn costs_counted_in_place_release_what_a_walk_of_the_log_releases() {
+        // Appends alone, replayed in place: the costs are counted as they go
+        // and no walk is needed. Writes of 1-byte commands take far more
+        // room in the buffer than as copies (released); 16-byte commands
+        // less (kept). Either way the result is the walk's.
+        for (command_len, kept) in [(1, false), (16, true)] {
+            let mut seg = Vec::new();
+            write_segment_header(&mut seg);
+            for i in 1..=100u64 {
+                let payload = if command_len == 1 {
+                    Payload::Write { session: 1, secret_hash: [2; 32], seq: i, ack: i, command: vec![3].into() }
+                } else {
+                    Payload::Command(vec![4; command_len].into())
+                };
+                let rec =
+                    Record::Append { first_index: i, entries: vec![Entry { term: 1, index: i, time: i, payload }] };
+                encode_record(i, &rec, &mut seg);
+                encode_record(CHECKPOINT_SEQ, &Record::BatchEnd { last_seq: i, hard: HardState::default() }, &mut seg);
+            }
+            let buf = Arc::new(seg);
+            let mut counted = Replay::new();
+            counted.replay_segment(&buf).unwrap();
+            assert!(!counted.costs_unknown, "batch markers leave the counts exact");
+            let counted = counted.finish();
+            let mut walked = Replay::new();
+            walked.replay_segment(&buf).unwrap();
+            walked.costs_unknown = true;
+            let walked = walked.finish();
+            assert_same_state(&counted, &walked);
+            let shared = |st: &DurableState| -> Vec<bool> {
+                st.log.iter().map(|e| e.payload.command().is_some_and(|b| b.is_shared())).collect()
+            };
+            assert_eq!(shared(&counted), shared(&walked));
+            assert_eq!(shared(&counted), vec![kept; 100], "commands of {command_len}");
+            assert_eq!(Arc::strong_count(&buf), if kept { 201 } else { 1 });
+        }
     }
 
     #[test]

@@ -143,6 +143,8 @@ impl Log {
     }
 
     /// Appends one entry, which must be the next index.
+    // Inlined: replay calls it once per entry, millions of times at a restart.
+    #[inline(always)]
     pub fn append(&mut self, entry: Entry) {
         assert_eq!(entry.index, self.last_index() + 1, "log append must be contiguous");
         self.bytes += entry.size();
@@ -240,13 +242,35 @@ impl Log {
                 }
             }
         }
-        buffers.retain(|(buf, cost)| buf.len() > cost.saturating_mul(2));
-        if buffers.is_empty() {
+        self.release_buffers_costing(&buffers);
+    }
+
+    /// What a payload pointing into a read buffer would cost as a copy of
+    /// its own, for the retention rule (0 for one that owns its bytes).
+    #[inline]
+    pub(crate) fn copy_cost(entry: &Entry) -> usize {
+        match entry.payload.command() {
+            Some(b) if b.is_shared() => b.len() + OWNED_PAYLOAD_OVERHEAD,
+            _ => 0,
+        }
+    }
+
+    /// [`Log::release_sparse_buffers`] given what the payloads pointing into
+    /// each buffer would cost as copies (the sums of [`Log::copy_cost`]),
+    /// for a caller that counted them as it appended: the entries are walked
+    /// only if some buffer is let go of. The costs must be exact (those the
+    /// walk of `release_sparse_buffers` would find), else the rule is not
+    /// the one documented.
+    pub(crate) fn release_buffers_costing(&mut self, buffers: &[(Arc<Vec<u8>>, usize)]) {
+        let sparse: Vec<&Arc<Vec<u8>>> =
+            buffers.iter().filter(|(buf, cost)| buf.len() > cost.saturating_mul(2)).map(|(buf, _)| buf).collect();
+        if sparse.is_empty() || self.shared_until <= self.snapshot_index {
             return;
         }
+        let shared = (self.shared_until - self.snapshot_index) as usize;
         for e in self.entries.iter_mut().take(shared) {
             if let Some(b) = e.payload.command_mut() {
-                if b.read_buffer().is_some_and(|buf| buffers.iter().any(|(x, _)| Arc::ptr_eq(x, buf))) {
+                if b.read_buffer().is_some_and(|buf| sparse.iter().any(|x| Arc::ptr_eq(x, buf))) {
                     b.unshare();
                 }
             }

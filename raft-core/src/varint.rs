@@ -52,22 +52,31 @@ pub(crate) enum Unread {
 
 /// Reads a varint of at most `max_bytes` bytes whose last byte is at most
 /// `last_max` (postcard's rule: no bits past the type's width) from the
-/// start of `bytes`; returns it and how many bytes it took. The one byte of
-/// a value below 128 — nearly every number in a record — is read inline;
-/// longer ones call [`read_long`].
+/// start of `bytes`; returns it and how many bytes it took. Values of up to
+/// three bytes (below 2^21: nearly every number in a record, indexes and
+/// sequence numbers of the first two million records included) are read
+/// inline; longer ones call [`read_long`]. The inline paths apply only where
+/// the type allows more bytes than they read, so `last_max` never limits
+/// them (`max_bytes` is a constant at every call site: the test folds away).
 ///
 /// The error comes as the caller's type `E`, converted from [`Unread`] on
-/// the long path only, so the one-byte path returns the caller's `Result`
-/// as it is.
+/// the long path only, so the short paths return the caller's `Result` as
+/// it is.
 #[inline]
 pub(crate) fn read<E: From<Unread>>(bytes: &[u8], max_bytes: usize, last_max: u8) -> Result<(u64, usize), E> {
-    match bytes.first() {
-        Some(&b) if b & 0x80 == 0 => Ok((u64::from(b), 1)),
+    match *bytes {
+        [b0, ..] if b0 < 0x80 => Ok((u64::from(b0), 1)),
+        // (b0 has its high bit set from here on.)
+        [b0, b1, ..] if b1 < 0x80 && max_bytes > 2 => Ok((u64::from(b0 & 0x7f) | u64::from(b1) << 7, 2)),
+        [b0, b1, b2, ..] if b1 >= 0x80 && b2 < 0x80 && max_bytes > 3 => {
+            Ok((u64::from(b0 & 0x7f) | u64::from(b1 & 0x7f) << 7 | u64::from(b2) << 14, 3))
+        }
         _ => read_long(bytes, max_bytes, last_max).map_err(E::from),
     }
 }
 
-/// [`read`] of a varint of more than one byte (or of none).
+/// [`read`] of a varint its inline paths do not take: more than three bytes,
+/// cut short, or one the type's limits may refuse.
 #[inline(never)]
 fn read_long(bytes: &[u8], max_bytes: usize, last_max: u8) -> Result<(u64, usize), Unread> {
     let mut out = 0u64;
@@ -121,6 +130,28 @@ mod tests {
         let mut out = Vec::new();
         push_bytes(&mut out, &[7; 200]);
         assert_eq!(out, postcard::to_allocvec(&vec![7u8; 200]).unwrap());
+    }
+
+    #[test]
+    fn the_inline_paths_read_what_the_long_path_reads() {
+        // Every first and second byte, third bytes at the limits' edges, cut
+        // at every length, under each type's limits (u64, u32, the usize of
+        // 16-bit targets with its 3-byte limit, and a 2-byte one): `read`
+        // and `read_long` agree on every value, length and refusal.
+        let limits = [(10, 1), (5, 0x0f), (3, 0x03), (2, 0x01)];
+        for b0 in 0..=255u8 {
+            for b1 in 0..=255u8 {
+                for b2 in [0, 1, 3, 4, 0x0f, 0x10, 0x7f, 0x80, 0xff] {
+                    let bytes = [b0, b1, b2, 0x01];
+                    for cut in 0..=bytes.len() {
+                        for (max, last) in limits {
+                            let part = &bytes[..cut];
+                            assert_eq!(read::<Unread>(part, max, last), read_long(part, max, last), "{part:?} {max}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
