@@ -376,7 +376,7 @@ mod tests {
     fn frames_in_order_then_progress_then_no_leader() {
         let mut log = EventLog::new(WindowLimits::default());
         for r in 1..=5 {
-            log.push(put(r, if r % 2 == 0 { "b/x" } else { "a/x" }, "v"));
+            log.push(put(r, if r % 2 == 0 { "b/x" } else { "a/x" }, "v")).expect("an event the store could make");
         }
         let mut hub = WatchHub::new(Arc::default(), Duration::ZERO);
         let (sink, mut rx, q) = WatchSink::channel(1 << 20, 8);
@@ -405,7 +405,7 @@ mod tests {
     fn a_full_queue_makes_a_watch_wait_then_cancels_it_slow_and_a_start_before_the_window_is_compacted() {
         let mut log = EventLog::new(WindowLimits { max_events: 4, max_bytes: usize::MAX });
         for r in 1..=10 {
-            log.push(put(r, "a/x", &"v".repeat(100)));
+            log.push(put(r, "a/x", &"v".repeat(100))).expect("an event the store could make");
             log.trim();
         }
         assert_eq!(log.floor(), 7);
@@ -435,7 +435,7 @@ mod tests {
         assert_eq!(metrics.watch_canceled_slow_total.get(), 0);
         // A client that stops reading: after the grace, cancelled.
         for r in 11..=14 {
-            log.push(put(r, "a/x", &"v".repeat(100)));
+            log.push(put(r, "a/x", &"v".repeat(100))).expect("an event the store could make");
             log.trim();
         }
         assert!(hub.poll(&log, 14).blocked);
@@ -453,7 +453,7 @@ mod tests {
     fn one_poll_is_bounded() {
         let mut log = EventLog::new(WindowLimits::default());
         for r in 1..=200 {
-            log.push(put(r, "a/x", "v"));
+            log.push(put(r, "a/x", "v")).expect("an event the store could make");
         }
         let mut hub = WatchHub::new(Arc::default(), Duration::ZERO);
         let (sink, mut rx, q) = WatchSink::channel(usize::MAX / 2, 8);

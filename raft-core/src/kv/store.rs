@@ -27,7 +27,7 @@ use super::op_ref::KvOpRef;
 use super::record::Record;
 use super::spec::page_with;
 use super::text::Text;
-use super::watch::{Change, EventLog, WindowLimits};
+use super::watch::{Before, Change, EventLog, WindowLimits};
 use super::{prefix_end, KeyValue, KvOp, KvOutput, TxnOp, TxnResult};
 use crate::codec;
 use crate::state_machine::{FrozenState, RestoreError, StateMachine};
@@ -230,10 +230,10 @@ impl KvStore {
         self.events.limits().max_events > 0
     }
 
-    /// Records a change to `key` in the window: `now` is the key after it
-    /// (`None`: deleted), `prev` before it.
-    fn emit(&mut self, key: Arc<str>, now: Option<Record>, prev: Option<Record>) {
-        let c = Change::new(self.revision, self.sub, key, now, prev);
+    /// Records a change in the window, numbered with the next `sub` of
+    /// this revision.
+    fn emit(&mut self, change: impl FnOnce(u64, u32) -> Change) {
+        let c = change(self.revision, self.sub);
         self.sub += 1;
         self.events.record(c);
     }
@@ -245,6 +245,8 @@ impl KvStore {
     fn set(&mut self, key: &str, value: &str, append: bool, lease: LeaseMode) {
         let revision = self.revision;
         let recording = self.recording();
+        // What the window's change needs: the key (moved out of the old
+        // version, not cloned), the new value and lease, the old version.
         let (old_lease, new_lease, change) = match self.map.get_mut(key) {
             Some(r) => {
                 let value = if append {
@@ -269,7 +271,12 @@ impl KvStore {
                     lease,
                 };
                 let old = core::mem::replace(r, next);
-                (old.lease, r.lease, recording.then(|| (Some(old), r.clone())))
+                let old_lease = old.lease;
+                let change = recording.then(|| {
+                    let (name, before) = Before::split(old);
+                    (name, r.value.clone(), Some(before))
+                });
+                (old_lease, lease, change)
             }
             None => {
                 let l = match lease {
@@ -278,15 +285,9 @@ impl KvStore {
                 };
                 self.bytes += key.len() + value.len();
                 let name: Arc<str> = Arc::from(key);
-                let r = Record {
-                    key: name.clone(),
-                    value: Text::from(value),
-                    create: revision,
-                    modr: revision,
-                    version: 1,
-                    lease: l,
-                };
-                let change = recording.then(|| (None, r.clone()));
+                let value = Text::from(value);
+                let change = recording.then(|| (name.clone(), value.clone(), None));
+                let r = Record { key: name.clone(), value, create: revision, modr: revision, version: 1, lease: l };
                 self.map.insert(name, r);
                 (0, l, change)
             }
@@ -299,8 +300,8 @@ impl KvStore {
                 self.leases.attach(new_lease, key);
             }
         }
-        if let Some((prev, now)) = change {
-            self.emit(now.key.clone(), Some(now), prev);
+        if let Some((name, value, prev)) = change {
+            self.emit(|rev, sub| Change::put(rev, sub, name, value, new_lease, prev));
         }
     }
 
@@ -312,7 +313,8 @@ impl KvStore {
             self.leases.detach(r.lease, key);
         }
         if self.recording() {
-            self.emit(r.key.clone(), None, Some(r));
+            let (name, before) = Before::split(r);
+            self.emit(|rev, sub| Change::delete(rev, sub, name, before));
         }
         true
     }

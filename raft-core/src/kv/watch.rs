@@ -29,6 +29,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use super::record::Record;
+use super::text::Text;
 use super::KeyValue;
 
 /// What happened to a key.
@@ -66,6 +67,16 @@ impl Event {
     }
 }
 
+/// [`EventLog::push`] refused an event the store could not have made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidEvent;
+
+impl core::fmt::Display for InvalidEvent {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("an event the store could not have made (its revisions or versions do not follow)")
+    }
+}
+
 /// How much of the recent past a node keeps for watchers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WindowLimits {
@@ -82,58 +93,127 @@ impl Default for WindowLimits {
     }
 }
 
-/// One change as the window holds it: the key and the values are shared
-/// with the store ([`Record`]), so recording a change copies no bytes. It
-/// becomes an [`Event`] only when a watcher takes it.
+/// One change as the window holds it: the key and any long value are shared
+/// with the store ([`Record`]), so recording a change copies no long bytes.
+/// It becomes an [`Event`] only when a watcher takes it.
+///
+/// Compact, because the window holds 100,000 of these on every node and
+/// walks them as a ring: the key is held once (not once per version), and the
+/// new version keeps only what its revision and the previous version do not
+/// already say — a put's `mod_revision` is the change's revision, and its
+/// `create_revision` and `version` follow from the previous version (or are
+/// the revision and 1 for a new key). 120 bytes on a 64-bit target instead of
+/// 176 with two whole [`Record`]s, and two reference-count operations on the
+/// key per put instead of six (`examples/closed_loop`, BENCHMARKS.md).
 #[derive(Clone, Debug)]
 pub(crate) struct Change {
     revision: u64,
-    sub: u32,
-    kind: EventKind,
+    /// The key (the store's allocation).
     key: Arc<str>,
-    /// The key as the change left it (`None` for a delete).
-    now: Option<Record>,
-    prev: Option<Record>,
+    /// The value the change left (`None`: deleted).
+    value: Option<Text>,
+    /// The lease the key is attached to after the change (0 for a delete).
+    lease: u64,
+    /// The key as it was before (`None`: it did not exist).
+    prev: Option<Before>,
+    sub: u32,
+}
+
+/// A key's version before a change, without the key (the change holds it).
+#[derive(Clone, Debug)]
+pub(crate) struct Before {
+    value: Text,
+    create: u64,
+    modr: u64,
+    version: u64,
+    lease: u64,
+}
+
+impl Before {
+    /// The version a record holds, its key handed back to the caller
+    /// (moving the key saves the reference-count operations a clone and
+    /// a drop would cost).
+    pub(crate) fn split(r: Record) -> (Arc<str>, Before) {
+        let Record { key, value, create, modr, version, lease } = r;
+        (key, Before { value, create, modr, version, lease })
+    }
+
+    fn kv(&self, key: &str) -> KeyValue {
+        KeyValue {
+            key: String::from(key),
+            value: String::from(&*self.value),
+            create_revision: self.create,
+            mod_revision: self.modr,
+            version: self.version,
+            lease: self.lease,
+        }
+    }
+
+    fn of(kv: &KeyValue) -> Before {
+        let (_, b) = Before::split(Record::of(kv));
+        b
+    }
 }
 
 impl Change {
-    /// A change to `key` at `(revision, sub)`: `now` is the key after it
-    /// (`None`: deleted), `prev` before it (`None`: it did not exist).
-    pub(crate) fn new(revision: u64, sub: u32, key: Arc<str>, now: Option<Record>, prev: Option<Record>) -> Self {
-        let kind = if now.is_some() { EventKind::Put } else { EventKind::Delete };
-        Change { revision, sub, kind, key, now, prev }
+    /// A put of `key` at `(revision, sub)`: it now holds `value` with
+    /// `lease`; `prev` is the version it replaced (`None`: a new key).
+    pub(crate) fn put(revision: u64, sub: u32, key: Arc<str>, value: Text, lease: u64, prev: Option<Before>) -> Self {
+        Change { revision, key, value: Some(value), lease, prev, sub }
+    }
+
+    /// A delete of `key` at `(revision, sub)`; `prev` is the version deleted.
+    pub(crate) fn delete(revision: u64, sub: u32, key: Arc<str>, prev: Before) -> Self {
+        Change { revision, key, value: None, lease: 0, prev: Some(prev), sub }
+    }
+
+    fn kind(&self) -> EventKind {
+        if self.value.is_some() {
+            EventKind::Put
+        } else {
+            EventKind::Delete
+        }
     }
 
     /// Approximate bytes held, for the window's byte limit: what
     /// [`Event::bytes`] says of the event it becomes (counting the shared
     /// bytes too: the window keeps them alive).
     fn bytes(&self) -> usize {
-        let now = self.now.as_ref().map_or(0, |r| r.value.len());
-        let prev = self.prev.as_ref().map_or(0, |r| self.key.len() + r.value.len());
+        let now = self.value.as_ref().map_or(0, |v| v.len());
+        let prev = self.prev.as_ref().map_or(0, |p| self.key.len() + p.value.len());
         96 + self.key.len() + now + prev
     }
 
     /// The event a watcher receives (with the previous key-value if asked).
     fn event(&self, prev_kv: bool) -> Event {
-        let kv = match &self.now {
-            Some(r) => r.kv(),
+        let kv = match &self.value {
+            Some(v) => KeyValue {
+                key: String::from(&*self.key),
+                value: String::from(&**v),
+                create_revision: self.prev.as_ref().map_or(self.revision, |p| p.create),
+                mod_revision: self.revision,
+                version: self.prev.as_ref().map_or(1, |p| p.version + 1),
+                lease: self.lease,
+            },
             None => KeyValue::deleted(&self.key, self.revision),
         };
-        let prev = if prev_kv { self.prev.as_ref().map(Record::kv) } else { None };
-        Event { revision: self.revision, sub: self.sub, kind: self.kind, kv, prev }
+        let prev = if prev_kv { self.prev.as_ref().map(|p| p.kv(&self.key)) } else { None };
+        Event { revision: self.revision, sub: self.sub, kind: self.kind(), kv, prev }
     }
 
-    /// The change an [`Event`] describes (copies its bytes).
-    fn of(e: &Event) -> Change {
-        let now = (e.kind == EventKind::Put).then(|| Record::of(&e.kv));
-        Change {
-            revision: e.revision,
-            sub: e.sub,
-            kind: e.kind,
-            key: Arc::from(e.kv.key.as_str()),
-            now,
-            prev: e.prev.as_ref().map(Record::of),
-        }
+    /// The change an [`Event`] describes (copies its bytes), or `None` if
+    /// the store could not have made it: a put whose `mod_revision` is not
+    /// its revision, or whose `create_revision` and `version` do not follow
+    /// from its previous version; a delete without a previous version.
+    fn of(e: &Event) -> Option<Change> {
+        let key = Arc::from(e.kv.key.as_str());
+        let prev = e.prev.as_ref().map(Before::of);
+        let c = match e.kind {
+            EventKind::Put => Change::put(e.revision, e.sub, key, Text::from(e.kv.value.as_str()), e.kv.lease, prev),
+            EventKind::Delete => Change::delete(e.revision, e.sub, key, prev?),
+        };
+        // What the compact form can say back must be what the event said.
+        (c.event(true) == *e).then_some(c)
     }
 }
 
@@ -180,8 +260,16 @@ impl EventLog {
     /// Adds an event (events arrive in `(revision, sub)` order). The store
     /// records its own changes without copying (`EventLog::record`); this
     /// copies the event's bytes, for hosts' tests and tools.
-    pub fn push(&mut self, e: Event) {
-        self.record(Change::of(&e));
+    ///
+    /// The event must be one the store could have made: a put's
+    /// `mod_revision` is its revision, its `create_revision` and `version`
+    /// those of its previous version (the revision and 1 for a new key), a
+    /// delete has a previous version and an empty key-value otherwise (as
+    /// [`KeyValue::deleted`]). Anything else is refused, and nothing is added.
+    pub fn push(&mut self, e: Event) -> Result<(), InvalidEvent> {
+        let c = Change::of(&e).ok_or(InvalidEvent)?;
+        self.record(c);
+        Ok(())
     }
 
     /// Adds a change (in `(revision, sub)` order).
@@ -337,10 +425,10 @@ mod tests {
     #[test]
     fn one_revision_per_frame_in_order_each_once() {
         let mut log = EventLog::new(WindowLimits::default());
-        log.push(put(2, 0, "a/1"));
-        log.push(put(2, 1, "b"));
-        log.push(put(2, 2, "a/2"));
-        log.push(put(5, 0, "a/1"));
+        log.push(put(2, 0, "a/1")).expect("an event the store could make");
+        log.push(put(2, 1, "b")).expect("an event the store could make");
+        log.push(put(2, 2, "a/2")).expect("an event the store could make");
+        log.push(put(5, 0, "a/1")).expect("an event the store could make");
         let mut w = Watcher::new(Selector::Prefix("a/".into()), 1, false);
         match w.poll(&log, 5) {
             Poll::Frame { revision: 2, events } => {
@@ -362,8 +450,8 @@ mod tests {
         let mut quiet = Watcher::new(Selector::Key("q".into()), 1, false);
         let mut slow = Watcher::new(Selector::Key("a".into()), 1, false);
         for r in 1..=4u64 {
-            log.push(put(r, 0, "a"));
-            log.push(put(r, 1, "b"));
+            log.push(put(r, 0, "a")).expect("an event the store could make");
+            log.push(put(r, 1, "b")).expect("an event the store could make");
             log.trim();
             assert_eq!(quiet.poll(&log, r), Poll::Pending, "a quiet watcher keeps up by itself");
         }
@@ -372,17 +460,69 @@ mod tests {
         assert_eq!(slow.poll(&log, 4), Poll::Compacted { oldest: 4 });
         // The newest revision is never dropped, however large.
         let mut big = EventLog::new(WindowLimits { max_events: 1, max_bytes: 1 });
-        big.push(put(7, 0, "x"));
-        big.push(Event {
+        big.push(put(7, 0, "x")).expect("an event the store could make");
+        let delete = Event {
             revision: 7,
             sub: 1,
             kind: EventKind::Delete,
-            kv: KeyValue { key: "y".into(), mod_revision: 7, ..put(7, 1, "y").kv },
-            prev: None,
-        });
+            kv: KeyValue::deleted("y", 7),
+            prev: Some(put(5, 0, "y").kv),
+        };
+        big.push(delete).expect("an event the store could make");
         big.trim();
         assert_eq!((big.len(), big.floor()), (2, 1));
         big.reset(10);
         assert_eq!((big.len(), big.floor(), big.bytes()), (0, 11, 0));
+    }
+
+    #[test]
+    fn a_change_is_compact_and_says_back_every_field() {
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(core::mem::size_of::<Change>(), 120, "the window holds 100,000 of these per node");
+        let a = |rev: u64, version: u64, value: &str, lease: u64| KeyValue {
+            key: "k".into(),
+            value: value.into(),
+            create_revision: 3,
+            mod_revision: rev,
+            version,
+            lease,
+        };
+        let long = "a value longer than the inline limit of a Text";
+        let events = [
+            Event { revision: 3, sub: 0, kind: EventKind::Put, kv: a(3, 1, "one", 0), prev: None },
+            Event { revision: 4, sub: 2, kind: EventKind::Put, kv: a(4, 2, long, 9), prev: Some(a(3, 1, "one", 0)) },
+            Event { revision: 6, sub: 0, kind: EventKind::Put, kv: a(6, 3, "", 0), prev: Some(a(4, 2, long, 9)) },
+            Event { revision: 8, sub: 1, kind: EventKind::Delete, kv: KeyValue::deleted("k", 8), prev: Some(a(6, 3, "", 0)) },
+        ];
+        let mut log = EventLog::new(WindowLimits::default());
+        for e in &events {
+            log.push(e.clone()).expect("an event the store could make");
+        }
+        assert_eq!(log.from(0).collect::<Vec<_>>(), events, "every field comes back, prev included");
+        let mut w = Watcher::new(Selector::Key("k".into()), 4, false);
+        match w.poll(&log, 8) {
+            Poll::Frame { revision: 4, events: got } => assert_eq!(got[0].prev, None, "prev only when asked"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn push_refuses_an_event_the_store_could_not_have_made() {
+        let good = put(5, 0, "k");
+        let bad = [
+            Event { kv: KeyValue { mod_revision: 4, ..good.kv.clone() }, ..good.clone() },
+            Event { kv: KeyValue { version: 2, ..good.kv.clone() }, ..good.clone() },
+            Event { kv: KeyValue { create_revision: 1, ..good.kv.clone() }, ..good.clone() },
+            Event { prev: Some(put(3, 0, "k").kv), ..good.clone() },
+            Event { kind: EventKind::Delete, kv: KeyValue::deleted("k", 5), ..good.clone() },
+            Event { kind: EventKind::Delete, prev: Some(put(3, 0, "k").kv), ..good.clone() },
+        ];
+        let mut log = EventLog::new(WindowLimits::default());
+        for e in bad {
+            assert_eq!(log.push(e.clone()), Err(InvalidEvent), "{e:?}");
+        }
+        assert_eq!((log.len(), log.bytes()), (0, 0), "nothing added");
+        log.push(good).expect("an event the store could make");
+        assert_eq!(log.len(), 1);
     }
 }
