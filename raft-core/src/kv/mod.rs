@@ -57,6 +57,7 @@
 //! }
 //! ```
 
+mod keys;
 pub mod lease;
 mod op_ref;
 mod record;

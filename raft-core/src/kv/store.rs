@@ -15,13 +15,13 @@
 //! a B-tree also needs no hash seed to resist keys chosen to collide.
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ops::Bound;
 use serde::{Deserialize, Serialize};
 
+use super::keys::Keys;
 use super::lease::Leases;
 use super::op_ref::KvOpRef;
 use super::record::Record;
@@ -50,18 +50,23 @@ pub struct KvLimits {
     /// skip them, so a read over everything shows only clients' keys. It
     /// changes no state, so replicas may differ in it.
     pub hidden: &'static str,
+    /// Seeds the hash table the store finds keys in. It changes no output
+    /// (nothing walks the table), so replicas may differ in it; a host
+    /// whose clients are not trusted picks it at random, so that they
+    /// cannot choose keys that all land in one bucket.
+    pub hash_seed: u64,
 }
 
 impl Default for KvLimits {
     fn default() -> Self {
-        KvLimits { max_leases: 100_000, tick_ms: 10, window: WindowLimits::default(), hidden: "" }
+        KvLimits { max_leases: 100_000, tick_ms: 10, window: WindowLimits::default(), hidden: "", hash_seed: 0 }
     }
 }
 
 /// The key-value store (see the [module](super) for what it does).
 #[derive(Clone, Debug)]
 pub struct KvStore {
-    map: BTreeMap<Arc<str>, Record>,
+    map: Keys,
     leases: Leases,
     /// Index of the last entry applied.
     revision: u64,
@@ -111,11 +116,11 @@ struct Wire<'a> {
 
 /// The snapshot bytes of a store: [`StateMachine::snapshot`] and a frozen
 /// copy's [`FrozenState::encode`] both come here. They are postcard's bytes
-/// for a [`Wire`] (a test checks), written by hand from the map: through
-/// serde each row took about 400 instructions. `bytes` (of keys and values)
-/// sizes the buffer so that it is not regrown while it fills.
-fn encode_snapshot(
-    map: &BTreeMap<Arc<str>, Record>,
+/// for a [`Wire`] (a test checks), written by hand from the records (in key
+/// order): through serde each row took about 400 instructions. `bytes` (of
+/// keys and values) sizes the buffer so that it is not regrown while it fills.
+fn encode_snapshot<'a>(
+    map: impl ExactSizeIterator<Item = &'a Record>,
     leases: &[(u64, u64, u64, u64)],
     revision: u64,
     clock: u64,
@@ -125,8 +130,8 @@ fn encode_snapshot(
     varint::push(&mut out, revision);
     varint::push(&mut out, clock);
     varint::push(&mut out, map.len() as u64);
-    for (k, r) in map {
-        varint::push_bytes(&mut out, k.as_bytes());
+    for r in map {
+        varint::push_bytes(&mut out, r.key.as_bytes());
         varint::push_bytes(&mut out, r.value.as_bytes());
         for n in [r.create, r.modr, r.version, r.lease] {
             varint::push(&mut out, n);
@@ -143,7 +148,8 @@ fn encode_snapshot(
 
 /// The store's replicated state frozen by [`StateMachine::freeze`].
 struct FrozenKv {
-    map: BTreeMap<Arc<str>, Record>,
+    /// The records in key order.
+    map: Vec<Record>,
     leases: Vec<(u64, u64, u64, u64)>,
     revision: u64,
     clock: u64,
@@ -152,7 +158,7 @@ struct FrozenKv {
 
 impl FrozenState for FrozenKv {
     fn encode(&self) -> Vec<u8> {
-        encode_snapshot(&self.map, &self.leases, self.revision, self.clock, self.bytes)
+        encode_snapshot(self.map.iter(), &self.leases, self.revision, self.clock, self.bytes)
     }
 }
 
@@ -160,7 +166,7 @@ impl KvStore {
     /// An empty store with these limits.
     pub fn with_limits(limits: KvLimits) -> Self {
         KvStore {
-            map: BTreeMap::new(),
+            map: Keys::new(limits.hash_seed),
             leases: Leases::default(),
             revision: 0,
             clock: 0,
@@ -188,7 +194,7 @@ impl KvStore {
 
     /// Whether no key is held.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.len() == 0
     }
 
     /// Bytes of keys and values held.
@@ -198,7 +204,7 @@ impl KvStore {
 
     /// Every key and value, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.map.iter().map(|(k, r)| (&**k, &*r.value))
+        self.map.iter().map(|r| (&*r.key, &*r.value))
     }
 
     /// The store's revision: the index of the last entry applied.
@@ -287,8 +293,9 @@ impl KvStore {
                 let name: Arc<str> = Arc::from(key);
                 let value = Text::from(value);
                 let change = recording.then(|| (name.clone(), value.clone(), None));
-                let r = Record { key: name.clone(), value, create: revision, modr: revision, version: 1, lease: l };
-                self.map.insert(name, r);
+                let r = Record { key: name, value, create: revision, modr: revision, version: 1, lease: l };
+                let new = self.map.insert(r);
+                debug_assert!(new, "the key was not held");
                 (0, l, change)
             }
         };
@@ -425,11 +432,7 @@ impl KvStore {
         if to.is_some_and(|t| t <= from) {
             return KvOutput::Range { kvs: Vec::new(), next: None, revision: self.revision };
         }
-        let rows = self
-            .map
-            .range::<str, _>((Bound::Included(from), end))
-            .filter(|(k, _)| !self.is_hidden(k))
-            .map(|(k, r)| (&**k, r));
+        let rows = self.map.range(from, end).filter(|r| !self.is_hidden(&r.key)).map(|r| (&*r.key, r));
         let (kvs, next) = page_with(rows, limit, |r| r.value.len(), |_, r| r.kv());
         KvOutput::Range { kvs, next, revision: self.revision }
     }
@@ -439,7 +442,7 @@ impl KvStore {
             return 0;
         }
         let end = to.map_or(Bound::Unbounded, Bound::Excluded);
-        self.map.range::<str, _>((Bound::Included(from), end)).filter(|(k, _)| !self.is_hidden(k)).count() as u64
+        self.map.count(from, end, |k| !self.is_hidden(k)) as u64
     }
 
     /// Whether reads over ranges skip `key` ([`KvLimits::hidden`]).
@@ -553,16 +556,17 @@ impl StateMachine for KvStore {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        encode_snapshot(&self.map, &self.leases.to_wire(), self.revision, self.clock, self.bytes)
+        encode_snapshot(self.map.iter(), &self.leases.to_wire(), self.revision, self.clock, self.bytes)
     }
 
     /// A copy of the keys and leases (not the events window, which is not
-    /// in snapshots): the map's B-tree nodes are copied on the event loop
-    /// (keys and values are shared `Arc<str>`s, so not their bytes), but no
-    /// encoding and no checksum, which the host does on a thread of its own.
+    /// in snapshots): the records are copied on the event loop, in key
+    /// order (keys are shared `Arc<str>`s and long values shared too, so
+    /// not their bytes), but no encoding and no checksum, which the host
+    /// does on a thread of its own.
     fn freeze(&self) -> Box<dyn FrozenState> {
         Box::new(FrozenKv {
-            map: self.map.clone(),
+            map: self.map.iter().cloned().collect(),
             leases: self.leases.to_wire(),
             revision: self.revision,
             clock: self.clock,
@@ -576,7 +580,7 @@ impl StateMachine for KvStore {
             _ => return Err(RestoreError("key-value snapshot does not decode")),
         };
         let mut leases = Leases::from_wire(wire.leases);
-        let mut map = BTreeMap::new();
+        let mut map = Keys::new(self.limits.hash_seed);
         let mut bytes = 0;
         for (k, v, create, modr, version, lease) in wire.keys {
             bytes += k.len() + v.len();
@@ -586,9 +590,8 @@ impl StateMachine for KvStore {
                 }
                 leases.attach(lease, k);
             }
-            let name: Arc<str> = Arc::from(k);
-            let r = Record { key: name.clone(), value: Text::from(v), create, modr, version, lease };
-            if map.insert(name, r).is_some() {
+            let r = Record { key: Arc::from(k), value: Text::from(v), create, modr, version, lease };
+            if !map.insert(r) {
                 return Err(RestoreError("a key appears twice in the snapshot"));
             }
         }
@@ -808,7 +811,7 @@ mod tests {
         assert_eq!(frozen.encode(), then, "later writes leaked into the frozen copy");
         assert_ne!(kv.snapshot(), then);
         // The streaming encoder writes what the row vector used to.
-        let rows = kv.map.iter().map(|(k, r)| (&**k, &*r.value, r.create, r.modr, r.version, r.lease));
+        let rows = kv.map.iter().map(|r| (&*r.key, &*r.value, r.create, r.modr, r.version, r.lease));
         let wire = Wire { revision: kv.revision, clock: kv.clock, keys: rows.collect(), leases: kv.leases.to_wire() };
         assert_eq!(postcard::to_allocvec(&wire).unwrap(), kv.snapshot());
     }
@@ -835,7 +838,7 @@ mod tests {
             };
             write(&mut kv, index, &op);
         }
-        let rows = kv.map.iter().map(|(k, r)| (&**k, &*r.value, r.create, r.modr, r.version, r.lease));
+        let rows = kv.map.iter().map(|r| (&*r.key, &*r.value, r.create, r.modr, r.version, r.lease));
         let wire = Wire { revision: kv.revision, clock: kv.clock, keys: rows.collect(), leases: kv.leases.to_wire() };
         assert_eq!(kv.snapshot(), postcard::to_allocvec(&wire).unwrap());
         let mut back = KvStore::default();
@@ -939,7 +942,7 @@ mod tests {
                     assert_eq!(restored, store);
                 }
             }
-            let held: Vec<KeyValue> = store.map.values().map(Record::kv).collect();
+            let held: Vec<KeyValue> = store.map.iter().map(Record::kv).collect();
             assert_eq!(held, spec.keys.values().cloned().collect::<Vec<_>>(), "seed {seed}");
             let events: Vec<Event> = store.events().from(0).collect();
             assert_eq!(events, spec_events, "seed {seed}: the same events in the same order");

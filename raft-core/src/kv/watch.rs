@@ -492,7 +492,13 @@ mod tests {
             Event { revision: 3, sub: 0, kind: EventKind::Put, kv: a(3, 1, "one", 0), prev: None },
             Event { revision: 4, sub: 2, kind: EventKind::Put, kv: a(4, 2, long, 9), prev: Some(a(3, 1, "one", 0)) },
             Event { revision: 6, sub: 0, kind: EventKind::Put, kv: a(6, 3, "", 0), prev: Some(a(4, 2, long, 9)) },
-            Event { revision: 8, sub: 1, kind: EventKind::Delete, kv: KeyValue::deleted("k", 8), prev: Some(a(6, 3, "", 0)) },
+            Event {
+                revision: 8,
+                sub: 1,
+                kind: EventKind::Delete,
+                kv: KeyValue::deleted("k", 8),
+                prev: Some(a(6, 3, "", 0)),
+            },
         ];
         let mut log = EventLog::new(WindowLimits::default());
         for e in &events {

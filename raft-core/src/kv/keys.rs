@@ -1,0 +1,156 @@
+//! [`Keys`]: the store's keys and their records — a hash table for the
+//! point reads and writes every put makes, and a B-tree of the names for
+//! the reads that need key order (ranges, counts, snapshots).
+//!
+//! A B-tree alone made every put search the tree: a string comparison at
+//! each step, about twenty for 4,096 keys, the largest cost of a put after
+//! the log itself and the one that grew with the number of keys (the
+//! closed-loop bench, BENCHMARKS.md). Now a put to a key that exists is one
+//! hash lookup; only creating or deleting a key touches the tree.
+//!
+//! The table is never iterated (its order is the hasher's, which would make
+//! replicas disagree): everything that walks keys walks the tree. Its hasher
+//! takes a seed the host may pick at random ([`FxBuild`]), so that clients,
+//! who choose the keys, cannot aim for one bucket.
+
+use alloc::collections::BTreeSet;
+use alloc::sync::Arc;
+use core::fmt;
+use core::ops::Bound;
+
+use super::record::Record;
+use crate::hash::FxBuild;
+
+/// The keys held and their records (see the [module](self)).
+#[derive(Clone)]
+pub(crate) struct Keys {
+    /// Each key's record, found by hash.
+    records: hashbrown::HashMap<Arc<str>, Record, FxBuild>,
+    /// The same keys (the same allocations), in order.
+    order: BTreeSet<Arc<str>>,
+}
+
+impl Keys {
+    /// No keys, hashed from `seed`.
+    pub(crate) fn new(seed: u64) -> Self {
+        Keys { records: hashbrown::HashMap::with_hasher(FxBuild { seed }), order: BTreeSet::new() }
+    }
+
+    /// Number of keys.
+    pub(crate) fn len(&self) -> usize {
+        debug_assert_eq!(self.records.len(), self.order.len());
+        self.records.len()
+    }
+
+    /// The record of `key`.
+    #[inline]
+    pub(crate) fn get(&self, key: &str) -> Option<&Record> {
+        self.records.get(key)
+    }
+
+    /// The record of `key`, to change in place (its key stays).
+    #[inline]
+    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Record> {
+        self.records.get_mut(key)
+    }
+
+    /// Adds a key that is not held; false (and nothing changes) if it is.
+    pub(crate) fn insert(&mut self, r: Record) -> bool {
+        if self.records.contains_key(&*r.key) {
+            return false;
+        }
+        self.order.insert(r.key.clone());
+        self.records.insert(r.key.clone(), r);
+        true
+    }
+
+    /// Removes `key`; its record if it was held.
+    pub(crate) fn remove(&mut self, key: &str) -> Option<Record> {
+        let r = self.records.remove(key)?;
+        let was = self.order.remove(key);
+        debug_assert!(was, "every key in the table is in the tree");
+        Some(r)
+    }
+
+    /// Every record, in key order.
+    pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = &Record> + '_ {
+        self.order.iter().map(|k| self.record(k))
+    }
+
+    /// The records of the keys from `from` up to `end`, in key order.
+    pub(crate) fn range<'a>(&'a self, from: &'a str, end: Bound<&'a str>) -> impl Iterator<Item = &'a Record> + 'a {
+        self.order.range::<str, _>((Bound::Included(from), end)).map(|k| self.record(k))
+    }
+
+    /// The number of keys from `from` up to `end` that `keep` keeps.
+    pub(crate) fn count(&self, from: &str, end: Bound<&str>, keep: impl Fn(&str) -> bool) -> usize {
+        self.order.range::<str, _>((Bound::Included(from), end)).filter(|k| keep(k)).count()
+    }
+
+    /// The record of a key the tree holds (the table holds it too: both
+    /// change together, in `insert` and `remove`).
+    fn record(&self, key: &str) -> &Record {
+        self.records.get(key).expect("every key in the tree is in the table")
+    }
+}
+
+impl PartialEq for Keys {
+    /// The same keys with the same records (whatever the seeds).
+    fn eq(&self, o: &Self) -> bool {
+        self.len() == o.len() && self.iter().zip(o.iter()).all(|(a, b)| a == b)
+    }
+}
+
+impl Eq for Keys {}
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter().map(|r| (&*r.key, r))).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::text::Text;
+    use alloc::format;
+    use alloc::vec::Vec;
+
+    fn record(key: &str, value: &str) -> Record {
+        Record { key: Arc::from(key), value: Text::from(value), create: 1, modr: 1, version: 1, lease: 0 }
+    }
+
+    #[test]
+    fn the_table_and_the_tree_hold_the_same_keys_in_key_order() {
+        let mut keys = Keys::new(7);
+        for i in (0..50).rev() {
+            assert!(keys.insert(record(&format!("k{i:02}"), "v")));
+        }
+        assert!(!keys.insert(record("k07", "other")), "a key held is not added again");
+        assert_eq!(keys.get("k07").map(|r| &*r.value), Some("v"));
+        if let Some(r) = keys.get_mut("k07") {
+            r.value = Text::from("changed");
+        }
+        assert_eq!(keys.remove("k08").map(|r| r.key), Some(Arc::from("k08")));
+        assert!(keys.remove("k08").is_none());
+        assert_eq!(keys.len(), 49);
+        let names: Vec<&str> = keys.iter().map(|r| &*r.key).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+        let some: Vec<&str> = keys.range("k05", Bound::Excluded("k10")).map(|r| &*r.key).collect();
+        assert_eq!(some, ["k05", "k06", "k07", "k09"]);
+        assert_eq!(keys.count("k05", Bound::Unbounded, |k| k != "k07"), 43);
+        assert_eq!(keys.get("k07").map(|r| &*r.value), Some("changed"));
+        // The same contents compare equal whatever the seed and the history.
+        let mut other = Keys::new(99);
+        for r in keys.iter() {
+            other.insert(r.clone());
+        }
+        assert_eq!(other, keys);
+        if let Some(r) = other.get_mut("k00") {
+            r.version = 2;
+        }
+        assert_ne!(other, keys);
+    }
+}
