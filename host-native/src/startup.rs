@@ -303,10 +303,15 @@ pub async fn run(
         max_events: config.limits.watch_window_events,
         max_bytes: config.limits.watch_window_bytes,
     };
+    // Clients choose the keys: the table the store finds them in is seeded
+    // at random, so they cannot aim them all at one bucket.
+    let mut seed = [0u8; 8];
+    getrandom::fill(&mut seed).map_err(|e| StartError(format!("no system randomness: {e}")))?;
     let kv = KvStore::with_limits(KvLimits {
         tick_ms: config.tick_ms,
         hidden: crate::protocol::RESERVED_PREFIX,
         window,
+        hash_seed: u64::from_le_bytes(seed),
         ..KvLimits::default()
     });
     let raft = Raft::recover(raft_cfg, state, snapshot.as_deref(), kv).map_err(|e| StartError(e.to_string()))?;

@@ -1,20 +1,27 @@
 //! [`Keys`]: the store's keys and their records — a hash table for the
-//! point reads and writes every put makes, and a B-tree of the names for
-//! the reads that need key order (ranges, counts, snapshots).
+//! point reads and writes every put makes, a B-tree of the names for the
+//! reads that need key order (ranges, counts, snapshots), and the records
+//! themselves in a slab both point into.
 //!
 //! A B-tree alone made every put search the tree: a string comparison at
 //! each step, about twenty for 4,096 keys, the largest cost of a put after
 //! the log itself and the one that grew with the number of keys (the
 //! closed-loop bench, BENCHMARKS.md). Now a put to a key that exists is one
-//! hash lookup; only creating or deleting a key touches the tree.
+//! hash lookup; only creating or deleting a key touches the tree. Ordered
+//! reads walk the tree and take each record from the slab by its position
+//! (no hashing), so a range or a snapshot costs a little more than with the
+//! records in the tree's nodes, not a hash lookup per row.
 //!
 //! The table is never iterated (its order is the hasher's, which would make
 //! replicas disagree): everything that walks keys walks the tree. Its hasher
 //! takes a seed the host may pick at random ([`FxBuild`]), so that clients,
-//! who choose the keys, cannot aim for one bucket.
+//! who choose the keys, cannot aim for one bucket. Slab positions depend on
+//! the order keys came and went, the same on every replica that applied the
+//! same entries, and are never seen outside this file.
 
-use alloc::collections::BTreeSet;
+use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Bound;
 
@@ -24,78 +31,107 @@ use crate::hash::FxBuild;
 /// The keys held and their records (see the [module](self)).
 #[derive(Clone)]
 pub(crate) struct Keys {
-    /// Each key's record, found by hash.
-    records: hashbrown::HashMap<Arc<str>, Record, FxBuild>,
-    /// The same keys (the same allocations), in order.
-    order: BTreeSet<Arc<str>>,
+    /// Each key's place in `slab`, found by hash.
+    index: hashbrown::HashMap<Arc<str>, u32, FxBuild>,
+    /// The same keys (the same allocations) in order, with their places.
+    order: BTreeMap<Arc<str>, u32>,
+    /// The records; `None` in a place a deleted key left.
+    slab: Vec<Option<Record>>,
+    /// The places left free, the last freed last.
+    free: Vec<u32>,
 }
 
 impl Keys {
     /// No keys, hashed from `seed`.
     pub(crate) fn new(seed: u64) -> Self {
-        Keys { records: hashbrown::HashMap::with_hasher(FxBuild { seed }), order: BTreeSet::new() }
+        Keys {
+            index: hashbrown::HashMap::with_hasher(FxBuild { seed }),
+            order: BTreeMap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
+        }
     }
 
     /// Number of keys.
     pub(crate) fn len(&self) -> usize {
-        debug_assert_eq!(self.records.len(), self.order.len());
-        self.records.len()
+        debug_assert_eq!(self.index.len(), self.order.len());
+        debug_assert_eq!(self.index.len() + self.free.len(), self.slab.len());
+        self.index.len()
     }
 
     /// The record of `key`.
     #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<&Record> {
-        self.records.get(key)
+        let &at = self.index.get(key)?;
+        Some(self.at(at))
     }
 
     /// The record of `key`, to change in place (its key stays).
     #[inline]
     pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Record> {
-        self.records.get_mut(key)
+        let &at = self.index.get(key)?;
+        let r = self.slab.get_mut(at as usize).and_then(Option::as_mut);
+        Some(r.expect("every key in the table has a record in the slab"))
     }
 
     /// Adds a key that is not held; false (and nothing changes) if it is.
     pub(crate) fn insert(&mut self, r: Record) -> bool {
-        if self.records.contains_key(&*r.key) {
+        if self.index.contains_key(&*r.key) {
             return false;
         }
-        self.order.insert(r.key.clone());
-        self.records.insert(r.key.clone(), r);
+        let key = r.key.clone();
+        let at = match self.free.pop() {
+            Some(at) => {
+                self.slab[at as usize] = Some(r);
+                at
+            }
+            None => {
+                // A store holds far fewer than 2^32 keys: the entries that
+                // made them would not fit in memory.
+                let at = u32::try_from(self.slab.len()).expect("fewer than 2^32 keys");
+                self.slab.push(Some(r));
+                at
+            }
+        };
+        self.order.insert(key.clone(), at);
+        self.index.insert(key, at);
         true
     }
 
     /// Removes `key`; its record if it was held.
     pub(crate) fn remove(&mut self, key: &str) -> Option<Record> {
-        let r = self.records.remove(key)?;
+        let at = self.index.remove(key)?;
         let was = self.order.remove(key);
-        debug_assert!(was, "every key in the table is in the tree");
-        Some(r)
+        debug_assert_eq!(was, Some(at), "the table and the tree agree on every key's place");
+        self.free.push(at);
+        self.slab.get_mut(at as usize).and_then(Option::take)
     }
 
     /// Every record, in key order.
     pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = &Record> + '_ {
-        self.order.iter().map(|k| self.record(k))
+        self.order.values().map(|&at| self.at(at))
     }
 
     /// The records of the keys from `from` up to `end`, in key order.
     pub(crate) fn range<'a>(&'a self, from: &'a str, end: Bound<&'a str>) -> impl Iterator<Item = &'a Record> + 'a {
-        self.order.range::<str, _>((Bound::Included(from), end)).map(|k| self.record(k))
+        self.order.range::<str, _>((Bound::Included(from), end)).map(|(_, &at)| self.at(at))
     }
 
     /// The number of keys from `from` up to `end` that `keep` keeps.
     pub(crate) fn count(&self, from: &str, end: Bound<&str>, keep: impl Fn(&str) -> bool) -> usize {
-        self.order.range::<str, _>((Bound::Included(from), end)).filter(|k| keep(k)).count()
+        self.order.range::<str, _>((Bound::Included(from), end)).filter(|(k, _)| keep(k)).count()
     }
 
-    /// The record of a key the tree holds (the table holds it too: both
-    /// change together, in `insert` and `remove`).
-    fn record(&self, key: &str) -> &Record {
-        self.records.get(key).expect("every key in the tree is in the table")
+    /// The record in place `at`, which a key in the table or the tree names
+    /// (all three change together, in `insert` and `remove`).
+    fn at(&self, at: u32) -> &Record {
+        let r = self.slab.get(at as usize).and_then(Option::as_ref);
+        r.expect("every place a key names holds its record")
     }
 }
 
 impl PartialEq for Keys {
-    /// The same keys with the same records (whatever the seeds).
+    /// The same keys with the same records (whatever the seeds and places).
     fn eq(&self, o: &Self) -> bool {
         self.len() == o.len() && self.iter().zip(o.iter()).all(|(a, b)| a == b)
     }
@@ -133,6 +169,9 @@ mod tests {
         }
         assert_eq!(keys.remove("k08").map(|r| r.key), Some(Arc::from("k08")));
         assert!(keys.remove("k08").is_none());
+        assert!(keys.insert(record("k08b", "v")));
+        assert_eq!(keys.slab.len(), 50, "a new key takes the place a deleted one left");
+        assert_eq!(keys.remove("k08b").map(|r| r.key), Some(Arc::from("k08b")));
         assert_eq!(keys.len(), 49);
         let names: Vec<&str> = keys.iter().map(|r| &*r.key).collect();
         let mut sorted = names.clone();
