@@ -17,7 +17,9 @@
 //! takes a seed the host may pick at random ([`FxBuild`]), so that clients,
 //! who choose the keys, cannot aim for one bucket. Slab positions depend on
 //! the order keys came and went, the same on every replica that applied the
-//! same entries, and are never seen outside this file.
+//! same entries, and are never seen outside this file. When more than half
+//! the places are free the slab is rebuilt in key order, so a store that
+//! held a million keys and deleted them does not keep their places.
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -27,6 +29,10 @@ use core::ops::Bound;
 
 use super::record::Record;
 use crate::hash::FxBuild;
+
+/// Free places in the slab below which it is never compacted (a small store
+/// is not worth moving).
+const COMPACT_MIN: usize = 1024;
 
 /// The keys held and their records (see the [module](self)).
 #[derive(Clone)]
@@ -104,7 +110,32 @@ impl Keys {
         let was = self.order.remove(key);
         debug_assert_eq!(was, Some(at), "the table and the tree agree on every key's place");
         self.free.push(at);
-        self.slab.get_mut(at as usize).and_then(Option::take)
+        let r = self.slab.get_mut(at as usize).and_then(Option::take);
+        if self.free.len() > COMPACT_MIN && self.free.len() > self.index.len() {
+            self.compact();
+        }
+        r
+    }
+
+    /// Moves the records to the front of a slab of their own size, in key
+    /// order, when more than half the places are free: memory follows the
+    /// keys held, not the most ever held. Each compaction follows at least
+    /// as many removals as keys remain, so its cost spreads to O(1) a
+    /// removal.
+    fn compact(&mut self) {
+        let mut slab = Vec::with_capacity(self.index.len());
+        for (key, at) in self.order.iter_mut() {
+            let r = self.slab.get_mut(*at as usize).and_then(Option::take);
+            *at = slab.len() as u32;
+            if let Some(i) = self.index.get_mut(&**key) {
+                *i = *at;
+            }
+            slab.push(r);
+        }
+        self.slab = slab;
+        self.free = Vec::new();
+        self.index.shrink_to_fit();
+        debug_assert!(self.slab.iter().all(Option::is_some));
     }
 
     /// Every record, in key order.
@@ -191,5 +222,27 @@ mod tests {
             r.version = 2;
         }
         assert_ne!(other, keys);
+    }
+
+    #[test]
+    fn memory_follows_the_keys_held_not_the_most_ever_held() {
+        let mut keys = Keys::new(1);
+        for i in 0..10_000 {
+            assert!(keys.insert(record(&format!("k{i:05}"), "v")));
+        }
+        for i in (0..10_000).filter(|i| i % 10 != 0) {
+            assert!(keys.remove(&format!("k{i:05}")).is_some());
+        }
+        assert_eq!(keys.len(), 1_000);
+        assert!(keys.slab.len() <= 2 * 1_000 + COMPACT_MIN, "{} places for 1,000 keys", keys.slab.len());
+        // Every key still finds its record, by hash and in order.
+        for i in (0..10_000).step_by(10) {
+            assert_eq!(keys.get(&format!("k{i:05}")).map(|r| &*r.value), Some("v"));
+        }
+        let names: Vec<&str> = keys.iter().map(|r| &*r.key).collect();
+        assert_eq!(names.len(), 1_000);
+        assert!(names.windows(2).all(|w| w[0] < w[1]));
+        assert!(keys.insert(record("new", "v")));
+        assert_eq!(keys.get("new").map(|r| &*r.key), Some("new"));
     }
 }

@@ -34,14 +34,7 @@ pub(crate) struct Record {
 impl Record {
     /// This version as the API shows it (copies the bytes).
     pub(crate) fn kv(&self) -> KeyValue {
-        KeyValue {
-            key: String::from(&*self.key),
-            value: String::from(&*self.value),
-            create_revision: self.create,
-            mod_revision: self.modr,
-            version: self.version,
-            lease: self.lease,
-        }
+        key_value(&self.key, &self.value, [self.create, self.modr, self.version, self.lease])
     }
 
     /// The version a [`KeyValue`] describes (copies the bytes).
@@ -54,5 +47,19 @@ impl Record {
             version: kv.version,
             lease: kv.lease,
         }
+    }
+}
+
+/// A key-value as the API shows it, from its key, its value and its
+/// numbers `[create_revision, mod_revision, version, lease]` (copies the
+/// bytes): what the store's records and the watch window's events become.
+pub(crate) fn key_value(key: &str, value: &str, [create, modr, version, lease]: [u64; 4]) -> KeyValue {
+    KeyValue {
+        key: String::from(key),
+        value: String::from(value),
+        create_revision: create,
+        mod_revision: modr,
+        version,
+        lease,
     }
 }

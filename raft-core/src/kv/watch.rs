@@ -28,7 +28,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
-use super::record::Record;
+use super::record::{key_value, Record};
 use super::text::Text;
 use super::KeyValue;
 
@@ -138,17 +138,12 @@ impl Before {
         (key, Before { value, create, modr, version, lease })
     }
 
+    /// This version of `key` as the API shows it.
     fn kv(&self, key: &str) -> KeyValue {
-        KeyValue {
-            key: String::from(key),
-            value: String::from(&*self.value),
-            create_revision: self.create,
-            mod_revision: self.modr,
-            version: self.version,
-            lease: self.lease,
-        }
+        key_value(key, &self.value, [self.create, self.modr, self.version, self.lease])
     }
 
+    /// The version a [`KeyValue`] describes (copies the bytes).
     fn of(kv: &KeyValue) -> Before {
         let (_, b) = Before::split(Record::of(kv));
         b
@@ -187,14 +182,10 @@ impl Change {
     /// The event a watcher receives (with the previous key-value if asked).
     fn event(&self, prev_kv: bool) -> Event {
         let kv = match &self.value {
-            Some(v) => KeyValue {
-                key: String::from(&*self.key),
-                value: String::from(&**v),
-                create_revision: self.prev.as_ref().map_or(self.revision, |p| p.create),
-                mod_revision: self.revision,
-                version: self.prev.as_ref().map_or(1, |p| p.version + 1),
-                lease: self.lease,
-            },
+            Some(v) => {
+                let (create, version) = self.prev.as_ref().map_or((self.revision, 1), |p| (p.create, p.version + 1));
+                key_value(&self.key, v, [create, self.revision, version, self.lease])
+            }
             None => KeyValue::deleted(&self.key, self.revision),
         };
         let prev = if prev_kv { self.prev.as_ref().map(|p| p.kv(&self.key)) } else { None };
@@ -265,7 +256,8 @@ impl EventLog {
     /// `mod_revision` is its revision, its `create_revision` and `version`
     /// those of its previous version (the revision and 1 for a new key), a
     /// delete has a previous version and an empty key-value otherwise (as
-    /// [`KeyValue::deleted`]). Anything else is refused, and nothing is added.
+    /// [`KeyValue::deleted`]), a previous version is of the same key.
+    /// Anything else is refused, and nothing is added.
     pub fn push(&mut self, e: Event) -> Result<(), InvalidEvent> {
         let c = Change::of(&e).ok_or(InvalidEvent)?;
         self.record(c);
@@ -522,6 +514,12 @@ mod tests {
             Event { prev: Some(put(3, 0, "k").kv), ..good.clone() },
             Event { kind: EventKind::Delete, kv: KeyValue::deleted("k", 5), ..good.clone() },
             Event { kind: EventKind::Delete, prev: Some(put(3, 0, "k").kv), ..good.clone() },
+            // Numbers that follow, but the previous version is another key's.
+            Event {
+                kv: KeyValue { create_revision: 3, version: 2, ..good.kv.clone() },
+                prev: Some(put(3, 0, "other").kv),
+                ..good.clone()
+            },
         ];
         let mut log = EventLog::new(WindowLimits::default());
         for e in bad {
