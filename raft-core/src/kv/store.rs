@@ -1,4 +1,4 @@
-//! [`KvStore`]: the store itself — an ordered map of keys to their records,
+//! [`KvStore`]: the store itself — its keys and their records in key order,
 //! the lease table, the store's revision and clock, and the window of recent
 //! events. It implements [`spec`](super::spec) exactly (the tests below drive
 //! both with the same random commands) and is built for speed: the hot
@@ -6,13 +6,21 @@
 //! bytes without allocating, and a put of a short value on an existing key
 //! allocates nothing (values of up to 22 bytes live inline: [`super::text`]).
 //!
-//! **Why a B-tree.** Keys are kept in a `BTreeMap` alone. Against a hash
-//! table with a `BTreeSet` of its keys beside it for order, it reads 100
-//! consecutive keys 2.6 times as fast and writes a snapshot of 100,000 keys
-//! 4.5 times as fast; a single get costs the same, and the hash table
-//! overwrites a value about a third faster (BENCHMARKS.md, `cargo bench -p
-//! benches --bench store_choice`). Ordered reads and snapshots decided it;
-//! a B-tree also needs no hash seed to resist keys chosen to collide.
+//! **Where the keys are** ([`super::keys`]). The records live in a slab; a
+//! seeded hash table finds a key's record for the point reads and writes
+//! every command makes, and a B-tree of the names gives the order ranges,
+//! counts and snapshots need, each name carrying its record's place. The
+//! first layout was a `BTreeMap` alone, chosen over a hash table with a
+//! `BTreeSet` of its keys (which looked every key up again to walk in
+//! order: ranges 2.6× and snapshots 4.5× slower; `cargo bench -p benches
+//! --bench store_choice`). A put then searched the tree, a string
+//! comparison at every step, and that search grew with the number of keys:
+//! the largest part of what a write came to cost more as the closed-loop
+//! bench added clients.
+//! With the slab, puts and gets are about 1.8× as fast, ranges the same,
+//! snapshots up to a fifth slower and the copy taken before a snapshot
+//! 2.7× as fast (`examples/store_ops.rs`; BENCHMARKS.md, "Issue 16, item 6,
+//! fourth session").
 
 use alloc::boxed::Box;
 use alloc::string::String;
