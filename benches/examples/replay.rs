@@ -27,13 +27,14 @@ use raft_core::entry::{Entry, Payload};
 use raft_core::journal::{self, Record};
 
 fn main() -> ExitCode {
-    let records = match std::env::args().nth(1).map(|a| a.parse::<u64>()) {
-        None => 200_000,
-        Some(Ok(n)) if n > 0 => n,
-        Some(_) => {
-            eprintln!("usage: replay [RECORDS]  (a positive number)");
-            return ExitCode::from(2);
-        }
+    let records = match benches::number_arg(
+        std::env::args().nth(1),
+        200_000,
+        0,
+        "usage: replay [RECORDS]  (a positive number)",
+    ) {
+        Ok(n) => n,
+        Err(code) => return code,
     };
     let mut seg = Vec::new();
     journal::write_segment_header(&mut seg);

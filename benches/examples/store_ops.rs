@@ -45,13 +45,14 @@ fn time(name: &str, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() -> ExitCode {
-    let keys = match std::env::args().nth(1).map(|a| a.parse::<u64>()) {
-        None => 100_000,
-        Some(Ok(n)) if n > 100 => n,
-        Some(_) => {
-            eprintln!("usage: store_ops [KEYS]  (a number above 100)");
-            return ExitCode::from(2);
-        }
+    let keys = match benches::number_arg(
+        std::env::args().nth(1),
+        100_000,
+        100,
+        "usage: store_ops [KEYS]  (a number above 100)",
+    ) {
+        Ok(n) => n,
+        Err(code) => return code,
     };
     let value = "v".repeat(256);
     let mut kv = KvStore::default();

@@ -167,6 +167,26 @@ impl<S: StateMachine> MemCluster<S> {
     }
 }
 
+/// The examples' one optional number: the first command-line argument, or
+/// `default` without one; `Err` (after printing `usage`) unless it is a
+/// number above `min`.
+///
+/// ```
+/// assert_eq!(benches::number_arg(None, 10, 0, "usage"), Ok(10));
+/// assert_eq!(benches::number_arg(Some("7".into()), 10, 0, "usage"), Ok(7));
+/// assert!(benches::number_arg(Some("0".into()), 10, 0, "usage").is_err());
+/// ```
+pub fn number_arg(arg: Option<String>, default: u64, min: u64, usage: &str) -> Result<u64, std::process::ExitCode> {
+    match arg.map(|a| a.parse::<u64>()) {
+        None => Ok(default),
+        Some(Ok(n)) if n > min => Ok(n),
+        Some(_) => {
+            eprintln!("{usage}");
+            Err(std::process::ExitCode::from(2))
+        }
+    }
+}
+
 /// The command client `i` of the closed loop sends every time: a put of 16
 /// bytes to its own key.
 pub fn closed_loop_command(i: usize) -> Vec<u8> {

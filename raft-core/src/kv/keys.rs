@@ -82,9 +82,8 @@ impl Keys {
 
     /// Adds a key that is not held; false (and nothing changes) if it is.
     pub(crate) fn insert(&mut self, r: Record) -> bool {
-        if self.index.contains_key(&*r.key) {
-            return false;
-        }
+        // One hash lookup: the vacant entry is filled once the place is known.
+        let hashbrown::hash_map::Entry::Vacant(slot) = self.index.entry(r.key.clone()) else { return false };
         let key = r.key.clone();
         let at = match self.free.pop() {
             Some(at) => {
@@ -99,8 +98,8 @@ impl Keys {
                 at
             }
         };
-        self.order.insert(key.clone(), at);
-        self.index.insert(key, at);
+        slot.insert(at);
+        self.order.insert(key, at);
         true
     }
 
