@@ -300,8 +300,8 @@ pub struct Config {
     /// Which roles write and sync journal batches on the event loop when
     /// the journal thread is idle, saving its two wake-ups on the path of a
     /// write: `"followers"` (the default: everyone but the leader, whose sync
-    /// overlaps its round trip to the followers), `"always"` or `"never"`
-    /// (see `crate::disk`).
+    /// overlaps its round trip to the followers) or `"never"` (see
+    /// `crate::disk`; a leader writing inline too was measured slower).
     #[serde(default, skip_serializing_if = "is_default_inline")]
     pub journal_inline: InlineSync,
 }
