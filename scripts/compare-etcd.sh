@@ -30,6 +30,7 @@
 #   WATCHERS="1 100 1000"     watches of the watch rows (16 writing clients)
 #   OUT=FILE           also keep every run's JSON report (one per line) in FILE
 #   KEEP=1             keep the data directory and logs
+#   RAFTKV=PATH        run this raftkv binary instead of building this tree's
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -83,9 +84,17 @@ if ! command -v etcd >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server >/dev/null
 fi
 command -v python3 >/dev/null 2>&1 || { say "python3 is needed to print the table"; exit 2; }
-say "building raftkv (release) and the floor example"
-(cd "$ROOT" && cargo build --release -q -p host-native --bin raftkv --example floor)
-RAFTKV="$ROOT/target/release/raftkv"
+if [ -n "${RAFTKV:-}" ]; then
+    # Another build's binary (scripts/bench-sitting.sh runs an older commit's
+    # raftkv with this script); the floor is this tree's.
+    [ -x "$RAFTKV" ] || { say "RAFTKV=$RAFTKV is not an executable"; exit 2; }
+    say "building the floor example (raftkv is $RAFTKV)"
+    (cd "$ROOT" && cargo build --release -q -p host-native --example floor)
+else
+    say "building raftkv (release) and the floor example"
+    (cd "$ROOT" && cargo build --release -q -p host-native --bin raftkv --example floor)
+    RAFTKV="$ROOT/target/release/raftkv"
+fi
 FLOOR="$ROOT/target/release/examples/floor"
 
 # --- ports -------------------------------------------------------------------
