@@ -11,18 +11,27 @@
 #
 #  1. criterion, every bench of the `benches` crate (cluster, node, memory,
 #     store_choice): BEFORE with `--save-baseline before`, then AFTER with
-#     `--baseline before`, so criterion prints each figure's change;
+#     `--baseline-lenient before`, so criterion prints each figure's change
+#     (a bench BEFORE lacks, or one that failed there, runs without one);
+#     `--no-fail-fast`, so one failing bench target does not skip the rest;
 #  2. the in-memory closed loop (`closed_loop C W`, one thread and
 #     `--threads`) at 1 64 256 1024 4096 clients, RUNS runs, the two commits
 #     alternating run by run;
 #  3. restart of a node from a journal of RESTART_MIB MiB (`restart`, warm
 #     page cache), the two commits alternating;
 #  4. AFTER's `scripts/compare-etcd.sh` with each commit's raftkv binary,
-#     then each commit's `scripts/compare-openraft.sh`, where it has one.
+#     then each commit's `scripts/compare-openraft.sh`, where it has one;
+#  5. AFTER's `scripts/write-tail.sh` (write p99 and p99.9 with snapshots
+#     on) with each commit's raftkv binary, the two alternating, RUNS runs;
+#  6. AFTER's `scripts/write-timeline.sh` (where a 1-client write's time
+#     goes) with each commit's binary, where `perf` is installed.
 #
 # Everything is written to target/sitting/REPORT.md: each section's command,
-# the load average before it and its raw output. It takes hours on a 2-core
-# machine and wants nothing else running; it is not part of scripts/test.sh.
+# the load average before it and its raw output. With the defaults it takes
+# about an hour on a 2-core machine (criterion's default five seconds a bench
+# are most of it), about 25 minutes with CRITERION_ARGS="--warm-up-time 1
+# --measurement-time 3", builds of both commits not included. It
+# wants nothing else running; it is not part of scripts/test.sh.
 #
 # Environment:
 #   RUNS=3                 runs of each closed-loop and restart figure
@@ -31,6 +40,7 @@
 #   RESTART_MIB=1024       journal size of the restart figure (0: skip it)
 #   CRITERION_ARGS=""      extra criterion arguments (a filter, --measurement-time ...)
 #   ETCD=1 OPENRAFT=1      0 skips that comparison
+#   TAIL=1 TIMELINE=1      0 skips the write tails, the write timeline
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,6 +57,8 @@ RESTART_MIB=${RESTART_MIB:-1024}
 CRITERION_ARGS=${CRITERION_ARGS:-}
 ETCD=${ETCD:-1}
 OPENRAFT=${OPENRAFT:-1}
+TAIL=${TAIL:-1}
+TIMELINE=${TIMELINE:-1}
 
 SIT="$ROOT/target/sitting"
 mkdir -p "$SIT"
@@ -111,9 +123,9 @@ bench_targets() {
     for f in "$(tree "$1")"/benches/benches/*.rs; do printf -- '--bench %s ' "$(basename "$f" .rs)"; done
 }
 section "criterion, before (baseline saved)" \
-    bash -c "cd '$(tree before)' && cargo bench -q -p benches $(bench_targets before) -- --save-baseline before $CRITERION_ARGS"
+    bash -c "cd '$(tree before)' && cargo bench -q --no-fail-fast -p benches $(bench_targets before) -- --save-baseline before $CRITERION_ARGS"
 section "criterion, after (against the baseline)" \
-    bash -c "cd '$(tree after)' && cargo bench -q -p benches $(bench_targets after) -- --baseline before $CRITERION_ARGS"
+    bash -c "cd '$(tree after)' && cargo bench -q --no-fail-fast -p benches $(bench_targets after) -- --baseline-lenient before $CRITERION_ARGS"
 
 # 2. the closed loop, alternating
 closed_loop() {
@@ -170,6 +182,29 @@ for side in before after; do
             bash "$(tree $side)/scripts/compare-openraft.sh" --writes "$WRITES" --runs "$RUNS"
     fi
 done
+
+# 5. write tails with snapshots on, alternating (AFTER's script: it takes any
+# binary with `bootstrap`, `node` and `bench --json`).
+write_tail() {
+    local run side
+    for run in $(seq "$RUNS"); do
+        for side in before after; do
+            echo "--- $side run $run"
+            RAFTKV="$SIT/bin-$side/raftkv" bash "$(tree after)/scripts/write-tail.sh"
+        done
+    done
+}
+if [ "$TAIL" = 1 ] && [ -f "$(tree after)/scripts/write-tail.sh" ]; then
+    section "write-tail.sh (AFTER's script), $RUNS runs, alternating" write_tail
+fi
+
+# 6. one write followed through its system calls, each binary.
+if [ "$TIMELINE" = 1 ] && [ -f "$(tree after)/scripts/write-timeline.sh" ] && command -v perf >/dev/null 2>&1; then
+    for side in before after; do
+        section "write-timeline.sh (AFTER's script), $side's raftkv" \
+            env RAFTKV="$SIT/bin-$side/raftkv" SECS=2 bash "$(tree after)/scripts/write-timeline.sh"
+    done
+fi
 
 echo >>"$REPORT"
 echo "finished $(date -u '+%H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)" >>"$REPORT"
