@@ -106,6 +106,9 @@ section() {
 # share); each side's binaries are copied out before the other is built.
 for side in before after; do
     say "building $side ($(git -C "$(tree $side)" log -1 --format=%h))"
+    # The target directory is shared and outlives a sitting: an example this
+    # commit lacks must not be picked up from an earlier build of another.
+    for ex in closed_loop restart floor; do rm -f "$CARGO_TARGET_DIR/release/examples/$ex"; done
     (cd "$(tree $side)" && cargo build --release -q -p benches --examples &&
         cargo build --release -q -p host-native --examples --bin raftkv)
     rm -rf "$SIT/bin-$side"

@@ -83,22 +83,24 @@ EVENTS=syscalls:sys_enter_sendto,syscalls:sys_exit_recvfrom,syscalls:sys_enter_f
 timeout "$SECS" perf record -q -o "$WORK/perf.data" -e "$EVENTS" -p "$L_PID,${F_PIDS[0]},${F_PIDS[1]},$BENCH" \
     >/dev/null 2>&1 || true
 wait "$BENCH"
-perf script -i "$WORK/perf.data" -F tid,time,event,trace >"$WORK/events.txt" 2>/dev/null
+perf script -i "$WORK/perf.data" -F pid,tid,time,event,trace >"$WORK/events.txt" 2>/dev/null
 
 python3 - "$WORK/events.txt" "$WORK/bench.json" "$L_PID" "${F_PIDS[0]}" "${F_PIDS[1]}" "$BENCH" <<'EOF'
 import collections, json, re, statistics, sys
 
 path, bench_json, leader, f1, f2, client = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
-# (time in µs, thread id, event, length or return value)
+# (time in µs, process id, event, length or return value). Events are
+# matched by process, not thread: a node may sync on a journal thread (older
+# builds did on followers too) while its event loop reads and sends.
 ev = []
 for line in open(path):
-    m = re.match(r"\s*(\d+)\s+([\d.]+):\s+syscalls:(\w+):\s*(.*)", line)
+    m = re.match(r"\s*(\d+)/\d+\s+([\d.]+):\s+syscalls:(\w+):\s*(.*)", line)
     if not m:
         continue
-    tid, t, name, rest = m.groups()
+    pid, t, name, rest = m.groups()
     n = re.search(r"len: (0x[0-9a-f]+)", rest)
     val = int(n.group(1), 16) if n else (int(rest.strip(), 16) if rest.strip().startswith("0x") else None)
-    ev.append((float(t) * 1e6, int(tid), name, val))
+    ev.append((float(t) * 1e6, int(pid), name, val))
 
 # Frame lengths, learnt from the traffic: the client sends only requests and
 # reads only replies; the leader's commonest other send is the Append; a
@@ -174,7 +176,9 @@ while True:
     i = nxt
 
 if not steps:
-    sys.exit("write-timeline: no complete write found in the recording")
+    counts = collections.Counter((p, n) for (_, p, n, _) in ev)
+    sys.exit(f"write-timeline: no complete write found in the recording ({skipped} left out; frames learnt: "
+             f"request {request}, Append {append}, ack {ack}, reply {reply}; events by process: {dict(counts)})")
 r = json.load(open(bench_json))
 print(f"1-client writes: {r['ops_per_sec']:,.0f}/s over the whole run, mean {r['latency_ms']['mean'] * 1000:.0f} us "
       f"(frames: request {request} B, Append {append} B, ack {ack} B, reply {reply} B)")
